@@ -1,0 +1,189 @@
+//! `mcp-j doctor`: what this machine offers, probed for real, and what `exec` enforces here.
+
+use std::io::Read;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use mcp_j_engine::probe::{PROBE_ARG, PROBES};
+use mcp_j_engine::{Jail, JailStdio, Limits, SandboxSpec, Workdir};
+use serde::Serialize;
+
+/// One kernel feature and whether its probe succeeded.
+#[derive(Debug, Serialize)]
+struct Feature {
+    name: &'static str,
+    what: &'static str,
+    available: bool,
+    detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Cgroup {
+    available: bool,
+    detail: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Doctor {
+    features: Vec<Feature>,
+    cgroup_v2: Cgroup,
+    /// Whether `exec` works here end to end (`/bin/true` in a full jail).
+    exec_works: bool,
+    exec_error: Option<String>,
+    /// What `exec` enforces here, layer by layer (from that real run).
+    layers: Vec<mcp_j_engine::Layer>,
+}
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn run_probe(name: &str) -> (bool, String) {
+    let child = Command::new("/proc/self/exe")
+        .args([PROBE_ARG, name])
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return (false, format!("cannot start probe: {e}")),
+    };
+    let started = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() < PROBE_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        let _ = stdout.read_to_string(&mut out);
+    }
+    let line = out.lines().next().unwrap_or("").to_string();
+    match status {
+        None => (false, "probe timed out".into()),
+        Some(s) if s.success() => (
+            true,
+            line.strip_prefix("ok").unwrap_or("").trim().to_string(),
+        ),
+        Some(s) => {
+            let detail = line.strip_prefix("no").unwrap_or(&line).trim().to_string();
+            (
+                false,
+                if detail.is_empty() {
+                    format!("probe failed ({s})")
+                } else {
+                    detail
+                },
+            )
+        }
+    }
+}
+
+fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
+    let spec = SandboxSpec {
+        program: "/bin/true".into(),
+        args: vec![],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        workdir: Workdir::Private,
+        ro_paths: vec![],
+        rw_paths: vec![],
+        limits: Limits::default(),
+        no_subprocess: true,
+        limits_by_cgroup: false,
+    };
+    let stdio = JailStdio {
+        stdin: Stdio::null(),
+        stdout: Stdio::null(),
+        stderr: Stdio::null(),
+    };
+    let result = Jail::spawn(&spec, "/proc/self/exe", stdio)
+        .and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
+    match result {
+        Ok((mcp_j_engine::Outcome::Exited(0), report)) => (None, report.layers),
+        Ok((outcome, report)) => (
+            Some(format!("`/bin/true` in the sandbox ended with {outcome:?}")),
+            report.layers,
+        ),
+        Err(e) => (Some(format!("{e}")), vec![]),
+    }
+}
+
+pub fn doctor(json: bool) -> Result<ExitCode> {
+    let features: Vec<Feature> = PROBES
+        .iter()
+        .map(|(name, what)| {
+            let (available, detail) = run_probe(name);
+            Feature {
+                name,
+                what,
+                available,
+                detail,
+            }
+        })
+        .collect();
+    let configured = std::env::var_os("MCP_J_CGROUP_PARENT").map(std::path::PathBuf::from);
+    let cgroup_v2 = match mcp_j_engine::cgroup::detect(configured.as_deref()) {
+        Ok(parent) => Cgroup {
+            available: true,
+            detail: format!("delegated parent `{}`", parent.path().display()),
+        },
+        Err(why) => Cgroup {
+            available: false,
+            detail: format!("{why}; limits are enforced by rlimits"),
+        },
+    };
+    let (exec_error, layers) = exec_smoke_test();
+    let report = Doctor {
+        features,
+        cgroup_v2,
+        exec_works: exec_error.is_none(),
+        exec_error,
+        layers,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_human(&report);
+    }
+    Ok(if report.exec_works {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn print_human(d: &Doctor) {
+    println!("Kernel features (each probed in a throwaway process):");
+    for f in &d.features {
+        let mark = if f.available { "yes" } else { "NO " };
+        println!(
+            "  {mark}  {:<20} {}",
+            f.name,
+            if f.detail.is_empty() {
+                f.what
+            } else {
+                &f.detail
+            }
+        );
+    }
+    let mark = if d.cgroup_v2.available { "yes" } else { "NO " };
+    println!("  {mark}  {:<20} {}", "cgroup_v2", d.cgroup_v2.detail);
+    println!();
+    match &d.exec_error {
+        None => println!("`mcp-j exec` works here and enforces (from a real run of /bin/true):"),
+        Some(e) => println!("`mcp-j exec` does NOT work here: {e}"),
+    }
+    for l in &d.layers {
+        let status = format!("{:?}", l.status).to_lowercase();
+        println!("  {:<14} {:<9} {}", l.name, status, l.means);
+    }
+}

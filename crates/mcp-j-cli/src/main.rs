@@ -1,0 +1,136 @@
+//! `mcp-j`: a secure runtime for untrusted MCP servers.
+//!
+//! Thin: parses flags, builds a sandbox spec, hands it to the engine, maps the outcome to
+//! the exit codes of ../shared/INTERFACE.md. Data goes to stdout, messages to stderr.
+
+mod doctor;
+mod sandbox_opts;
+mod units;
+
+use std::ffi::OsStr;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use mcp_j_engine::{Jail, JailStdio, SandboxError};
+
+use crate::sandbox_opts::SandboxOpts;
+
+/// Exit status when mcp-j itself failed (bad usage, sandbox could not be set up).
+const EXIT_MCP_J_FAILED: u8 = 125;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mcp-j",
+    version,
+    about = "A secure runtime for untrusted MCP servers"
+)]
+struct Cli {
+    /// Registry URL
+    #[arg(long, global = true, value_name = "URL")]
+    registry: Option<String>,
+    /// Cache directory
+    #[arg(long = "cache-dir", global = true, value_name = "DIR")]
+    cache_dir: Option<std::path::PathBuf>,
+    /// Config file
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
+    /// Machine-readable output
+    #[arg(long, global = true)]
+    json: bool,
+    /// More messages on stderr
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run any program in the sandbox; stdin/stdout/stderr pass straight through
+    Exec {
+        #[command(flatten)]
+        sandbox: SandboxOpts,
+        /// The program and its arguments
+        #[arg(last = true, required = true, value_name = "PROG [ARGS]...")]
+        command: Vec<String>,
+    },
+    /// Which isolation features this machine offers, and what `exec` would enforce
+    Doctor,
+}
+
+fn main() -> ExitCode {
+    // The jail helper is this binary re-executed: it must not parse flags or start anything.
+    let first = std::env::args_os().nth(1);
+    if first.as_deref() == Some(OsStr::new(mcp_j_engine::jail::HELPER_ARG)) {
+        mcp_j_engine::jail::helper_main();
+    }
+    if first.as_deref() == Some(OsStr::new(mcp_j_engine::probe::PROBE_ARG)) {
+        mcp_j_engine::probe::probe_main();
+    }
+
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let usage_error = e.use_stderr();
+            let _ = e.print();
+            return if usage_error {
+                ExitCode::from(EXIT_MCP_J_FAILED)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mcp-j: error: {e:#}");
+            ExitCode::from(EXIT_MCP_J_FAILED)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Exec { sandbox, command } => exec(&sandbox, &command, cli.verbose),
+        Command::Doctor => doctor::doctor(cli.json),
+    }
+}
+
+fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode> {
+    let (program, args) = command
+        .split_first()
+        .ok_or_else(|| anyhow::anyhow!("no program given"))?;
+    let resolved = opts.resolve(program, args)?;
+    let jail = Jail::spawn(&resolved.spec, "/proc/self/exe", JailStdio::inherit())?;
+    let (outcome, report) = match jail.wait(resolved.timeout) {
+        Ok(done) => done,
+        Err(e @ SandboxError::Setup { .. }) => {
+            return Err(anyhow::Error::new(e).context(
+                "the sandbox could not be set up; `mcp-j doctor` tells what this machine offers",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if verbose > 0 {
+        for layer in &report.layers {
+            eprintln!(
+                "mcp-j: {:<14} {:<9} {}",
+                layer.name,
+                format!("{:?}", layer.status).to_lowercase(),
+                layer.means
+            );
+        }
+    }
+    match outcome {
+        mcp_j_engine::Outcome::TimedOut => eprintln!("mcp-j: timed out; the sandbox was killed"),
+        mcp_j_engine::Outcome::ExecFailed(errno) => eprintln!(
+            "mcp-j: cannot run `{program}` in the sandbox: {}",
+            std::io::Error::from_raw_os_error(errno)
+        ),
+        _ => {}
+    }
+    Ok(ExitCode::from(
+        u8::try_from(outcome.exit_code()).unwrap_or(EXIT_MCP_J_FAILED),
+    ))
+}

@@ -1,0 +1,1133 @@
+//! A small cgroup v2 writer: one cgroup per jail, bounding the memory, tasks and CPU of the
+//! whole jail.
+//!
+//! # Overview
+//!
+//! 1. Find a *delegated parent*: a cgroup v2 directory that offers the `memory`, `pids` and
+//!    `cpu` controllers, in which this process may create children, and whose
+//!    `cgroup.subtree_control` enables those controllers for its children (or lets us enable
+//!    them). It is either configured ([`check_parent`]) or this process's own cgroup
+//!    ([`find_delegated_parent`], from the `0::` line of `/proc/self/cgroup`). [`detect`]
+//!    does either against the real system. When no parent is usable, [`Unavailable`] says
+//!    why in one line, for `doctor`; the jail then falls back to rlimits
+//!    ([`crate::limits`]).
+//! 2. [`JailCgroup::create`] makes a child, writes `memory.max`, `memory.swap.max` = 0,
+//!    `pids.max` and `cpu.max`, then [`JailCgroup::add_process`] moves the jail's first
+//!    process in; its descendants inherit the cgroup.
+//! 3. After the run, [`JailCgroup::peak_memory`] and [`JailCgroup::cpu_usage_usec`] feed
+//!    the report, [`JailCgroup::kill`] stops anything left, [`JailCgroup::remove`] deletes
+//!    the directory. Dropping a [`JailCgroup`] kills and removes too: nothing the jail
+//!    started outlives its supervisor.
+//!
+//! Every path is a parameter, so the tests run against a fake tree of regular files named
+//! like the kernel's. Files are opened for writing without `O_CREAT`: only the kernel
+//! creates cgroup files, and a missing file is an error (or, for optional files, a fact),
+//! never a stray regular file.
+//!
+//! # Kernel rules that shape the design
+//!
+//! - *No internal processes*: a non-root cgroup that holds processes cannot enable
+//!   controllers for its children (`EBUSY`). This process's own cgroup holds at least this
+//!   process, so it only works as a parent if it is the root cgroup or already delegates
+//!   the controllers; otherwise configure an empty delegated cgroup (for instance one made
+//!   by `systemd-run --user -p Delegate=yes`) as the parent.
+//! - *Migration*: moving a process into the jail cgroup needs write access to
+//!   `cgroup.procs` of the common ancestor of its current cgroup and the jail cgroup. The
+//!   probe here only checks that a child can be created; a failing move surfaces as
+//!   [`CgroupError::Write`] on `cgroup.procs`.
+//!
+//! # Compatibility
+//!
+//! - cgroup v2 with the `memory`, `pids` and `cpu` controllers (Linux 4.15+ for `cpu`).
+//! - `cgroup.kill`: Linux 5.14+; before, [`JailCgroup::kill`] fails with `ENOENT`.
+//! - `memory.peak`: Linux 5.19+; before, [`JailCgroup::peak_memory`] returns `None`.
+//! - `memory.swap.max` exists only where the kernel accounts swap; without it the jail's
+//!   RAM is still bounded by `memory.max` ([`JailCgroup::swap_limited`] says which).
+//!
+//! # Test strategy
+//!
+//! Pure helpers (`cpu.max`/`pids.max` values, `/proc/self/cgroup` and `cpu.stat` parsing)
+//! have unit tests; detection, limit writing and the accessors run against a fake tree in
+//! a temporary directory. Kernel behaviour (`EBUSY` on rmdir and on `subtree_control`) is
+//! covered through the functions that interpret the error.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Component, Path, PathBuf};
+use std::thread;
+use std::time::Duration;
+
+use rustix::process::{Pid, getpid};
+use thiserror::Error;
+
+use crate::spec::Limits;
+
+/// Where cgroup v2 is mounted on a unified-hierarchy system.
+pub const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
+
+/// The file naming this process's cgroups.
+pub const PROC_SELF_CGROUP: &str = "/proc/self/cgroup";
+
+/// The controllers a jail cgroup needs, in the order messages list them.
+pub const REQUIRED_CONTROLLERS: [&str; 3] = ["memory", "pids", "cpu"];
+
+/// The `cpu.max` period, in microseconds: the kernel's default, 100 ms.
+pub const CPU_PERIOD_USEC: u64 = 100_000;
+
+/// The smallest quota `cpu.max` accepts (1 ms); smaller values fail with `EINVAL`.
+const CPU_QUOTA_MIN_USEC: u64 = 1_000;
+
+/// The largest quota `cpu.max` accepts (`MAX_BW` in the scheduler); larger values fail with
+/// `EINVAL`.
+const CPU_QUOTA_MAX_USEC: u64 = (1 << 44) - 1;
+
+/// The most tasks a 64-bit kernel can ever have (`PID_MAX_LIMIT`); `pids.max` rejects
+/// anything larger with `EINVAL`.
+const PID_MAX_LIMIT: u64 = 4 * 1024 * 1024;
+
+/// What enables the required controllers in `cgroup.subtree_control`.
+const SUBTREE_CONTROL_ENABLE: &str = "+memory +pids +cpu";
+
+/// How many times, and how often, to retry `rmdir` while the last tasks exit.
+const REMOVE_ATTEMPTS: u32 = 50;
+const REMOVE_DELAY: Duration = Duration::from_millis(10);
+
+/// An error from creating, configuring, reading or removing a jail cgroup.
+#[derive(Debug, Error)]
+pub enum CgroupError {
+    /// The jail cgroup's name is not a single path component.
+    #[error("invalid cgroup name `{name}`: must be one path component")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+    },
+    /// `mkdir` of the jail cgroup failed.
+    #[error("cannot create cgroup `{}`", path.display())]
+    Create {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// The error from `mkdir`.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing a cgroup file failed.
+    #[error("cannot write `{value}` to `{}`", path.display())]
+    Write {
+        /// The cgroup file.
+        path: PathBuf,
+        /// What was written.
+        value: String,
+        /// The error from `open` or `write`.
+        #[source]
+        source: io::Error,
+    },
+    /// Reading a cgroup file failed.
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        /// The cgroup file.
+        path: PathBuf,
+        /// The error from `read`.
+        #[source]
+        source: io::Error,
+    },
+    /// A cgroup file does not hold what the kernel writes there.
+    #[error("cannot find {what} in `{}`", path.display())]
+    Malformed {
+        /// The cgroup file.
+        path: PathBuf,
+        /// What was expected.
+        what: &'static str,
+    },
+    /// `rmdir` of the jail cgroup failed (after retries while it was busy).
+    #[error("cannot remove cgroup `{}`", path.display())]
+    Remove {
+        /// The cgroup directory.
+        path: PathBuf,
+        /// The error from the last `rmdir`.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Why no cgroup v2 parent is usable, in one line for `doctor` and the report. Not a
+/// failure by itself: the jail then relies on rlimits.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{reason}")]
+pub struct Unavailable {
+    /// The reason, lowercase, without trailing period.
+    pub reason: String,
+}
+
+impl Unavailable {
+    fn new(reason: impl Into<String>) -> Self {
+        Unavailable {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A cgroup v2 directory whose children get the `memory`, `pids` and `cpu` controllers,
+/// and in which this process can create children. Made only by the checks of this module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelegatedParent {
+    path: PathBuf,
+}
+
+impl DelegatedParent {
+    /// The parent cgroup's directory.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Finds a usable parent on the real system: `configured_parent` if given (a directory
+/// under the cgroup v2 mount, such as `/sys/fs/cgroup/mcp-j.slice`), else this process's
+/// own cgroup under [`CGROUP_MOUNT`].
+///
+/// May enable controllers in the parent's `cgroup.subtree_control`, as [`check_parent`]
+/// does.
+pub fn detect(configured_parent: Option<&Path>) -> Result<DelegatedParent, Unavailable> {
+    match configured_parent {
+        Some(path) => check_parent(path),
+        None => {
+            let text = fs::read_to_string(PROC_SELF_CGROUP)
+                .map_err(|e| Unavailable::new(format!("cannot read `{PROC_SELF_CGROUP}`: {e}")))?;
+            find_delegated_parent(Path::new(CGROUP_MOUNT), &text)
+        }
+    }
+}
+
+/// Checks this process's own cgroup as a parent: `proc_self_cgroup` is the text of
+/// `/proc/self/cgroup`, `cgroup_mount` where cgroup v2 is mounted.
+///
+/// May enable controllers in the parent's `cgroup.subtree_control`, as [`check_parent`]
+/// does.
+pub fn find_delegated_parent(
+    cgroup_mount: &Path,
+    proc_self_cgroup: &str,
+) -> Result<DelegatedParent, Unavailable> {
+    if !cgroup_mount.join("cgroup.controllers").is_file() {
+        return Err(Unavailable::new(format!(
+            "no cgroup v2 hierarchy mounted at `{}`",
+            cgroup_mount.display()
+        )));
+    }
+    let Some(own) = own_cgroup_path(proc_self_cgroup) else {
+        return Err(Unavailable::new(
+            "this process is in no cgroup v2 cgroup (no `0::` line in /proc/self/cgroup)",
+        ));
+    };
+    let Some(relative) = relative_cgroup_path(own) else {
+        return Err(Unavailable::new(format!(
+            "own cgroup `{own}` is not a path below the cgroup namespace root"
+        )));
+    };
+    if relative.as_os_str().is_empty() {
+        // `join("")` would add a trailing slash.
+        check_parent(cgroup_mount)
+    } else {
+        check_parent(&cgroup_mount.join(relative))
+    }
+}
+
+/// Checks `path` as a parent for jail cgroups: it must be a cgroup v2 directory that
+/// offers `memory`, `pids` and `cpu` (`cgroup.controllers`), in which a child can be
+/// created, and whose `cgroup.subtree_control` enables the three controllers — if it does
+/// not yet, this writes `+memory +pids +cpu` there, which is the one change it makes.
+pub fn check_parent(path: &Path) -> Result<DelegatedParent, Unavailable> {
+    if !path.is_absolute() {
+        return Err(Unavailable::new(format!(
+            "cgroup parent `{}` is not an absolute path",
+            path.display()
+        )));
+    }
+    let controllers_file = path.join("cgroup.controllers");
+    let controllers = match fs::read_to_string(&controllers_file) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Err(Unavailable::new(format!(
+                "`{}` is not a cgroup v2 directory",
+                path.display()
+            )));
+        }
+        Err(e) => {
+            return Err(Unavailable::new(format!(
+                "cannot read `{}`: {e}",
+                controllers_file.display()
+            )));
+        }
+    };
+    let missing = missing_controllers(&controllers);
+    if !missing.is_empty() {
+        let have: Vec<&str> = controllers.split_whitespace().collect();
+        let have = if have.is_empty() {
+            "none".to_owned()
+        } else {
+            have.join(",")
+        };
+        return Err(Unavailable::new(format!(
+            "controllers {} not delegated to `{}` (have: {have})",
+            missing.join(","),
+            path.display()
+        )));
+    }
+    probe_child(path)?;
+    enable_controllers(path)?;
+    Ok(DelegatedParent {
+        path: path.to_path_buf(),
+    })
+}
+
+/// The cgroup v2 path of this process, from the text of `/proc/self/cgroup`: the
+/// `0::/path` line (cgroup v1 hierarchies have other ids), or `None` without one.
+#[must_use]
+pub fn own_cgroup_path(proc_self_cgroup: &str) -> Option<&str> {
+    proc_self_cgroup
+        .lines()
+        .find_map(|line| line.strip_prefix("0::"))
+}
+
+/// `own` relative to the mount, when it is an absolute path of plain names. A cgroup
+/// outside the reader's cgroup namespace shows as `/../..`; that is refused.
+fn relative_cgroup_path(own: &str) -> Option<PathBuf> {
+    let relative = Path::new(own).strip_prefix("/").ok()?;
+    relative
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then(|| relative.to_path_buf())
+}
+
+/// The required controllers that `list` (a `cgroup.controllers` or `cgroup.subtree_control`
+/// text) lacks.
+fn missing_controllers(list: &str) -> Vec<&'static str> {
+    REQUIRED_CONTROLLERS
+        .into_iter()
+        .filter(|wanted| !list.split_whitespace().any(|have| have == *wanted))
+        .collect()
+}
+
+/// Creates and removes an empty child, to learn whether jail cgroups can be made here.
+fn probe_child(parent: &Path) -> Result<(), Unavailable> {
+    let probe = parent.join(format!("mcp-j-probe-{}", getpid().as_raw_nonzero()));
+    fs::create_dir(&probe).map_err(|e| {
+        Unavailable::new(format!(
+            "cannot create a child cgroup in `{}`: {e}",
+            parent.display()
+        ))
+    })?;
+    // An empty cgroup is removable at once; if not, an empty directory is all that's left.
+    let _ = fs::remove_dir(&probe);
+    Ok(())
+}
+
+/// Makes sure the parent's children get the required controllers.
+fn enable_controllers(parent: &Path) -> Result<(), Unavailable> {
+    let file = parent.join("cgroup.subtree_control");
+    let enabled = fs::read_to_string(&file)
+        .map_err(|e| Unavailable::new(format!("cannot read `{}`: {e}", file.display())))?;
+    if missing_controllers(&enabled).is_empty() {
+        return Ok(());
+    }
+    write_file(&file, SUBTREE_CONTROL_ENABLE)
+        .map_err(|e| Unavailable::new(enable_failure_reason(parent, &e)))
+}
+
+/// Why writing `cgroup.subtree_control` failed, in words that say what to do.
+fn enable_failure_reason(parent: &Path, error: &io::Error) -> String {
+    if error.raw_os_error() == Some(libc::EBUSY) {
+        format!(
+            "`{}` holds processes, and cgroup v2 lets a cgroup with processes give no \
+             controllers to its children: configure an empty delegated cgroup as the parent",
+            parent.display()
+        )
+    } else {
+        format!(
+            "cannot enable controllers memory,pids,cpu in `{}`: {error}",
+            parent.join("cgroup.subtree_control").display()
+        )
+    }
+}
+
+/// The `cpu.max` line for a quota in millicores: `"<quota> 100000"`, quota in
+/// microseconds per [`CPU_PERIOD_USEC`], so 1000 millicores (one core) is
+/// `"100000 100000"` and 2500 is `"250000 100000"`.
+///
+/// The quota is clamped to what the kernel accepts: at least 1 ms (10 millicores; a zero
+/// never means "unlimited") and at most 2^44 - 1 µs (far beyond any machine).
+#[must_use]
+pub fn cpu_max_value(millicores: u64) -> String {
+    let quota = millicores
+        .saturating_mul(CPU_PERIOD_USEC / 1000)
+        .clamp(CPU_QUOTA_MIN_USEC, CPU_QUOTA_MAX_USEC);
+    format!("{quota} {CPU_PERIOD_USEC}")
+}
+
+/// The `pids.max` value for `pids` tasks: `pids + 1`, since the jail's init (pid 1) is in
+/// the cgroup too. Clamped to the kernel's own task limit, which `pids.max` can't exceed.
+#[must_use]
+pub fn pids_max_value(pids: u64) -> String {
+    pids.saturating_add(1).min(PID_MAX_LIMIT).to_string()
+}
+
+/// `usage_usec` from the text of `cpu.stat`: total CPU time of the cgroup's tasks.
+#[must_use]
+pub fn parse_cpu_stat_usage_usec(cpu_stat: &str) -> Option<u64> {
+    cpu_stat.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some("usage_usec"), Some(value), None) => value.parse().ok(),
+            _ => None,
+        }
+    })
+}
+
+/// One jail's cgroup. Dropping it kills what is left inside and removes it.
+#[derive(Debug)]
+pub struct JailCgroup {
+    path: PathBuf,
+    swap_limited: bool,
+    /// The process that created the cgroup: a forked copy of this value never cleans up.
+    owner: Pid,
+    /// Set once [`JailCgroup::remove`] ran, so that `Drop` does nothing more.
+    removed: bool,
+}
+
+impl JailCgroup {
+    /// Creates the cgroup `name` under `parent` and writes the jail's limits:
+    /// - `memory.max` = `memory_bytes`;
+    /// - `memory.swap.max` = 0, so the limit is not escaped into swap (skipped where the
+    ///   kernel does not account swap);
+    /// - `pids.max` = [`pids_max_value`] (`pids + 1`: the jail's init counts);
+    /// - `cpu.max` = [`cpu_max_value`].
+    ///
+    /// If a write fails, the directory is removed again.
+    pub fn create(
+        parent: &DelegatedParent,
+        name: &str,
+        limits: &Limits,
+    ) -> Result<JailCgroup, CgroupError> {
+        if !is_one_component(name) {
+            return Err(CgroupError::InvalidName {
+                name: name.to_owned(),
+            });
+        }
+        let path = parent.path.join(name);
+        fs::create_dir(&path).map_err(|source| CgroupError::Create {
+            path: path.clone(),
+            source,
+        })?;
+        // From here on, an early return drops `cgroup`, which removes the directory.
+        let mut cgroup = JailCgroup {
+            path,
+            swap_limited: false,
+            owner: getpid(),
+            removed: false,
+        };
+        cgroup.swap_limited = write_limits(&cgroup.path, limits)?;
+        Ok(cgroup)
+    }
+
+    /// The cgroup's directory (for `clone3` with `CLONE_INTO_CGROUP`, or for messages).
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether `memory.swap.max` = 0 was written; false where the kernel does not account
+    /// swap, so the jail may use swap beyond `memory.max`.
+    #[must_use]
+    pub fn swap_limited(&self) -> bool {
+        self.swap_limited
+    }
+
+    /// Moves the process `pid` into the cgroup (`cgroup.procs`); its future children are
+    /// born there.
+    pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
+        write_value(
+            &self.path.join("cgroup.procs"),
+            &pid.as_raw_nonzero().to_string(),
+        )
+    }
+
+    /// The most memory the cgroup used, in bytes (`memory.peak`), or `None` on kernels
+    /// before 5.19, which lack the file.
+    pub fn peak_memory(&self) -> Result<Option<u64>, CgroupError> {
+        let path = self.path.join("memory.peak");
+        match fs::read_to_string(&path) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| CgroupError::Malformed {
+                    path,
+                    what: "a byte count",
+                }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CgroupError::Read { path, source }),
+        }
+    }
+
+    /// The CPU time used by the cgroup's tasks, in microseconds (`usage_usec` in
+    /// `cpu.stat`).
+    pub fn cpu_usage_usec(&self) -> Result<u64, CgroupError> {
+        let path = self.path.join("cpu.stat");
+        let text = fs::read_to_string(&path).map_err(|source| CgroupError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        parse_cpu_stat_usage_usec(&text).ok_or(CgroupError::Malformed {
+            path,
+            what: "`usage_usec`",
+        })
+    }
+
+    /// Kills every task in the cgroup at once (`cgroup.kill`, Linux 5.14+), including tasks
+    /// forked while the kill runs.
+    pub fn kill(&self) -> Result<(), CgroupError> {
+        write_value(&self.path.join("cgroup.kill"), "1")
+    }
+
+    /// Removes the cgroup. It must hold no live task: [`JailCgroup::kill`] first if unsure.
+    /// Tasks that were just killed take a moment to exit, so `EBUSY` is retried for about
+    /// half a second. A cgroup that is already gone counts as removed.
+    pub fn remove(mut self) -> Result<(), CgroupError> {
+        self.removed = true;
+        remove_dir_retrying(&self.path).map_err(|source| CgroupError::Remove {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+impl Drop for JailCgroup {
+    /// Best effort, for error paths: kills what is left and removes the cgroup, ignoring
+    /// failures. Only in the process that created it: a forked child that drops its copy
+    /// must not kill the jail.
+    fn drop(&mut self) {
+        if self.removed || getpid() != self.owner {
+            return;
+        }
+        let _ = write_file(&self.path.join("cgroup.kill"), "1");
+        let _ = remove_dir_retrying(&self.path);
+    }
+}
+
+/// Whether `name` is one normal path component (no `/`, not `.` or `..`, not empty).
+fn is_one_component(name: &str) -> bool {
+    let mut components = Path::new(name).components();
+    matches!(
+        (components.next(), components.next()),
+        (Some(Component::Normal(only)), None) if only == name
+    )
+}
+
+/// Writes the limits into the cgroup at `dir`; returns whether swap is limited too.
+fn write_limits(dir: &Path, limits: &Limits) -> Result<bool, CgroupError> {
+    write_value(&dir.join("memory.max"), &limits.memory_bytes.to_string())?;
+    let swap_file = dir.join("memory.swap.max");
+    let swap_limited = match write_file(&swap_file, "0") {
+        Ok(()) => true,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(source) => {
+            return Err(CgroupError::Write {
+                path: swap_file,
+                value: "0".to_owned(),
+                source,
+            });
+        }
+    };
+    write_value(&dir.join("pids.max"), &pids_max_value(limits.pids))?;
+    write_value(&dir.join("cpu.max"), &cpu_max_value(limits.cpu_millicores))?;
+    Ok(swap_limited)
+}
+
+fn write_value(path: &Path, value: &str) -> Result<(), CgroupError> {
+    write_file(path, value).map_err(|source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_owned(),
+        source,
+    })
+}
+
+/// Writes `value` to an existing cgroup file in one `write`, as the kernel expects (each
+/// write is one command). Never creates the file.
+fn write_file(path: &Path, value: &str) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(value.as_bytes())
+}
+
+/// `rmdir`, retried while the cgroup is busy (tasks still exiting); gone already is fine.
+fn remove_dir_retrying(path: &Path) -> io::Result<()> {
+    retry_while_busy(
+        || match fs::remove_dir(path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        },
+        REMOVE_ATTEMPTS,
+        REMOVE_DELAY,
+    )
+}
+
+/// Runs `op` up to `attempts` times, sleeping `delay` after each `EBUSY`; any other result
+/// is returned at once.
+fn retry_while_busy(
+    mut op: impl FnMut() -> io::Result<()>,
+    attempts: u32,
+    delay: Duration,
+) -> io::Result<()> {
+    let mut attempt = 1;
+    loop {
+        match op() {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < attempts => {
+                thread::sleep(delay);
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use tempfile::TempDir;
+
+    const ALL_CONTROLLERS: &str = "cpuset cpu io memory hugetlb pids rdma misc\n";
+    const OWN: &str = "/user.slice/user-1000.slice/user@1000.service/app.slice/mcp.scope";
+
+    /// A directory with the two files detection reads.
+    fn fake_cgroup(dir: &Path, controllers: &str, subtree_control: &str) {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("cgroup.controllers"), controllers).unwrap();
+        fs::write(dir.join("cgroup.subtree_control"), subtree_control).unwrap();
+    }
+
+    /// A fake mount with this process's cgroup at [`OWN`], and the text of
+    /// `/proc/self/cgroup` naming it.
+    fn fake_mount(own_controllers: &str, own_subtree: &str) -> (TempDir, PathBuf, String) {
+        let tmp = TempDir::new().unwrap();
+        let mount = tmp.path().join("cgroup");
+        fake_cgroup(&mount, ALL_CONTROLLERS, "cpu io memory pids\n");
+        fake_cgroup(
+            &mount.join(OWN.trim_start_matches('/')),
+            own_controllers,
+            own_subtree,
+        );
+        (tmp, mount, format!("0::{OWN}\n"))
+    }
+
+    fn reason(result: Result<DelegatedParent, Unavailable>) -> String {
+        result.expect_err("should be unavailable").reason
+    }
+
+    fn read(path: &Path) -> String {
+        fs::read_to_string(path).unwrap()
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    // --- /proc/self/cgroup ---
+
+    #[test]
+    fn v2_only_system() {
+        assert_eq!(own_cgroup_path(&format!("0::{OWN}\n")), Some(OWN));
+    }
+
+    #[test]
+    fn hybrid_system_uses_the_0_line() {
+        let text = format!(
+            "12:pids:/user.slice/user-1000.slice/user@1000.service\n\
+             4:memory:/user.slice/user-1000.slice/user@1000.service\n\
+             1:name=systemd:{OWN}\n\
+             0::{OWN}\n"
+        );
+        assert_eq!(own_cgroup_path(&text), Some(OWN));
+    }
+
+    #[test]
+    fn v1_only_system_has_no_v2_path() {
+        let text = "9:name=systemd:/\n8:pids:/\n4:memory:/process_api/9dfa576e\n1:cpu:/\n";
+        assert_eq!(own_cgroup_path(text), None);
+        assert_eq!(own_cgroup_path(""), None);
+    }
+
+    #[test]
+    fn v2_path_may_contain_colons() {
+        assert_eq!(own_cgroup_path("0::/a:b/c\n"), Some("/a:b/c"));
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative_cgroup_path("/"), Some(PathBuf::new()));
+        assert_eq!(relative_cgroup_path("/a/b"), Some(PathBuf::from("a/b")));
+        assert_eq!(relative_cgroup_path("/../../a"), None);
+        assert_eq!(relative_cgroup_path("a/b"), None);
+    }
+
+    // --- detection against a fake tree ---
+
+    #[test]
+    fn parent_that_already_delegates_is_used_unchanged() {
+        let (_tmp, mount, text) = fake_mount("cpu memory pids\n", "cpu memory pids\n");
+        let own = mount.join(OWN.trim_start_matches('/'));
+        let parent = find_delegated_parent(&mount, &text).unwrap();
+        assert_eq!(parent.path(), own);
+        assert_eq!(
+            read(&own.join("cgroup.subtree_control")),
+            "cpu memory pids\n"
+        );
+        assert_eq!(
+            entries(&own),
+            ["cgroup.controllers", "cgroup.subtree_control"],
+            "the probe child is gone"
+        );
+    }
+
+    #[test]
+    fn parent_gets_controllers_enabled() {
+        let (_tmp, mount, text) = fake_mount("io memory pids cpu\n", "");
+        let parent = find_delegated_parent(&mount, &text).unwrap();
+        assert_eq!(
+            read(&parent.path().join("cgroup.subtree_control")),
+            "+memory +pids +cpu"
+        );
+    }
+
+    #[test]
+    fn root_cgroup_can_be_the_parent() {
+        let (_tmp, mount, _) = fake_mount("", "");
+        let parent = find_delegated_parent(&mount, "0::/\n").unwrap();
+        assert_eq!(parent.path().as_os_str(), mount.as_os_str());
+    }
+
+    #[test]
+    fn configured_parent_is_checked_the_same_way() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("mcp-j.slice");
+        fake_cgroup(&dir, "memory pids cpu", "memory pids cpu");
+        assert_eq!(check_parent(&dir).unwrap().path(), dir);
+        assert_eq!(
+            reason(check_parent(Path::new("relative/dir"))),
+            "cgroup parent `relative/dir` is not an absolute path"
+        );
+    }
+
+    #[test]
+    fn no_v2_hierarchy_at_the_mount() {
+        // A v1 system: /sys/fs/cgroup is a tmpfs of per-controller mounts.
+        let tmp = TempDir::new().unwrap();
+        fs::create_dir(tmp.path().join("memory")).unwrap();
+        assert_eq!(
+            reason(find_delegated_parent(tmp.path(), "0::/\n")),
+            format!(
+                "no cgroup v2 hierarchy mounted at `{}`",
+                tmp.path().display()
+            )
+        );
+    }
+
+    #[test]
+    fn no_v2_line() {
+        let (_tmp, mount, _) = fake_mount("", "");
+        assert_eq!(
+            reason(find_delegated_parent(&mount, "4:memory:/x\n1:cpu:/\n")),
+            "this process is in no cgroup v2 cgroup (no `0::` line in /proc/self/cgroup)"
+        );
+    }
+
+    #[test]
+    fn own_cgroup_outside_the_namespace() {
+        let (_tmp, mount, _) = fake_mount("", "");
+        assert_eq!(
+            reason(find_delegated_parent(&mount, "0::/../../other\n")),
+            "own cgroup `/../../other` is not a path below the cgroup namespace root"
+        );
+    }
+
+    #[test]
+    fn own_cgroup_directory_missing() {
+        let (_tmp, mount, _) = fake_mount("", "");
+        let gone = mount.join("gone");
+        assert_eq!(
+            reason(find_delegated_parent(&mount, "0::/gone\n")),
+            format!("`{}` is not a cgroup v2 directory", gone.display())
+        );
+    }
+
+    #[test]
+    fn controllers_not_delegated() {
+        let (_tmp, mount, text) = fake_mount("", "");
+        let own = mount.join(OWN.trim_start_matches('/'));
+        assert_eq!(
+            reason(find_delegated_parent(&mount, &text)),
+            format!(
+                "controllers memory,pids,cpu not delegated to `{}` (have: none)",
+                own.display()
+            )
+        );
+
+        fs::write(own.join("cgroup.controllers"), "pids io\n").unwrap();
+        assert_eq!(
+            reason(find_delegated_parent(&mount, &text)),
+            format!(
+                "controllers memory,cpu not delegated to `{}` (have: pids,io)",
+                own.display()
+            )
+        );
+    }
+
+    #[test]
+    fn child_cannot_be_created() {
+        // Tests may run as root, which ignores directory modes: block the probe's name.
+        let (_tmp, mount, text) = fake_mount("memory pids cpu", "");
+        let own = mount.join(OWN.trim_start_matches('/'));
+        let probe = own.join(format!("mcp-j-probe-{}", getpid().as_raw_nonzero()));
+        fs::write(&probe, "").unwrap();
+        let reason = reason(find_delegated_parent(&mount, &text));
+        assert!(
+            reason.starts_with(&format!(
+                "cannot create a child cgroup in `{}`: ",
+                own.display()
+            )),
+            "{reason}"
+        );
+        assert_eq!(read(&own.join("cgroup.subtree_control")), "", "not touched");
+    }
+
+    #[test]
+    fn controllers_cannot_be_enabled() {
+        let (_tmp, mount, text) = fake_mount("memory pids cpu", "");
+        let own = mount.join(OWN.trim_start_matches('/'));
+        let subtree = own.join("cgroup.subtree_control");
+        fs::remove_file(&subtree).unwrap();
+        let reason = reason(find_delegated_parent(&mount, &text));
+        assert!(
+            reason.starts_with(&format!("cannot read `{}`: ", subtree.display())),
+            "{reason}"
+        );
+
+        // Present but not writable: a directory stands in for a refused write.
+        fs::create_dir(&subtree).unwrap();
+        let error = write_file(&subtree, SUBTREE_CONTROL_ENABLE).unwrap_err();
+        assert!(enable_failure_reason(&own, &error).starts_with(&format!(
+            "cannot enable controllers memory,pids,cpu in `{}`: ",
+            subtree.display()
+        )));
+    }
+
+    #[test]
+    fn parent_with_processes_gets_a_hint() {
+        let error = io::Error::from_raw_os_error(libc::EBUSY);
+        assert_eq!(
+            enable_failure_reason(Path::new("/sys/fs/cgroup/a.scope"), &error),
+            "`/sys/fs/cgroup/a.scope` holds processes, and cgroup v2 lets a cgroup with \
+             processes give no controllers to its children: configure an empty delegated \
+             cgroup as the parent"
+        );
+    }
+
+    // --- values ---
+
+    #[test]
+    fn cpu_max_values() {
+        assert_eq!(cpu_max_value(1000), "100000 100000");
+        assert_eq!(cpu_max_value(500), "50000 100000");
+        assert_eq!(cpu_max_value(2500), "250000 100000");
+        assert_eq!(cpu_max_value(10), "1000 100000");
+        assert_eq!(cpu_max_value(1), "1000 100000", "kernel minimum");
+        assert_eq!(cpu_max_value(0), "1000 100000", "zero is not unlimited");
+        assert_eq!(cpu_max_value(u64::MAX), "17592186044415 100000");
+    }
+
+    #[test]
+    fn pids_max_values() {
+        assert_eq!(pids_max_value(256), "257");
+        assert_eq!(pids_max_value(0), "1");
+        assert_eq!(pids_max_value(u64::MAX), "4194304");
+    }
+
+    #[test]
+    fn cpu_stat_parsing() {
+        let text = "usage_usec 1234567\nuser_usec 1000000\nsystem_usec 234567\n\
+                    nr_periods 10\nnr_throttled 2\nthrottled_usec 5000\n";
+        assert_eq!(parse_cpu_stat_usage_usec(text), Some(1_234_567));
+        assert_eq!(parse_cpu_stat_usage_usec("user_usec 1\n"), None);
+        assert_eq!(parse_cpu_stat_usage_usec("usage_usec x\n"), None);
+        assert_eq!(parse_cpu_stat_usage_usec(""), None);
+    }
+
+    #[test]
+    fn names_are_one_component() {
+        assert!(is_one_component("mcp-j-1234"));
+        for bad in ["", ".", "..", "a/b", "/a", "a/", "./a", "a/."] {
+            assert!(!is_one_component(bad), "{bad:?}");
+        }
+    }
+
+    // --- the jail cgroup ---
+
+    fn limits() -> Limits {
+        Limits {
+            memory_bytes: 512 * 1024 * 1024,
+            pids: 256,
+            fds: 1024,
+            cpu_millicores: 1500,
+        }
+    }
+
+    /// A jail cgroup directory with the files the kernel would create, all empty.
+    fn fake_jail_dir(dir: &Path, files: &[&str]) {
+        fs::create_dir_all(dir).unwrap();
+        for file in files {
+            fs::write(dir.join(file), "").unwrap();
+        }
+    }
+
+    fn jail_at(path: &Path) -> JailCgroup {
+        JailCgroup {
+            path: path.to_path_buf(),
+            swap_limited: true,
+            owner: getpid(),
+            removed: false,
+        }
+    }
+
+    #[test]
+    fn limits_are_written_exactly() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(
+            &dir,
+            &["memory.max", "memory.swap.max", "pids.max", "cpu.max"],
+        );
+        assert!(write_limits(&dir, &limits()).unwrap());
+        assert_eq!(read(&dir.join("memory.max")), "536870912");
+        assert_eq!(read(&dir.join("memory.swap.max")), "0");
+        assert_eq!(read(&dir.join("pids.max")), "257");
+        assert_eq!(read(&dir.join("cpu.max")), "150000 100000");
+    }
+
+    #[test]
+    fn swap_limit_is_skipped_without_swap_accounting() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(&dir, &["memory.max", "pids.max", "cpu.max"]);
+        assert!(!write_limits(&dir, &limits()).unwrap());
+        assert_eq!(read(&dir.join("pids.max")), "257");
+        assert!(!dir.join("memory.swap.max").exists(), "never created");
+    }
+
+    #[test]
+    fn missing_limit_file_is_an_error_not_a_new_file() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(&dir, &["memory.max", "memory.swap.max", "cpu.max"]);
+        let error = write_limits(&dir, &limits()).unwrap_err();
+        assert!(
+            matches!(&error, CgroupError::Write { path, value, .. }
+                if *path == dir.join("pids.max") && value == "257"),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("cannot write `257` to `{}`", dir.join("pids.max").display())
+        );
+        assert!(!dir.join("pids.max").exists());
+    }
+
+    #[test]
+    fn create_makes_the_directory_and_cleans_up_when_a_write_fails() {
+        // A fake tree's mkdir creates no interface files, so the first write fails: this
+        // checks the directory is made where expected and removed again.
+        let tmp = TempDir::new().unwrap();
+        let parent = DelegatedParent {
+            path: tmp.path().to_path_buf(),
+        };
+        let error = JailCgroup::create(&parent, "jail-1", &limits()).unwrap_err();
+        assert!(
+            matches!(&error, CgroupError::Write { path, .. }
+                if *path == tmp.path().join("jail-1/memory.max")),
+            "{error:?}"
+        );
+        assert!(!tmp.path().join("jail-1").exists());
+    }
+
+    #[test]
+    fn create_refuses_bad_names_and_existing_cgroups() {
+        let tmp = TempDir::new().unwrap();
+        let parent = DelegatedParent {
+            path: tmp.path().to_path_buf(),
+        };
+        let error = JailCgroup::create(&parent, "../escape", &limits()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "invalid cgroup name `../escape`: must be one path component"
+        );
+
+        fs::create_dir(tmp.path().join("taken")).unwrap();
+        let error = JailCgroup::create(&parent, "taken", &limits()).unwrap_err();
+        assert!(matches!(error, CgroupError::Create { .. }), "{error:?}");
+        assert!(
+            tmp.path().join("taken").exists(),
+            "not someone else's to remove"
+        );
+    }
+
+    #[test]
+    fn add_process_and_kill_write_exact_bytes() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(&dir, &["cgroup.procs", "cgroup.kill"]);
+        let jail = jail_at(&dir);
+        jail.add_process(Pid::from_raw(4321).unwrap()).unwrap();
+        assert_eq!(read(&dir.join("cgroup.procs")), "4321");
+        jail.kill().unwrap();
+        assert_eq!(read(&dir.join("cgroup.kill")), "1");
+    }
+
+    #[test]
+    fn kill_fails_on_kernels_without_cgroup_kill() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(&dir, &[]);
+        let error = jail_at(&dir).kill().unwrap_err();
+        assert!(matches!(error, CgroupError::Write { .. }), "{error:?}");
+    }
+
+    #[test]
+    fn usage_is_read_back() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(&dir, &[]);
+        let jail = jail_at(&dir);
+        assert_eq!(jail.peak_memory().unwrap(), None, "before Linux 5.19");
+        assert!(matches!(
+            jail.cpu_usage_usec(),
+            Err(CgroupError::Read { .. })
+        ));
+
+        fs::write(dir.join("memory.peak"), "104857600\n").unwrap();
+        fs::write(
+            dir.join("cpu.stat"),
+            "usage_usec 42\nuser_usec 40\nsystem_usec 2\n",
+        )
+        .unwrap();
+        assert_eq!(jail.peak_memory().unwrap(), Some(104_857_600));
+        assert_eq!(jail.cpu_usage_usec().unwrap(), 42);
+
+        fs::write(dir.join("memory.peak"), "max\n").unwrap();
+        fs::write(dir.join("cpu.stat"), "user_usec 40\n").unwrap();
+        assert!(matches!(
+            jail.peak_memory(),
+            Err(CgroupError::Malformed { .. })
+        ));
+        let error = jail.cpu_usage_usec().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot find `usage_usec` in `{}`",
+                dir.join("cpu.stat").display()
+            )
+        );
+    }
+
+    #[test]
+    fn remove_deletes_the_directory_and_tolerates_it_gone() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(&dir, &[]);
+        jail_at(&dir).remove().unwrap();
+        assert!(!dir.exists());
+        jail_at(&dir).remove().unwrap();
+    }
+
+    #[test]
+    fn remove_reports_other_errors_at_once() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(&dir, &["leftover"]);
+        let error = jail_at(&dir).remove().unwrap_err();
+        assert!(
+            matches!(&error, CgroupError::Remove { path, .. } if *path == dir),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn drop_kills_and_removes() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(&dir, &[]);
+        drop(jail_at(&dir));
+        assert!(!dir.exists());
+
+        // A fake cgroup.kill records the kill (and, being a regular file, keeps the
+        // directory from being removed).
+        fake_jail_dir(&dir, &["cgroup.kill"]);
+        drop(jail_at(&dir));
+        assert_eq!(read(&dir.join("cgroup.kill")), "1");
+    }
+
+    #[test]
+    fn drop_in_another_process_does_nothing() {
+        let tmp = TempDir::new().unwrap();
+        let dir = tmp.path().join("jail");
+        fake_jail_dir(&dir, &["cgroup.kill"]);
+        let mut jail = jail_at(&dir);
+        jail.owner = Pid::from_raw(getpid().as_raw_nonzero().get().wrapping_add(1)).unwrap();
+        drop(jail);
+        assert_eq!(read(&dir.join("cgroup.kill")), "", "no kill");
+    }
+
+    #[test]
+    fn busy_is_retried_then_reported() {
+        let busy = || Err(io::Error::from_raw_os_error(libc::EBUSY));
+
+        let mut calls = 0;
+        let result = retry_while_busy(
+            || {
+                calls += 1;
+                if calls < 3 { busy() } else { Ok(()) }
+            },
+            5,
+            Duration::ZERO,
+        );
+        assert!(result.is_ok());
+        assert_eq!(calls, 3);
+
+        let mut calls = 0;
+        let result = retry_while_busy(
+            || {
+                calls += 1;
+                busy()
+            },
+            5,
+            Duration::ZERO,
+        );
+        assert_eq!(result.unwrap_err().raw_os_error(), Some(libc::EBUSY));
+        assert_eq!(calls, 5);
+
+        let mut calls = 0;
+        let result = retry_while_busy(
+            || {
+                calls += 1;
+                Err(io::Error::from_raw_os_error(libc::ENOTEMPTY))
+            },
+            5,
+            Duration::ZERO,
+        );
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "only EBUSY is retried");
+    }
+}

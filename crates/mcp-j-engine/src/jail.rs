@@ -1,0 +1,855 @@
+//! The sandbox setup, one linear sequence whose steps follow docs/SANDBOX.md one to one.
+//!
+//! Process tree: supervisor (`mcp-j`) → **helper** (this binary re-executed, fresh and
+//! single-threaded) → **init** (pid 1 of the new PID namespace) → **program**.
+//!
+//! - The helper unshares every namespace, maps the caller's uid/gid to the jail's, forks
+//!   init and waits for it.
+//! - Init builds the root on a tmpfs, pivots into it, forks the program, then reaps
+//!   zombies, forwards signals and answers seccomp notifications until the program ends.
+//!   When init exits the kernel kills everything else in the PID namespace.
+//! - The program hardens itself (setsid, chdir, rlimits, Landlock, capabilities,
+//!   no_new_privs, seccomp last) and execs.
+//!
+//! Every failure is reported to the supervisor as `(step, errno)` on the report pipe.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags,
+    OpenTreeFlags, UnmountFlags,
+};
+use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
+
+use crate::landlock_rules::{self, FsPolicy};
+use crate::limits;
+use crate::plan::{self, BindAccess, HostLayout, MountOp};
+use crate::report::{LayerStatus, Record, Step};
+use crate::seccomp;
+use crate::spec::{JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
+use crate::sys::{self, ChildStatus, Forked};
+
+/// The hidden first argument that makes `mcp-j` act as the jail helper.
+pub const HELPER_ARG: &str = "__mcp-j-jail";
+/// The helper reads the JSON spec from this descriptor until EOF.
+pub const SPEC_FD: RawFd = 3;
+/// The helper, init and the program (until execve) write [`Record`]s here.
+pub const REPORT_FD: RawFd = 4;
+
+/// Exit code of jail processes that failed before the program ran.
+const SETUP_FAILED_EXIT: i32 = 125;
+
+/// A setup step that failed, with its errno.
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    step: Step,
+    errno: i32,
+}
+
+/// Attach the step to any error that carries an errno.
+trait AtStep<T> {
+    fn at(self, step: Step) -> Result<T, Failure>;
+}
+
+impl<T> AtStep<T> for std::io::Result<T> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })
+    }
+}
+
+impl<T> AtStep<T> for rustix::io::Result<T> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            errno: e.raw_os_error(),
+        })
+    }
+}
+
+/// The write end of the report pipe, shared by helper, init and program.
+struct Reporter(std::fs::File);
+
+impl Reporter {
+    fn send(&self, record: Record) {
+        // One write of 16 bytes: atomic on a pipe. Nothing to do if the supervisor is gone.
+        let _ = (&self.0).write_all(&record.encode());
+    }
+
+    fn fail(&self, failure: Failure) -> ! {
+        self.send(Record::SetupFailed {
+            step: failure.step,
+            errno: failure.errno,
+        });
+        sys::exit_now(SETUP_FAILED_EXIT)
+    }
+}
+
+/// Entry point of the helper process (`mcp-j __mcp-j-jail`). Never returns.
+pub fn helper_main() -> ! {
+    let report = Reporter(std::fs::File::from(sys::adopt_report_fd()));
+    let spec = match read_spec() {
+        Ok(spec) => spec,
+        Err(f) => report.fail(f),
+    };
+    match helper(&spec, &report) {
+        Ok(code) => sys::exit_now(code),
+        Err(f) => report.fail(f),
+    }
+}
+
+fn read_spec() -> Result<SandboxSpec, Failure> {
+    let mut file = std::fs::File::from(sys::adopt_spec_fd());
+    let mut json = Vec::new();
+    file.read_to_end(&mut json).at(Step::ReadSpec)?;
+    serde_json::from_slice(&json).map_err(|_| Failure {
+        step: Step::ReadSpec,
+        errno: libc::EINVAL,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Helper: steps 1–5 of docs/SANDBOX.md.
+// ---------------------------------------------------------------------------------------
+
+fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
+    // 1. Die with the supervisor.
+    let parent = rustix::process::getppid();
+    die_with_parent(parent)?;
+
+    // 2. Close every descriptor inherited from whoever started mcp-j.
+    sys::close_fds_from(3, &[REPORT_FD]).at(Step::CloseInheritedFds)?;
+
+    // 3. New user, mount, PID, IPC, UTS, network and cgroup namespaces, in one call.
+    let (host_uid, host_gid) = sys::real_ids();
+    sys::unshare_namespaces(
+        UnshareFlags::NEWUSER
+            | UnshareFlags::NEWNS
+            | UnshareFlags::NEWPID
+            | UnshareFlags::NEWIPC
+            | UnshareFlags::NEWUTS
+            | UnshareFlags::NEWNET
+            | UnshareFlags::NEWCGROUP,
+    )
+    .at(Step::UnshareNamespaces)?;
+
+    // 4. Map the caller's uid/gid, and only those, to the jail's unprivileged ids.
+    std::fs::write("/proc/self/setgroups", "deny").at(Step::MapIds)?;
+    std::fs::write("/proc/self/uid_map", format!("{JAIL_UID} {host_uid} 1\n")).at(Step::MapIds)?;
+    std::fs::write("/proc/self/gid_map", format!("{JAIL_GID} {host_gid} 1\n")).at(Step::MapIds)?;
+    // Changing credentials cleared the parent-death signal: set it again.
+    die_with_parent(parent)?;
+
+    // 5. Fork init, the jail's pid 1. A pipe tells init whether we are still alive.
+    let (lifeline_read, lifeline_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::ForkInit)?;
+    match sys::fork().at(Step::ForkInit)? {
+        Forked::Child => {
+            drop(lifeline_write);
+            match init(spec, report, lifeline_read) {
+                Ok(code) => sys::exit_now(code),
+                Err(f) => report.fail(f),
+            }
+        }
+        Forked::Parent(init_pid) => {
+            drop(lifeline_read);
+            report.send(Record::InitStarted { host_pid: init_pid });
+            let status = sys::wait_blocking(init_pid).at(Step::ForkInit)?;
+            drop(lifeline_write);
+            Ok(match status {
+                ChildStatus::Exited(code) => code,
+                ChildStatus::Signaled(sig) => 128 + sig,
+            })
+        }
+    }
+}
+
+/// Ask for SIGKILL when the parent dies, then make sure it has not died already.
+fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), Failure> {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .at(Step::ParentDeathSignal)?;
+    if rustix::process::getppid() != parent {
+        sys::exit_now(SETUP_FAILED_EXIT);
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Init: steps 6–12.
+// ---------------------------------------------------------------------------------------
+
+/// Signals init forwards to the program (from the supervisor, e.g. a graceful SIGTERM).
+const FORWARDED_SIGNALS: [i32; 6] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGHUP,
+    libc::SIGQUIT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+];
+
+fn init(spec: &SandboxSpec, report: &Reporter, lifeline: OwnedFd) -> Result<i32, Failure> {
+    // 6. Die with the helper; if it is already gone, the lifeline pipe has no writer.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .at(Step::ParentDeathSignal)?;
+    if helper_is_gone(lifeline.as_fd()) {
+        sys::exit_now(SETUP_FAILED_EXIT);
+    }
+    drop(lifeline);
+
+    // 7. Nothing we mount from here on propagates back to the host.
+    rustix::mount::mount_change(
+        "/",
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .at(Step::MakeMountsPrivate)?;
+
+    // 8. Build the root: plan, open every bind source while the host is visible, then
+    //    carry the plan out on a fresh tmpfs.
+    let host = HostLayout::probe(spec);
+    let ops = plan::mount_plan(spec, &host).map_err(|_| Failure {
+        step: Step::PlanMounts,
+        errno: libc::EINVAL,
+    })?;
+    let sources = open_bind_sources(&ops)?;
+    let root = mount_tmpfs(plan::ROOT_TMPFS_BYTES, 0o755, Step::MountRootTmpfs)?;
+    // The root needs a path for pivot_root; any host directory will do, as the mount
+    // namespace is private and every source is already open.
+    let staging = ["/tmp", "/mnt", "/run", "/var/tmp"]
+        .into_iter()
+        .find(|p| Path::new(p).is_dir())
+        .ok_or(Failure {
+            step: Step::MountRootTmpfs,
+            errno: libc::ENOENT,
+        })?;
+    rustix::mount::move_mount(
+        root.as_fd(),
+        "",
+        rustix::fs::CWD,
+        staging,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .at(Step::MountRootTmpfs)?;
+    for (op, source) in ops.iter().zip(sources) {
+        apply(root.as_fd(), op, source)?;
+    }
+
+    // 9. pivot_root into it and detach the old root: the host is gone from view.
+    rustix::process::fchdir(root.as_fd()).at(Step::PivotRoot)?;
+    rustix::process::pivot_root(".", ".").at(Step::PivotRoot)?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH).at(Step::DetachOldRoot)?;
+    rustix::process::chdir("/").at(Step::PivotRoot)?;
+    drop(root);
+
+    // 10. The root itself becomes read-only.
+    let new_root = rustix::fs::open(
+        "/",
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .at(Step::RemountRootReadOnly)?;
+    sys::mount_setattr(
+        new_root.as_fd(),
+        false,
+        sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+    )
+    .at(Step::RemountRootReadOnly)?;
+    drop(new_root);
+
+    // 11. The host's name does not leak in.
+    rustix::system::sethostname(JAIL_HOSTNAME.as_bytes()).at(Step::SetHostname)?;
+
+    // 12. Fork the program. Signals are blocked first so none is lost before init's loop
+    //     reads them; init needs a handler for each, or the kernel drops them for a pid 1.
+    for sig in FORWARDED_SIGNALS.iter().chain(&[libc::SIGCHLD]) {
+        sys::install_noop_handler(*sig).at(Step::ForkProgram)?;
+    }
+    let mut blocked: Vec<i32> = FORWARDED_SIGNALS.to_vec();
+    blocked.push(libc::SIGCHLD);
+    let blocked = sys::SignalSet::of(&blocked);
+    let old_mask = sys::block_signals(&blocked).at(Step::ForkProgram)?;
+    let (listener_rx, listener_tx) = if spec.no_subprocess {
+        let (a, b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::SEQPACKET,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )
+        .at(Step::PassSeccompListener)?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
+    let program_pid = match sys::fork().at(Step::ForkProgram)? {
+        Forked::Child => {
+            drop(listener_rx);
+            let f = program(spec, report, &host, &old_mask, listener_tx);
+            report.fail(f)
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(listener_tx);
+
+    // Init keeps nothing it does not need: no capabilities, not dumpable.
+    drop_capabilities().at(Step::DropCapabilities)?;
+    rustix::thread::set_no_new_privs(true).at(Step::NoNewPrivs)?;
+    sys::set_not_dumpable().at(Step::DropCapabilities)?;
+
+    let listener = match listener_rx {
+        Some(rx) => receive_fd(rx.as_fd()),
+        None => None,
+    };
+    let signals = sys::signalfd(&blocked).at(Step::InitLoop)?;
+    let status = init_loop(
+        program_pid,
+        signals.as_fd(),
+        listener.as_ref().map(|l| l.as_fd()),
+    )?;
+    report.send(match status {
+        ChildStatus::Exited(code) => Record::ProgramExited { code },
+        ChildStatus::Signaled(signal) => Record::ProgramSignaled { signal },
+    });
+    Ok(match status {
+        ChildStatus::Exited(code) => code,
+        ChildStatus::Signaled(sig) => 128 + sig,
+    })
+}
+
+fn helper_is_gone(lifeline: BorrowedFd<'_>) -> bool {
+    let mut fds = [rustix::event::PollFd::new(
+        &lifeline,
+        rustix::event::PollFlags::IN,
+    )];
+    matches!(rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
+}
+
+/// Open (as detached clones, with their final mount attributes) every bind source.
+fn open_bind_sources(ops: &[MountOp]) -> Result<Vec<Option<OwnedFd>>, Failure> {
+    ops.iter()
+        .map(|op| {
+            let MountOp::Bind { source, access, .. } = op else {
+                return Ok(None);
+            };
+            let tree = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                source.as_path(),
+                OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_RECURSIVE,
+            )
+            .at(Step::OpenBindSources)?;
+            let attrs = match access {
+                BindAccess::ReadExec => {
+                    sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV
+                }
+                BindAccess::ReadOnly => {
+                    sys::MOUNT_ATTR_RDONLY
+                        | sys::MOUNT_ATTR_NOSUID
+                        | sys::MOUNT_ATTR_NODEV
+                        | sys::MOUNT_ATTR_NOEXEC
+                }
+                BindAccess::ReadWrite => {
+                    sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC
+                }
+                BindAccess::Device => sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
+            };
+            sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::BindMount)?;
+            Ok(Some(tree))
+        })
+        .collect()
+}
+
+/// A fresh tmpfs, detached: nosuid, nodev, noexec, bounded in size and inodes.
+fn mount_tmpfs(size_bytes: u64, mode: u32, step: Step) -> Result<OwnedFd, Failure> {
+    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).at(step)?;
+    rustix::mount::fsconfig_set_string(fs.as_fd(), "size", size_bytes.to_string()).at(step)?;
+    rustix::mount::fsconfig_set_string(fs.as_fd(), "mode", format!("{mode:o}")).at(step)?;
+    rustix::mount::fsconfig_set_string(fs.as_fd(), "nr_inodes", "65536").at(step)?;
+    rustix::mount::fsconfig_create(fs.as_fd()).at(step)?;
+    rustix::mount::fsmount(
+        fs.as_fd(),
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+    )
+    .at(step)
+}
+
+/// Carry out one plan step under `root`.
+fn apply(root: BorrowedFd<'_>, op: &MountOp, source: Option<OwnedFd>) -> Result<(), Failure> {
+    match op {
+        MountOp::Dir { path } => {
+            open_in_root(root, path, Some(NodeKind::Dir)).at(Step::CreateMountPoint)?;
+        }
+        MountOp::File { path, contents } => {
+            let (parent, name) = parent_in_root(root, path).at(Step::WriteEtcFile)?;
+            let fd = rustix::fs::openat(
+                parent.as_fd(),
+                name.as_path(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                Mode::from_raw_mode(0o644),
+            )
+            .at(Step::WriteEtcFile)?;
+            std::fs::File::from(fd)
+                .write_all(contents.as_bytes())
+                .at(Step::WriteEtcFile)?;
+        }
+        MountOp::Symlink { path, target } => {
+            let (parent, name) = parent_in_root(root, path).at(Step::CreateSymlink)?;
+            rustix::fs::symlinkat(target.as_path(), parent.as_fd(), name.as_path())
+                .at(Step::CreateSymlink)?;
+        }
+        MountOp::Tmpfs {
+            path,
+            size_bytes,
+            mode,
+        } => {
+            let mnt = mount_tmpfs(*size_bytes, *mode, Step::MountTmpfs)?;
+            attach(mnt.as_fd(), root, path, NodeKind::Dir, Step::MountTmpfs)?;
+        }
+        MountOp::Proc { path } => {
+            let fs =
+                rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).at(Step::MountProc)?;
+            rustix::mount::fsconfig_create(fs.as_fd()).at(Step::MountProc)?;
+            let mnt = rustix::mount::fsmount(
+                fs.as_fd(),
+                FsMountFlags::FSMOUNT_CLOEXEC,
+                MountAttrFlags::MOUNT_ATTR_NOSUID
+                    | MountAttrFlags::MOUNT_ATTR_NODEV
+                    | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+            )
+            .at(Step::MountProc)?;
+            attach(mnt.as_fd(), root, path, NodeKind::Dir, Step::MountProc)?;
+            protect_proc(root, path)?;
+        }
+        MountOp::Bind { target, .. } => {
+            let tree = source.ok_or(Failure {
+                step: Step::BindMount,
+                errno: libc::EBADF,
+            })?;
+            let stat = rustix::fs::fstat(tree.as_fd()).at(Step::BindMount)?;
+            let kind = if rustix::fs::FileType::from_raw_mode(stat.st_mode)
+                == rustix::fs::FileType::Directory
+            {
+                NodeKind::Dir
+            } else {
+                NodeKind::File
+            };
+            attach(tree.as_fd(), root, target, kind, Step::BindMount)?;
+        }
+    }
+    Ok(())
+}
+
+/// Parts of procfs that configure the whole kernel are bound read-only over themselves
+/// (the kernel refuses most writes from a user namespace anyway; this is the second wall).
+fn protect_proc(root: BorrowedFd<'_>, proc_path: &Path) -> Result<(), Failure> {
+    for sub in ["sys", "sysrq-trigger", "irq", "bus", "fs"] {
+        let path = proc_path.join(sub);
+        let Ok(target) = open_in_root(root, &path, None) else {
+            continue; // not on this kernel
+        };
+        let tree = rustix::mount::open_tree(
+            target.as_fd(),
+            "",
+            OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_RECURSIVE
+                | OpenTreeFlags::AT_EMPTY_PATH,
+        )
+        .at(Step::ProtectProc)?;
+        sys::mount_setattr(
+            tree.as_fd(),
+            true,
+            sys::MOUNT_ATTR_RDONLY
+                | sys::MOUNT_ATTR_NOSUID
+                | sys::MOUNT_ATTR_NODEV
+                | sys::MOUNT_ATTR_NOEXEC,
+        )
+        .at(Step::ProtectProc)?;
+        rustix::mount::move_mount(
+            tree.as_fd(),
+            "",
+            target.as_fd(),
+            "",
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+        )
+        .at(Step::ProtectProc)?;
+    }
+    Ok(())
+}
+
+/// Attach a detached mount at `path` under `root`, creating the mount point.
+fn attach(
+    mnt: BorrowedFd<'_>,
+    root: BorrowedFd<'_>,
+    path: &Path,
+    kind: NodeKind,
+    step: Step,
+) -> Result<(), Failure> {
+    let target = open_in_root(root, path, Some(kind)).at(Step::CreateMountPoint)?;
+    rustix::mount::move_mount(
+        mnt,
+        "",
+        target.as_fd(),
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .at(step)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NodeKind {
+    Dir,
+    File,
+}
+
+/// Resolve an absolute jail path under `root` one component at a time, never following a
+/// symlink and never leaving `root` (`openat2` with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS):
+/// a link planted in a host directory by an earlier run cannot redirect a mount. With
+/// `create`, missing components are made (directories; the last one as `kind`).
+fn open_in_root(
+    root: BorrowedFd<'_>,
+    path: &Path,
+    create: Option<NodeKind>,
+) -> std::io::Result<OwnedFd> {
+    let parts: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let mut dir = rustix::io::fcntl_dupfd_cloexec(root, 0)?;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        let kind = if last {
+            create.unwrap_or(NodeKind::Dir)
+        } else {
+            NodeKind::Dir
+        };
+        let flags = OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        let open =
+            |d: &OwnedFd| rustix::fs::openat2(d.as_fd(), *part, flags, Mode::empty(), resolve);
+        dir = match open(&dir) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) if create.is_some() => {
+                match kind {
+                    NodeKind::Dir => {
+                        rustix::fs::mkdirat(dir.as_fd(), *part, Mode::from_raw_mode(0o755))?
+                    }
+                    NodeKind::File => {
+                        rustix::fs::openat(
+                            dir.as_fd(),
+                            *part,
+                            OFlags::WRONLY
+                                | OFlags::CREATE
+                                | OFlags::EXCL
+                                | OFlags::CLOEXEC
+                                | OFlags::NOFOLLOW,
+                            Mode::from_raw_mode(0o644),
+                        )?;
+                    }
+                }
+                open(&dir)?
+            }
+            Err(e) => return Err(e.into()),
+        };
+    }
+    Ok(dir)
+}
+
+/// The parent directory of `path` (created as needed) and the final name.
+fn parent_in_root(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<(OwnedFd, PathBuf)> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    let dir = open_in_root(root, parent, Some(NodeKind::Dir))?;
+    // An O_PATH fd cannot be used to create entries; reopen the directory for real.
+    let dir = rustix::fs::openat(
+        dir.as_fd(),
+        ".",
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    Ok((dir, PathBuf::from(name)))
+}
+
+/// Receive the seccomp listener the program sends right after installing its filter.
+/// `None` if the program died before sending it.
+fn receive_fd(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    rustix::net::recvmsg(socket, &mut iov, &mut ancillary, RecvFlags::CMSG_CLOEXEC).ok()?;
+    let mut received = None;
+    for msg in ancillary.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = msg {
+            for fd in fds {
+                received.get_or_insert(fd);
+            }
+        }
+    }
+    received
+}
+
+fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    ancillary.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        socket,
+        &[std::io::IoSlice::new(&[0u8])],
+        &mut ancillary,
+        SendFlags::empty(),
+    )?;
+    Ok(())
+}
+
+/// Init's loop: reap every child (orphans are re-parented to us), forward signals to the
+/// program, answer `execve` notifications (under `--no-subprocess`: the program's own exec
+/// proceeds, every later one fails with EPERM — a count, not a look at the caller's
+/// memory, so nothing can be swapped under us). Returns when the program ends.
+fn init_loop(
+    program: libc::pid_t,
+    signals: BorrowedFd<'_>,
+    listener: Option<BorrowedFd<'_>>,
+) -> Result<ChildStatus, Failure> {
+    use rustix::event::{PollFd, PollFlags};
+    let mut execs_allowed = 1u32;
+    let mut listener = listener;
+    loop {
+        let mut fds = vec![PollFd::new(&signals, PollFlags::IN)];
+        if let Some(l) = &listener {
+            fds.push(PollFd::new(l, PollFlags::IN));
+        }
+        match rustix::event::poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e).at(Step::InitLoop),
+        }
+        let listener_events = fds.get(1).map(|f| f.revents());
+        while let Some(sig) = sys::read_signalfd(signals).at(Step::InitLoop)? {
+            if sig != libc::SIGCHLD {
+                let _ = sys::kill(program, sig);
+            }
+        }
+        while let Some((pid, status)) = reap_one().at(Step::InitLoop)? {
+            if pid == program {
+                return Ok(status);
+            }
+        }
+        if let (Some(l), Some(ev)) = (listener, listener_events) {
+            if ev.contains(PollFlags::IN) {
+                if let Ok(n) = sys::seccomp_notif_recv(l) {
+                    let errno = if execs_allowed > 0 {
+                        execs_allowed -= 1;
+                        None
+                    } else {
+                        Some(libc::EPERM)
+                    };
+                    // The caller may have died meanwhile (ENOENT): nothing to do then.
+                    let _ = sys::seccomp_notif_send(l, n.id, errno);
+                }
+            } else if ev.intersects(PollFlags::HUP | PollFlags::ERR) {
+                listener = None; // no task uses the filter any more
+            }
+        }
+    }
+}
+
+fn reap_one() -> std::io::Result<Option<(libc::pid_t, ChildStatus)>> {
+    match sys::wait_nohang(-1) {
+        Err(e) if e.raw_os_error() == Some(libc::ECHILD) => Ok(None),
+        other => other,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Program: steps 13–21.
+// ---------------------------------------------------------------------------------------
+
+/// Harden this process and exec the program. Returns only on failure.
+fn program(
+    spec: &SandboxSpec,
+    report: &Reporter,
+    host: &HostLayout,
+    old_mask: &sys::SignalSet,
+    listener_tx: Option<OwnedFd>,
+) -> Failure {
+    match harden_and_exec(spec, report, host, old_mask, listener_tx) {
+        Ok(never) => match never {},
+        Err(f) => f,
+    }
+}
+
+enum Never {}
+
+fn harden_and_exec(
+    spec: &SandboxSpec,
+    report: &Reporter,
+    host: &HostLayout,
+    old_mask: &sys::SignalSet,
+    listener_tx: Option<OwnedFd>,
+) -> Result<Never, Failure> {
+    // 13. Signals as the program expects them: default handlers, the mask it had.
+    for sig in FORWARDED_SIGNALS.iter().chain(&[libc::SIGCHLD]) {
+        sys::reset_signal_handler(*sig).at(Step::ForkProgram)?;
+    }
+    sys::set_signal_mask(old_mask).at(Step::ForkProgram)?;
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .at(Step::ParentDeathSignal)?;
+
+    // 14. A session of its own: no controlling terminal to inject input into.
+    rustix::process::setsid().at(Step::Setsid)?;
+
+    // 15. The working directory.
+    let workdir = match &spec.workdir {
+        Workdir::Host(dir) => dir.clone(),
+        Workdir::Private => PathBuf::from("/tmp"),
+    };
+    rustix::process::chdir(workdir.as_path()).at(Step::Chdir)?;
+
+    // 16. Resource limits.
+    for setting in limits::rlimit_plan(&spec.limits, spec.limits_by_cgroup) {
+        let limit = rustix::process::Rlimit {
+            current: Some(setting.value),
+            maximum: Some(setting.value),
+        };
+        rustix::process::setrlimit(setting.resource.to_rustix(), limit).at(Step::Rlimits)?;
+    }
+
+    // 17. Landlock over the same picture as the mounts. Refuse to go on without it.
+    let policy = FsPolicy {
+        read: vec![PathBuf::from("/")],
+        write: plan::writable_paths(spec),
+        exec: plan::executable_paths(spec, host),
+        devices: plan::DEV_NODES.iter().map(PathBuf::from).collect(),
+    };
+    let status = landlock_rules::restrict_self(&policy).map_err(|_| Failure {
+        step: Step::Landlock,
+        errno: libc::EPERM,
+    })?;
+    report.send(Record::Landlock {
+        status,
+        abi: sys::landlock_abi_version().unwrap_or(0),
+    });
+    if status == LayerStatus::Absent {
+        return Err(Failure {
+            step: Step::Landlock,
+            errno: libc::EOPNOTSUPP,
+        });
+    }
+
+    // 18. Find the program now: under --no-subprocess exactly one execve may proceed.
+    let (path, argv, envp) = match resolve_program(spec) {
+        Ok(resolved) => resolved,
+        Err(e) => exec_failed(report, e),
+    };
+
+    // 19. Every capability gone, bounding and ambient sets included.
+    drop_capabilities().at(Step::DropCapabilities)?;
+
+    // 20. no_new_privs: nothing we exec can gain privileges (setuid bits, file caps).
+    rustix::thread::set_no_new_privs(true).at(Step::NoNewPrivs)?;
+
+    // 21. seccomp, last: the deny set, then the guard (with the exec listener).
+    let deny = seccomp::deny_filter().map_err(|_| Failure {
+        step: Step::Seccomp,
+        errno: libc::EINVAL,
+    })?;
+    sys::install_seccomp_filter(&deny, false).at(Step::Seccomp)?;
+    let listener = sys::install_seccomp_filter(
+        &seccomp::guard_filter(spec.no_subprocess),
+        spec.no_subprocess,
+    )
+    .at(Step::Seccomp)?;
+    if let (Some(listener), Some(tx)) = (listener, listener_tx) {
+        send_fd(tx.as_fd(), listener.as_fd()).at(Step::PassSeccompListener)?;
+    }
+
+    // 22. Nothing but stdin, stdout, stderr (and the report pipe, closed by exec) survives.
+    sys::close_fds_from(3, &[REPORT_FD]).at(Step::CloseInheritedFds)?;
+    sys::set_cloexec(report.0.as_fd(), true).at(Step::CloseInheritedFds)?;
+
+    // 23. execve.
+    exec_failed(report, sys::execve(&path, &argv, &envp))
+}
+
+/// The program could not be started: 127 when it does not exist in the jail, else 126.
+fn exec_failed(report: &Reporter, err: std::io::Error) -> ! {
+    let errno = err.raw_os_error().unwrap_or(libc::EIO);
+    report.send(Record::ExecFailed { errno });
+    sys::exit_now(if errno == libc::ENOENT { 127 } else { 126 })
+}
+
+/// Clear the bounding set (needs CAP_SETPCAP, so first), the ambient set, then every
+/// other set.
+fn drop_capabilities() -> std::io::Result<()> {
+    let last = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(63);
+    for cap in 0..=last {
+        sys::drop_bounding_capability(cap)?;
+    }
+    rustix::thread::clear_ambient_capability_set()?;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: CapabilitySet::empty(),
+            permitted: CapabilitySet::empty(),
+            inheritable: CapabilitySet::empty(),
+        },
+    )?;
+    Ok(())
+}
+
+type ExecArgs = (CString, Vec<CString>, Vec<CString>);
+
+/// The program's path (looked up in the jail's `PATH` for a bare name), argv and envp.
+fn resolve_program(spec: &SandboxSpec) -> std::io::Result<ExecArgs> {
+    let cstr =
+        |s: &[u8]| CString::new(s).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL));
+    let mut argv = vec![cstr(spec.program.as_bytes())?];
+    for a in &spec.args {
+        argv.push(cstr(a.as_bytes())?);
+    }
+    let envp = spec
+        .env
+        .iter()
+        .map(|(k, v)| cstr(format!("{k}={v}").as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = if spec.program.contains('/') {
+        PathBuf::from(&spec.program)
+    } else {
+        let search = spec
+            .env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map_or("/usr/local/bin:/usr/bin:/bin", |(_, v)| v.as_str());
+        search
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| Path::new(d).join(&spec.program))
+            .find(|p| {
+                rustix::fs::access(p.as_path(), rustix::fs::Access::EXEC_OK).is_ok() && p.is_file()
+            })
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))?
+    };
+    Ok((cstr(path.as_os_str().as_bytes())?, argv, envp))
+}

@@ -1,0 +1,120 @@
+//! Landlock over the same picture as the mounts: everything visible may be read; only the
+//! writable places may be written; only system directories, `--ro` paths and the program
+//! may be executed; no TCP bind or connect at all; abstract unix sockets and signals scoped
+//! to the jail. A second, independent wall: a mistake in the mount plan does not by itself
+//! open a hole.
+
+use std::path::{Path, PathBuf};
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
+    Ruleset, RulesetAttr, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
+};
+
+use crate::report::LayerStatus;
+
+/// The newest ABI whose every right we have vetted and ask for.
+const REQUESTED_ABI: ABI = ABI::V6;
+
+/// What may be done where, inside the jail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsPolicy {
+    /// Read-only everywhere below these.
+    pub read: Vec<PathBuf>,
+    /// Read, write, create, remove below these; never execute.
+    pub write: Vec<PathBuf>,
+    /// Read and execute below these.
+    pub exec: Vec<PathBuf>,
+    /// Device files that may be opened for writing (`/dev/null`, …).
+    pub devices: Vec<PathBuf>,
+}
+
+/// Rights for writable places: all write rights except making device nodes and device
+/// ioctls.
+fn write_access() -> BitFlags<AccessFs> {
+    let mut w = AccessFs::from_all(REQUESTED_ABI);
+    w.remove(AccessFs::Execute | AccessFs::MakeChar | AccessFs::MakeBlock | AccessFs::IoctlDev);
+    w
+}
+
+fn read_access() -> BitFlags<AccessFs> {
+    AccessFs::ReadFile | AccessFs::ReadDir
+}
+
+/// Restrict the calling thread (and what it executes). Best effort on older kernels: the
+/// returned status says how much is enforced; the caller refuses `Absent`.
+pub fn restrict_self(policy: &FsPolicy) -> Result<LayerStatus, RulesetError> {
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(REQUESTED_ABI))?
+        .handle_access(AccessNet::from_all(REQUESTED_ABI))?
+        .scope(Scope::from_all(REQUESTED_ABI))?
+        .create()?;
+    let groups: [(&[PathBuf], BitFlags<AccessFs>); 4] = [
+        (&policy.read, read_access()),
+        (&policy.write, read_access() | write_access()),
+        (&policy.exec, read_access() | AccessFs::Execute),
+        (&policy.devices, AccessFs::ReadFile | AccessFs::WriteFile),
+    ];
+    for (paths, access) in groups {
+        for path in paths {
+            let Some((fd, is_dir)) = open_path(path) else {
+                continue;
+            };
+            let access = if is_dir {
+                access
+            } else {
+                access & AccessFs::from_file(REQUESTED_ABI)
+            };
+            ruleset = ruleset.add_rule(PathBeneath::new(fd, access))?;
+        }
+    }
+    // No NetPort rules: every TCP bind and connect is denied.
+    let status = ruleset.restrict_self()?;
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => LayerStatus::Enforced,
+        RulesetStatus::PartiallyEnforced => LayerStatus::Partial,
+        RulesetStatus::NotEnforced => LayerStatus::Absent,
+    })
+}
+
+/// Open a rule's path; a path that does not exist in the jail has nothing to allow.
+fn open_path(path: &Path) -> Option<(PathFd, bool)> {
+    let meta = std::fs::metadata(path).ok()?;
+    let fd = PathFd::new(path).ok()?;
+    Some((fd, meta.is_dir()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writable_places_can_never_execute_or_make_devices() {
+        let w = write_access();
+        for forbidden in [
+            AccessFs::Execute,
+            AccessFs::MakeChar,
+            AccessFs::MakeBlock,
+            AccessFs::IoctlDev,
+        ] {
+            assert!(!w.contains(forbidden), "{forbidden:?}");
+        }
+        for needed in [
+            AccessFs::WriteFile,
+            AccessFs::MakeReg,
+            AccessFs::MakeDir,
+            AccessFs::RemoveFile,
+            AccessFs::Truncate,
+        ] {
+            assert!(w.contains(needed), "{needed:?}");
+        }
+    }
+
+    #[test]
+    fn read_access_is_read_only() {
+        let r = read_access();
+        assert!(!r.contains(AccessFs::WriteFile));
+        assert!(!r.contains(AccessFs::Execute));
+    }
+}

@@ -1,0 +1,485 @@
+//! Which resource limits (rlimits) the jailed program gets, and what enforces each limit.
+//!
+//! # Overview
+//!
+//! The jail's limits come from [`Limits`]. Where the supervisor could prepare a cgroup v2
+//! with the memory, pids and cpu controllers (see [`crate::cgroup`]), the cgroup bounds the
+//! whole jail and the rlimits here only cover what a cgroup does not (open files, core
+//! dumps, locked memory, scheduling priority). Without cgroup v2, rlimits are the fallback:
+//! they bound memory per process, the number of tasks, and nothing of CPU.
+//!
+//! [`rlimit_plan`] builds the list as data, with no I/O, so that it is unit-tested here and
+//! applied by the jail in one loop (`setrlimit` with soft = hard, before `execve`).
+//! [`describe_limit_enforcement`] says, per resource, whether the limit is enforced,
+//! partial or absent, and by what; `doctor` and the audit report print it.
+//!
+//! # Why the hard limit equals the soft limit
+//!
+//! Raising a hard limit needs `CAP_SYS_RESOURCE` in the *initial* user namespace
+//! (`do_prlimit` checks `capable()`, not `ns_capable()`). The jail has capabilities only in
+//! its own user namespace, so with hard = soft the program can lower a limit but never
+//! raise it again.
+//!
+//! # Compatibility
+//!
+//! - `RLIMIT_DATA` counts private writable mappings (heap, anonymous private `mmap`) since
+//!   Linux 4.7; before, only the heap and data segment.
+//! - `RLIMIT_NPROC` is counted per (user namespace, uid) since Linux 5.14 (ucounts); before,
+//!   per host user, so it also counted the caller's other processes: still a bound on the
+//!   jail, only a tighter one.
+//! - `RLIMIT_NOFILE` above `/proc/sys/fs/nr_open` (default 1048576) fails with `EPERM`.
+//!
+//! # Test strategy
+//!
+//! Pure unit tests: the exact plan in both modes, the saturation of large values, and the
+//! reported status of every resource in both modes.
+
+use rustix::process::{Resource, Rlimit};
+use serde::{Deserialize, Serialize};
+
+use crate::spec::Limits;
+
+/// `RLIMIT_MEMLOCK` for the jail: 8 MiB.
+///
+/// Linux's own default since 5.16, so programs that lock a little memory (secrets, some
+/// runtimes) behave as usual, while no process can pin more than this in RAM. Locking
+/// more needs `CAP_IPC_LOCK` in the initial user namespace, which the jail never has.
+pub const MEMLOCK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How much more address space than `memory_bytes` a process may reserve (`RLIMIT_AS`).
+///
+/// JIT runtimes reserve address space they never touch: node fails to start with
+/// `RLIMIT_AS` = 512 MiB and works at 1 GiB (measured). 4 GiB of headroom lets them start,
+/// while the limit still bounds what `RLIMIT_DATA` does not count: shared anonymous
+/// mappings (`MAP_SHARED | MAP_ANONYMOUS`, shmem).
+pub const ADDRESS_SPACE_HEADROOM_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// A resource the jail limits with `setrlimit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RlimitResource {
+    /// `RLIMIT_AS`: address space of one process.
+    As,
+    /// `RLIMIT_DATA`: private writable memory of one process.
+    Data,
+    /// `RLIMIT_NPROC`: tasks of the jail's uid in the jail's user namespace.
+    Nproc,
+    /// `RLIMIT_NOFILE`: open files of one process.
+    Nofile,
+    /// `RLIMIT_CORE`: size of a core file.
+    Core,
+    /// `RLIMIT_MEMLOCK`: locked memory of one process.
+    Memlock,
+    /// `RLIMIT_RTPRIO`: highest real-time priority.
+    Rtprio,
+    /// `RLIMIT_NICE`: how far the nice value may be lowered (priority raised).
+    Nice,
+}
+
+impl RlimitResource {
+    /// The resource as `rustix` names it, for `rustix::process::setrlimit`.
+    #[must_use]
+    pub fn to_rustix(self) -> Resource {
+        match self {
+            RlimitResource::As => Resource::As,
+            RlimitResource::Data => Resource::Data,
+            RlimitResource::Nproc => Resource::Nproc,
+            RlimitResource::Nofile => Resource::Nofile,
+            RlimitResource::Core => Resource::Core,
+            RlimitResource::Memlock => Resource::Memlock,
+            RlimitResource::Rtprio => Resource::Rtprio,
+            RlimitResource::Nice => Resource::Nice,
+        }
+    }
+
+    /// The kernel's name, for error messages and reports (`RLIMIT_NOFILE`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            RlimitResource::As => "RLIMIT_AS",
+            RlimitResource::Data => "RLIMIT_DATA",
+            RlimitResource::Nproc => "RLIMIT_NPROC",
+            RlimitResource::Nofile => "RLIMIT_NOFILE",
+            RlimitResource::Core => "RLIMIT_CORE",
+            RlimitResource::Memlock => "RLIMIT_MEMLOCK",
+            RlimitResource::Rtprio => "RLIMIT_RTPRIO",
+            RlimitResource::Nice => "RLIMIT_NICE",
+        }
+    }
+}
+
+/// One limit to set: soft and hard limit both equal `value`, so the program can't raise it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RlimitSetting {
+    /// Which resource.
+    pub resource: RlimitResource,
+    /// The soft and hard limit. `u64::MAX` is `RLIM_INFINITY`.
+    pub value: u64,
+}
+
+impl RlimitSetting {
+    /// The limit as `rustix` takes it: soft = hard = `value`, `u64::MAX` as infinity.
+    #[must_use]
+    pub fn rlimit(&self) -> Rlimit {
+        let value = (self.value != u64::MAX).then_some(self.value);
+        Rlimit {
+            current: value,
+            maximum: value,
+        }
+    }
+}
+
+/// The rlimits the jailed program gets, in the order the jail sets them.
+///
+/// Always, whatever enforces the other limits:
+/// - `RLIMIT_NOFILE` = `fds`: the spec counts open files per process, which is exactly
+///   what this limit counts (a cgroup has no file count).
+/// - `RLIMIT_CORE` = 0: no core file, which would land in a writable directory, fill the
+///   disk and copy the program's memory out of its lifetime. (A `core_pattern` pipe
+///   handler is the host's choice; systemd-coredump honours a zero `RLIMIT_CORE`.)
+/// - `RLIMIT_MEMLOCK` = [`MEMLOCK_BYTES`].
+/// - `RLIMIT_RTPRIO` = 0 and `RLIMIT_NICE` = 0: no real-time scheduling and no priority
+///   above normal, so the program can't starve the host's tasks.
+///
+/// When `limits_by_cgroup` is false (no delegated cgroup v2), also:
+/// - `RLIMIT_NPROC` = `pids + 1`. Inside the jail's own user namespace it is counted per
+///   (user namespace, uid) since Linux 5.14, and the jail's uid is used by the jail only,
+///   so it bounds the jail's tasks (threads count). The `+ 1` is the jail's init (pid 1),
+///   which runs under the same uid. The kernel exempts tasks with `CAP_SYS_RESOURCE` or
+///   `CAP_SYS_ADMIN` in the *initial* user namespace, where the jail has nothing, so the
+///   limit holds even when the caller is host root — provided the jail's uid maps to a
+///   host uid other than 0: the kernel also exempts every task whose real uid is host
+///   root (`INIT_USER`), see [`describe_limit_enforcement`].
+/// - `RLIMIT_DATA` = `memory_bytes`: private writable memory (heap, anonymous private
+///   mappings), which is what a memory bomb allocates.
+/// - `RLIMIT_AS` = `memory_bytes` + [`ADDRESS_SPACE_HEADROOM_BYTES`]: a looser backstop that
+///   also bounds shared anonymous mappings, which `RLIMIT_DATA` does not count.
+///
+/// These three bound each process, not the jail: without cgroup v2 there is no aggregate
+/// memory limit, and [`describe_limit_enforcement`] reports memory as partial.
+///
+/// When `limits_by_cgroup` is true, the cgroup bounds pids and memory for the whole jail,
+/// and these three are left out: a per-process memory rlimit under a cgroup would only
+/// break runtimes that reserve address space, and the cgroup already counts the tasks.
+///
+/// CPU has no entry in either mode: `RLIMIT_CPU` counts total CPU seconds, not a rate,
+/// and would kill a long-lived server after its budget; a quota needs cgroup v2 `cpu.max`.
+#[must_use]
+pub fn rlimit_plan(limits: &Limits, limits_by_cgroup: bool) -> Vec<RlimitSetting> {
+    let setting = |resource, value| RlimitSetting { resource, value };
+    let mut plan = vec![
+        setting(RlimitResource::Nofile, limits.fds),
+        setting(RlimitResource::Core, 0),
+        setting(RlimitResource::Memlock, MEMLOCK_BYTES),
+        setting(RlimitResource::Rtprio, 0),
+        setting(RlimitResource::Nice, 0),
+    ];
+    if !limits_by_cgroup {
+        plan.extend([
+            setting(RlimitResource::Nproc, limits.pids.saturating_add(1)),
+            setting(RlimitResource::Data, limits.memory_bytes),
+            setting(
+                RlimitResource::As,
+                limits
+                    .memory_bytes
+                    .saturating_add(ADDRESS_SPACE_HEADROOM_BYTES),
+            ),
+        ]);
+    }
+    plan
+}
+
+/// How well a limit holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnforcementStatus {
+    /// The limit holds for the whole jail as the spec states it.
+    Enforced,
+    /// Something bounds the resource, but not as the spec states it (per process only).
+    Partial,
+    /// Nothing bounds the resource.
+    Absent,
+}
+
+/// A resource of [`Limits`], plus core dumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// `memory_bytes`.
+    Memory,
+    /// `pids`.
+    Pids,
+    /// `fds`.
+    Fds,
+    /// `cpu_millicores`.
+    Cpu,
+    /// No core files.
+    CoreDumps,
+}
+
+/// What enforces one limit, for `doctor` and the audit report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LimitEnforcement {
+    /// Which limit.
+    pub kind: LimitKind,
+    /// How well it holds.
+    pub status: EnforcementStatus,
+    /// By what means, in a few words.
+    pub means: &'static str,
+}
+
+/// Per limit, how well it holds and by what means.
+///
+/// `limits_by_cgroup`: the jail runs in a cgroup v2 with memory, pids and cpu limits.
+/// `jail_host_uid`: the host uid the jail's uid maps to. Host uid 0 matters without a
+/// cgroup: the kernel never applies `RLIMIT_NPROC` to tasks whose real uid is host root
+/// (`copy_process` exempts `INIT_USER`), so then nothing bounds the number of tasks.
+///
+/// A status never over-reports: a per-process bound is [`EnforcementStatus::Partial`]
+/// when the spec asks for a bound on the whole jail.
+#[must_use]
+pub fn describe_limit_enforcement(
+    limits_by_cgroup: bool,
+    jail_host_uid: u32,
+) -> Vec<LimitEnforcement> {
+    use EnforcementStatus::{Absent, Enforced, Partial};
+
+    let entry = |kind, status, means| LimitEnforcement {
+        kind,
+        status,
+        means,
+    };
+    let (memory, pids, cpu) = if limits_by_cgroup {
+        (
+            entry(
+                LimitKind::Memory,
+                Enforced,
+                "cgroup v2 memory.max for the whole jail (and memory.swap.max = 0 where the kernel accounts swap)",
+            ),
+            entry(
+                LimitKind::Pids,
+                Enforced,
+                "cgroup v2 pids.max for the whole jail",
+            ),
+            entry(
+                LimitKind::Cpu,
+                Enforced,
+                "cgroup v2 cpu.max for the whole jail",
+            ),
+        )
+    } else {
+        let pids = if jail_host_uid == 0 {
+            entry(
+                LimitKind::Pids,
+                Absent,
+                "none: RLIMIT_NPROC does not apply to host uid 0, and pids.max needs cgroup v2",
+            )
+        } else {
+            entry(
+                LimitKind::Pids,
+                Enforced,
+                "RLIMIT_NPROC in the jail's user namespace",
+            )
+        };
+        (
+            entry(
+                LimitKind::Memory,
+                Partial,
+                "RLIMIT_DATA per process (+RLIMIT_AS backstop); no aggregate limit without cgroup v2",
+            ),
+            pids,
+            entry(
+                LimitKind::Cpu,
+                Absent,
+                "none: CPU quota needs cgroup v2 cpu.max",
+            ),
+        )
+    };
+    vec![
+        memory,
+        pids,
+        entry(LimitKind::Fds, Enforced, "RLIMIT_NOFILE per process"),
+        cpu,
+        entry(LimitKind::CoreDumps, Enforced, "RLIMIT_CORE = 0"),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+    const GIB: u64 = 1024 * MIB;
+
+    fn limits() -> Limits {
+        Limits {
+            memory_bytes: 512 * MIB,
+            pids: 256,
+            fds: 1024,
+            cpu_millicores: 1500,
+        }
+    }
+
+    fn setting(resource: RlimitResource, value: u64) -> RlimitSetting {
+        RlimitSetting { resource, value }
+    }
+
+    #[test]
+    fn plan_without_cgroup_bounds_tasks_and_memory_per_process() {
+        assert_eq!(
+            rlimit_plan(&limits(), false),
+            vec![
+                setting(RlimitResource::Nofile, 1024),
+                setting(RlimitResource::Core, 0),
+                setting(RlimitResource::Memlock, 8 * MIB),
+                setting(RlimitResource::Rtprio, 0),
+                setting(RlimitResource::Nice, 0),
+                setting(RlimitResource::Nproc, 257),
+                setting(RlimitResource::Data, 512 * MIB),
+                setting(RlimitResource::As, 512 * MIB + 4 * GIB),
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_with_cgroup_leaves_tasks_and_memory_to_the_cgroup() {
+        assert_eq!(
+            rlimit_plan(&limits(), true),
+            vec![
+                setting(RlimitResource::Nofile, 1024),
+                setting(RlimitResource::Core, 0),
+                setting(RlimitResource::Memlock, 8 * MIB),
+                setting(RlimitResource::Rtprio, 0),
+                setting(RlimitResource::Nice, 0),
+            ]
+        );
+    }
+
+    #[test]
+    fn plan_never_limits_cpu_time() {
+        // RLIMIT_CPU would kill a long-lived server once its CPU seconds run out.
+        let plan = rlimit_plan(&limits(), false);
+        assert!(plan.iter().all(|s| s.resource.to_rustix() != Resource::Cpu));
+    }
+
+    #[test]
+    fn plan_saturates_instead_of_wrapping() {
+        let huge = Limits {
+            memory_bytes: u64::MAX - 1,
+            pids: u64::MAX,
+            fds: 1024,
+            cpu_millicores: 1000,
+        };
+        let plan = rlimit_plan(&huge, false);
+        let value = |resource| {
+            plan.iter()
+                .find(|s| s.resource == resource)
+                .map(|s| s.value)
+        };
+        assert_eq!(value(RlimitResource::Nproc), Some(u64::MAX));
+        assert_eq!(value(RlimitResource::Data), Some(u64::MAX - 1));
+        assert_eq!(value(RlimitResource::As), Some(u64::MAX));
+    }
+
+    #[test]
+    fn soft_limit_equals_hard_limit() {
+        for mode in [false, true] {
+            for s in rlimit_plan(&limits(), mode) {
+                let rlimit = s.rlimit();
+                assert_eq!(rlimit.current, Some(s.value), "{}", s.resource.name());
+                assert_eq!(rlimit.maximum, Some(s.value), "{}", s.resource.name());
+            }
+        }
+    }
+
+    #[test]
+    fn u64_max_is_infinity() {
+        let rlimit = setting(RlimitResource::As, u64::MAX).rlimit();
+        assert_eq!(rlimit.current, None);
+        assert_eq!(rlimit.maximum, None);
+    }
+
+    #[test]
+    fn resources_map_to_the_kernel_names() {
+        let all = [
+            (RlimitResource::As, Resource::As, "RLIMIT_AS"),
+            (RlimitResource::Data, Resource::Data, "RLIMIT_DATA"),
+            (RlimitResource::Nproc, Resource::Nproc, "RLIMIT_NPROC"),
+            (RlimitResource::Nofile, Resource::Nofile, "RLIMIT_NOFILE"),
+            (RlimitResource::Core, Resource::Core, "RLIMIT_CORE"),
+            (RlimitResource::Memlock, Resource::Memlock, "RLIMIT_MEMLOCK"),
+            (RlimitResource::Rtprio, Resource::Rtprio, "RLIMIT_RTPRIO"),
+            (RlimitResource::Nice, Resource::Nice, "RLIMIT_NICE"),
+        ];
+        for (ours, theirs, name) in all {
+            assert_eq!(ours.to_rustix(), theirs);
+            assert_eq!(ours.name(), name);
+        }
+    }
+
+    fn statuses(by_cgroup: bool, host_uid: u32) -> Vec<(LimitKind, EnforcementStatus)> {
+        describe_limit_enforcement(by_cgroup, host_uid)
+            .into_iter()
+            .map(|e| (e.kind, e.status))
+            .collect()
+    }
+
+    #[test]
+    fn cgroup_enforces_everything() {
+        use EnforcementStatus::Enforced;
+        let expected = vec![
+            (LimitKind::Memory, Enforced),
+            (LimitKind::Pids, Enforced),
+            (LimitKind::Fds, Enforced),
+            (LimitKind::Cpu, Enforced),
+            (LimitKind::CoreDumps, Enforced),
+        ];
+        assert_eq!(statuses(true, 1000), expected);
+        assert_eq!(statuses(true, 0), expected);
+    }
+
+    #[test]
+    fn rlimits_alone_leave_memory_partial_and_cpu_absent() {
+        use EnforcementStatus::{Absent, Enforced, Partial};
+        assert_eq!(
+            statuses(false, 1000),
+            vec![
+                (LimitKind::Memory, Partial),
+                (LimitKind::Pids, Enforced),
+                (LimitKind::Fds, Enforced),
+                (LimitKind::Cpu, Absent),
+                (LimitKind::CoreDumps, Enforced),
+            ]
+        );
+    }
+
+    #[test]
+    fn nproc_is_not_reported_for_host_root() {
+        let pids = describe_limit_enforcement(false, 0)
+            .into_iter()
+            .find(|e| e.kind == LimitKind::Pids)
+            .map(|e| e.status);
+        assert_eq!(pids, Some(EnforcementStatus::Absent));
+    }
+
+    #[test]
+    fn every_limit_has_a_means_without_trailing_period() {
+        for mode in [false, true] {
+            for uid in [0, 1000] {
+                for e in describe_limit_enforcement(mode, uid) {
+                    assert!(!e.means.is_empty() && !e.means.ends_with('.'), "{e:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn serialises_with_lowercase_names() {
+        let json =
+            serde_json::to_value(describe_limit_enforcement(false, 1000)).unwrap_or_default();
+        assert_eq!(json[0]["kind"], "memory");
+        assert_eq!(json[0]["status"], "partial");
+        assert_eq!(json[3]["status"], "absent");
+        assert_eq!(json[4]["kind"], "core_dumps");
+        assert_eq!(json[4]["status"], "enforced");
+    }
+}

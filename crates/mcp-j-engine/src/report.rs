@@ -1,0 +1,310 @@
+//! What the jail tells the supervisor, over a pipe, as fixed-size records; and the
+//! per-layer sandbox report built from them.
+//!
+//! The jail's processes cannot return typed errors across `fork`/`execve`, so each setup
+//! step that fails writes `SetupFailed { step, errno }` and exits; the supervisor turns it
+//! into [`crate::SandboxError::Setup`]. Records are 16 bytes, well under `PIPE_BUF`, so
+//! each write is atomic even with several writers.
+
+use serde::Serialize;
+
+/// A step of the jail's setup, in the order of docs/SANDBOX.md.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u32)]
+#[allow(missing_docs)]
+pub enum Step {
+    ReadSpec = 1,
+    CloseInheritedFds,
+    ParentDeathSignal,
+    UnshareNamespaces,
+    MapIds,
+    ForkInit,
+    MakeMountsPrivate,
+    PlanMounts,
+    OpenBindSources,
+    MountRootTmpfs,
+    CreateMountPoint,
+    BindMount,
+    MountTmpfs,
+    MountProc,
+    ProtectProc,
+    WriteEtcFile,
+    CreateSymlink,
+    PivotRoot,
+    DetachOldRoot,
+    RemountRootReadOnly,
+    SetHostname,
+    ForkProgram,
+    Setsid,
+    Chdir,
+    Rlimits,
+    Landlock,
+    DropCapabilities,
+    NoNewPrivs,
+    Seccomp,
+    PassSeccompListener,
+    ResolveProgram,
+    InitLoop,
+}
+
+impl Step {
+    const ALL: [Step; 32] = [
+        Step::ReadSpec,
+        Step::CloseInheritedFds,
+        Step::ParentDeathSignal,
+        Step::UnshareNamespaces,
+        Step::MapIds,
+        Step::ForkInit,
+        Step::MakeMountsPrivate,
+        Step::PlanMounts,
+        Step::OpenBindSources,
+        Step::MountRootTmpfs,
+        Step::CreateMountPoint,
+        Step::BindMount,
+        Step::MountTmpfs,
+        Step::MountProc,
+        Step::ProtectProc,
+        Step::WriteEtcFile,
+        Step::CreateSymlink,
+        Step::PivotRoot,
+        Step::DetachOldRoot,
+        Step::RemountRootReadOnly,
+        Step::SetHostname,
+        Step::ForkProgram,
+        Step::Setsid,
+        Step::Chdir,
+        Step::Rlimits,
+        Step::Landlock,
+        Step::DropCapabilities,
+        Step::NoNewPrivs,
+        Step::Seccomp,
+        Step::PassSeccompListener,
+        Step::ResolveProgram,
+        Step::InitLoop,
+    ];
+
+    fn from_u32(v: u32) -> Option<Step> {
+        Step::ALL.iter().copied().find(|s| *s as u32 == v)
+    }
+
+    /// The step's name as in docs/SANDBOX.md.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::ReadSpec => "read spec",
+            Step::CloseInheritedFds => "close inherited fds",
+            Step::ParentDeathSignal => "parent-death signal",
+            Step::UnshareNamespaces => "unshare namespaces",
+            Step::MapIds => "map uid/gid",
+            Step::ForkInit => "fork init",
+            Step::MakeMountsPrivate => "make mounts private",
+            Step::PlanMounts => "plan mounts",
+            Step::OpenBindSources => "open bind sources",
+            Step::MountRootTmpfs => "mount root tmpfs",
+            Step::CreateMountPoint => "create mount point",
+            Step::BindMount => "bind mount",
+            Step::MountTmpfs => "mount tmpfs",
+            Step::MountProc => "mount /proc",
+            Step::ProtectProc => "protect /proc",
+            Step::WriteEtcFile => "write /etc file",
+            Step::CreateSymlink => "create symlink",
+            Step::PivotRoot => "pivot_root",
+            Step::DetachOldRoot => "detach old root",
+            Step::RemountRootReadOnly => "remount root read-only",
+            Step::SetHostname => "set hostname",
+            Step::ForkProgram => "fork program",
+            Step::Setsid => "setsid",
+            Step::Chdir => "chdir",
+            Step::Rlimits => "rlimits",
+            Step::Landlock => "landlock",
+            Step::DropCapabilities => "drop capabilities",
+            Step::NoNewPrivs => "no_new_privs",
+            Step::Seccomp => "seccomp",
+            Step::PassSeccompListener => "pass seccomp listener",
+            Step::ResolveProgram => "resolve program",
+            Step::InitLoop => "init loop",
+        }
+    }
+}
+
+/// One message from the jail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Record {
+    /// The jail's init started; its pid as the supervisor sees it.
+    InitStarted {
+        /// Host pid of the jail's pid 1.
+        host_pid: i32,
+    },
+    /// A setup step failed with an errno (0 when the failure had none).
+    SetupFailed {
+        /// Which step.
+        step: Step,
+        /// The errno.
+        errno: i32,
+    },
+    /// Landlock was applied with this status and ABI.
+    Landlock {
+        /// How much of the ruleset the kernel enforces.
+        status: LayerStatus,
+        /// The ABI the kernel offers.
+        abi: i32,
+    },
+    /// `execve` of the program failed.
+    ExecFailed {
+        /// The errno.
+        errno: i32,
+    },
+    /// The program exited with this code.
+    ProgramExited {
+        /// Exit code.
+        code: i32,
+    },
+    /// A signal killed the program.
+    ProgramSignaled {
+        /// Signal number.
+        signal: i32,
+    },
+}
+
+/// Size of one encoded record.
+pub const RECORD_SIZE: usize = 16;
+
+impl Record {
+    /// Encode as `[tag, a, b, 0]`, native-endian u32s (both ends are this machine).
+    pub fn encode(self) -> [u8; RECORD_SIZE] {
+        let (tag, a, b): (u32, u32, i32) = match self {
+            Record::InitStarted { host_pid } => (1, 0, host_pid),
+            Record::SetupFailed { step, errno } => (2, step as u32, errno),
+            Record::Landlock { status, abi } => (3, status as u32, abi),
+            Record::ExecFailed { errno } => (4, 0, errno),
+            Record::ProgramExited { code } => (5, 0, code),
+            Record::ProgramSignaled { signal } => (6, 0, signal),
+        };
+        let mut out = [0u8; RECORD_SIZE];
+        out[0..4].copy_from_slice(&tag.to_ne_bytes());
+        out[4..8].copy_from_slice(&a.to_ne_bytes());
+        out[8..12].copy_from_slice(&b.to_ne_bytes());
+        out
+    }
+
+    /// Decode one record; `None` for anything malformed.
+    pub fn decode(buf: &[u8; RECORD_SIZE]) -> Option<Record> {
+        let word = |i: usize| [buf[i], buf[i + 1], buf[i + 2], buf[i + 3]];
+        let tag = u32::from_ne_bytes(word(0));
+        let a = u32::from_ne_bytes(word(4));
+        let b = i32::from_ne_bytes(word(8));
+        Some(match tag {
+            1 => Record::InitStarted { host_pid: b },
+            2 => Record::SetupFailed {
+                step: Step::from_u32(a)?,
+                errno: b,
+            },
+            3 => Record::Landlock {
+                status: LayerStatus::from_u32(a)?,
+                abi: b,
+            },
+            4 => Record::ExecFailed { errno: b },
+            5 => Record::ProgramExited { code: b },
+            6 => Record::ProgramSignaled { signal: b },
+            _ => return None,
+        })
+    }
+}
+
+/// How much of a protection layer is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u32)]
+pub enum LayerStatus {
+    /// Not in force at all.
+    Absent = 0,
+    /// Some of it is in force; `means` says what is missing.
+    Partial = 1,
+    /// Fully in force.
+    Enforced = 2,
+}
+
+impl LayerStatus {
+    fn from_u32(v: u32) -> Option<LayerStatus> {
+        match v {
+            0 => Some(LayerStatus::Absent),
+            1 => Some(LayerStatus::Partial),
+            2 => Some(LayerStatus::Enforced),
+            _ => None,
+        }
+    }
+}
+
+/// One protection layer and how it is enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Layer {
+    /// Short stable name (`namespaces`, `landlock`, `seccomp`, `memory`, …).
+    pub name: String,
+    /// Enforced, partial or absent.
+    pub status: LayerStatus,
+    /// By what means (e.g. `Landlock ABI 7`, `RLIMIT_NOFILE`).
+    pub means: String,
+}
+
+impl Layer {
+    /// A layer.
+    pub fn new(name: &str, status: LayerStatus, means: impl Into<String>) -> Layer {
+        Layer {
+            name: name.to_string(),
+            status,
+            means: means.into(),
+        }
+    }
+}
+
+/// Every layer of one sandbox, as set up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SandboxReport {
+    /// The layers, in setup order.
+    pub layers: Vec<Layer>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_record_round_trips() {
+        let mut records = vec![
+            Record::InitStarted { host_pid: 4242 },
+            Record::Landlock {
+                status: LayerStatus::Partial,
+                abi: 3,
+            },
+            Record::ExecFailed { errno: 2 },
+            Record::ProgramExited { code: 255 },
+            Record::ProgramSignaled { signal: 9 },
+        ];
+        for step in Step::ALL {
+            records.push(Record::SetupFailed { step, errno: 13 });
+        }
+        for r in records {
+            assert_eq!(Record::decode(&r.encode()), Some(r));
+        }
+    }
+
+    #[test]
+    fn malformed_records_are_rejected() {
+        let mut buf = [0u8; RECORD_SIZE];
+        assert_eq!(Record::decode(&buf), None);
+        buf[0] = 2;
+        buf[4] = 200; // no such step
+        assert_eq!(Record::decode(&buf), None);
+        buf[0] = 3;
+        buf[4] = 9; // no such status
+        assert_eq!(Record::decode(&buf), None);
+    }
+
+    #[test]
+    fn step_names_are_unique() {
+        let mut names: Vec<_> = Step::ALL.iter().map(|s| s.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Step::ALL.len());
+    }
+}

@@ -1,0 +1,353 @@
+//! The supervisor's side: start the jail helper (our own binary, re-executed so that setup
+//! runs in a fresh single-threaded process), hand it the spec, read its report, enforce the
+//! wall-clock timeout, and turn the end into an [`Outcome`].
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::jail::{HELPER_ARG, REPORT_FD, SPEC_FD};
+use crate::report::{Layer, LayerStatus, RECORD_SIZE, Record, SandboxReport, Step};
+use crate::spec::SandboxSpec;
+use crate::{limits, sys};
+
+/// Why the sandbox could not run the program.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The helper process could not be started.
+    #[error("cannot start the jail helper `{exe}`")]
+    Spawn {
+        /// The binary we tried to run.
+        exe: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A pipe to or from the helper failed.
+    #[error("cannot talk to the jail helper")]
+    Pipe(#[source] std::io::Error),
+    /// The jail's mount plan is invalid.
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    /// A setup step failed inside the jail.
+    #[error("sandbox setup failed at step `{}`: {}", step.name(), std::io::Error::from_raw_os_error(*errno))]
+    Setup {
+        /// Which step.
+        step: Step,
+        /// The errno.
+        errno: i32,
+    },
+    /// The helper ended without saying how.
+    #[error("the jail helper ended unexpectedly ({0})")]
+    Lost(String),
+}
+
+/// How a sandboxed run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The program exited with this code.
+    Exited(i32),
+    /// A signal killed the program.
+    Signaled(i32),
+    /// The wall-clock limit ran out; the whole jail was killed.
+    TimedOut,
+    /// The program could not be executed (errno: ENOENT = not found in the jail).
+    ExecFailed(i32),
+}
+
+impl Outcome {
+    /// The exit status `mcp-j` reports, as docs/INTERFACE.md says: the program's own;
+    /// 128+N for signal N; 124 on timeout; 127 not found; 126 not executable.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Exited(code) => code,
+            Outcome::Signaled(sig) => 128 + sig,
+            Outcome::TimedOut => 124,
+            Outcome::ExecFailed(errno) if errno == libc::ENOENT => 127,
+            Outcome::ExecFailed(_) => 126,
+        }
+    }
+}
+
+/// What the jail's standard streams are connected to.
+pub struct JailStdio {
+    /// The program's stdin.
+    pub stdin: Stdio,
+    /// The program's stdout.
+    pub stdout: Stdio,
+    /// The program's stderr.
+    pub stderr: Stdio,
+}
+
+impl JailStdio {
+    /// Pass our own streams straight through.
+    pub fn inherit() -> JailStdio {
+        JailStdio {
+            stdin: Stdio::inherit(),
+            stdout: Stdio::inherit(),
+            stderr: Stdio::inherit(),
+        }
+    }
+}
+
+/// A running jail.
+pub struct Jail {
+    helper: Child,
+    report: std::fs::File,
+    pending: Vec<u8>,
+    init_pid: Option<i32>,
+    landlock: Option<(LayerStatus, i32)>,
+    setup_failure: Option<(Step, i32)>,
+    exec_failure: Option<i32>,
+    program_end: Option<Outcome>,
+    report_closed: bool,
+    limits_by_cgroup: bool,
+    no_subprocess: bool,
+    jail_host_uid: u32,
+}
+
+impl Jail {
+    /// Start the helper and hand it `spec`. `exe` is our own binary (normally
+    /// `/proc/self/exe`), which must call [`crate::jail::helper_main`] when its first
+    /// argument is [`HELPER_ARG`].
+    pub fn spawn(spec: &SandboxSpec, exe: &str, stdio: JailStdio) -> Result<Jail, SandboxError> {
+        // Refuse a bad plan here, with a message, rather than as an errno from the jail.
+        crate::plan::mount_plan(spec, &crate::plan::HostLayout::probe(spec))?;
+
+        let (spec_read, spec_write) = pipe()?;
+        let (report_read, report_write) = pipe()?;
+        // Move the child's ends above the fixed numbers so the dup2s cannot collide.
+        let spec_read = sys::dup_at_least(spec_read.as_fd(), 10).map_err(SandboxError::Pipe)?;
+        let report_write =
+            sys::dup_at_least(report_write.as_fd(), 10).map_err(SandboxError::Pipe)?;
+
+        let mut cmd = Command::new(exe);
+        cmd.arg(HELPER_ARG)
+            .env_clear()
+            .stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        sys::pass_fds_to_command(
+            &mut cmd,
+            vec![(spec_read, SPEC_FD), (report_write, REPORT_FD)],
+        );
+        let helper = cmd.spawn().map_err(|source| SandboxError::Spawn {
+            exe: exe.to_string(),
+            source,
+        })?;
+        drop(cmd); // closes our copies of the child's pipe ends
+
+        let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Pipe(e.into()))?;
+        let mut spec_write = std::fs::File::from(spec_write);
+        // A helper that died early closes its end: the error shows in the report instead.
+        let _ = spec_write.write_all(&json);
+        drop(spec_write);
+
+        Ok(Jail {
+            helper,
+            report: std::fs::File::from(report_read),
+            pending: Vec::new(),
+            init_pid: None,
+            landlock: None,
+            setup_failure: None,
+            exec_failure: None,
+            program_end: None,
+            report_closed: false,
+            limits_by_cgroup: spec.limits_by_cgroup,
+            no_subprocess: spec.no_subprocess,
+            jail_host_uid: sys::real_ids().0,
+        })
+    }
+
+    /// The helper's pid (a child of this process).
+    pub fn helper_pid(&self) -> u32 {
+        self.helper.id()
+    }
+
+    /// Send `signal` to the program (through the jail's init, which forwards it).
+    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
+        match self.init_pid {
+            Some(pid) => sys::kill(pid, signal),
+            None => Err(std::io::Error::from_raw_os_error(libc::ESRCH)),
+        }
+    }
+
+    /// Kill the whole jail now: SIGKILL to its init ends every process in the PID
+    /// namespace; SIGKILL to the helper covers a jail still being set up.
+    pub fn kill(&mut self) {
+        if let Some(pid) = self.init_pid {
+            let _ = sys::kill(pid, libc::SIGKILL);
+        }
+        let _ = self.helper.kill();
+    }
+
+    /// Wait for the program to end, at most `timeout` (then kill the jail).
+    pub fn wait(
+        mut self,
+        timeout: Option<Duration>,
+    ) -> Result<(Outcome, SandboxReport), SandboxError> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let mut timed_out = false;
+        while !self.report_closed {
+            let remaining = match deadline {
+                Some(d) if !timed_out => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        timed_out = true;
+                        self.kill();
+                        continue;
+                    }
+                    Some(left)
+                }
+                _ => None,
+            };
+            self.read_report(remaining)?;
+        }
+        let status = self.helper.wait().map_err(SandboxError::Pipe)?;
+        let report = self.report();
+        if timed_out {
+            return Ok((Outcome::TimedOut, report));
+        }
+        if let Some((step, errno)) = self.setup_failure {
+            return Err(SandboxError::Setup { step, errno });
+        }
+        if let Some(errno) = self.exec_failure {
+            return Ok((Outcome::ExecFailed(errno), report));
+        }
+        match self.program_end {
+            Some(outcome) => Ok((outcome, report)),
+            None => Err(SandboxError::Lost(status.to_string())),
+        }
+    }
+
+    /// Read records for at most `timeout` (forever with `None`).
+    fn read_report(&mut self, timeout: Option<Duration>) -> Result<(), SandboxError> {
+        use rustix::event::{PollFd, PollFlags, poll};
+        let ts = timeout.map(|t| rustix::time::Timespec {
+            tv_sec: t.as_secs() as i64,
+            tv_nsec: i64::from(t.subsec_nanos()),
+        });
+        let mut fds = [PollFd::new(&self.report, PollFlags::IN)];
+        match poll(&mut fds, ts.as_ref()) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(SandboxError::Pipe(e.into())),
+        }
+        let mut buf = [0u8; 256];
+        let n = match self.report.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
+            Err(e) => return Err(SandboxError::Pipe(e)),
+        };
+        if n == 0 {
+            self.report_closed = true;
+            return Ok(());
+        }
+        self.pending.extend_from_slice(&buf[..n]);
+        while self.pending.len() >= RECORD_SIZE {
+            let mut rec = [0u8; RECORD_SIZE];
+            rec.copy_from_slice(&self.pending[..RECORD_SIZE]);
+            self.pending.drain(..RECORD_SIZE);
+            match Record::decode(&rec) {
+                Some(Record::InitStarted { host_pid }) => self.init_pid = Some(host_pid),
+                Some(Record::SetupFailed { step, errno }) => {
+                    self.setup_failure.get_or_insert((step, errno));
+                }
+                Some(Record::Landlock { status, abi }) => self.landlock = Some((status, abi)),
+                Some(Record::ExecFailed { errno }) => self.exec_failure = Some(errno),
+                Some(Record::ProgramExited { code }) => {
+                    self.program_end = Some(Outcome::Exited(code))
+                }
+                Some(Record::ProgramSignaled { signal }) => {
+                    self.program_end = Some(Outcome::Signaled(signal))
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The sandbox report: what this jail enforced, layer by layer.
+    pub fn report(&self) -> SandboxReport {
+        let mut layers = vec![
+            Layer::new(
+                "namespaces",
+                LayerStatus::Enforced,
+                "user, mount, pid, ipc, uts, network, cgroup",
+            ),
+            Layer::new(
+                "filesystem",
+                LayerStatus::Enforced,
+                "pivot_root into a read-only tmpfs root; system dirs bound read-only",
+            ),
+            match self.landlock {
+                Some((status, abi)) => {
+                    Layer::new("landlock", status, format!("Landlock ABI {abi}"))
+                }
+                None => Layer::new("landlock", LayerStatus::Absent, "not reached"),
+            },
+            Layer::new(
+                "capabilities",
+                LayerStatus::Enforced,
+                "all sets empty, bounding set included",
+            ),
+            Layer::new(
+                "no_new_privs",
+                LayerStatus::Enforced,
+                "prctl(PR_SET_NO_NEW_PRIVS)",
+            ),
+            Layer::new(
+                "seccomp",
+                LayerStatus::Enforced,
+                "deny set with EPERM, x32 guard, foreign architectures killed",
+            ),
+            Layer::new(
+                "network",
+                LayerStatus::Enforced,
+                "empty network namespace; TCP bind/connect denied by Landlock",
+            ),
+        ];
+        if self.no_subprocess {
+            layers.push(Layer::new(
+                "no_subprocess",
+                LayerStatus::Enforced,
+                "seccomp user notification: execve after the first fails with EPERM",
+            ));
+        }
+        for l in limits::describe_limit_enforcement(self.limits_by_cgroup, self.jail_host_uid) {
+            let status = match l.status {
+                limits::EnforcementStatus::Enforced => LayerStatus::Enforced,
+                limits::EnforcementStatus::Partial => LayerStatus::Partial,
+                limits::EnforcementStatus::Absent => LayerStatus::Absent,
+            };
+            let name = serde_json::to_value(l.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            layers.push(Layer::new(&name, status, l.means));
+        }
+        SandboxReport { layers }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| SandboxError::Pipe(e.into()))?;
+    debug_assert!(r.as_raw_fd() >= 0);
+    Ok((r, w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_interface() {
+        assert_eq!(Outcome::Exited(3).exit_code(), 3);
+        assert_eq!(Outcome::Signaled(9).exit_code(), 137);
+        assert_eq!(Outcome::TimedOut.exit_code(), 124);
+        assert_eq!(Outcome::ExecFailed(libc::ENOENT).exit_code(), 127);
+        assert_eq!(Outcome::ExecFailed(libc::EACCES).exit_code(), 126);
+    }
+}

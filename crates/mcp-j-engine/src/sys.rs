@@ -1,0 +1,501 @@
+//! The only module with `unsafe`: thin, safe wrappers over the system calls that neither
+//! `rustix` nor the `landlock` crate offer (fork, signalfd, seccomp with flags, user
+//! notification, `mount_setattr`, `close_range`, capability bounding set by number, execve).
+//!
+//! Each wrapper returns `io::Result` and documents what the caller must guarantee. Nothing
+//! here knows about the sandbox's policy; `jail.rs` decides what to call and in which order.
+#![allow(unsafe_code)]
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::process::Command;
+
+/// Turn a `-1`-style libc return value into an `io::Result`.
+fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Where a [`fork`] returned.
+pub enum Forked {
+    /// In the parent, with the child's pid.
+    Parent(libc::pid_t),
+    /// In the child.
+    Child,
+}
+
+/// `fork(2)`.
+///
+/// Callers are the jail helper and the jail's init, both single-threaded processes that
+/// were started by `execve` of our own binary, so the child may allocate and run ordinary
+/// Rust code.
+pub fn fork() -> io::Result<Forked> {
+    // SAFETY: fork has no memory-safety preconditions; the callers are single-threaded (see
+    // above), so no lock can be held by a thread that does not exist in the child.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid)),
+    }
+}
+
+/// `unshare(2)` of namespaces only.
+pub fn unshare_namespaces(flags: rustix::thread::UnshareFlags) -> io::Result<()> {
+    use rustix::thread::UnshareFlags;
+    // Unsharing the fd table or fs info under a running Rust program could invalidate
+    // state it relies on; namespaces cannot.
+    let not_namespaces = UnshareFlags::FILES | UnshareFlags::FS | UnshareFlags::SYSVSEM;
+    if flags.intersects(not_namespaces) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    // SAFETY: only namespace flags (checked above), which change no memory or descriptor
+    // this process holds.
+    unsafe { rustix::thread::unshare_unsafe(flags) }?;
+    Ok(())
+}
+
+/// `_exit(2)`: leave at once, without running destructors or atexit handlers (a forked
+/// child must not flush buffers it shares with its parent).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and has no preconditions.
+    unsafe { libc::_exit(code) }
+}
+
+/// Close every file descriptor from `first` up, except those in `keep` (which must be
+/// sorted ascending and all `>= first`).
+pub fn close_fds_from(first: u32, keep: &[RawFd]) -> io::Result<()> {
+    let mut next = first;
+    for &fd in keep {
+        let fd = fd as u32;
+        if fd > next {
+            // SAFETY: close_range only closes descriptors; the caller owns none in that range
+            // that it still needs (they are listed in `keep`).
+            check(unsafe { libc::close_range(next, fd - 1, 0) } as libc::c_long)?;
+        }
+        next = fd + 1;
+    }
+    // SAFETY: as above.
+    check(unsafe { libc::close_range(next, u32::MAX, 0) } as libc::c_long)?;
+    Ok(())
+}
+
+/// Make a command's child get `fds` at fixed descriptor numbers (`(source, target)`),
+/// inherited across its execve. Sources must not collide with targets; the caller dups
+/// them above every target first.
+pub fn pass_fds_to_command(cmd: &mut std::process::Command, fds: Vec<(OwnedFd, RawFd)>) {
+    let pairs: Vec<(RawFd, RawFd)> = fds.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
+    let keep_alive = std::sync::Mutex::new(Some(fds));
+    // SAFETY: the closure runs between fork and exec in the child of a possibly
+    // multi-threaded parent, so it only calls async-signal-safe dup2; it captures plain
+    // integers. `keep_alive` keeps the sources open in the parent until the command is
+    // dropped.
+    unsafe {
+        command_pre_exec(cmd, move || {
+            let _ = &keep_alive;
+            for &(src, dst) in &pairs {
+                if libc::dup2(src, dst) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// `CommandExt::pre_exec`, kept here so all `unsafe` is in this module.
+///
+/// # Safety
+/// `f` must only do async-signal-safe work.
+unsafe fn command_pre_exec<F>(cmd: &mut Command, f: F)
+where
+    F: FnMut() -> io::Result<()> + Send + Sync + 'static,
+{
+    use std::os::unix::process::CommandExt;
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        cmd.pre_exec(f);
+    }
+}
+
+/// Duplicate `fd` to the lowest free number `>= min`, close-on-exec.
+pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor; we own it from here on.
+    let new = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) }.into())?;
+    // SAFETY: `new` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
+}
+
+/// The spec pipe the supervisor hands the helper at [`crate::jail::SPEC_FD`]. Called once,
+/// first thing in the helper.
+pub fn adopt_spec_fd() -> OwnedFd {
+    // SAFETY: the supervisor passes this descriptor at this number (`Jail::spawn`), and
+    // nothing else in the freshly exec'd helper has claimed it.
+    unsafe { OwnedFd::from_raw_fd(crate::jail::SPEC_FD) }
+}
+
+/// The report pipe at [`crate::jail::REPORT_FD`]; as [`adopt_spec_fd`].
+pub fn adopt_report_fd() -> OwnedFd {
+    // SAFETY: as for adopt_spec_fd.
+    unsafe { OwnedFd::from_raw_fd(crate::jail::REPORT_FD) }
+}
+
+/// Clear close-on-exec or set it.
+pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
+    let flags = if on { libc::FD_CLOEXEC } else { 0 };
+    // SAFETY: F_SETFD only changes descriptor flags.
+    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags) }.into())?;
+    Ok(())
+}
+
+/// Remove capability number `cap` from the bounding set (`PR_CAPBSET_DROP`).
+/// EINVAL means the kernel does not know that capability: nothing to drop.
+pub fn drop_bounding_capability(cap: u32) -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
+    match check(ret.into()) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        other => other.map(|_| ()),
+    }
+}
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Mount attribute bits (`MOUNT_ATTR_*`).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+/// See [`MOUNT_ATTR_RDONLY`].
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+/// See [`MOUNT_ATTR_RDONLY`].
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+/// See [`MOUNT_ATTR_RDONLY`].
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+
+/// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], {set, propagation=private})`:
+/// set attributes on a (possibly detached) mount tree.
+pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: libc::MS_PRIVATE,
+        userns_fd: 0,
+    };
+    let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: the path is a valid NUL-terminated empty string, `attr` lives across the call
+    // and its size is passed.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    })?;
+    Ok(())
+}
+
+/// One classic BPF instruction, layout-compatible with the kernel's `struct sock_filter`.
+pub type SockFilter = seccompiler::sock_filter;
+
+/// Install a seccomp filter on the calling thread (`SECCOMP_SET_MODE_FILTER`). With
+/// `new_listener`, returns the user-notification descriptor.
+/// The caller must have set no_new_privs (or hold CAP_SYS_ADMIN).
+pub fn install_seccomp_filter(
+    prog: &[SockFilter],
+    new_listener: bool,
+) -> io::Result<Option<OwnedFd>> {
+    let fprog = libc::sock_fprog {
+        len: u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    let flags = if new_listener {
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER
+    } else {
+        0
+    };
+    // SAFETY: `fprog` points at `prog`, which is layout-compatible with libc::sock_filter
+    // (four fields of the same types in the same order) and outlives the call.
+    let ret = check(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            flags,
+            &fprog as *const libc::sock_fprog,
+        )
+    })?;
+    if new_listener {
+        // SAFETY: with NEW_LISTENER the kernel returns a fresh descriptor that we now own.
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(ret as RawFd) }))
+    } else {
+        Ok(None)
+    }
+}
+
+/// One pending seccomp user notification.
+pub struct SeccompNotification {
+    /// Cookie to answer with.
+    pub id: u64,
+}
+
+/// `SECCOMP_IOCTL_NOTIF_RECV`.
+pub fn seccomp_notif_recv(listener: BorrowedFd<'_>) -> io::Result<SeccompNotification> {
+    // SAFETY: seccomp_notif is plain old data; the kernel requires it zeroed.
+    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // SAFETY: the ioctl writes at most sizeof(seccomp_notif) bytes into `notif`.
+    check(
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_RECV,
+                &mut notif as *mut libc::seccomp_notif,
+            )
+        }
+        .into(),
+    )?;
+    Ok(SeccompNotification { id: notif.id })
+}
+
+/// `SECCOMP_IOCTL_NOTIF_SEND`: let the call proceed (`errno == None`) or fail it with errno.
+///
+/// Letting it proceed (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`) is only safe for decisions that
+/// do not depend on the caller's memory, which it can change after we look.
+pub fn seccomp_notif_send(listener: BorrowedFd<'_>, id: u64, errno: Option<i32>) -> io::Result<()> {
+    let resp = libc::seccomp_notif_resp {
+        id,
+        val: 0,
+        error: errno.map_or(0, |e| -e),
+        flags: if errno.is_none() {
+            libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32
+        } else {
+            0
+        },
+    };
+    // SAFETY: the ioctl reads sizeof(seccomp_notif_resp) bytes from `resp`.
+    check(
+        unsafe {
+            libc::ioctl(
+                listener.as_raw_fd(),
+                libc::SECCOMP_IOCTL_NOTIF_SEND,
+                &resp as *const libc::seccomp_notif_resp,
+            )
+        }
+        .into(),
+    )?;
+    Ok(())
+}
+
+/// A set of signals.
+pub struct SignalSet(libc::sigset_t);
+
+impl SignalSet {
+    /// The set of `signals`.
+    pub fn of(signals: &[i32]) -> Self {
+        // SAFETY: sigemptyset initialises the whole set; sigaddset with valid numbers.
+        unsafe {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &s in signals {
+                libc::sigaddset(&mut set, s);
+            }
+            SignalSet(set)
+        }
+    }
+}
+
+/// Block `set` for the calling thread; returns the previous mask.
+pub fn block_signals(set: &SignalSet) -> io::Result<SignalSet> {
+    // SAFETY: both pointers are valid sigset_t values for the duration of the call.
+    unsafe {
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        let ret = libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, &mut old);
+        if ret != 0 {
+            return Err(io::Error::from_raw_os_error(ret));
+        }
+        Ok(SignalSet(old))
+    }
+}
+
+/// Replace the calling thread's signal mask (to restore it before execve: masks are
+/// inherited by the new program).
+pub fn set_signal_mask(set: &SignalSet) -> io::Result<()> {
+    // SAFETY: valid sigset_t pointer, null old-mask pointer is allowed.
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set.0, std::ptr::null_mut()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
+    }
+    Ok(())
+}
+
+extern "C" fn ignore_signal(_: libc::c_int) {}
+
+/// Install a handler that does nothing for `signal`. A PID-namespace init only receives
+/// signals it has a handler for; the signal is blocked and read from a signalfd, so the
+/// handler itself never runs.
+pub fn install_noop_handler(signal: i32) -> io::Result<()> {
+    // SAFETY: sigaction with a valid, zeroed struct and an extern "C" handler of the right
+    // signature that touches nothing.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = ignore_signal as *const () as libc::sighandler_t;
+        libc::sigemptyset(&mut sa.sa_mask);
+        sa.sa_flags = libc::SA_RESTART;
+        if libc::sigaction(signal, &sa, std::ptr::null_mut()) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Reset `signal` to its default disposition.
+pub fn reset_signal_handler(signal: i32) -> io::Result<()> {
+    // SAFETY: setting SIG_DFL has no preconditions.
+    if unsafe { libc::signal(signal, libc::SIG_DFL) } == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `signalfd(2)` for `set` (which must be blocked), non-blocking, close-on-exec.
+pub fn signalfd(set: &SignalSet) -> io::Result<OwnedFd> {
+    // SAFETY: valid sigset pointer; returns a new descriptor we own.
+    let fd = check(
+        unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }.into(),
+    )?;
+    // SAFETY: fresh descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Read one signal number from a signalfd; `None` when none is pending.
+pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
+    // SAFETY: signalfd_siginfo is plain old data.
+    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::signalfd_siginfo>();
+    // SAFETY: reads at most `size` bytes into `info`.
+    let n = unsafe {
+        libc::read(
+            fd.as_raw_fd(),
+            &mut info as *mut _ as *mut libc::c_void,
+            size,
+        )
+    };
+    if n < 0 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::WouldBlock {
+            return Ok(None);
+        }
+        return Err(err);
+    }
+    Ok(Some(info.ssi_signo as i32))
+}
+
+/// How a child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildStatus {
+    /// Exited with this code.
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+/// `waitpid(pid, WNOHANG)` (`pid == -1`: any child). `None` when nothing has ended.
+pub fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<(libc::pid_t, ChildStatus)>> {
+    wait_impl(pid, libc::WNOHANG)
+}
+
+/// Blocking `waitpid(pid)`, retried on EINTR.
+pub fn wait_blocking(pid: libc::pid_t) -> io::Result<ChildStatus> {
+    loop {
+        match wait_impl(pid, 0) {
+            Ok(Some((_, status))) => return Ok(status),
+            Ok(None) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn wait_impl(pid: libc::pid_t, flags: i32) -> io::Result<Option<(libc::pid_t, ChildStatus)>> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid out-pointer.
+    let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if ret == 0 {
+        return Ok(None);
+    }
+    let st = if libc::WIFSIGNALED(status) {
+        ChildStatus::Signaled(libc::WTERMSIG(status))
+    } else {
+        ChildStatus::Exited(libc::WEXITSTATUS(status))
+    };
+    if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+        Ok(Some((ret, st)))
+    } else {
+        Ok(None)
+    }
+}
+
+/// `kill(2)`.
+pub fn kill(pid: libc::pid_t, signal: i32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    check(unsafe { libc::kill(pid, signal) }.into())?;
+    Ok(())
+}
+
+/// `execve(2)`; returns only on failure.
+pub fn execve(path: &CStr, argv: &[CString], envp: &[CString]) -> io::Error {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|e| e.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
+    // SAFETY: every pointer is a valid NUL-terminated string kept alive by `argv`/`envp`,
+    // and both arrays are NULL-terminated.
+    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
+    io::Error::last_os_error()
+}
+
+/// The Landlock ABI version the kernel offers (`landlock_create_ruleset(NULL, 0,
+/// LANDLOCK_CREATE_RULESET_VERSION)`), or the errno (ENOSYS, EOPNOTSUPP).
+pub fn landlock_abi_version() -> io::Result<i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: a NULL attribute pointer with size 0 is the documented version query.
+    let v = check(unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<libc::c_void>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    })?;
+    Ok(v as i32)
+}
+
+/// Set the calling process's dumpable flag off: no core dumps, no ptrace or
+/// `/proc/PID/mem` access by processes of the same uid.
+pub fn set_not_dumpable() -> io::Result<()> {
+    // SAFETY: prctl with integer arguments only.
+    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }.into())?;
+    Ok(())
+}
+
+/// The real uid and gid of the caller.
+pub fn real_ids() -> (u32, u32) {
+    // SAFETY: no preconditions.
+    unsafe { (libc::getuid(), libc::getgid()) }
+}
