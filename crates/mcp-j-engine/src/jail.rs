@@ -127,8 +127,33 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     // 2. Close every descriptor inherited from whoever started mcp-j.
     sys::close_fds_from(3, &[REPORT_FD]).at(Step::CloseInheritedFds)?;
 
-    // 3. New user, mount, PID, IPC, UTS, network and cgroup namespaces, in one call.
-    let (host_uid, host_gid) = sys::real_ids();
+    // 3. Plan the jail's filesystem while the host is in view.
+    let host = HostLayout::probe(spec);
+    let ops = plan::mount_plan(spec, &host).map_err(|_| Failure {
+        step: Step::PlanMounts,
+        errno: libc::EINVAL,
+    })?;
+
+    // 4. A root caller: the jail maps to an unprivileged host id; the user's own paths are
+    //    opened now, while we still hold host root's CAP_SYS_ADMIN, as idmapped mounts.
+    let (caller_uid, caller_gid) = sys::real_ids();
+    let (jail_host_uid, jail_host_gid) = crate::spec::jail_host_ids(caller_uid, caller_gid);
+    let privileged = caller_uid == 0;
+    let user_trees = if privileged {
+        open_idmapped_user_paths(&ops, jail_host_uid, jail_host_gid)?
+    } else {
+        Vec::new()
+    };
+    let mapper = if privileged {
+        // Host root's supplementary groups must not follow it into the jail (and cannot be
+        // dropped there: setgroups is denied in the jail's namespace).
+        rustix::thread::set_thread_groups(&[]).at(Step::MapIds)?;
+        Some(IdMapper::spawn()?)
+    } else {
+        None
+    };
+
+    // 5. New user, mount, PID, IPC, UTS, network and cgroup namespaces, in one call.
     sys::unshare_namespaces(
         UnshareFlags::NEWUSER
             | UnshareFlags::NEWNS
@@ -140,26 +165,45 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     )
     .at(Step::UnshareNamespaces)?;
 
-    // 4. Map the caller's uid/gid, and only those, to the jail's unprivileged ids.
-    std::fs::write("/proc/self/setgroups", "deny").at(Step::MapIds)?;
-    std::fs::write("/proc/self/uid_map", format!("{JAIL_UID} {host_uid} 1\n")).at(Step::MapIds)?;
-    std::fs::write("/proc/self/gid_map", format!("{JAIL_GID} {host_gid} 1\n")).at(Step::MapIds)?;
+    // 6. Map exactly one uid and one gid: the jail's, to the host ids chosen above. An
+    //    unprivileged caller writes its own map; for root, the mapper (still host root)
+    //    writes ours.
+    let maps = IdMaps {
+        uid: format!("{JAIL_UID} {jail_host_uid} 1\n"),
+        gid: format!("{JAIL_GID} {jail_host_gid} 1\n"),
+    };
+    match mapper {
+        Some(mapper) => {
+            mapper.map(&maps)?;
+            // Our host uid 0 is not mapped in the new namespace: become the jail's ids
+            // (capabilities in the namespace stay: its root uid is unmapped, so the kernel
+            // sees no "root to non-root" change).
+            let (uid, gid) = (
+                rustix::process::Uid::from_raw(JAIL_UID),
+                rustix::process::Gid::from_raw(JAIL_GID),
+            );
+            rustix::thread::set_thread_res_gid(gid, gid, gid).at(Step::MapIds)?;
+            rustix::thread::set_thread_res_uid(uid, uid, uid).at(Step::MapIds)?;
+        }
+        None => maps.write("/proc/self").at(Step::MapIds)?,
+    }
     // Changing credentials cleared the parent-death signal: set it again.
     die_with_parent(parent)?;
 
-    // 5. Fork init, the jail's pid 1. A pipe tells init whether we are still alive.
+    // 7. Fork init, the jail's pid 1. A pipe tells init whether we are still alive.
     let (lifeline_read, lifeline_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::ForkInit)?;
     match sys::fork().at(Step::ForkInit)? {
         Forked::Child => {
             drop(lifeline_write);
-            match init(spec, report, lifeline_read) {
+            match init(spec, report, &host, &ops, user_trees, lifeline_read) {
                 Ok(code) => sys::exit_now(code),
                 Err(f) => report.fail(f),
             }
         }
         Forked::Parent(init_pid) => {
             drop(lifeline_read);
+            drop(user_trees);
             report.send(Record::InitStarted { host_pid: init_pid });
             let status = sys::wait_blocking(init_pid).at(Step::ForkInit)?;
             drop(lifeline_write);
@@ -169,6 +213,167 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
             })
         }
     }
+}
+
+/// The uid and gid maps of a user namespace.
+struct IdMaps {
+    uid: String,
+    gid: String,
+}
+
+impl IdMaps {
+    /// Write them for the process at `proc_dir` (`/proc/self`, `/proc/PID`). `setgroups`
+    /// is denied first: the jail never changes its groups.
+    fn write(&self, proc_dir: &str) -> std::io::Result<()> {
+        std::fs::write(format!("{proc_dir}/setgroups"), "deny")?;
+        std::fs::write(format!("{proc_dir}/uid_map"), &self.uid)?;
+        std::fs::write(format!("{proc_dir}/gid_map"), &self.gid)
+    }
+}
+
+/// A child that stays host root while its parent enters a new user namespace, then writes
+/// the parent's id maps (only a process with CAP_SETUID in the parent namespace may map
+/// ids other than its own).
+struct IdMapper {
+    pid: libc::pid_t,
+    go: std::fs::File,
+}
+
+impl IdMapper {
+    fn spawn() -> Result<IdMapper, Failure> {
+        let (go_read, go_write) =
+            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::MapIds)?;
+        match sys::fork().at(Step::MapIds)? {
+            Forked::Child => {
+                drop(go_write);
+                let mut maps = String::new();
+                let ok = std::fs::File::from(go_read)
+                    .read_to_string(&mut maps)
+                    .is_ok();
+                let (uid, gid) = maps.split_once('|').unwrap_or(("", ""));
+                if !ok || uid.is_empty() {
+                    sys::exit_now(libc::ECANCELED);
+                }
+                let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+                let maps = IdMaps {
+                    uid: uid.to_string(),
+                    gid: gid.to_string(),
+                };
+                match maps.write(&format!("/proc/{parent}")) {
+                    Ok(()) => sys::exit_now(0),
+                    Err(e) => sys::exit_now(e.raw_os_error().unwrap_or(libc::EIO)),
+                }
+            }
+            Forked::Parent(pid) => Ok(IdMapper {
+                pid,
+                go: std::fs::File::from(go_write),
+            }),
+        }
+    }
+
+    fn map(mut self, maps: &IdMaps) -> Result<(), Failure> {
+        self.go
+            .write_all(format!("{}|{}", maps.uid, maps.gid).as_bytes())
+            .at(Step::MapIds)?;
+        drop(self.go);
+        match sys::wait_blocking(self.pid).at(Step::MapIds)? {
+            ChildStatus::Exited(0) => Ok(()),
+            ChildStatus::Exited(errno) => Err(Failure {
+                step: Step::MapIds,
+                errno,
+            }),
+            ChildStatus::Signaled(_) => Err(Failure {
+                step: Step::MapIds,
+                errno: libc::EINTR,
+            }),
+        }
+    }
+}
+
+/// A throwaway user namespace mapping host root to the jail's host ids: the idmapping for
+/// the user's paths, so that files of host root appear as the jail user's and files the
+/// jail creates belong to host root.
+fn idmapping_userns(jail_host_uid: u32, jail_host_gid: u32) -> Result<OwnedFd, Failure> {
+    let (ready_read, ready_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::OpenBindSources)?;
+    let (hold_read, hold_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::OpenBindSources)?;
+    match sys::fork().at(Step::OpenBindSources)? {
+        Forked::Child => {
+            drop(ready_read);
+            drop(hold_write);
+            if sys::unshare_namespaces(UnshareFlags::NEWUSER).is_err() {
+                sys::exit_now(1);
+            }
+            let _ = std::fs::File::from(ready_write).write_all(b"1");
+            // Wait until the parent has opened our namespace.
+            let _ = std::fs::File::from(hold_read).read(&mut [0u8; 1]);
+            sys::exit_now(0)
+        }
+        Forked::Parent(pid) => {
+            drop(ready_write);
+            drop(hold_read);
+            let mut ready = [0u8; 1];
+            let result = (|| -> std::io::Result<OwnedFd> {
+                std::fs::File::from(ready_read).read_exact(&mut ready)?;
+                let maps = IdMaps {
+                    uid: format!("0 {jail_host_uid} 1\n"),
+                    gid: format!("0 {jail_host_gid} 1\n"),
+                };
+                maps.write(&format!("/proc/{pid}"))?;
+                Ok(std::fs::File::open(format!("/proc/{pid}/ns/user"))?.into())
+            })();
+            drop(hold_write);
+            let _ = sys::wait_blocking(pid);
+            result.at(Step::OpenBindSources)
+        }
+    }
+}
+
+/// For a root caller: every bind of a user path, opened as a detached idmapped tree with
+/// its final attributes. A filesystem that cannot be idmapped is bound plainly: host
+/// root's files then appear as nobody's, which is less access, never more.
+fn open_idmapped_user_paths(
+    ops: &[MountOp],
+    jail_host_uid: u32,
+    jail_host_gid: u32,
+) -> Result<Vec<(usize, OwnedFd)>, Failure> {
+    let user_binds: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| {
+            matches!(
+                op,
+                MountOp::Bind {
+                    user_path: true,
+                    ..
+                }
+            )
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if user_binds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let userns = idmapping_userns(jail_host_uid, jail_host_gid)?;
+    let mut trees = Vec::new();
+    for i in user_binds {
+        let MountOp::Bind { source, access, .. } = &ops[i] else {
+            continue;
+        };
+        let tree = open_tree_clone(source)?;
+        let attrs = bind_attributes(*access);
+        match sys::mount_setattr_idmapped(tree.as_fd(), attrs, userns.as_fd()) {
+            Ok(()) => trees.push((i, tree)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                let tree = open_tree_clone(source)?;
+                sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::BindMount)?;
+                trees.push((i, tree));
+            }
+            Err(e) => return Err(e).at(Step::BindMount),
+        }
+    }
+    Ok(trees)
 }
 
 /// Ask for SIGKILL when the parent dies, then make sure it has not died already.
@@ -195,7 +400,14 @@ const FORWARDED_SIGNALS: [i32; 6] = [
     libc::SIGUSR2,
 ];
 
-fn init(spec: &SandboxSpec, report: &Reporter, lifeline: OwnedFd) -> Result<i32, Failure> {
+fn init(
+    spec: &SandboxSpec,
+    report: &Reporter,
+    host: &HostLayout,
+    ops: &[MountOp],
+    user_trees: Vec<(usize, OwnedFd)>,
+    lifeline: OwnedFd,
+) -> Result<i32, Failure> {
     // 6. Die with the helper; if it is already gone, the lifeline pipe has no writer.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .at(Step::ParentDeathSignal)?;
@@ -211,14 +423,9 @@ fn init(spec: &SandboxSpec, report: &Reporter, lifeline: OwnedFd) -> Result<i32,
     )
     .at(Step::MakeMountsPrivate)?;
 
-    // 8. Build the root: plan, open every bind source while the host is visible, then
-    //    carry the plan out on a fresh tmpfs.
-    let host = HostLayout::probe(spec);
-    let ops = plan::mount_plan(spec, &host).map_err(|_| Failure {
-        step: Step::PlanMounts,
-        errno: libc::EINVAL,
-    })?;
-    let sources = open_bind_sources(&ops)?;
+    // 8. Build the root: open every bind source while the host is visible, then carry
+    //    the plan out on a fresh tmpfs.
+    let sources = open_bind_sources(ops, user_trees)?;
     let root = mount_tmpfs(plan::ROOT_TMPFS_BYTES, 0o755, Step::MountRootTmpfs)?;
     // The root needs a path for pivot_root; any host directory will do, as the mount
     // namespace is private and every source is already open.
@@ -290,7 +497,7 @@ fn init(spec: &SandboxSpec, report: &Reporter, lifeline: OwnedFd) -> Result<i32,
     let program_pid = match sys::fork().at(Step::ForkProgram)? {
         Forked::Child => {
             drop(listener_rx);
-            let f = program(spec, report, &host, &old_mask, listener_tx);
+            let f = program(spec, report, host, &old_mask, listener_tx);
             report.fail(f)
         }
         Forked::Parent(pid) => pid,
@@ -330,40 +537,51 @@ fn helper_is_gone(lifeline: BorrowedFd<'_>) -> bool {
     matches!(rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
 }
 
-/// Open (as detached clones, with their final mount attributes) every bind source.
-fn open_bind_sources(ops: &[MountOp]) -> Result<Vec<Option<OwnedFd>>, Failure> {
+/// Open (as detached clones, with their final mount attributes) every bind source not
+/// already opened by the helper.
+fn open_bind_sources(
+    ops: &[MountOp],
+    mut opened: Vec<(usize, OwnedFd)>,
+) -> Result<Vec<Option<OwnedFd>>, Failure> {
     ops.iter()
-        .map(|op| {
+        .enumerate()
+        .map(|(i, op)| {
             let MountOp::Bind { source, access, .. } = op else {
                 return Ok(None);
             };
-            let tree = rustix::mount::open_tree(
-                rustix::fs::CWD,
-                source.as_path(),
-                OpenTreeFlags::OPEN_TREE_CLONE
-                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
-                    | OpenTreeFlags::AT_RECURSIVE,
-            )
-            .at(Step::OpenBindSources)?;
-            let attrs = match access {
-                BindAccess::ReadExec => {
-                    sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV
-                }
-                BindAccess::ReadOnly => {
-                    sys::MOUNT_ATTR_RDONLY
-                        | sys::MOUNT_ATTR_NOSUID
-                        | sys::MOUNT_ATTR_NODEV
-                        | sys::MOUNT_ATTR_NOEXEC
-                }
-                BindAccess::ReadWrite => {
-                    sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC
-                }
-                BindAccess::Device => sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NOEXEC,
-            };
-            sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::BindMount)?;
+            if let Some(pos) = opened.iter().position(|(j, _)| *j == i) {
+                return Ok(Some(opened.swap_remove(pos).1));
+            }
+            let tree = open_tree_clone(source)?;
+            sys::mount_setattr(tree.as_fd(), true, bind_attributes(*access)).at(Step::BindMount)?;
             Ok(Some(tree))
         })
         .collect()
+}
+
+fn open_tree_clone(source: &Path) -> Result<OwnedFd, Failure> {
+    rustix::mount::open_tree(
+        rustix::fs::CWD,
+        source,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .at(Step::OpenBindSources)
+}
+
+/// Mount attributes for each kind of bind.
+fn bind_attributes(access: BindAccess) -> u64 {
+    use sys::{
+        MOUNT_ATTR_NODEV as NODEV, MOUNT_ATTR_NOEXEC as NOEXEC, MOUNT_ATTR_NOSUID as NOSUID,
+        MOUNT_ATTR_RDONLY as RDONLY,
+    };
+    match access {
+        BindAccess::ReadExec => RDONLY | NOSUID | NODEV,
+        BindAccess::ReadOnly => RDONLY | NOSUID | NODEV | NOEXEC,
+        BindAccess::ReadWrite => NOSUID | NODEV | NOEXEC,
+        BindAccess::Device => NOSUID | NOEXEC,
+    }
 }
 
 /// A fresh tmpfs, detached: nosuid, nodev, noexec, bounded in size and inodes.

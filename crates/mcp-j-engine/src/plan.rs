@@ -41,6 +41,9 @@ pub enum MountOp {
         target: PathBuf,
         /// Access.
         access: BindAccess,
+        /// A path the user chose (workdir, `--ro`, `--rw`, the program): for a root
+        /// caller it is idmapped so host root's files belong to the jail's user.
+        user_path: bool,
     },
     /// A fresh tmpfs (nosuid, nodev, noexec).
     Tmpfs {
@@ -274,6 +277,7 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
                 source: path.into(),
                 target: path.into(),
                 access: BindAccess::ReadExec,
+                user_path: false,
             }),
             HostEntry::Symlink(target) => ops.push(MountOp::Symlink {
                 path: path.into(),
@@ -305,6 +309,7 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
                 source: path.into(),
                 target: path.into(),
                 access: BindAccess::ReadOnly,
+                user_path: false,
             }),
             HostEntry::Symlink(target) => ops.push(MountOp::Symlink {
                 path: path.into(),
@@ -331,6 +336,7 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
                 source: node.into(),
                 target: node.into(),
                 access: BindAccess::Device,
+                user_path: false,
             });
         }
     }
@@ -387,6 +393,7 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
             source: path.clone(),
             target: path,
             access,
+            user_path: true,
         });
     }
 
@@ -395,6 +402,7 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
             source: prog.clone(),
             target: prog.clone(),
             access: BindAccess::ReadExec,
+            user_path: true,
         });
     }
     Ok(ops)
@@ -605,7 +613,8 @@ mod tests {
             Some(&MountOp::Bind {
                 source: "/home/u/proj/server.sh".into(),
                 target: "/home/u/proj/server.sh".into(),
-                access: BindAccess::ReadExec
+                access: BindAccess::ReadExec,
+                user_path: true,
             })
         );
         assert!(

@@ -296,7 +296,7 @@ mod tests {
     fn run(prog: &[SockFilter], c: &Call) -> u32 {
         let (mut acc, mut pc) = (0u32, 0usize);
         loop {
-            let i = prog[pc];
+            let i = prog[pc].clone();
             let class = (i.code & 0x07) as u32;
             match class {
                 c_ if c_ == libc::BPF_LD => acc = load(c, i.k),

@@ -70,5 +70,23 @@ impl Default for Limits {
 pub const JAIL_UID: u32 = 1000;
 /// See [`JAIL_UID`].
 pub const JAIL_GID: u32 = 1000;
+/// The host uid and gid the jail's ids map to when the caller is host root.
+///
+/// Mapping the jail to host uid 0 would make an escapee host root, and the kernel never
+/// applies `RLIMIT_NPROC` to tasks whose real uid is host root (`copy_process` exempts
+/// `INIT_USER`), so the task limit would not hold. The user's own paths are idmapped
+/// instead (host uid 0 appears as the jail's user), so the workdir still works.
+pub const ROOT_CALLER_JAIL_HOST_ID: u32 = 65534;
+
+/// The host uid/gid the jail's uid/gid map to for a caller with these real ids: the
+/// caller's own, except for root (see [`ROOT_CALLER_JAIL_HOST_ID`]).
+pub fn jail_host_ids(caller_uid: u32, caller_gid: u32) -> (u32, u32) {
+    if caller_uid == 0 {
+        (ROOT_CALLER_JAIL_HOST_ID, ROOT_CALLER_JAIL_HOST_ID)
+    } else {
+        (caller_uid, caller_gid)
+    }
+}
+
 /// The jail's host name: the host's own name does not leak in.
 pub const JAIL_HOSTNAME: &str = "mcp-j";

@@ -156,7 +156,10 @@ impl Jail {
             report_closed: false,
             limits_by_cgroup: spec.limits_by_cgroup,
             no_subprocess: spec.no_subprocess,
-            jail_host_uid: sys::real_ids().0,
+            jail_host_uid: {
+                let (uid, gid) = sys::real_ids();
+                crate::spec::jail_host_ids(uid, gid).0
+            },
         })
     }
 

@@ -184,11 +184,32 @@ pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 /// `mount_setattr(fd, "", AT_EMPTY_PATH [| AT_RECURSIVE], {set, propagation=private})`:
 /// set attributes on a (possibly detached) mount tree.
 pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64) -> io::Result<()> {
+    mount_setattr_impl(fd, recursive, set, None)
+}
+
+/// As [`mount_setattr`], and make the (detached, never attached) tree an idmapped mount
+/// with the mappings of the user namespace `userns`.
+pub fn mount_setattr_idmapped(
+    fd: BorrowedFd<'_>,
+    set: u64,
+    userns: BorrowedFd<'_>,
+) -> io::Result<()> {
+    mount_setattr_impl(fd, true, set, Some(userns))
+}
+
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+fn mount_setattr_impl(
+    fd: BorrowedFd<'_>,
+    recursive: bool,
+    set: u64,
+    userns: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let attr = MountAttr {
-        attr_set: set,
+        attr_set: set | userns.map_or(0, |_| MOUNT_ATTR_IDMAP),
         attr_clr: 0,
         propagation: libc::MS_PRIVATE,
-        userns_fd: 0,
+        userns_fd: userns.map_or(0, |u| u.as_raw_fd() as u64),
     };
     let mut flags = libc::AT_EMPTY_PATH as libc::c_uint;
     if recursive {
