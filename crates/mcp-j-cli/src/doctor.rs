@@ -53,9 +53,7 @@ fn run_probe(name: &str) -> (bool, String) {
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() < PROBE_TIMEOUT => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
+            Ok(None) if started.elapsed() < PROBE_TIMEOUT => std::thread::sleep(Duration::from_millis(5)),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -70,10 +68,7 @@ fn run_probe(name: &str) -> (bool, String) {
     let line = out.lines().next().unwrap_or("").to_string();
     match status {
         None => (false, "probe timed out".into()),
-        Some(s) if s.success() => (
-            true,
-            line.strip_prefix("ok").unwrap_or("").trim().to_string(),
-        ),
+        Some(s) if s.success() => (true, line.strip_prefix("ok").unwrap_or("").trim().to_string()),
         Some(s) => {
             let detail = line.strip_prefix("no").unwrap_or(&line).trim().to_string();
             (
@@ -105,8 +100,7 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         stdout: Stdio::null(),
         stderr: Stdio::null(),
     };
-    let result = Jail::spawn(&spec, "/proc/self/exe", stdio)
-        .and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
+    let result = Jail::spawn(&spec, "/proc/self/exe", stdio).and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
     match result {
         Ok((mcp_j_engine::Outcome::Exited(0), report)) => (None, report.layers),
         Ok((outcome, report)) => (
@@ -168,11 +162,7 @@ fn print_human(d: &Doctor) {
         println!(
             "  {mark}  {:<20} {}",
             f.name,
-            if f.detail.is_empty() {
-                f.what
-            } else {
-                &f.detail
-            }
+            if f.detail.is_empty() { f.what } else { &f.detail }
         );
     }
     let mark = if d.cgroup_v2.available { "yes" } else { "NO " };

@@ -3,6 +3,9 @@
 //! Thin: parses flags, builds a sandbox spec, hands it to the engine, maps the outcome to
 //! the exit codes of ../shared/INTERFACE.md. Data goes to stdout, messages to stderr.
 
+// Printing data on stdout is this crate's job (the library crates may not).
+#![allow(clippy::print_stdout)]
+
 mod doctor;
 mod sandbox_opts;
 mod units;
@@ -20,11 +23,7 @@ use crate::sandbox_opts::SandboxOpts;
 const EXIT_MCP_J_FAILED: u8 = 125;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "mcp-j",
-    version,
-    about = "A secure runtime for untrusted MCP servers"
-)]
+#[command(name = "mcp-j", version, about = "A secure runtime for untrusted MCP servers")]
 struct Cli {
     /// Registry URL
     #[arg(long, global = true, value_name = "URL")]
@@ -50,7 +49,7 @@ enum Command {
     /// Run any program in the sandbox; stdin/stdout/stderr pass straight through
     Exec {
         #[command(flatten)]
-        sandbox: SandboxOpts,
+        sandbox: Box<SandboxOpts>,
         /// The program and its arguments
         #[arg(last = true, required = true, value_name = "PROG [ARGS]...")]
         command: Vec<String>,
@@ -106,9 +105,8 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
     let (outcome, report) = match jail.wait(resolved.timeout) {
         Ok(done) => done,
         Err(e @ SandboxError::Setup { .. }) => {
-            return Err(anyhow::Error::new(e).context(
-                "the sandbox could not be set up; `mcp-j doctor` tells what this machine offers",
-            ));
+            return Err(anyhow::Error::new(e)
+                .context("the sandbox could not be set up; `mcp-j doctor` tells what this machine offers"));
         }
         Err(e) => return Err(e.into()),
     };

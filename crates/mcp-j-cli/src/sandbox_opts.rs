@@ -94,11 +94,9 @@ fn read_secret(spec: &str) -> Result<(String, String)> {
     };
     check_env_name(name)?;
     let value = if let Some(var) = source.strip_prefix("env:") {
-        std::env::var(var)
-            .with_context(|| format!("secret `{name}`: environment variable `{var}` is not set"))?
+        std::env::var(var).with_context(|| format!("secret `{name}`: environment variable `{var}` is not set"))?
     } else if let Some(path) = source.strip_prefix("file:") {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("secret `{name}`: cannot read `{path}`"))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("secret `{name}`: cannot read `{path}`"))?;
         text.strip_suffix('\n').unwrap_or(&text).to_string()
     } else {
         bail!("secret `{name}`: the source must be env:VAR or file:PATH");
@@ -129,10 +127,7 @@ fn base_env() -> Vec<(String, String)> {
         ("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()),
         ("HOME".into(), "/tmp".into()),
         ("LANG".into(), "C.UTF-8".into()),
-        (
-            "TERM".into(),
-            std::env::var("TERM").unwrap_or_else(|_| "dumb".into()),
-        ),
+        ("TERM".into(), std::env::var("TERM").unwrap_or_else(|_| "dumb".into())),
     ]
 }
 
@@ -142,8 +137,7 @@ fn set_env(env: &mut Vec<(String, String)>, name: String, value: String) {
 }
 
 fn canonical(path: &Path, what: &str) -> Result<PathBuf> {
-    std::fs::canonicalize(path)
-        .with_context(|| format!("{what} `{}` does not exist", path.display()))
+    std::fs::canonicalize(path).with_context(|| format!("{what} `{}` does not exist", path.display()))
 }
 
 /// The default working directory: the current one, unless that is `/`, the home directory
@@ -179,15 +173,12 @@ impl SandboxOpts {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read manifest `{}`", path.display()))?;
-                serde_json::from_str(&text)
-                    .with_context(|| format!("invalid manifest `{}`", path.display()))?
+                serde_json::from_str(&text).with_context(|| format!("invalid manifest `{}`", path.display()))?
             }
             None => Manifest::default(),
         };
         if !self.allow_net.is_empty() || !manifest.allow_net.is_empty() {
-            bail!(
-                "network egress (`--allow-net`) is not available yet; the sandbox has no network"
-            );
+            bail!("network egress (`--allow-net`) is not available yet; the sandbox has no network");
         }
 
         let defaults = Limits::default();
@@ -198,18 +189,13 @@ impl SandboxOpts {
             .transpose()
             .map_err(anyhow::Error::msg)?;
         let limits = Limits {
-            memory_bytes: self
-                .memory
-                .or(manifest_memory)
-                .unwrap_or(defaults.memory_bytes),
+            memory_bytes: self.memory.or(manifest_memory).unwrap_or(defaults.memory_bytes),
             pids: self.pids.or(manifest.pids).unwrap_or(defaults.pids),
             fds: self.fds.or(manifest.fds).unwrap_or(defaults.fds),
             cpu_millicores: self.cpu.or(manifest.cpu).unwrap_or(defaults.cpu_millicores),
         };
         if limits.pids == 0 || limits.fds < 4 || limits.cpu_millicores == 0 {
-            bail!(
-                "limits too small: --pids must be at least 1, --fds at least 4, --cpu at least 1"
-            );
+            bail!("limits too small: --pids must be at least 1, --fds at least 4, --cpu at least 1");
         }
         let manifest_timeout = manifest
             .timeout
@@ -227,9 +213,8 @@ impl SandboxOpts {
                 }
                 None => {
                     check_env_name(item)?;
-                    let value = std::env::var(item).with_context(|| {
-                        format!("`--env {item}`: `{item}` is not set in the environment")
-                    })?;
+                    let value = std::env::var(item)
+                        .with_context(|| format!("`--env {item}`: `{item}` is not set in the environment"))?;
                     set_env(&mut env, item.clone(), value);
                 }
             }
@@ -338,11 +323,7 @@ mod tests {
             ..Default::default()
         })
         .expect("resolve");
-        assert!(
-            r.spec
-                .env
-                .contains(&("TOKEN".into(), "s3cr3t-value".into()))
-        );
+        assert!(r.spec.env.contains(&("TOKEN".into(), "s3cr3t-value".into())));
 
         let err = resolve(SandboxOpts {
             secret: vec!["TOKEN=literal-s3cr3t".into()],

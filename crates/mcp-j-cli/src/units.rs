@@ -18,9 +18,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "g" | "gb" | "gib" => 30,
         "t" | "tb" | "tib" => 40,
         _ => {
-            return Err(format!(
-                "`{text}`: unknown size unit `{unit}` (use K, M, G or T)"
-            ));
+            return Err(format!("`{text}`: unknown size unit `{unit}` (use K, M, G or T)"));
         }
     };
     n.checked_mul(1u64 << shift)
@@ -43,9 +41,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         _ => {
-            return Err(format!(
-                "`{text}`: unknown duration unit `{unit}` (use ms, s, m or h)"
-            ));
+            return Err(format!("`{text}`: unknown duration unit `{unit}` (use ms, s, m or h)"));
         }
     };
     if d.is_zero() {

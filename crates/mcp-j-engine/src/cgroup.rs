@@ -160,9 +160,7 @@ pub struct Unavailable {
 
 impl Unavailable {
     fn new(reason: impl Into<String>) -> Self {
-        Unavailable {
-            reason: reason.into(),
-        }
+        Unavailable { reason: reason.into() }
     }
 }
 
@@ -203,10 +201,7 @@ pub fn detect(configured_parent: Option<&Path>) -> Result<DelegatedParent, Unava
 ///
 /// May enable controllers in the parent's `cgroup.subtree_control`, as [`check_parent`]
 /// does.
-pub fn find_delegated_parent(
-    cgroup_mount: &Path,
-    proc_self_cgroup: &str,
-) -> Result<DelegatedParent, Unavailable> {
+pub fn find_delegated_parent(cgroup_mount: &Path, proc_self_cgroup: &str) -> Result<DelegatedParent, Unavailable> {
     if !cgroup_mount.join("cgroup.controllers").is_file() {
         return Err(Unavailable::new(format!(
             "no cgroup v2 hierarchy mounted at `{}`",
@@ -283,9 +278,7 @@ pub fn check_parent(path: &Path) -> Result<DelegatedParent, Unavailable> {
 /// `0::/path` line (cgroup v1 hierarchies have other ids), or `None` without one.
 #[must_use]
 pub fn own_cgroup_path(proc_self_cgroup: &str) -> Option<&str> {
-    proc_self_cgroup
-        .lines()
-        .find_map(|line| line.strip_prefix("0::"))
+    proc_self_cgroup.lines().find_map(|line| line.strip_prefix("0::"))
 }
 
 /// `own` relative to the mount, when it is an absolute path of plain names. A cgroup
@@ -310,12 +303,8 @@ fn missing_controllers(list: &str) -> Vec<&'static str> {
 /// Creates and removes an empty child, to learn whether jail cgroups can be made here.
 fn probe_child(parent: &Path) -> Result<(), Unavailable> {
     let probe = parent.join(format!("mcp-j-probe-{}", getpid().as_raw_nonzero()));
-    fs::create_dir(&probe).map_err(|e| {
-        Unavailable::new(format!(
-            "cannot create a child cgroup in `{}`: {e}",
-            parent.display()
-        ))
-    })?;
+    fs::create_dir(&probe)
+        .map_err(|e| Unavailable::new(format!("cannot create a child cgroup in `{}`: {e}", parent.display())))?;
     // An empty cgroup is removable at once; if not, an empty directory is all that's left.
     let _ = fs::remove_dir(&probe);
     Ok(())
@@ -324,13 +313,12 @@ fn probe_child(parent: &Path) -> Result<(), Unavailable> {
 /// Makes sure the parent's children get the required controllers.
 fn enable_controllers(parent: &Path) -> Result<(), Unavailable> {
     let file = parent.join("cgroup.subtree_control");
-    let enabled = fs::read_to_string(&file)
-        .map_err(|e| Unavailable::new(format!("cannot read `{}`: {e}", file.display())))?;
+    let enabled =
+        fs::read_to_string(&file).map_err(|e| Unavailable::new(format!("cannot read `{}`: {e}", file.display())))?;
     if missing_controllers(&enabled).is_empty() {
         return Ok(());
     }
-    write_file(&file, SUBTREE_CONTROL_ENABLE)
-        .map_err(|e| Unavailable::new(enable_failure_reason(parent, &e)))
+    write_file(&file, SUBTREE_CONTROL_ENABLE).map_err(|e| Unavailable::new(enable_failure_reason(parent, &e)))
 }
 
 /// Why writing `cgroup.subtree_control` failed, in words that say what to do.
@@ -402,15 +390,9 @@ impl JailCgroup {
     /// - `cpu.max` = [`cpu_max_value`].
     ///
     /// If a write fails, the directory is removed again.
-    pub fn create(
-        parent: &DelegatedParent,
-        name: &str,
-        limits: &Limits,
-    ) -> Result<JailCgroup, CgroupError> {
+    pub fn create(parent: &DelegatedParent, name: &str, limits: &Limits) -> Result<JailCgroup, CgroupError> {
         if !is_one_component(name) {
-            return Err(CgroupError::InvalidName {
-                name: name.to_owned(),
-            });
+            return Err(CgroupError::InvalidName { name: name.to_owned() });
         }
         let path = parent.path.join(name);
         fs::create_dir(&path).map_err(|source| CgroupError::Create {
@@ -444,10 +426,7 @@ impl JailCgroup {
     /// Moves the process `pid` into the cgroup (`cgroup.procs`); its future children are
     /// born there.
     pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
-        write_value(
-            &self.path.join("cgroup.procs"),
-            &pid.as_raw_nonzero().to_string(),
-        )
+        write_value(&self.path.join("cgroup.procs"), &pid.as_raw_nonzero().to_string())
     }
 
     /// The most memory the cgroup used, in bytes (`memory.peak`), or `None` on kernels
@@ -455,14 +434,10 @@ impl JailCgroup {
     pub fn peak_memory(&self) -> Result<Option<u64>, CgroupError> {
         let path = self.path.join("memory.peak");
         match fs::read_to_string(&path) {
-            Ok(text) => text
-                .trim()
-                .parse()
-                .map(Some)
-                .map_err(|_| CgroupError::Malformed {
-                    path,
-                    what: "a byte count",
-                }),
+            Ok(text) => text.trim().parse().map(Some).map_err(|_| CgroupError::Malformed {
+                path,
+                what: "a byte count",
+            }),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(CgroupError::Read { path, source }),
         }
@@ -553,10 +528,7 @@ fn write_value(path: &Path, value: &str) -> Result<(), CgroupError> {
 /// Writes `value` to an existing cgroup file in one `write`, as the kernel expects (each
 /// write is one command). Never creates the file.
 fn write_file(path: &Path, value: &str) -> io::Result<()> {
-    OpenOptions::new()
-        .write(true)
-        .open(path)?
-        .write_all(value.as_bytes())
+    OpenOptions::new().write(true).open(path)?.write_all(value.as_bytes())
 }
 
 /// `rmdir`, retried while the cgroup is busy (tasks still exiting); gone already is fine.
@@ -573,11 +545,7 @@ fn remove_dir_retrying(path: &Path) -> io::Result<()> {
 
 /// Runs `op` up to `attempts` times, sleeping `delay` after each `EBUSY`; any other result
 /// is returned at once.
-fn retry_while_busy(
-    mut op: impl FnMut() -> io::Result<()>,
-    attempts: u32,
-    delay: Duration,
-) -> io::Result<()> {
+fn retry_while_busy(mut op: impl FnMut() -> io::Result<()>, attempts: u32, delay: Duration) -> io::Result<()> {
     let mut attempt = 1;
     loop {
         match op() {
@@ -612,11 +580,7 @@ mod tests {
         let tmp = TempDir::new().unwrap();
         let mount = tmp.path().join("cgroup");
         fake_cgroup(&mount, ALL_CONTROLLERS, "cpu io memory pids\n");
-        fake_cgroup(
-            &mount.join(OWN.trim_start_matches('/')),
-            own_controllers,
-            own_subtree,
-        );
+        fake_cgroup(&mount.join(OWN.trim_start_matches('/')), own_controllers, own_subtree);
         (tmp, mount, format!("0::{OWN}\n"))
     }
 
@@ -683,10 +647,7 @@ mod tests {
         let own = mount.join(OWN.trim_start_matches('/'));
         let parent = find_delegated_parent(&mount, &text).unwrap();
         assert_eq!(parent.path(), own);
-        assert_eq!(
-            read(&own.join("cgroup.subtree_control")),
-            "cpu memory pids\n"
-        );
+        assert_eq!(read(&own.join("cgroup.subtree_control")), "cpu memory pids\n");
         assert_eq!(
             entries(&own),
             ["cgroup.controllers", "cgroup.subtree_control"],
@@ -730,10 +691,7 @@ mod tests {
         fs::create_dir(tmp.path().join("memory")).unwrap();
         assert_eq!(
             reason(find_delegated_parent(tmp.path(), "0::/\n")),
-            format!(
-                "no cgroup v2 hierarchy mounted at `{}`",
-                tmp.path().display()
-            )
+            format!("no cgroup v2 hierarchy mounted at `{}`", tmp.path().display())
         );
     }
 
@@ -796,10 +754,7 @@ mod tests {
         fs::write(&probe, "").unwrap();
         let reason = reason(find_delegated_parent(&mount, &text));
         assert!(
-            reason.starts_with(&format!(
-                "cannot create a child cgroup in `{}`: ",
-                own.display()
-            )),
+            reason.starts_with(&format!("cannot create a child cgroup in `{}`: ", own.display())),
             "{reason}"
         );
         assert_eq!(read(&own.join("cgroup.subtree_control")), "", "not touched");
@@ -907,10 +862,7 @@ mod tests {
     fn limits_are_written_exactly() {
         let tmp = TempDir::new().unwrap();
         let dir = tmp.path().join("jail");
-        fake_jail_dir(
-            &dir,
-            &["memory.max", "memory.swap.max", "pids.max", "cpu.max"],
-        );
+        fake_jail_dir(&dir, &["memory.max", "memory.swap.max", "pids.max", "cpu.max"]);
         assert!(write_limits(&dir, &limits()).unwrap());
         assert_eq!(read(&dir.join("memory.max")), "536870912");
         assert_eq!(read(&dir.join("memory.swap.max")), "0");
@@ -978,10 +930,7 @@ mod tests {
         fs::create_dir(tmp.path().join("taken")).unwrap();
         let error = JailCgroup::create(&parent, "taken", &limits()).unwrap_err();
         assert!(matches!(error, CgroupError::Create { .. }), "{error:?}");
-        assert!(
-            tmp.path().join("taken").exists(),
-            "not someone else's to remove"
-        );
+        assert!(tmp.path().join("taken").exists(), "not someone else's to remove");
     }
 
     #[test]
@@ -1012,33 +961,20 @@ mod tests {
         fake_jail_dir(&dir, &[]);
         let jail = jail_at(&dir);
         assert_eq!(jail.peak_memory().unwrap(), None, "before Linux 5.19");
-        assert!(matches!(
-            jail.cpu_usage_usec(),
-            Err(CgroupError::Read { .. })
-        ));
+        assert!(matches!(jail.cpu_usage_usec(), Err(CgroupError::Read { .. })));
 
         fs::write(dir.join("memory.peak"), "104857600\n").unwrap();
-        fs::write(
-            dir.join("cpu.stat"),
-            "usage_usec 42\nuser_usec 40\nsystem_usec 2\n",
-        )
-        .unwrap();
+        fs::write(dir.join("cpu.stat"), "usage_usec 42\nuser_usec 40\nsystem_usec 2\n").unwrap();
         assert_eq!(jail.peak_memory().unwrap(), Some(104_857_600));
         assert_eq!(jail.cpu_usage_usec().unwrap(), 42);
 
         fs::write(dir.join("memory.peak"), "max\n").unwrap();
         fs::write(dir.join("cpu.stat"), "user_usec 40\n").unwrap();
-        assert!(matches!(
-            jail.peak_memory(),
-            Err(CgroupError::Malformed { .. })
-        ));
+        assert!(matches!(jail.peak_memory(), Err(CgroupError::Malformed { .. })));
         let error = jail.cpu_usage_usec().unwrap_err();
         assert_eq!(
             error.to_string(),
-            format!(
-                "cannot find `usage_usec` in `{}`",
-                dir.join("cpu.stat").display()
-            )
+            format!("cannot find `usage_usec` in `{}`", dir.join("cpu.stat").display())
         );
     }
 

@@ -17,19 +17,18 @@ use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-use rustix::fs::{Mode, OFlags, ResolveFlags};
-use rustix::mount::{
-    FsMountFlags, FsOpenFlags, MountAttrFlags, MountPropagationFlags, MoveMountFlags,
-    OpenTreeFlags, UnmountFlags,
-};
+use rustix::fs::{Mode, OFlags};
+use rustix::mount::{MountPropagationFlags, MoveMountFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
+use crate::idmap::{IdMapper, IdMaps, open_idmapped_user_paths};
 use crate::landlock_rules::{self, FsPolicy};
 use crate::limits;
-use crate::plan::{self, BindAccess, HostLayout, MountOp};
+use crate::plan::{self, HostLayout, MountOp};
 use crate::report::{LayerStatus, Record, Step};
+use crate::rootfs::{apply, mount_tmpfs, open_bind_sources};
 use crate::seccomp;
 use crate::spec::{JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
 use crate::sys::{self, ChildStatus, Forked};
@@ -46,13 +45,13 @@ const SETUP_FAILED_EXIT: i32 = 125;
 
 /// A setup step that failed, with its errno.
 #[derive(Debug, Clone, Copy)]
-struct Failure {
-    step: Step,
-    errno: i32,
+pub(crate) struct Failure {
+    pub(crate) step: Step,
+    pub(crate) errno: i32,
 }
 
 /// Attach the step to any error that carries an errno.
-trait AtStep<T> {
+pub(crate) trait AtStep<T> {
     fn at(self, step: Step) -> Result<T, Failure>;
 }
 
@@ -116,7 +115,7 @@ fn read_spec() -> Result<SandboxSpec, Failure> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Helper: steps 1–5 of docs/SANDBOX.md.
+// Helper: steps 1–7 of docs/SANDBOX.md.
 // ---------------------------------------------------------------------------------------
 
 fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
@@ -215,167 +214,6 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     }
 }
 
-/// The uid and gid maps of a user namespace.
-struct IdMaps {
-    uid: String,
-    gid: String,
-}
-
-impl IdMaps {
-    /// Write them for the process at `proc_dir` (`/proc/self`, `/proc/PID`). `setgroups`
-    /// is denied first: the jail never changes its groups.
-    fn write(&self, proc_dir: &str) -> std::io::Result<()> {
-        std::fs::write(format!("{proc_dir}/setgroups"), "deny")?;
-        std::fs::write(format!("{proc_dir}/uid_map"), &self.uid)?;
-        std::fs::write(format!("{proc_dir}/gid_map"), &self.gid)
-    }
-}
-
-/// A child that stays host root while its parent enters a new user namespace, then writes
-/// the parent's id maps (only a process with CAP_SETUID in the parent namespace may map
-/// ids other than its own).
-struct IdMapper {
-    pid: libc::pid_t,
-    go: std::fs::File,
-}
-
-impl IdMapper {
-    fn spawn() -> Result<IdMapper, Failure> {
-        let (go_read, go_write) =
-            rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::MapIds)?;
-        match sys::fork().at(Step::MapIds)? {
-            Forked::Child => {
-                drop(go_write);
-                let mut maps = String::new();
-                let ok = std::fs::File::from(go_read)
-                    .read_to_string(&mut maps)
-                    .is_ok();
-                let (uid, gid) = maps.split_once('|').unwrap_or(("", ""));
-                if !ok || uid.is_empty() {
-                    sys::exit_now(libc::ECANCELED);
-                }
-                let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
-                let maps = IdMaps {
-                    uid: uid.to_string(),
-                    gid: gid.to_string(),
-                };
-                match maps.write(&format!("/proc/{parent}")) {
-                    Ok(()) => sys::exit_now(0),
-                    Err(e) => sys::exit_now(e.raw_os_error().unwrap_or(libc::EIO)),
-                }
-            }
-            Forked::Parent(pid) => Ok(IdMapper {
-                pid,
-                go: std::fs::File::from(go_write),
-            }),
-        }
-    }
-
-    fn map(mut self, maps: &IdMaps) -> Result<(), Failure> {
-        self.go
-            .write_all(format!("{}|{}", maps.uid, maps.gid).as_bytes())
-            .at(Step::MapIds)?;
-        drop(self.go);
-        match sys::wait_blocking(self.pid).at(Step::MapIds)? {
-            ChildStatus::Exited(0) => Ok(()),
-            ChildStatus::Exited(errno) => Err(Failure {
-                step: Step::MapIds,
-                errno,
-            }),
-            ChildStatus::Signaled(_) => Err(Failure {
-                step: Step::MapIds,
-                errno: libc::EINTR,
-            }),
-        }
-    }
-}
-
-/// A throwaway user namespace mapping host root to the jail's host ids: the idmapping for
-/// the user's paths, so that files of host root appear as the jail user's and files the
-/// jail creates belong to host root.
-fn idmapping_userns(jail_host_uid: u32, jail_host_gid: u32) -> Result<OwnedFd, Failure> {
-    let (ready_read, ready_write) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::OpenBindSources)?;
-    let (hold_read, hold_write) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::OpenBindSources)?;
-    match sys::fork().at(Step::OpenBindSources)? {
-        Forked::Child => {
-            drop(ready_read);
-            drop(hold_write);
-            if sys::unshare_namespaces(UnshareFlags::NEWUSER).is_err() {
-                sys::exit_now(1);
-            }
-            let _ = std::fs::File::from(ready_write).write_all(b"1");
-            // Wait until the parent has opened our namespace.
-            let _ = std::fs::File::from(hold_read).read(&mut [0u8; 1]);
-            sys::exit_now(0)
-        }
-        Forked::Parent(pid) => {
-            drop(ready_write);
-            drop(hold_read);
-            let mut ready = [0u8; 1];
-            let result = (|| -> std::io::Result<OwnedFd> {
-                std::fs::File::from(ready_read).read_exact(&mut ready)?;
-                let maps = IdMaps {
-                    uid: format!("0 {jail_host_uid} 1\n"),
-                    gid: format!("0 {jail_host_gid} 1\n"),
-                };
-                maps.write(&format!("/proc/{pid}"))?;
-                Ok(std::fs::File::open(format!("/proc/{pid}/ns/user"))?.into())
-            })();
-            drop(hold_write);
-            let _ = sys::wait_blocking(pid);
-            result.at(Step::OpenBindSources)
-        }
-    }
-}
-
-/// For a root caller: every bind of a user path, opened as a detached idmapped tree with
-/// its final attributes. A filesystem that cannot be idmapped is bound plainly: host
-/// root's files then appear as nobody's, which is less access, never more.
-fn open_idmapped_user_paths(
-    ops: &[MountOp],
-    jail_host_uid: u32,
-    jail_host_gid: u32,
-) -> Result<Vec<(usize, OwnedFd)>, Failure> {
-    let user_binds: Vec<usize> = ops
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| {
-            matches!(
-                op,
-                MountOp::Bind {
-                    user_path: true,
-                    ..
-                }
-            )
-        })
-        .map(|(i, _)| i)
-        .collect();
-    if user_binds.is_empty() {
-        return Ok(Vec::new());
-    }
-    let userns = idmapping_userns(jail_host_uid, jail_host_gid)?;
-    let mut trees = Vec::new();
-    for i in user_binds {
-        let MountOp::Bind { source, access, .. } = &ops[i] else {
-            continue;
-        };
-        let tree = open_tree_clone(source)?;
-        let attrs = bind_attributes(*access);
-        match sys::mount_setattr_idmapped(tree.as_fd(), attrs, userns.as_fd()) {
-            Ok(()) => trees.push((i, tree)),
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                let tree = open_tree_clone(source)?;
-                sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::BindMount)?;
-                trees.push((i, tree));
-            }
-            Err(e) => return Err(e).at(Step::BindMount),
-        }
-    }
-    Ok(trees)
-}
-
 /// Ask for SIGKILL when the parent dies, then make sure it has not died already.
 fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), Failure> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
@@ -387,7 +225,7 @@ fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), Failure> 
 }
 
 // ---------------------------------------------------------------------------------------
-// Init: steps 6–12.
+// Init: steps 8–14.
 // ---------------------------------------------------------------------------------------
 
 /// Signals init forwards to the program (from the supervisor, e.g. a graceful SIGTERM).
@@ -408,7 +246,7 @@ fn init(
     user_trees: Vec<(usize, OwnedFd)>,
     lifeline: OwnedFd,
 ) -> Result<i32, Failure> {
-    // 6. Die with the helper; if it is already gone, the lifeline pipe has no writer.
+    // 8. Die with the helper; if it is already gone, the lifeline pipe has no writer.
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .at(Step::ParentDeathSignal)?;
     if helper_is_gone(lifeline.as_fd()) {
@@ -416,14 +254,11 @@ fn init(
     }
     drop(lifeline);
 
-    // 7. Nothing we mount from here on propagates back to the host.
-    rustix::mount::mount_change(
-        "/",
-        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
-    )
-    .at(Step::MakeMountsPrivate)?;
+    // 9. Nothing we mount from here on propagates back to the host.
+    rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
+        .at(Step::MakeMountsPrivate)?;
 
-    // 8. Build the root: open every bind source while the host is visible, then carry
+    // 10. Build the root: open every bind source while the host is visible, then carry
     //    the plan out on a fresh tmpfs.
     let sources = open_bind_sources(ops, user_trees)?;
     let root = mount_tmpfs(plan::ROOT_TMPFS_BYTES, 0o755, Step::MountRootTmpfs)?;
@@ -448,20 +283,16 @@ fn init(
         apply(root.as_fd(), op, source)?;
     }
 
-    // 9. pivot_root into it and detach the old root: the host is gone from view.
+    // 11. pivot_root into it and detach the old root: the host is gone from view.
     rustix::process::fchdir(root.as_fd()).at(Step::PivotRoot)?;
     rustix::process::pivot_root(".", ".").at(Step::PivotRoot)?;
     rustix::mount::unmount(".", UnmountFlags::DETACH).at(Step::DetachOldRoot)?;
     rustix::process::chdir("/").at(Step::PivotRoot)?;
     drop(root);
 
-    // 10. The root itself becomes read-only.
-    let new_root = rustix::fs::open(
-        "/",
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .at(Step::RemountRootReadOnly)?;
+    // 12. The root itself becomes read-only.
+    let new_root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+        .at(Step::RemountRootReadOnly)?;
     sys::mount_setattr(
         new_root.as_fd(),
         false,
@@ -470,10 +301,10 @@ fn init(
     .at(Step::RemountRootReadOnly)?;
     drop(new_root);
 
-    // 11. The host's name does not leak in.
+    // 13. The host's name does not leak in.
     rustix::system::sethostname(JAIL_HOSTNAME.as_bytes()).at(Step::SetHostname)?;
 
-    // 12. Fork the program. Signals are blocked first so none is lost before init's loop
+    // 14. Fork the program. Signals are blocked first so none is lost before init's loop
     //     reads them; init needs a handler for each, or the kernel drops them for a pid 1.
     for sig in FORWARDED_SIGNALS.iter().chain(&[libc::SIGCHLD]) {
         sys::install_noop_handler(*sig).at(Step::ForkProgram)?;
@@ -514,11 +345,7 @@ fn init(
         None => None,
     };
     let signals = sys::signalfd(&blocked).at(Step::InitLoop)?;
-    let status = init_loop(
-        program_pid,
-        signals.as_fd(),
-        listener.as_ref().map(|l| l.as_fd()),
-    )?;
+    let status = init_loop(program_pid, signals.as_fd(), listener.as_ref().map(|l| l.as_fd()))?;
     report.send(match status {
         ChildStatus::Exited(code) => Record::ProgramExited { code },
         ChildStatus::Signaled(signal) => Record::ProgramSignaled { signal },
@@ -530,277 +357,8 @@ fn init(
 }
 
 fn helper_is_gone(lifeline: BorrowedFd<'_>) -> bool {
-    let mut fds = [rustix::event::PollFd::new(
-        &lifeline,
-        rustix::event::PollFlags::IN,
-    )];
+    let mut fds = [rustix::event::PollFd::new(&lifeline, rustix::event::PollFlags::IN)];
     matches!(rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
-}
-
-/// Open (as detached clones, with their final mount attributes) every bind source not
-/// already opened by the helper.
-fn open_bind_sources(
-    ops: &[MountOp],
-    mut opened: Vec<(usize, OwnedFd)>,
-) -> Result<Vec<Option<OwnedFd>>, Failure> {
-    ops.iter()
-        .enumerate()
-        .map(|(i, op)| {
-            let MountOp::Bind { source, access, .. } = op else {
-                return Ok(None);
-            };
-            if let Some(pos) = opened.iter().position(|(j, _)| *j == i) {
-                return Ok(Some(opened.swap_remove(pos).1));
-            }
-            let tree = open_tree_clone(source)?;
-            sys::mount_setattr(tree.as_fd(), true, bind_attributes(*access)).at(Step::BindMount)?;
-            Ok(Some(tree))
-        })
-        .collect()
-}
-
-fn open_tree_clone(source: &Path) -> Result<OwnedFd, Failure> {
-    rustix::mount::open_tree(
-        rustix::fs::CWD,
-        source,
-        OpenTreeFlags::OPEN_TREE_CLONE
-            | OpenTreeFlags::OPEN_TREE_CLOEXEC
-            | OpenTreeFlags::AT_RECURSIVE,
-    )
-    .at(Step::OpenBindSources)
-}
-
-/// Mount attributes for each kind of bind.
-fn bind_attributes(access: BindAccess) -> u64 {
-    use sys::{
-        MOUNT_ATTR_NODEV as NODEV, MOUNT_ATTR_NOEXEC as NOEXEC, MOUNT_ATTR_NOSUID as NOSUID,
-        MOUNT_ATTR_RDONLY as RDONLY,
-    };
-    match access {
-        BindAccess::ReadExec => RDONLY | NOSUID | NODEV,
-        BindAccess::ReadOnly => RDONLY | NOSUID | NODEV | NOEXEC,
-        BindAccess::ReadWrite => NOSUID | NODEV | NOEXEC,
-        BindAccess::Device => NOSUID | NOEXEC,
-    }
-}
-
-/// A fresh tmpfs, detached: nosuid, nodev, noexec, bounded in size and inodes.
-fn mount_tmpfs(size_bytes: u64, mode: u32, step: Step) -> Result<OwnedFd, Failure> {
-    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).at(step)?;
-    rustix::mount::fsconfig_set_string(fs.as_fd(), "size", size_bytes.to_string()).at(step)?;
-    rustix::mount::fsconfig_set_string(fs.as_fd(), "mode", format!("{mode:o}")).at(step)?;
-    rustix::mount::fsconfig_set_string(fs.as_fd(), "nr_inodes", "65536").at(step)?;
-    rustix::mount::fsconfig_create(fs.as_fd()).at(step)?;
-    rustix::mount::fsmount(
-        fs.as_fd(),
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::MOUNT_ATTR_NOSUID
-            | MountAttrFlags::MOUNT_ATTR_NODEV
-            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-    )
-    .at(step)
-}
-
-/// Carry out one plan step under `root`.
-fn apply(root: BorrowedFd<'_>, op: &MountOp, source: Option<OwnedFd>) -> Result<(), Failure> {
-    match op {
-        MountOp::Dir { path } => {
-            open_in_root(root, path, Some(NodeKind::Dir)).at(Step::CreateMountPoint)?;
-        }
-        MountOp::File { path, contents } => {
-            let (parent, name) = parent_in_root(root, path).at(Step::WriteEtcFile)?;
-            let fd = rustix::fs::openat(
-                parent.as_fd(),
-                name.as_path(),
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                Mode::from_raw_mode(0o644),
-            )
-            .at(Step::WriteEtcFile)?;
-            std::fs::File::from(fd)
-                .write_all(contents.as_bytes())
-                .at(Step::WriteEtcFile)?;
-        }
-        MountOp::Symlink { path, target } => {
-            let (parent, name) = parent_in_root(root, path).at(Step::CreateSymlink)?;
-            rustix::fs::symlinkat(target.as_path(), parent.as_fd(), name.as_path())
-                .at(Step::CreateSymlink)?;
-        }
-        MountOp::Tmpfs {
-            path,
-            size_bytes,
-            mode,
-        } => {
-            let mnt = mount_tmpfs(*size_bytes, *mode, Step::MountTmpfs)?;
-            attach(mnt.as_fd(), root, path, NodeKind::Dir, Step::MountTmpfs)?;
-        }
-        MountOp::Proc { path } => {
-            let fs =
-                rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).at(Step::MountProc)?;
-            rustix::mount::fsconfig_create(fs.as_fd()).at(Step::MountProc)?;
-            let mnt = rustix::mount::fsmount(
-                fs.as_fd(),
-                FsMountFlags::FSMOUNT_CLOEXEC,
-                MountAttrFlags::MOUNT_ATTR_NOSUID
-                    | MountAttrFlags::MOUNT_ATTR_NODEV
-                    | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-            )
-            .at(Step::MountProc)?;
-            attach(mnt.as_fd(), root, path, NodeKind::Dir, Step::MountProc)?;
-            protect_proc(root, path)?;
-        }
-        MountOp::Bind { target, .. } => {
-            let tree = source.ok_or(Failure {
-                step: Step::BindMount,
-                errno: libc::EBADF,
-            })?;
-            let stat = rustix::fs::fstat(tree.as_fd()).at(Step::BindMount)?;
-            let kind = if rustix::fs::FileType::from_raw_mode(stat.st_mode)
-                == rustix::fs::FileType::Directory
-            {
-                NodeKind::Dir
-            } else {
-                NodeKind::File
-            };
-            attach(tree.as_fd(), root, target, kind, Step::BindMount)?;
-        }
-    }
-    Ok(())
-}
-
-/// Parts of procfs that configure the whole kernel are bound read-only over themselves
-/// (the kernel refuses most writes from a user namespace anyway; this is the second wall).
-fn protect_proc(root: BorrowedFd<'_>, proc_path: &Path) -> Result<(), Failure> {
-    for sub in ["sys", "sysrq-trigger", "irq", "bus", "fs"] {
-        let path = proc_path.join(sub);
-        let Ok(target) = open_in_root(root, &path, None) else {
-            continue; // not on this kernel
-        };
-        let tree = rustix::mount::open_tree(
-            target.as_fd(),
-            "",
-            OpenTreeFlags::OPEN_TREE_CLONE
-                | OpenTreeFlags::OPEN_TREE_CLOEXEC
-                | OpenTreeFlags::AT_RECURSIVE
-                | OpenTreeFlags::AT_EMPTY_PATH,
-        )
-        .at(Step::ProtectProc)?;
-        sys::mount_setattr(
-            tree.as_fd(),
-            true,
-            sys::MOUNT_ATTR_RDONLY
-                | sys::MOUNT_ATTR_NOSUID
-                | sys::MOUNT_ATTR_NODEV
-                | sys::MOUNT_ATTR_NOEXEC,
-        )
-        .at(Step::ProtectProc)?;
-        rustix::mount::move_mount(
-            tree.as_fd(),
-            "",
-            target.as_fd(),
-            "",
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-        )
-        .at(Step::ProtectProc)?;
-    }
-    Ok(())
-}
-
-/// Attach a detached mount at `path` under `root`, creating the mount point.
-fn attach(
-    mnt: BorrowedFd<'_>,
-    root: BorrowedFd<'_>,
-    path: &Path,
-    kind: NodeKind,
-    step: Step,
-) -> Result<(), Failure> {
-    let target = open_in_root(root, path, Some(kind)).at(Step::CreateMountPoint)?;
-    rustix::mount::move_mount(
-        mnt,
-        "",
-        target.as_fd(),
-        "",
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-    )
-    .at(step)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum NodeKind {
-    Dir,
-    File,
-}
-
-/// Resolve an absolute jail path under `root` one component at a time, never following a
-/// symlink and never leaving `root` (`openat2` with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS):
-/// a link planted in a host directory by an earlier run cannot redirect a mount. With
-/// `create`, missing components are made (directories; the last one as `kind`).
-fn open_in_root(
-    root: BorrowedFd<'_>,
-    path: &Path,
-    create: Option<NodeKind>,
-) -> std::io::Result<OwnedFd> {
-    let parts: Vec<&std::ffi::OsStr> = path
-        .components()
-        .filter_map(|c| match c {
-            Component::Normal(p) => Some(p),
-            _ => None,
-        })
-        .collect();
-    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-    let mut dir = rustix::io::fcntl_dupfd_cloexec(root, 0)?;
-    for (i, part) in parts.iter().enumerate() {
-        let last = i + 1 == parts.len();
-        let kind = if last {
-            create.unwrap_or(NodeKind::Dir)
-        } else {
-            NodeKind::Dir
-        };
-        let flags = OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-        let open =
-            |d: &OwnedFd| rustix::fs::openat2(d.as_fd(), *part, flags, Mode::empty(), resolve);
-        dir = match open(&dir) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) if create.is_some() => {
-                match kind {
-                    NodeKind::Dir => {
-                        rustix::fs::mkdirat(dir.as_fd(), *part, Mode::from_raw_mode(0o755))?
-                    }
-                    NodeKind::File => {
-                        rustix::fs::openat(
-                            dir.as_fd(),
-                            *part,
-                            OFlags::WRONLY
-                                | OFlags::CREATE
-                                | OFlags::EXCL
-                                | OFlags::CLOEXEC
-                                | OFlags::NOFOLLOW,
-                            Mode::from_raw_mode(0o644),
-                        )?;
-                    }
-                }
-                open(&dir)?
-            }
-            Err(e) => return Err(e.into()),
-        };
-    }
-    Ok(dir)
-}
-
-/// The parent directory of `path` (created as needed) and the final name.
-fn parent_in_root(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<(OwnedFd, PathBuf)> {
-    let parent = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    let dir = open_in_root(root, parent, Some(NodeKind::Dir))?;
-    // An O_PATH fd cannot be used to create entries; reopen the directory for real.
-    let dir = rustix::fs::openat(
-        dir.as_fd(),
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    Ok((dir, PathBuf::from(name)))
 }
 
 /// Receive the seccomp listener the program sends right after installing its filter.
@@ -898,7 +456,7 @@ fn reap_one() -> std::io::Result<Option<(libc::pid_t, ChildStatus)>> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Program: steps 13–21.
+// Program: steps 15–25.
 // ---------------------------------------------------------------------------------------
 
 /// Harden this process and exec the program. Returns only on failure.
@@ -924,7 +482,7 @@ fn harden_and_exec(
     old_mask: &sys::SignalSet,
     listener_tx: Option<OwnedFd>,
 ) -> Result<Never, Failure> {
-    // 13. Signals as the program expects them: default handlers, the mask it had.
+    // 15. Signals as the program expects them: default handlers, the mask it had.
     for sig in FORWARDED_SIGNALS.iter().chain(&[libc::SIGCHLD]) {
         sys::reset_signal_handler(*sig).at(Step::ForkProgram)?;
     }
@@ -932,17 +490,17 @@ fn harden_and_exec(
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .at(Step::ParentDeathSignal)?;
 
-    // 14. A session of its own: no controlling terminal to inject input into.
+    // 16. A session of its own: no controlling terminal to inject input into.
     rustix::process::setsid().at(Step::Setsid)?;
 
-    // 15. The working directory.
+    // 17. The working directory.
     let workdir = match &spec.workdir {
         Workdir::Host(dir) => dir.clone(),
         Workdir::Private => PathBuf::from("/tmp"),
     };
     rustix::process::chdir(workdir.as_path()).at(Step::Chdir)?;
 
-    // 16. Resource limits.
+    // 18. Resource limits.
     for setting in limits::rlimit_plan(&spec.limits, spec.limits_by_cgroup) {
         let limit = rustix::process::Rlimit {
             current: Some(setting.value),
@@ -951,7 +509,7 @@ fn harden_and_exec(
         rustix::process::setrlimit(setting.resource.to_rustix(), limit).at(Step::Rlimits)?;
     }
 
-    // 17. Landlock over the same picture as the mounts. Refuse to go on without it.
+    // 19. Landlock over the same picture as the mounts. Refuse to go on without it.
     let policy = FsPolicy {
         read: vec![PathBuf::from("/")],
         write: plan::writable_paths(spec),
@@ -973,38 +531,35 @@ fn harden_and_exec(
         });
     }
 
-    // 18. Find the program now: under --no-subprocess exactly one execve may proceed.
+    // 20. Find the program now: under --no-subprocess exactly one execve may proceed.
     let (path, argv, envp) = match resolve_program(spec) {
         Ok(resolved) => resolved,
         Err(e) => exec_failed(report, e),
     };
 
-    // 19. Every capability gone, bounding and ambient sets included.
+    // 21. Every capability gone, bounding and ambient sets included.
     drop_capabilities().at(Step::DropCapabilities)?;
 
-    // 20. no_new_privs: nothing we exec can gain privileges (setuid bits, file caps).
+    // 22. no_new_privs: nothing we exec can gain privileges (setuid bits, file caps).
     rustix::thread::set_no_new_privs(true).at(Step::NoNewPrivs)?;
 
-    // 21. seccomp, last: the deny set, then the guard (with the exec listener).
+    // 23. seccomp, last: the deny set, then the guard (with the exec listener).
     let deny = seccomp::deny_filter().map_err(|_| Failure {
         step: Step::Seccomp,
         errno: libc::EINVAL,
     })?;
     sys::install_seccomp_filter(&deny, false).at(Step::Seccomp)?;
-    let listener = sys::install_seccomp_filter(
-        &seccomp::guard_filter(spec.no_subprocess),
-        spec.no_subprocess,
-    )
-    .at(Step::Seccomp)?;
+    let listener = sys::install_seccomp_filter(&seccomp::guard_filter(spec.no_subprocess), spec.no_subprocess)
+        .at(Step::Seccomp)?;
     if let (Some(listener), Some(tx)) = (listener, listener_tx) {
         send_fd(tx.as_fd(), listener.as_fd()).at(Step::PassSeccompListener)?;
     }
 
-    // 22. Nothing but stdin, stdout, stderr (and the report pipe, closed by exec) survives.
+    // 24. Nothing but stdin, stdout, stderr (and the report pipe, closed by exec) survives.
     sys::close_fds_from(3, &[REPORT_FD]).at(Step::CloseInheritedFds)?;
     sys::set_cloexec(report.0.as_fd(), true).at(Step::CloseInheritedFds)?;
 
-    // 23. execve.
+    // 25. execve.
     exec_failed(report, sys::execve(&path, &argv, &envp))
 }
 
@@ -1041,8 +596,7 @@ type ExecArgs = (CString, Vec<CString>, Vec<CString>);
 
 /// The program's path (looked up in the jail's `PATH` for a bare name), argv and envp.
 fn resolve_program(spec: &SandboxSpec) -> std::io::Result<ExecArgs> {
-    let cstr =
-        |s: &[u8]| CString::new(s).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL));
+    let cstr = |s: &[u8]| CString::new(s).map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL));
     let mut argv = vec![cstr(spec.program.as_bytes())?];
     for a in &spec.args {
         argv.push(cstr(a.as_bytes())?);
@@ -1064,9 +618,7 @@ fn resolve_program(spec: &SandboxSpec) -> std::io::Result<ExecArgs> {
             .split(':')
             .filter(|d| !d.is_empty())
             .map(|d| Path::new(d).join(&spec.program))
-            .find(|p| {
-                rustix::fs::access(p.as_path(), rustix::fs::Access::EXEC_OK).is_ok() && p.is_file()
-            })
+            .find(|p| rustix::fs::access(p.as_path(), rustix::fs::Access::EXEC_OK).is_ok() && p.is_file())
             .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))?
     };
     Ok((cstr(path.as_os_str().as_bytes())?, argv, envp))

@@ -19,12 +19,14 @@
 //! by the escape suite in `crates/mcp-j-cli/tests`.
 
 pub mod cgroup;
+mod idmap;
 pub mod jail;
 pub mod landlock_rules;
 pub mod limits;
 pub mod plan;
 pub mod probe;
 pub mod report;
+mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod supervisor;

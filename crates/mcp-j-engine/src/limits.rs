@@ -179,9 +179,7 @@ pub fn rlimit_plan(limits: &Limits, limits_by_cgroup: bool) -> Vec<RlimitSetting
             setting(RlimitResource::Data, limits.memory_bytes),
             setting(
                 RlimitResource::As,
-                limits
-                    .memory_bytes
-                    .saturating_add(ADDRESS_SPACE_HEADROOM_BYTES),
+                limits.memory_bytes.saturating_add(ADDRESS_SPACE_HEADROOM_BYTES),
             ),
         ]);
     }
@@ -237,17 +235,10 @@ pub struct LimitEnforcement {
 /// A status never over-reports: a per-process bound is [`EnforcementStatus::Partial`]
 /// when the spec asks for a bound on the whole jail.
 #[must_use]
-pub fn describe_limit_enforcement(
-    limits_by_cgroup: bool,
-    jail_host_uid: u32,
-) -> Vec<LimitEnforcement> {
+pub fn describe_limit_enforcement(limits_by_cgroup: bool, jail_host_uid: u32) -> Vec<LimitEnforcement> {
     use EnforcementStatus::{Absent, Enforced, Partial};
 
-    let entry = |kind, status, means| LimitEnforcement {
-        kind,
-        status,
-        means,
-    };
+    let entry = |kind, status, means| LimitEnforcement { kind, status, means };
     let (memory, pids, cpu) = if limits_by_cgroup {
         (
             entry(
@@ -255,16 +246,8 @@ pub fn describe_limit_enforcement(
                 Enforced,
                 "cgroup v2 memory.max for the whole jail (and memory.swap.max = 0 where the kernel accounts swap)",
             ),
-            entry(
-                LimitKind::Pids,
-                Enforced,
-                "cgroup v2 pids.max for the whole jail",
-            ),
-            entry(
-                LimitKind::Cpu,
-                Enforced,
-                "cgroup v2 cpu.max for the whole jail",
-            ),
+            entry(LimitKind::Pids, Enforced, "cgroup v2 pids.max for the whole jail"),
+            entry(LimitKind::Cpu, Enforced, "cgroup v2 cpu.max for the whole jail"),
         )
     } else {
         let pids = if jail_host_uid == 0 {
@@ -274,11 +257,7 @@ pub fn describe_limit_enforcement(
                 "none: RLIMIT_NPROC does not apply to host uid 0, and pids.max needs cgroup v2",
             )
         } else {
-            entry(
-                LimitKind::Pids,
-                Enforced,
-                "RLIMIT_NPROC in the jail's user namespace",
-            )
+            entry(LimitKind::Pids, Enforced, "RLIMIT_NPROC in the jail's user namespace")
         };
         (
             entry(
@@ -287,11 +266,7 @@ pub fn describe_limit_enforcement(
                 "RLIMIT_DATA per process (+RLIMIT_AS backstop); no aggregate limit without cgroup v2",
             ),
             pids,
-            entry(
-                LimitKind::Cpu,
-                Absent,
-                "none: CPU quota needs cgroup v2 cpu.max",
-            ),
+            entry(LimitKind::Cpu, Absent, "none: CPU quota needs cgroup v2 cpu.max"),
         )
     };
     vec![
@@ -370,11 +345,7 @@ mod tests {
             cpu_millicores: 1000,
         };
         let plan = rlimit_plan(&huge, false);
-        let value = |resource| {
-            plan.iter()
-                .find(|s| s.resource == resource)
-                .map(|s| s.value)
-        };
+        let value = |resource| plan.iter().find(|s| s.resource == resource).map(|s| s.value);
         assert_eq!(value(RlimitResource::Nproc), Some(u64::MAX));
         assert_eq!(value(RlimitResource::Data), Some(u64::MAX - 1));
         assert_eq!(value(RlimitResource::As), Some(u64::MAX));
@@ -474,8 +445,7 @@ mod tests {
 
     #[test]
     fn serialises_with_lowercase_names() {
-        let json =
-            serde_json::to_value(describe_limit_enforcement(false, 1000)).unwrap_or_default();
+        let json = serde_json::to_value(describe_limit_enforcement(false, 1000)).unwrap_or_default();
         assert_eq!(json[0]["kind"], "memory");
         assert_eq!(json[0]["status"], "partial");
         assert_eq!(json[3]["status"], "absent");

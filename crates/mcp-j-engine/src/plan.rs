@@ -99,9 +99,7 @@ pub struct HostLayout {
 }
 
 /// System directories (or merged-/usr symlinks) exposed read-only and executable.
-pub const SYSTEM_PATHS: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-];
+pub const SYSTEM_PATHS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 /// Host `/etc` entries programs need to run; bound read-only when present. Everything else
 /// of `/etc` (shadow, hostname, machine-id, ssh keys, …) stays out.
@@ -123,13 +121,7 @@ pub const ETC_PATHS: &[&str] = &[
 ];
 
 /// Device nodes bound from the host's `/dev`. No tty, no disk, no memory device.
-pub const DEV_NODES: &[&str] = &[
-    "/dev/null",
-    "/dev/zero",
-    "/dev/full",
-    "/dev/random",
-    "/dev/urandom",
-];
+pub const DEV_NODES: &[&str] = &["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"];
 
 /// Size of the read-only root tmpfs: it holds mount points and a few small files.
 pub const ROOT_TMPFS_BYTES: u64 = 1024 * 1024;
@@ -208,10 +200,7 @@ fn exec_exception(spec: &SandboxSpec) -> Option<PathBuf> {
         return None;
     }
     let writable = writable_roots(spec);
-    writable
-        .iter()
-        .any(|w| canonical.starts_with(w))
-        .then_some(canonical)
+    writable.iter().any(|w| canonical.starts_with(w)).then_some(canonical)
 }
 
 fn writable_roots(spec: &SandboxSpec) -> Vec<PathBuf> {
@@ -288,9 +277,7 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
     }
 
     // A minimal /etc.
-    ops.push(MountOp::Dir {
-        path: "/etc".into(),
-    });
+    ops.push(MountOp::Dir { path: "/etc".into() });
     for (name, contents) in [
         ("passwd", passwd()),
         ("group", group()),
@@ -320,9 +307,7 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
     }
 
     // A fresh /proc for the jail's PID namespace.
-    ops.push(MountOp::Proc {
-        path: "/proc".into(),
-    });
+    ops.push(MountOp::Proc { path: "/proc".into() });
 
     // A minimal /dev.
     ops.push(MountOp::Tmpfs {
@@ -368,16 +353,8 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
     if let Workdir::Host(dir) = &spec.workdir {
         user.push((dir.clone(), BindAccess::ReadWrite));
     }
-    user.extend(
-        spec.ro_paths
-            .iter()
-            .map(|p| (p.clone(), BindAccess::ReadExec)),
-    );
-    user.extend(
-        spec.rw_paths
-            .iter()
-            .map(|p| (p.clone(), BindAccess::ReadWrite)),
-    );
+    user.extend(spec.ro_paths.iter().map(|p| (p.clone(), BindAccess::ReadExec)));
+    user.extend(spec.rw_paths.iter().map(|p| (p.clone(), BindAccess::ReadWrite)));
     for (path, _) in &user {
         check_user_path(path)?;
     }
@@ -470,9 +447,7 @@ mod tests {
     fn binds(ops: &[MountOp]) -> Vec<(String, BindAccess)> {
         ops.iter()
             .filter_map(|op| match op {
-                MountOp::Bind { target, access, .. } => {
-                    Some((target.display().to_string(), *access))
-                }
+                MountOp::Bind { target, access, .. } => Some((target.display().to_string(), *access)),
                 _ => None,
             })
             .collect()
@@ -571,9 +546,9 @@ mod tests {
         let tmp = ops
             .iter()
             .position(|op| matches!(op, MountOp::Tmpfs { path, .. } if path == Path::new("/tmp")));
-        let work = ops.iter().position(
-            |op| matches!(op, MountOp::Bind { target, .. } if target == Path::new("/tmp/work")),
-        );
+        let work = ops
+            .iter()
+            .position(|op| matches!(op, MountOp::Bind { target, .. } if target == Path::new("/tmp/work")));
         assert!(tmp.expect("tmp") < work.expect("work"));
     }
 
@@ -583,10 +558,7 @@ mod tests {
             let mut s = spec();
             s.ro_paths = vec![bad.into()];
             assert!(
-                matches!(
-                    mount_plan(&s, &merged_usr()),
-                    Err(PlanError::BadPath { .. })
-                ),
+                matches!(mount_plan(&s, &merged_usr()), Err(PlanError::BadPath { .. })),
                 "{bad} accepted"
             );
         }
@@ -597,10 +569,7 @@ mod tests {
         let mut s = spec();
         s.ro_paths = vec!["/data".into()];
         s.rw_paths = vec!["/data".into()];
-        assert_eq!(
-            mount_plan(&s, &merged_usr()),
-            Err(PlanError::Conflict("/data".into()))
-        );
+        assert_eq!(mount_plan(&s, &merged_usr()), Err(PlanError::Conflict("/data".into())));
     }
 
     #[test]
@@ -617,9 +586,7 @@ mod tests {
                 user_path: true,
             })
         );
-        assert!(
-            executable_paths(&spec(), &host).contains(&PathBuf::from("/home/u/proj/server.sh"))
-        );
+        assert!(executable_paths(&spec(), &host).contains(&PathBuf::from("/home/u/proj/server.sh")));
     }
 
     #[test]

@@ -16,10 +16,7 @@ pub const PROBE_ARG: &str = "__mcp-j-probe";
 
 /// Every probe, with what it stands for.
 pub const PROBES: &[(&str, &str)] = &[
-    (
-        "user_namespace",
-        "unprivileged user namespace with a uid/gid map",
-    ),
+    ("user_namespace", "unprivileged user namespace with a uid/gid map"),
     ("mount_namespace", "mount namespace"),
     ("pid_namespace", "PID namespace"),
     ("ipc_namespace", "IPC namespace"),
@@ -59,10 +56,8 @@ fn enter_user_namespace(extra: UnshareFlags) -> Result<(), String> {
     let (uid, gid) = sys::real_ids();
     sys::unshare_namespaces(UnshareFlags::NEWUSER | extra).map_err(|e| format!("unshare: {e}"))?;
     std::fs::write("/proc/self/setgroups", "deny").map_err(|e| format!("setgroups: {e}"))?;
-    std::fs::write("/proc/self/uid_map", format!("1000 {uid} 1\n"))
-        .map_err(|e| format!("uid_map: {e}"))?;
-    std::fs::write("/proc/self/gid_map", format!("1000 {gid} 1\n"))
-        .map_err(|e| format!("gid_map: {e}"))?;
+    std::fs::write("/proc/self/uid_map", format!("1000 {uid} 1\n")).map_err(|e| format!("uid_map: {e}"))?;
+    std::fs::write("/proc/self/gid_map", format!("1000 {gid} 1\n")).map_err(|e| format!("gid_map: {e}"))?;
     Ok(())
 }
 
@@ -75,9 +70,7 @@ fn seccomp_mode() -> Option<String> {
 
 fn run_probe(name: &str) -> Result<String, String> {
     match name {
-        "user_namespace" => {
-            enter_user_namespace(UnshareFlags::empty()).map(|_| "uid and gid mapped".into())
-        }
+        "user_namespace" => enter_user_namespace(UnshareFlags::empty()).map(|_| "uid and gid mapped".into()),
         "mount_namespace" => enter_user_namespace(UnshareFlags::NEWNS).map(|_| String::new()),
         "pid_namespace" => enter_user_namespace(UnshareFlags::NEWPID).map(|_| String::new()),
         "ipc_namespace" => enter_user_namespace(UnshareFlags::NEWIPC).map(|_| String::new()),
@@ -87,30 +80,17 @@ fn run_probe(name: &str) -> Result<String, String> {
         "mount_api" => {
             enter_user_namespace(UnshareFlags::NEWNS)?;
             use rustix::mount::*;
-            let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)
-                .map_err(|e| format!("fsopen: {}", errno_text(e)))?;
+            let fs = fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).map_err(|e| format!("fsopen: {}", errno_text(e)))?;
             fsconfig_create(fs.as_fd()).map_err(|e| format!("fsconfig: {}", errno_text(e)))?;
-            let mnt = fsmount(
-                fs.as_fd(),
-                FsMountFlags::FSMOUNT_CLOEXEC,
-                MountAttrFlags::empty(),
-            )
-            .map_err(|e| format!("fsmount: {}", errno_text(e)))?;
-            sys::mount_setattr(mnt.as_fd(), true, sys::MOUNT_ATTR_RDONLY)
-                .map_err(|e| format!("mount_setattr: {e}"))?;
+            let mnt = fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty())
+                .map_err(|e| format!("fsmount: {}", errno_text(e)))?;
+            sys::mount_setattr(mnt.as_fd(), true, sys::MOUNT_ATTR_RDONLY).map_err(|e| format!("mount_setattr: {e}"))?;
             Ok("fsopen, fsmount, mount_setattr".into())
         }
         "openat2" => {
-            let root = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            let root = rustix::fs::open("/", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).map_err(errno_text)?;
+            rustix::fs::openat2(root.as_fd(), "proc", OFlags::PATH, Mode::empty(), ResolveFlags::BENEATH)
                 .map_err(errno_text)?;
-            rustix::fs::openat2(
-                root.as_fd(),
-                "proc",
-                OFlags::PATH,
-                Mode::empty(),
-                ResolveFlags::BENEATH,
-            )
-            .map_err(errno_text)?;
             Ok(String::new())
         }
         "landlock" => {
@@ -124,9 +104,7 @@ fn run_probe(name: &str) -> Result<String, String> {
             let status = landlock_rules::restrict_self(&policy).map_err(|e| e.to_string())?;
             // Enforced for real: writing anywhere must now fail.
             if std::fs::write("/dev/null", "x").is_ok() {
-                return Err(format!(
-                    "ABI {abi}: a ruleset was accepted but a write was not denied"
-                ));
+                return Err(format!("ABI {abi}: a ruleset was accepted but a write was not denied"));
             }
             match status {
                 LayerStatus::Enforced => Ok(format!("ABI {abi}, all requested rights enforced")),
@@ -147,9 +125,7 @@ fn run_probe(name: &str) -> Result<String, String> {
             sys::install_seccomp_filter(&deny, false).map_err(errno_text)?;
             // Enforced for real: a denied call must now fail with EPERM.
             match rustix::process::chroot("/") {
-                Err(rustix::io::Errno::PERM) if seccomp_mode().as_deref() == Some("2") => {
-                    Ok("filter mode".into())
-                }
+                Err(rustix::io::Errno::PERM) if seccomp_mode().as_deref() == Some("2") => Ok("filter mode".into()),
                 other => Err(format!("filter installed but chroot gave {other:?}")),
             }
         }
@@ -163,8 +139,7 @@ fn run_probe(name: &str) -> Result<String, String> {
         }
         "pidfd" => {
             let me = rustix::process::getpid();
-            rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty())
-                .map_err(errno_text)?;
+            rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty()).map_err(errno_text)?;
             Ok(String::new())
         }
         other => Err(format!("unknown probe `{other}`")),

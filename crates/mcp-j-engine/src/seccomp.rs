@@ -15,8 +15,7 @@
 use std::collections::BTreeMap;
 
 use seccompiler::{
-    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule,
-    TargetArch,
+    SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
 
 use crate::sys::SockFilter;
@@ -129,12 +128,7 @@ const NAMESPACE_CLONE_FLAGS: &[u64] = &[
     0x80, // CLONE_NEWTIME
 ];
 
-fn cond(
-    arg: u8,
-    len: SeccompCmpArgLen,
-    op: SeccompCmpOp,
-    value: u64,
-) -> Result<SeccompCondition, SeccompBuildError> {
+fn cond(arg: u8, len: SeccompCmpArgLen, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, SeccompBuildError> {
     SeccompCondition::new(arg, len, op, value).map_err(SeccompBuildError)
 }
 
@@ -152,14 +146,7 @@ pub fn deny_filter() -> Result<Vec<SockFilter>, SeccompBuildError> {
     // ioctl(fd, TIOCSTI | TIOCLINUX, …): the request is an unsigned int, compare 32 bits.
     let ioctl_rules = DENIED_IOCTLS
         .iter()
-        .map(|(_, req)| {
-            rule(vec![cond(
-                1,
-                SeccompCmpArgLen::Dword,
-                SeccompCmpOp::Eq,
-                *req,
-            )?])
-        })
+        .map(|(_, req)| rule(vec![cond(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *req)?]))
         .collect::<Result<_, _>>()?;
     rules.insert(libc::SYS_ioctl, ioctl_rules);
 
@@ -215,12 +202,7 @@ pub const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 pub const RET_ERRNO: u32 = 0x0005_0000;
 
 fn stmt(code: u16, k: u32) -> SockFilter {
-    SockFilter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
+    SockFilter { code, jt: 0, jf: 0, k }
 }
 
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
@@ -283,11 +265,7 @@ mod tests {
             o if (16..64).contains(&o) => {
                 let i = ((o - 16) / 8) as usize;
                 let v = c.args[i];
-                if (o - 16) % 8 == 0 {
-                    v as u32
-                } else {
-                    (v >> 32) as u32
-                }
+                if (o - 16) % 8 == 0 { v as u32 } else { (v >> 32) as u32 }
             }
             _ => panic!("bad offset {off}"),
         }
@@ -381,20 +359,14 @@ mod tests {
                 decide(&call(libc::SYS_ioctl, &[fd, 0xffff_ffff_0000_5412]), false),
                 EPERM
             );
-            assert_eq!(
-                decide(&call(libc::SYS_ioctl, &[fd, libc::FIONREAD]), false),
-                RET_ALLOW
-            );
+            assert_eq!(decide(&call(libc::SYS_ioctl, &[fd, libc::FIONREAD]), false), RET_ALLOW);
         }
     }
 
     #[test]
     fn only_ordinary_socket_families() {
         for (_, af) in ALLOWED_SOCKET_FAMILIES {
-            assert_eq!(
-                decide(&call(libc::SYS_socket, &[*af, 1, 0]), false),
-                RET_ALLOW
-            );
+            assert_eq!(decide(&call(libc::SYS_socket, &[*af, 1, 0]), false), RET_ALLOW);
         }
         for af in [
             libc::AF_PACKET,
@@ -403,21 +375,14 @@ mod tests {
             libc::AF_KEY,
             libc::AF_ALG,
         ] {
-            assert_eq!(
-                decide(&call(libc::SYS_socket, &[af as u64, 3, 0]), false),
-                EPERM
-            );
-            assert_eq!(
-                decide(&call(libc::SYS_socketpair, &[af as u64, 1, 0]), false),
-                EPERM
-            );
+            assert_eq!(decide(&call(libc::SYS_socket, &[af as u64, 3, 0]), false), EPERM);
+            assert_eq!(decide(&call(libc::SYS_socketpair, &[af as u64, 1, 0]), false), EPERM);
         }
     }
 
     #[test]
     fn clone_may_make_threads_and_processes_but_not_namespaces() {
-        let thread =
-            (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_THREAD) as u64;
+        let thread = (libc::CLONE_VM | libc::CLONE_FS | libc::CLONE_FILES | libc::CLONE_THREAD) as u64;
         assert_eq!(decide(&call(libc::SYS_clone, &[thread]), false), RET_ALLOW);
         assert_eq!(
             decide(&call(libc::SYS_clone, &[libc::SIGCHLD as u64]), false),
@@ -425,10 +390,7 @@ mod tests {
         );
         for flag in NAMESPACE_CLONE_FLAGS {
             assert_eq!(
-                decide(
-                    &call(libc::SYS_clone, &[libc::SIGCHLD as u64 | flag]),
-                    false
-                ),
+                decide(&call(libc::SYS_clone, &[libc::SIGCHLD as u64 | flag]), false),
                 EPERM
             );
         }

@@ -119,8 +119,7 @@ impl Jail {
         let (report_read, report_write) = pipe()?;
         // Move the child's ends above the fixed numbers so the dup2s cannot collide.
         let spec_read = sys::dup_at_least(spec_read.as_fd(), 10).map_err(SandboxError::Pipe)?;
-        let report_write =
-            sys::dup_at_least(report_write.as_fd(), 10).map_err(SandboxError::Pipe)?;
+        let report_write = sys::dup_at_least(report_write.as_fd(), 10).map_err(SandboxError::Pipe)?;
 
         let mut cmd = Command::new(exe);
         cmd.arg(HELPER_ARG)
@@ -128,10 +127,7 @@ impl Jail {
             .stdin(stdio.stdin)
             .stdout(stdio.stdout)
             .stderr(stdio.stderr);
-        sys::pass_fds_to_command(
-            &mut cmd,
-            vec![(spec_read, SPEC_FD), (report_write, REPORT_FD)],
-        );
+        sys::pass_fds_to_command(&mut cmd, vec![(spec_read, SPEC_FD), (report_write, REPORT_FD)]);
         let helper = cmd.spawn().map_err(|source| SandboxError::Spawn {
             exe: exe.to_string(),
             source,
@@ -186,10 +182,7 @@ impl Jail {
     }
 
     /// Wait for the program to end, at most `timeout` (then kill the jail).
-    pub fn wait(
-        mut self,
-        timeout: Option<Duration>,
-    ) -> Result<(Outcome, SandboxReport), SandboxError> {
+    pub fn wait(mut self, timeout: Option<Duration>) -> Result<(Outcome, SandboxReport), SandboxError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut timed_out = false;
         while !self.report_closed {
@@ -259,12 +252,8 @@ impl Jail {
                 }
                 Some(Record::Landlock { status, abi }) => self.landlock = Some((status, abi)),
                 Some(Record::ExecFailed { errno }) => self.exec_failure = Some(errno),
-                Some(Record::ProgramExited { code }) => {
-                    self.program_end = Some(Outcome::Exited(code))
-                }
-                Some(Record::ProgramSignaled { signal }) => {
-                    self.program_end = Some(Outcome::Signaled(signal))
-                }
+                Some(Record::ProgramExited { code }) => self.program_end = Some(Outcome::Exited(code)),
+                Some(Record::ProgramSignaled { signal }) => self.program_end = Some(Outcome::Signaled(signal)),
                 None => {}
             }
         }
@@ -285,9 +274,7 @@ impl Jail {
                 "pivot_root into a read-only tmpfs root; system dirs bound read-only",
             ),
             match self.landlock {
-                Some((status, abi)) => {
-                    Layer::new("landlock", status, format!("Landlock ABI {abi}"))
-                }
+                Some((status, abi)) => Layer::new("landlock", status, format!("Landlock ABI {abi}")),
                 None => Layer::new("landlock", LayerStatus::Absent, "not reached"),
             },
             Layer::new(
@@ -295,11 +282,7 @@ impl Jail {
                 LayerStatus::Enforced,
                 "all sets empty, bounding set included",
             ),
-            Layer::new(
-                "no_new_privs",
-                LayerStatus::Enforced,
-                "prctl(PR_SET_NO_NEW_PRIVS)",
-            ),
+            Layer::new("no_new_privs", LayerStatus::Enforced, "prctl(PR_SET_NO_NEW_PRIVS)"),
             Layer::new(
                 "seccomp",
                 LayerStatus::Enforced,
@@ -335,8 +318,7 @@ impl Jail {
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
-    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-        .map_err(|e| SandboxError::Pipe(e.into()))?;
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| SandboxError::Pipe(e.into()))?;
     debug_assert!(r.as_raw_fd() >= 0);
     Ok((r, w))
 }

@@ -189,22 +189,13 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, set: u64) -> io::Resul
 
 /// As [`mount_setattr`], and make the (detached, never attached) tree an idmapped mount
 /// with the mappings of the user namespace `userns`.
-pub fn mount_setattr_idmapped(
-    fd: BorrowedFd<'_>,
-    set: u64,
-    userns: BorrowedFd<'_>,
-) -> io::Result<()> {
+pub fn mount_setattr_idmapped(fd: BorrowedFd<'_>, set: u64, userns: BorrowedFd<'_>) -> io::Result<()> {
     mount_setattr_impl(fd, true, set, Some(userns))
 }
 
 const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 
-fn mount_setattr_impl(
-    fd: BorrowedFd<'_>,
-    recursive: bool,
-    set: u64,
-    userns: Option<BorrowedFd<'_>>,
-) -> io::Result<()> {
+fn mount_setattr_impl(fd: BorrowedFd<'_>, recursive: bool, set: u64, userns: Option<BorrowedFd<'_>>) -> io::Result<()> {
     let attr = MountAttr {
         attr_set: set | userns.map_or(0, |_| MOUNT_ATTR_IDMAP),
         attr_clr: 0,
@@ -236,10 +227,7 @@ pub type SockFilter = seccompiler::sock_filter;
 /// Install a seccomp filter on the calling thread (`SECCOMP_SET_MODE_FILTER`). With
 /// `new_listener`, returns the user-notification descriptor.
 /// The caller must have set no_new_privs (or hold CAP_SYS_ADMIN).
-pub fn install_seccomp_filter(
-    prog: &[SockFilter],
-    new_listener: bool,
-) -> io::Result<Option<OwnedFd>> {
+pub fn install_seccomp_filter(prog: &[SockFilter], new_listener: bool) -> io::Result<Option<OwnedFd>> {
     let fprog = libc::sock_fprog {
         len: u16::try_from(prog.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?,
         filter: prog.as_ptr() as *mut libc::sock_filter,
@@ -277,17 +265,10 @@ pub struct SeccompNotification {
 pub fn seccomp_notif_recv(listener: BorrowedFd<'_>) -> io::Result<SeccompNotification> {
     // SAFETY: seccomp_notif is plain old data; the kernel requires it zeroed.
     let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    let request = libc::SECCOMP_IOCTL_NOTIF_RECV;
     // SAFETY: the ioctl writes at most sizeof(seccomp_notif) bytes into `notif`.
-    check(
-        unsafe {
-            libc::ioctl(
-                listener.as_raw_fd(),
-                libc::SECCOMP_IOCTL_NOTIF_RECV,
-                &mut notif as *mut libc::seccomp_notif,
-            )
-        }
-        .into(),
-    )?;
+    let ret = unsafe { libc::ioctl(listener.as_raw_fd(), request, &mut notif as *mut libc::seccomp_notif) };
+    check(ret.into())?;
     Ok(SeccompNotification { id: notif.id })
 }
 
@@ -306,17 +287,10 @@ pub fn seccomp_notif_send(listener: BorrowedFd<'_>, id: u64, errno: Option<i32>)
             0
         },
     };
+    let request = libc::SECCOMP_IOCTL_NOTIF_SEND;
     // SAFETY: the ioctl reads sizeof(seccomp_notif_resp) bytes from `resp`.
-    check(
-        unsafe {
-            libc::ioctl(
-                listener.as_raw_fd(),
-                libc::SECCOMP_IOCTL_NOTIF_SEND,
-                &resp as *const libc::seccomp_notif_resp,
-            )
-        }
-        .into(),
-    )?;
+    let ret = unsafe { libc::ioctl(listener.as_raw_fd(), request, &resp as *const libc::seccomp_notif_resp) };
+    check(ret.into())?;
     Ok(())
 }
 
@@ -394,9 +368,7 @@ pub fn reset_signal_handler(signal: i32) -> io::Result<()> {
 /// `signalfd(2)` for `set` (which must be blocked), non-blocking, close-on-exec.
 pub fn signalfd(set: &SignalSet) -> io::Result<OwnedFd> {
     // SAFETY: valid sigset pointer; returns a new descriptor we own.
-    let fd = check(
-        unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }.into(),
-    )?;
+    let fd = check(unsafe { libc::signalfd(-1, &set.0, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }.into())?;
     // SAFETY: fresh descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
@@ -407,13 +379,7 @@ pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
     let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
     let size = std::mem::size_of::<libc::signalfd_siginfo>();
     // SAFETY: reads at most `size` bytes into `info`.
-    let n = unsafe {
-        libc::read(
-            fd.as_raw_fd(),
-            &mut info as *mut _ as *mut libc::c_void,
-            size,
-        )
-    };
+    let n = unsafe { libc::read(fd.as_raw_fd(), &mut info as *mut _ as *mut libc::c_void, size) };
     if n < 0 {
         let err = io::Error::last_os_error();
         if err.kind() == io::ErrorKind::WouldBlock {
