@@ -100,7 +100,9 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         stdout: Stdio::null(),
         stderr: Stdio::null(),
     };
-    let result = Jail::spawn(&spec, "/proc/self/exe", stdio).and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
+    let parent = crate::cgroup_parent();
+    let result = Jail::spawn(&spec, "/proc/self/exe", stdio, parent.as_ref())
+        .and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
     match result {
         Ok((mcp_j_engine::Outcome::Exited(0), report)) => (None, report.layers),
         Ok((outcome, report)) => (

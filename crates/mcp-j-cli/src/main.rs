@@ -101,7 +101,13 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("no program given"))?;
     let resolved = opts.resolve(program, args)?;
-    let jail = Jail::spawn(&resolved.spec, "/proc/self/exe", JailStdio::inherit())?;
+    let cgroup_parent = cgroup_parent();
+    let jail = Jail::spawn(
+        &resolved.spec,
+        "/proc/self/exe",
+        JailStdio::inherit(),
+        cgroup_parent.as_ref(),
+    )?;
     let (outcome, report) = match jail.wait(resolved.timeout) {
         Ok(done) => done,
         Err(e @ SandboxError::Setup { .. }) => {
@@ -131,4 +137,11 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
     Ok(ExitCode::from(
         u8::try_from(outcome.exit_code()).unwrap_or(EXIT_MCP_J_FAILED),
     ))
+}
+
+/// The delegated cgroup v2 parent for jail cgroups: `MCP_J_CGROUP_PARENT`, or found from
+/// our own cgroup. `None` (rlimits enforce the limits) when there is none.
+pub fn cgroup_parent() -> Option<mcp_j_engine::cgroup::DelegatedParent> {
+    let configured = std::env::var_os("MCP_J_CGROUP_PARENT").map(std::path::PathBuf::from);
+    mcp_j_engine::cgroup::detect(configured.as_deref()).ok()
 }

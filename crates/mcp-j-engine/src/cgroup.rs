@@ -65,6 +65,9 @@ use crate::spec::Limits;
 /// Where cgroup v2 is mounted on a unified-hierarchy system.
 pub const CGROUP_MOUNT: &str = "/sys/fs/cgroup";
 
+/// Where hybrid hosts (cgroup v1 at [`CGROUP_MOUNT`]) mount cgroup v2.
+pub const HYBRID_CGROUP2_MOUNT: &str = "/sys/fs/cgroup/unified";
+
 /// The file naming this process's cgroups.
 pub const PROC_SELF_CGROUP: &str = "/proc/self/cgroup";
 
@@ -191,7 +194,13 @@ pub fn detect(configured_parent: Option<&Path>) -> Result<DelegatedParent, Unava
         None => {
             let text = fs::read_to_string(PROC_SELF_CGROUP)
                 .map_err(|e| Unavailable::new(format!("cannot read `{PROC_SELF_CGROUP}`: {e}")))?;
-            find_delegated_parent(Path::new(CGROUP_MOUNT), &text)
+            // A hybrid host (cgroup v1 at /sys/fs/cgroup) mounts v2 beside it, usually
+            // without controllers: name it, so the reason is precise.
+            let mount = [CGROUP_MOUNT, HYBRID_CGROUP2_MOUNT]
+                .into_iter()
+                .find(|m| Path::new(m).join("cgroup.controllers").is_file())
+                .unwrap_or(CGROUP_MOUNT);
+            find_delegated_parent(Path::new(mount), &text)
         }
     }
 }

@@ -186,17 +186,8 @@ pub fn rlimit_plan(limits: &Limits, limits_by_cgroup: bool) -> Vec<RlimitSetting
     plan
 }
 
-/// How well a limit holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EnforcementStatus {
-    /// The limit holds for the whole jail as the spec states it.
-    Enforced,
-    /// Something bounds the resource, but not as the spec states it (per process only).
-    Partial,
-    /// Nothing bounds the resource.
-    Absent,
-}
+/// How well a limit holds: the same scale as every other layer of the sandbox report.
+pub use crate::report::LayerStatus as EnforcementStatus;
 
 /// A resource of [`Limits`], plus core dumps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -7,6 +7,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cgroup::{DelegatedParent, JailCgroup};
 use crate::jail::{HELPER_ARG, REPORT_FD, SPEC_FD};
 use crate::report::{Layer, LayerStatus, RECORD_SIZE, Record, SandboxReport, Step};
 use crate::spec::SandboxSpec;
@@ -38,6 +41,9 @@ pub enum SandboxError {
         /// The errno.
         errno: i32,
     },
+    /// The helper could not be moved into the jail's cgroup.
+    #[error("cannot move the jail into its cgroup `{0}`")]
+    Cgroup(String),
     /// The helper ended without saying how.
     #[error("the jail helper ended unexpectedly ({0})")]
     Lost(String),
@@ -104,16 +110,38 @@ pub struct Jail {
     report_closed: bool,
     limits_by_cgroup: bool,
     no_subprocess: bool,
+    /// The jail's own cgroup v2, removed (its processes killed first) on drop.
+    cgroup: Option<JailCgroup>,
     jail_host_uid: u32,
 }
+
+/// Makes each jail's cgroup name unique within this process.
+static JAIL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Jail {
     /// Start the helper and hand it `spec`. `exe` is our own binary (normally
     /// `/proc/self/exe`), which must call [`crate::jail::helper_main`] when its first
-    /// argument is [`HELPER_ARG`].
-    pub fn spawn(spec: &SandboxSpec, exe: &str, stdio: JailStdio) -> Result<Jail, SandboxError> {
+    /// argument is [`HELPER_ARG`]. With a delegated cgroup v2 parent, the jail gets a
+    /// cgroup of its own with the spec's limits (then the rlimits it covers are skipped);
+    /// without, or if that cgroup cannot be made, rlimits enforce the limits.
+    pub fn spawn(
+        spec: &SandboxSpec,
+        exe: &str,
+        stdio: JailStdio,
+        cgroup_parent: Option<&DelegatedParent>,
+    ) -> Result<Jail, SandboxError> {
         // Refuse a bad plan here, with a message, rather than as an errno from the jail.
         crate::plan::mount_plan(spec, &crate::plan::HostLayout::probe(spec))?;
+
+        let name = format!(
+            "mcp-j-{}-{}",
+            std::process::id(),
+            JAIL_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let cgroup = cgroup_parent.and_then(|parent| JailCgroup::create(parent, &name, &spec.limits).ok());
+        let mut spec = spec.clone();
+        spec.limits_by_cgroup = cgroup.is_some();
+        let spec = &spec;
 
         let (spec_read, spec_write) = pipe()?;
         let (report_read, report_write) = pipe()?;
@@ -133,6 +161,17 @@ impl Jail {
             source,
         })?;
         drop(cmd); // closes our copies of the child's pipe ends
+        // The helper waits for the spec before it forks anything: moving it into the
+        // cgroup now puts every process of the jail there.
+        if let Some(cg) = &cgroup {
+            let moved = rustix::process::Pid::from_raw(helper.id() as i32).map(|pid| cg.add_process(pid));
+            if !matches!(moved, Some(Ok(()))) {
+                let mut helper = helper;
+                let _ = helper.kill();
+                let _ = helper.wait();
+                return Err(SandboxError::Cgroup(cg.path().display().to_string()));
+            }
+        }
 
         let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Pipe(e.into()))?;
         let mut spec_write = std::fs::File::from(spec_write);
@@ -152,6 +191,7 @@ impl Jail {
             report_closed: false,
             limits_by_cgroup: spec.limits_by_cgroup,
             no_subprocess: spec.no_subprocess,
+            cgroup,
             jail_host_uid: {
                 let (uid, gid) = sys::real_ids();
                 crate::spec::jail_host_ids(uid, gid).0
@@ -177,6 +217,9 @@ impl Jail {
     pub fn kill(&mut self) {
         if let Some(pid) = self.init_pid {
             let _ = sys::kill(pid, libc::SIGKILL);
+        }
+        if let Some(cgroup) = &self.cgroup {
+            let _ = cgroup.kill();
         }
         let _ = self.helper.kill();
     }
@@ -302,16 +345,11 @@ impl Jail {
             ));
         }
         for l in limits::describe_limit_enforcement(self.limits_by_cgroup, self.jail_host_uid) {
-            let status = match l.status {
-                limits::EnforcementStatus::Enforced => LayerStatus::Enforced,
-                limits::EnforcementStatus::Partial => LayerStatus::Partial,
-                limits::EnforcementStatus::Absent => LayerStatus::Absent,
-            };
             let name = serde_json::to_value(l.kind)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            layers.push(Layer::new(&name, status, l.means));
+            layers.push(Layer::new(&name, l.status, l.means));
         }
         SandboxReport { layers }
     }
