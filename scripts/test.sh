@@ -4,9 +4,10 @@
 #   scripts/test.sh            fmt, clippy, docs, unit and end-to-end tests
 #
 # As root it also creates the unprivileged user the sandbox tests run as (every sandbox
-# test runs both as root and as that user). MCP_J_TEST_EXPECT (comma list: userns,
-# landlock, seccomp, seccomp_notify, unprivileged) declares what this machine offers: a
-# declared feature that is missing fails its tests instead of skipping them. CI sets it.
+# test runs both as root and as that user). MCP_J_TEST_EXPECT (comma list of userns,
+# seccomp, seccomp-notify, landlock, landlock-net, landlock-scope, unprivileged) declares
+# what this machine offers: a declared feature that is missing fails its tests instead of
+# skipping them. .ci/run declares them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -141,7 +141,9 @@ fn canonical(path: &Path, what: &str) -> Result<PathBuf> {
 }
 
 /// The default working directory: the current one, unless that is `/`, the home directory
-/// or an ancestor of it (exposing those would expose everything): then a private one.
+/// or an ancestor of it (exposing those would expose everything), or a shared temporary
+/// directory such as `/tmp` (sticky and world-writable: other users' files and sockets
+/// live there): then a private one.
 fn default_workdir() -> Workdir {
     let Ok(cwd) = std::env::current_dir().and_then(std::fs::canonicalize) else {
         return Workdir::Private;
@@ -152,12 +154,22 @@ fn default_workdir() -> Workdir {
     let too_broad = cwd == Path::new("/")
         || cwd.starts_with("/proc")
         || cwd.starts_with("/dev")
-        || home.is_some_and(|h| h.starts_with(&cwd));
+        || home.is_some_and(|h| h.starts_with(&cwd))
+        || is_shared_temp_dir(&cwd);
     if too_broad {
         Workdir::Private
     } else {
         Workdir::Host(cwd)
     }
+}
+
+/// Sticky and writable by everyone: `/tmp`, `/var/tmp`, `/dev/shm` and the like.
+fn is_shared_temp_dir(dir: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(dir).is_ok_and(|m| {
+        let mode = m.permissions().mode();
+        mode & 0o1000 != 0 && mode & 0o002 != 0
+    })
 }
 
 /// What the options resolve to: the spec plus what the supervisor itself enforces.
@@ -332,6 +344,13 @@ mod tests {
         .err()
         .expect("error");
         assert!(!format!("{err:#}").contains("literal-s3cr3t"));
+    }
+
+    #[test]
+    fn shared_temp_dirs_are_never_the_default_workdir() {
+        assert!(is_shared_temp_dir(Path::new("/tmp")));
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(!is_shared_temp_dir(dir.path()));
     }
 
     #[test]

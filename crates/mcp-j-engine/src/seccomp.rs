@@ -3,11 +3,13 @@
 //! Two filters, installed last, just before `execve`:
 //! 1. the **guard** (hand-written, a dozen instructions): kill any other architecture,
 //!    deny the x32 ABI (syscall numbers with bit 30 set, which seccompiler does not check),
-//!    make `clone3` fail with ENOSYS (its flags live in memory a filter cannot read, so libc
-//!    falls back to `clone`, whose flags we can check), and, under `--no-subprocess`, hand
+//!    make `clone3` and `openat2` fail with ENOSYS (their flags and mode live in memory a
+//!    filter cannot read, so libc falls back to `clone` and `openat`, whose arguments we
+//!    check), and, under `--no-subprocess`, hand
 //!    `execve`/`execveat` to the jail's init by user notification;
 //! 2. the **deny set** (seccompiler): the dangerous system calls fail with EPERM, never a
-//!    fake success.
+//!    fake success; so do setuid/setgid mode bits in any call that sets a mode, and
+//!    `memfd_create` without `MFD_NOEXEC_SEAL`.
 //!
 //! The kernel runs every filter and takes the most severe answer, so the two compose.
 //! Nothing on a hot path traps to user space: only `execve` under `--no-subprocess`.
@@ -116,6 +118,36 @@ pub const ALLOWED_SOCKET_FAMILIES: &[(&str, u64)] = &[
     ("AF_NETLINK", libc::AF_NETLINK as u64),
 ];
 
+/// Mode bits that make an executable run with its owner's or group's ids.
+const SETID_MODE_BITS: [u64; 2] = [libc::S_ISUID as u64, libc::S_ISGID as u64];
+
+/// System calls that set a file mode, with the index of the mode argument. A setuid or
+/// setgid file planted in a writable host directory would run with the jail owner's ids
+/// (host root's, for a root caller) for whoever executes it on the host: the jail's mounts
+/// are nosuid, the host's are not.
+pub fn mode_setting_syscalls() -> Vec<(&'static str, i64, u8)> {
+    vec![
+        ("fchmod", libc::SYS_fchmod, 1),
+        ("fchmodat", libc::SYS_fchmodat, 2),
+        ("fchmodat2", 452, 2), // SYS_fchmodat2, Linux 6.6
+        ("openat", libc::SYS_openat, 3),
+        ("mknodat", libc::SYS_mknodat, 2),
+        #[cfg(target_arch = "x86_64")]
+        ("chmod", libc::SYS_chmod, 1),
+        #[cfg(target_arch = "x86_64")]
+        ("open", libc::SYS_open, 2),
+        #[cfg(target_arch = "x86_64")]
+        ("creat", libc::SYS_creat, 1),
+        #[cfg(target_arch = "x86_64")]
+        ("mknod", libc::SYS_mknod, 1),
+    ]
+}
+
+/// `memfd_create` flag that makes the memory file non-executable for good (Linux 6.3).
+/// Without it a program could write any binary into a memfd and execve it, around
+/// "nothing writable is executable".
+pub const MFD_NOEXEC_SEAL: u64 = 0x0008;
+
 /// `clone` flags that would create namespaces (nested sandboxes are kernel attack surface).
 const NAMESPACE_CLONE_FLAGS: &[u64] = &[
     libc::CLONE_NEWUSER as u64,
@@ -173,6 +205,33 @@ pub fn deny_filter() -> Result<Vec<SockFilter>, SeccompBuildError> {
         .collect::<Result<_, _>>()?;
     rules.insert(libc::SYS_clone, clone_rules);
 
+    // Setuid/setgid bits, whatever call would set them.
+    for (_, nr, mode_arg) in mode_setting_syscalls() {
+        let setid_rules = SETID_MODE_BITS
+            .iter()
+            .map(|bit| {
+                rule(vec![cond(
+                    mode_arg,
+                    SeccompCmpArgLen::Dword,
+                    SeccompCmpOp::MaskedEq(*bit),
+                    *bit,
+                )?])
+            })
+            .collect::<Result<_, _>>()?;
+        rules.insert(nr, setid_rules);
+    }
+
+    // memfd_create without MFD_NOEXEC_SEAL.
+    rules.insert(
+        libc::SYS_memfd_create,
+        vec![rule(vec![cond(
+            1,
+            SeccompCmpArgLen::Dword,
+            SeccompCmpOp::MaskedEq(MFD_NOEXEC_SEAL),
+            0,
+        )?])?],
+    );
+
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Allow,
@@ -224,7 +283,10 @@ pub fn guard_filter(notify_exec: bool) -> Vec<SockFilter> {
         prog.push(jump(BPF_JSET_K, X32_SYSCALL_BIT, 0, 1));
         prog.push(stmt(BPF_RET_K, RET_ERRNO | libc::EPERM as u32));
     }
-    prog.push(jump(BPF_JEQ_K, libc::SYS_clone3 as u32, 0, 1));
+    // clone3 and openat2 keep their flags and mode in memory a filter cannot read:
+    // ENOSYS makes libc and careful programs fall back to clone and openat, which we check.
+    prog.push(jump(BPF_JEQ_K, libc::SYS_clone3 as u32, 1, 0));
+    prog.push(jump(BPF_JEQ_K, libc::SYS_openat2 as u32, 0, 1));
     prog.push(stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32));
     if notify_exec {
         prog.push(jump(BPF_JEQ_K, libc::SYS_execve as u32, 1, 0));
@@ -398,6 +460,33 @@ mod tests {
             decide(&call(libc::SYS_clone3, &[]), false),
             RET_ERRNO | libc::ENOSYS as u32
         );
+    }
+
+    #[test]
+    fn setuid_and_setgid_bits_are_refused_in_every_mode_setting_call() {
+        for (name, nr, arg) in mode_setting_syscalls() {
+            let with_mode = |mode: u64| {
+                let mut args = [0u64; 4];
+                args[arg as usize] = mode;
+                decide(&call(nr, &args), false)
+            };
+            assert_eq!(with_mode(0o4755), EPERM, "{name} setuid");
+            assert_eq!(with_mode(0o2755), EPERM, "{name} setgid");
+            assert_eq!(with_mode(0o6755), EPERM, "{name} both");
+            assert_eq!(with_mode(0o755), RET_ALLOW, "{name} plain");
+            assert_eq!(with_mode(0o1777), RET_ALLOW, "{name} sticky");
+        }
+        assert_eq!(
+            decide(&call(libc::SYS_openat2, &[]), false),
+            RET_ERRNO | libc::ENOSYS as u32
+        );
+    }
+
+    #[test]
+    fn memfd_must_be_sealed_non_executable() {
+        assert_eq!(decide(&call(libc::SYS_memfd_create, &[0, 0]), false), EPERM);
+        assert_eq!(decide(&call(libc::SYS_memfd_create, &[0, 0x1 | 0x10]), false), EPERM); // CLOEXEC|EXEC
+        assert_eq!(decide(&call(libc::SYS_memfd_create, &[0, 0x1 | 0x8]), false), RET_ALLOW); // CLOEXEC|NOEXEC_SEAL
     }
 
     #[test]

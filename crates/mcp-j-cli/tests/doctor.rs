@@ -1,0 +1,72 @@
+//! `mcp-j doctor` end to end, as root and as the unprivileged user: it must find what the
+//! machine declares (`MCP_J_TEST_EXPECT`), prove `exec` works with a real run, and never
+//! report more than rlimits can do when there is no cgroup v2.
+
+mod common;
+
+use common::{expected, sandbox_test};
+use serde_json::Value;
+
+fn layer<'a>(doctor: &'a Value, name: &str) -> &'a Value {
+    doctor["layers"]
+        .as_array()
+        .and_then(|layers| layers.iter().find(|l| l["name"] == name))
+        .unwrap_or_else(|| panic!("no layer `{name}` in {doctor}"))
+}
+
+fn feature<'a>(doctor: &'a Value, name: &str) -> &'a Value {
+    doctor["features"]
+        .as_array()
+        .and_then(|fs| fs.iter().find(|f| f["name"] == name))
+        .unwrap_or_else(|| panic!("no feature `{name}` in {doctor}"))
+}
+
+#[test]
+fn doctor_reports_what_exec_enforces_and_never_over_reports() {
+    sandbox_test("doctor_reports_what_exec_enforces_and_never_over_reports", &[], |run| {
+        let out = run.exec().raw(["doctor", "--json"]).run();
+        assert_eq!(out.code, Some(0), "{out:?}");
+        let doctor: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
+
+        assert_eq!(doctor["exec_works"], true, "{doctor}");
+        // Declared features must be found by the probes.
+        let declared = [
+            ("userns", "user_namespace"),
+            ("seccomp", "seccomp"),
+            ("seccomp-notify", "seccomp_user_notify"),
+            ("landlock", "landlock"),
+        ];
+        for (declared_name, probe) in declared {
+            if expected(declared_name) {
+                assert_eq!(feature(&doctor, probe)["available"], true, "{probe}: {doctor}");
+            }
+        }
+        // Every isolation layer is enforced when exec works; Landlock at least partially.
+        for name in ["namespaces", "filesystem", "capabilities", "no_new_privs", "seccomp", "network"] {
+            assert_eq!(layer(&doctor, name)["status"], "enforced", "{name}");
+        }
+        if expected("landlock-scope") {
+            assert_eq!(layer(&doctor, "landlock")["status"], "enforced");
+        }
+        assert_eq!(layer(&doctor, "no_subprocess")["status"], "enforced");
+        assert_eq!(layer(&doctor, "fds")["status"], "enforced");
+        assert_eq!(layer(&doctor, "pids")["status"], "enforced");
+        // Without cgroup v2, rlimits cannot bound the jail's total memory or a CPU rate.
+        if doctor["cgroup_v2"]["available"] == false {
+            assert_eq!(layer(&doctor, "memory")["status"], "partial");
+            assert_eq!(layer(&doctor, "cpu")["status"], "absent");
+        }
+    });
+}
+
+#[test]
+fn doctor_human_output_names_every_layer() {
+    sandbox_test("doctor_human_output_names_every_layer", &[], |run| {
+        let out = run.exec().raw(["doctor"]).run();
+        assert_eq!(out.code, Some(0), "{out:?}");
+        assert!(out.stdout.contains("`mcp-j exec` works here"), "{}", out.stdout);
+        for name in ["namespaces", "landlock", "seccomp", "memory", "pids", "cpu"] {
+            assert!(out.stdout.contains(name), "{name} missing: {}", out.stdout);
+        }
+    });
+}
