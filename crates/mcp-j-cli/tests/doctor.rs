@@ -42,7 +42,14 @@ fn doctor_reports_what_exec_enforces_and_never_over_reports() {
             }
         }
         // Every isolation layer is enforced when exec works; Landlock at least partially.
-        for name in ["namespaces", "filesystem", "capabilities", "no_new_privs", "seccomp", "network"] {
+        for name in [
+            "namespaces",
+            "filesystem",
+            "capabilities",
+            "no_new_privs",
+            "seccomp",
+            "network",
+        ] {
             assert_eq!(layer(&doctor, name)["status"], "enforced", "{name}");
         }
         if expected("landlock-scope") {
