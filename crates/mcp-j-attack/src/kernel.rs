@@ -511,7 +511,7 @@ pub fn sethostname() -> Report {
     ])
 }
 
-/// Becoming root: setresuid(0,0,0), setresgid(0,0,0), setgroups([0]).
+/// Becoming root: setresuid(0,0,0), setresgid(0,0,0), `setgroups([0])`.
 pub fn setuid() -> Report {
     let groups: [libc::gid_t; 1] = [0];
     let g = groups.as_ptr();
