@@ -93,18 +93,24 @@ pub fn clone_ns(ns: &str) -> Report {
         // SAFETY: clone without CLONE_VM and with a null stack behaves like fork; the new
         // child exits at once without touching shared state.
         let r = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
-        if r == 0 {
-            // SAFETY: leaving the grandchild immediately.
-            unsafe { libc::_exit(0) };
-        }
-        let ret = sys::raw(r);
-        if r > 0 {
-            let mut status = 0;
-            // SAFETY: reaping the grandchild we just made.
-            unsafe { libc::waitpid(r as libc::pid_t, &mut status, 0) };
-        }
-        ret
+        finish_fork_like(r)
     })
+}
+
+/// After a fork-like `clone`/`clone3` returned `r`: the new child leaves at once, the
+/// parent reaps it and reports the call's result.
+fn finish_fork_like(r: libc::c_long) -> i64 {
+    if r == 0 {
+        // SAFETY: leaving the grandchild immediately.
+        unsafe { libc::_exit(0) };
+    }
+    let ret = sys::raw(r);
+    if r > 0 {
+        let mut status = 0;
+        // SAFETY: reaping the grandchild we just made.
+        unsafe { libc::waitpid(r as libc::pid_t, &mut status, 0) };
+    }
+    ret
 }
 
 /// `clone3` with `CLONE_NEW<NS>`: its flags are behind a pointer that seccomp cannot read,
@@ -123,17 +129,7 @@ pub fn clone3_ns(ns: &str) -> Report {
         // SAFETY: ptr points to a clone_args of the stated size; without CLONE_VM and with
         // no stack this behaves like fork; the new child exits at once.
         let r = unsafe { libc::syscall(libc::SYS_clone3, ptr, 64usize) };
-        if r == 0 {
-            // SAFETY: leaving the grandchild immediately.
-            unsafe { libc::_exit(0) };
-        }
-        let ret = sys::raw(r);
-        if r > 0 {
-            let mut status = 0;
-            // SAFETY: reaping the grandchild we just made.
-            unsafe { libc::waitpid(r as libc::pid_t, &mut status, 0) };
-        }
-        ret
+        finish_fork_like(r)
     })
 }
 
