@@ -1,10 +1,9 @@
 //! User-namespace id maps, and the idmapped mounts a root caller's own paths get.
 //!
-//! An unprivileged caller maps its own uid and gid (the only mapping the kernel allows
-//! it). A root caller's jail maps to an unprivileged host id instead (see
-//! [`crate::spec::ROOT_CALLER_JAIL_HOST_ID`]), which needs a writer that keeps host root's
-//! CAP_SETUID: the [`IdMapper`] child. The user's own paths are then idmapped so that
-//! host root's files there behave as the jail user's.
+//! The helper writes the jail's maps from outside. An unprivileged caller may map only
+//! its own uid and gid. A root caller's jail maps to an unprivileged host id instead (see
+//! [`crate::spec::ROOT_CALLER_JAIL_HOST_ID`]), and the user's own paths are idmapped so
+//! that host root's files there behave as the jail user's.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -15,7 +14,7 @@ use crate::jail::{AtStep, Failure};
 use crate::plan::MountOp;
 use crate::report::Step;
 use crate::rootfs::{bind_attributes, open_tree_clone};
-use crate::sys::{self, ChildStatus, Forked};
+use crate::sys::{self, Forked};
 
 /// The uid and gid maps of a user namespace.
 pub(crate) struct IdMaps {
@@ -30,62 +29,6 @@ impl IdMaps {
         std::fs::write(format!("{proc_dir}/setgroups"), "deny")?;
         std::fs::write(format!("{proc_dir}/uid_map"), &self.uid)?;
         std::fs::write(format!("{proc_dir}/gid_map"), &self.gid)
-    }
-}
-
-/// A child that stays host root while its parent enters a new user namespace, then writes
-/// the parent's id maps (only a process with CAP_SETUID in the parent namespace may map
-/// ids other than its own).
-pub(crate) struct IdMapper {
-    pid: libc::pid_t,
-    go: std::fs::File,
-}
-
-impl IdMapper {
-    pub(crate) fn spawn() -> Result<IdMapper, Failure> {
-        let (go_read, go_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::MapIds)?;
-        match sys::fork().at(Step::MapIds)? {
-            Forked::Child => {
-                drop(go_write);
-                let mut maps = String::new();
-                let ok = std::fs::File::from(go_read).read_to_string(&mut maps).is_ok();
-                let (uid, gid) = maps.split_once('|').unwrap_or(("", ""));
-                if !ok || uid.is_empty() {
-                    sys::exit_now(libc::ECANCELED);
-                }
-                let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
-                let maps = IdMaps {
-                    uid: uid.to_string(),
-                    gid: gid.to_string(),
-                };
-                match maps.write(&format!("/proc/{parent}")) {
-                    Ok(()) => sys::exit_now(0),
-                    Err(e) => sys::exit_now(e.raw_os_error().unwrap_or(libc::EIO)),
-                }
-            }
-            Forked::Parent(pid) => Ok(IdMapper {
-                pid,
-                go: std::fs::File::from(go_write),
-            }),
-        }
-    }
-
-    pub(crate) fn map(mut self, maps: &IdMaps) -> Result<(), Failure> {
-        self.go
-            .write_all(format!("{}|{}", maps.uid, maps.gid).as_bytes())
-            .at(Step::MapIds)?;
-        drop(self.go);
-        match sys::wait_blocking(self.pid).at(Step::MapIds)? {
-            ChildStatus::Exited(0) => Ok(()),
-            ChildStatus::Exited(errno) => Err(Failure {
-                step: Step::MapIds,
-                errno,
-            }),
-            ChildStatus::Signaled(_) => Err(Failure {
-                step: Step::MapIds,
-                errno: libc::EINTR,
-            }),
-        }
     }
 }
 

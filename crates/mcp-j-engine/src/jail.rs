@@ -23,7 +23,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MountPropagationFlags, MoveMountFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
-use crate::idmap::{IdMapper, IdMaps, open_idmapped_user_paths};
+use crate::idmap::{IdMaps, open_idmapped_user_paths};
 use crate::landlock_rules::{self, FsPolicy};
 use crate::limits;
 use crate::plan::{self, HostLayout, MountOp};
@@ -143,75 +143,59 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     } else {
         Vec::new()
     };
-    let mapper = if privileged {
+    if privileged {
         // Host root's supplementary groups must not follow it into the jail (and cannot be
         // dropped there: setgroups is denied in the jail's namespace).
         rustix::thread::set_thread_groups(&[]).at(Step::MapIds)?;
-        Some(IdMapper::spawn()?)
-    } else {
-        None
-    };
-
-    // 5. New user, mount, PID, IPC, UTS, network and cgroup namespaces, in one call.
-    sys::unshare_namespaces(
-        UnshareFlags::NEWUSER
-            | UnshareFlags::NEWNS
-            | UnshareFlags::NEWPID
-            | UnshareFlags::NEWIPC
-            | UnshareFlags::NEWUTS
-            | UnshareFlags::NEWNET
-            | UnshareFlags::NEWCGROUP,
-    )
-    .at(Step::UnshareNamespaces)?;
-
-    // 6. Map exactly one uid and one gid: the jail's, to the host ids chosen above. An
-    //    unprivileged caller writes its own map; for root, the mapper (still host root)
-    //    writes ours.
-    let maps = IdMaps {
-        uid: format!("{JAIL_UID} {jail_host_uid} 1\n"),
-        gid: format!("{JAIL_GID} {jail_host_gid} 1\n"),
-    };
-    match mapper {
-        Some(mapper) => {
-            mapper.map(&maps)?;
-            // Our host uid 0 is not mapped in the new namespace: become the jail's ids
-            // (capabilities in the namespace stay: its root uid is unmapped, so the kernel
-            // sees no "root to non-root" change).
-            let (uid, gid) = (
-                rustix::process::Uid::from_raw(JAIL_UID),
-                rustix::process::Gid::from_raw(JAIL_GID),
-            );
-            rustix::thread::set_thread_res_gid(gid, gid, gid).at(Step::MapIds)?;
-            rustix::thread::set_thread_res_uid(uid, uid, uid).at(Step::MapIds)?;
-        }
-        None => maps.write("/proc/self").at(Step::MapIds)?,
     }
-    // Changing credentials cleared the parent-death signal: set it again.
-    die_with_parent(parent)?;
 
-    // 7. Fork init, the jail's pid 1. A pipe tells init whether we are still alive.
-    let (lifeline_read, lifeline_write) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::ForkInit)?;
-    match sys::fork().at(Step::ForkInit)? {
+    // 5. Clone init straight into new user, mount, PID, IPC, UTS, network and cgroup
+    //    namespaces: it is pid 1 of the new PID namespace. It waits on a pipe until its id
+    //    maps are written; the pipe then stays open as its lifeline to us.
+    let (go_read, go_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::ForkInit)?;
+    let namespaces = UnshareFlags::NEWUSER
+        | UnshareFlags::NEWNS
+        | UnshareFlags::NEWPID
+        | UnshareFlags::NEWIPC
+        | UnshareFlags::NEWUTS
+        | UnshareFlags::NEWNET
+        | UnshareFlags::NEWCGROUP;
+    let init_pid = match sys::clone_into_namespaces(namespaces).at(Step::UnshareNamespaces)? {
         Forked::Child => {
-            drop(lifeline_write);
-            match init(spec, report, &host, &ops, user_trees, lifeline_read) {
+            drop(go_write);
+            match init(spec, report, &host, &ops, user_trees, go_read, privileged) {
                 Ok(code) => sys::exit_now(code),
                 Err(f) => report.fail(f),
             }
         }
-        Forked::Parent(init_pid) => {
-            drop(lifeline_read);
-            drop(user_trees);
-            report.send(Record::InitStarted { host_pid: init_pid });
-            let status = sys::wait_blocking(init_pid).at(Step::ForkInit)?;
-            drop(lifeline_write);
-            Ok(match status {
-                ChildStatus::Exited(code) => code,
-                ChildStatus::Signaled(sig) => 128 + sig,
-            })
-        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(go_read);
+    drop(user_trees);
+
+    // 6. Map exactly one uid and one gid, from outside: the jail's, to the caller's own
+    //    (the only mapping an unprivileged caller may write) or, for root, to the
+    //    unprivileged host id chosen above. setgroups is denied first.
+    let maps = IdMaps {
+        uid: format!("{JAIL_UID} {jail_host_uid} 1\n"),
+        gid: format!("{JAIL_GID} {jail_host_gid} 1\n"),
+    };
+    if let Err(e) = maps.write(&format!("/proc/{init_pid}")) {
+        let _ = sys::kill(init_pid, libc::SIGKILL);
+        let _ = sys::wait_blocking(init_pid);
+        return Err(e).at(Step::MapIds);
     }
+    let mut go = std::fs::File::from(go_write);
+    go.write_all(b"1").at(Step::MapIds)?;
+
+    // 7. Tell the supervisor where init is, then wait for it.
+    report.send(Record::InitStarted { host_pid: init_pid });
+    let status = sys::wait_blocking(init_pid).at(Step::ForkInit)?;
+    drop(go);
+    Ok(match status {
+        ChildStatus::Exited(code) => code,
+        ChildStatus::Signaled(sig) => 128 + sig,
+    })
 }
 
 /// Ask for SIGKILL when the parent dies, then make sure it has not died already.
@@ -245,8 +229,25 @@ fn init(
     ops: &[MountOp],
     user_trees: Vec<(usize, OwnedFd)>,
     lifeline: OwnedFd,
+    privileged: bool,
 ) -> Result<i32, Failure> {
-    // 8. Die with the helper; if it is already gone, the lifeline pipe has no writer.
+    // 8. Wait until the helper has written our id maps (EOF: it died). A root caller's
+    //    init is still host uid 0, which the new namespace does not map: become the jail's
+    //    ids (capabilities in the namespace stay, as its root uid is unmapped, so the kernel
+    //    sees no "root to non-root" change). Then die with the helper; if it is already
+    //    gone, the lifeline pipe has no writer.
+    let mut go = [0u8; 1];
+    if !matches!(rustix::io::read(&lifeline, &mut go), Ok(1)) {
+        sys::exit_now(SETUP_FAILED_EXIT);
+    }
+    if privileged {
+        let (uid, gid) = (
+            rustix::process::Uid::from_raw(JAIL_UID),
+            rustix::process::Gid::from_raw(JAIL_GID),
+        );
+        rustix::thread::set_thread_res_gid(gid, gid, gid).at(Step::MapIds)?;
+        rustix::thread::set_thread_res_uid(uid, uid, uid).at(Step::MapIds)?;
+    }
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .at(Step::ParentDeathSignal)?;
     if helper_is_gone(lifeline.as_fd()) {
@@ -312,7 +313,7 @@ fn init(
     let mut blocked: Vec<i32> = FORWARDED_SIGNALS.to_vec();
     blocked.push(libc::SIGCHLD);
     let blocked = sys::SignalSet::of(&blocked);
-    let old_mask = sys::block_signals(&blocked).at(Step::ForkProgram)?;
+    sys::block_signals(&blocked).at(Step::ForkProgram)?;
     let (listener_rx, listener_tx) = if spec.no_subprocess {
         let (a, b) = rustix::net::socketpair(
             rustix::net::AddressFamily::UNIX,
@@ -328,7 +329,7 @@ fn init(
     let program_pid = match sys::fork().at(Step::ForkProgram)? {
         Forked::Child => {
             drop(listener_rx);
-            let f = program(spec, report, host, &old_mask, listener_tx);
+            let f = program(spec, report, host, listener_tx);
             report.fail(f)
         }
         Forked::Parent(pid) => pid,
@@ -460,14 +461,8 @@ fn reap_one() -> std::io::Result<Option<(libc::pid_t, ChildStatus)>> {
 // ---------------------------------------------------------------------------------------
 
 /// Harden this process and exec the program. Returns only on failure.
-fn program(
-    spec: &SandboxSpec,
-    report: &Reporter,
-    host: &HostLayout,
-    old_mask: &sys::SignalSet,
-    listener_tx: Option<OwnedFd>,
-) -> Failure {
-    match harden_and_exec(spec, report, host, old_mask, listener_tx) {
+fn program(spec: &SandboxSpec, report: &Reporter, host: &HostLayout, listener_tx: Option<OwnedFd>) -> Failure {
+    match harden_and_exec(spec, report, host, listener_tx) {
         Ok(never) => match never {},
         Err(f) => f,
     }
@@ -479,14 +474,17 @@ fn harden_and_exec(
     spec: &SandboxSpec,
     report: &Reporter,
     host: &HostLayout,
-    old_mask: &sys::SignalSet,
     listener_tx: Option<OwnedFd>,
 ) -> Result<Never, Failure> {
-    // 15. Signals as the program expects them: default handlers, the mask it had.
-    for sig in FORWARDED_SIGNALS.iter().chain(&[libc::SIGCHLD]) {
-        sys::reset_signal_handler(*sig).at(Step::ForkProgram)?;
+    // 15. Signals as the program expects them: every disposition default (init's no-op
+    //     handlers, the SIGPIPE that Rust's runtime ignores, anything a parent left
+    //     ignored: an ignored signal stays ignored across execve), nothing blocked.
+    for sig in 1..=64 {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            sys::reset_signal_handler(sig).at(Step::ForkProgram)?;
+        }
     }
-    sys::set_signal_mask(old_mask).at(Step::ForkProgram)?;
+    sys::set_signal_mask(&sys::SignalSet::of(&[])).at(Step::ForkProgram)?;
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .at(Step::ParentDeathSignal)?;
 

@@ -23,7 +23,8 @@ pub struct FsPolicy {
     pub read: Vec<PathBuf>,
     /// Read, write, create, remove below these; never execute.
     pub write: Vec<PathBuf>,
-    /// Read and execute below these.
+    /// Read and execute below these. Must be read-only, nodev mounts (see
+    /// [`exec_access`]).
     pub exec: Vec<PathBuf>,
     /// Device files that may be opened for writing (`/dev/null`, …).
     pub devices: Vec<PathBuf>,
@@ -35,6 +36,14 @@ fn write_access() -> BitFlags<AccessFs> {
     let mut w = AccessFs::from_all(REQUESTED_ABI);
     w.remove(AccessFs::Execute | AccessFs::MakeChar | AccessFs::MakeBlock | AccessFs::IoctlDev);
     w
+}
+
+/// Rights for executable places. These are always read-only, nodev mounts, so granting
+/// truncate and device ioctls there adds nothing the mount does not already refuse — and
+/// it lets Landlock stop its walk up the tree at the rule on every open of a system file
+/// (it looks for those optional rights on each open), instead of climbing to `/`.
+fn exec_access() -> BitFlags<AccessFs> {
+    read_access() | AccessFs::Execute | AccessFs::Truncate | AccessFs::IoctlDev
 }
 
 fn read_access() -> BitFlags<AccessFs> {
@@ -53,7 +62,7 @@ pub fn restrict_self(policy: &FsPolicy) -> Result<LayerStatus, RulesetError> {
     let groups: [(&[PathBuf], BitFlags<AccessFs>); 4] = [
         (&policy.read, read_access()),
         (&policy.write, read_access() | write_access()),
-        (&policy.exec, read_access() | AccessFs::Execute),
+        (&policy.exec, exec_access()),
         (&policy.devices, AccessFs::ReadFile | AccessFs::WriteFile),
     ];
     for (paths, access) in groups {

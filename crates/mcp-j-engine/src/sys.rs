@@ -59,6 +59,27 @@ pub fn unshare_namespaces(flags: rustix::thread::UnshareFlags) -> io::Result<()>
     Ok(())
 }
 
+/// `clone(2)` without `CLONE_VM`, like `fork` but straight into new namespaces
+/// (`CLONE_NEWPID`: the child is pid 1 of the new PID namespace). Same callers and
+/// guarantees as [`fork`].
+pub fn clone_into_namespaces(namespaces: rustix::thread::UnshareFlags) -> io::Result<Forked> {
+    use rustix::thread::UnshareFlags;
+    let not_namespaces = UnshareFlags::FILES | UnshareFlags::FS | UnshareFlags::SYSVSEM;
+    if namespaces.intersects(not_namespaces) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let flags = namespaces.bits() as libc::c_ulong | libc::SIGCHLD as libc::c_ulong;
+    // SAFETY: without CLONE_VM and with a null stack, clone duplicates the address space
+    // like fork; the caller is single-threaded (see `fork`), and the other arguments
+    // (thread-id pointers, TLS) are unused without the flags that ask for them.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(pid as libc::pid_t)),
+    }
+}
+
 /// `_exit(2)`: leave at once, without running destructors or atexit handlers (a forked
 /// child must not flush buffers it shares with its parent).
 pub fn exit_now(code: i32) -> ! {
@@ -312,17 +333,14 @@ impl SignalSet {
     }
 }
 
-/// Block `set` for the calling thread; returns the previous mask.
-pub fn block_signals(set: &SignalSet) -> io::Result<SignalSet> {
-    // SAFETY: both pointers are valid sigset_t values for the duration of the call.
-    unsafe {
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        let ret = libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, &mut old);
-        if ret != 0 {
-            return Err(io::Error::from_raw_os_error(ret));
-        }
-        Ok(SignalSet(old))
+/// Block `set` for the calling thread.
+pub fn block_signals(set: &SignalSet) -> io::Result<()> {
+    // SAFETY: a valid sigset_t pointer; a null old-mask pointer is allowed.
+    let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set.0, std::ptr::null_mut()) };
+    if ret != 0 {
+        return Err(io::Error::from_raw_os_error(ret));
     }
+    Ok(())
 }
 
 /// Replace the calling thread's signal mask (to restore it before execve: masks are
@@ -356,12 +374,36 @@ pub fn install_noop_handler(signal: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// Reset `signal` to its default disposition.
+/// The kernel's `struct sigaction` for `rt_sigaction(2)` (x86_64 and aarch64 layout).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// Reset `signal` to its default disposition, with the raw system call: glibc's wrappers
+/// refuse the signals it reserves for itself (32, 33), which a parent may still have left
+/// ignored, and an ignored disposition survives execve.
 pub fn reset_signal_handler(signal: i32) -> io::Result<()> {
-    // SAFETY: setting SIG_DFL has no preconditions.
-    if unsafe { libc::signal(signal, libc::SIG_DFL) } == libc::SIG_ERR {
-        return Err(io::Error::last_os_error());
-    }
+    let default = KernelSigaction {
+        handler: 0, // SIG_DFL
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    // SAFETY: `default` is a valid kernel sigaction that lives across the call; the old
+    // action pointer is null; the size is the kernel's sigset size.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            &default as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            8usize,
+        )
+    })?;
     Ok(())
 }
 
