@@ -23,8 +23,8 @@ pub struct FsPolicy {
     pub read: Vec<PathBuf>,
     /// Read, write, create, remove below these; never execute.
     pub write: Vec<PathBuf>,
-    /// Read and execute below these. Must be read-only, nodev mounts (see
-    /// [`exec_access`]).
+    /// Read and execute below these. Must be read-only, nodev mounts: they are also
+    /// granted truncate and device ioctls, which such mounts refuse anyway.
     pub exec: Vec<PathBuf>,
     /// Device files that may be opened for writing (`/dev/null`, …).
     pub devices: Vec<PathBuf>,
