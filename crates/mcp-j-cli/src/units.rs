@@ -2,15 +2,18 @@
 
 use std::time::Duration;
 
-/// Parse a size: a whole number with an optional binary unit `K`, `M`, `G`, `T` (also
-/// `KiB`, `MB`, … — all powers of 1024). A bare number is bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+/// Split `"512M"` into `(512, "M")`; `None` without leading digits.
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     let t = text.trim();
     let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(digits_end);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (e.g. 512M, 2G)"))?;
+    Some((num.parse().ok()?, unit))
+}
+
+/// Parse a size: a whole number with an optional binary unit `K`, `M`, `G`, `T` (also
+/// `KiB`, `MB`, … — all powers of 1024). A bare number is bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let (n, unit) = number_and_unit(text).ok_or_else(|| format!("`{text}` is not a size (e.g. 512M, 2G)"))?;
     let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
@@ -29,12 +32,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// Parse a duration: a whole number with a unit `ms`, `s`, `m`, `h`. A bare number is
 /// seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits_end);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 30s, 10m)"))?;
+    let (n, unit) = number_and_unit(text).ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 10m)"))?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
