@@ -326,6 +326,10 @@ fn init(
     } else {
         (None, None)
     };
+    // Not dumpable *before* the fork: from its first instruction the program could look
+    // at /proc/1 (fds, memory, environ), and only a non-dumpable init is out of its reach.
+    // The program inherits the flag until its execve resets it.
+    sys::set_not_dumpable().at(Step::ForkProgram)?;
     let program_pid = match sys::fork().at(Step::ForkProgram)? {
         Forked::Child => {
             drop(listener_rx);
@@ -336,10 +340,10 @@ fn init(
     };
     drop(listener_tx);
 
-    // Init keeps nothing it does not need: no capabilities, not dumpable.
+    // Init keeps nothing it does not need: no capabilities (it was made non-dumpable
+    // before the fork).
     drop_capabilities().at(Step::DropCapabilities)?;
     rustix::thread::set_no_new_privs(true).at(Step::NoNewPrivs)?;
-    sys::set_not_dumpable().at(Step::DropCapabilities)?;
 
     let listener = match listener_rx {
         Some(rx) => receive_fd(rx.as_fd()),
