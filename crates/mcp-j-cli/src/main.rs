@@ -7,6 +7,7 @@
 #![allow(clippy::print_stdout)]
 
 mod doctor;
+mod run;
 mod sandbox_opts;
 mod units;
 
@@ -54,9 +55,37 @@ enum Command {
         #[arg(last = true, required = true, value_name = "PROG [ARGS]...")]
         command: Vec<String>,
     },
+    /// Run a stdio MCP server in the sandbox, with a strict JSON-RPC proxy between the
+    /// client (our stdin/stdout) and the server
+    #[command(after_long_help = RUN_EXAMPLES)]
+    Run {
+        #[command(flatten)]
+        sandbox: Box<SandboxOpts>,
+        #[command(flatten)]
+        proxy: Box<run::ProxyOpts>,
+        /// The server and its arguments
+        #[arg(last = true, required = true, value_name = "PROG [ARGS]...")]
+        command: Vec<String>,
+    },
     /// Which isolation features this machine offers, and what `exec` would enforce
     Doctor,
 }
+
+/// `mcp-j run --help`: how to use it as an MCP client's `command`.
+const RUN_EXAMPLES: &str = r#"Use it as the `command` of an MCP client. Install the server outside the sandbox
+(there is no network inside) and expose it read-only:
+
+  Claude Desktop (claude_desktop_config.json) and Cursor (~/.cursor/mcp.json):
+    {"mcpServers": {"time": {"command": "mcp-j", "args": ["run", "--ro", "/home/me/.mcp/time",
+        "--", "/home/me/.mcp/time/bin/python", "-m", "mcp_server_time"]}}}
+
+  VS Code (.vscode/mcp.json):
+    {"servers": {"time": {"type": "stdio", "command": "mcp-j", "args": ["run", "--ro",
+        "/home/me/.mcp/time", "--", "/home/me/.mcp/time/bin/python", "-m", "mcp_server_time"]}}}
+
+Exit status: the server's own; 128+N if signal N killed it; 124 on --timeout; 125 if mcp-j
+failed; 126/127 if the server could not be started. When the client closes stdin, the
+server's stdin is closed, then after --grace-period it gets SIGTERM, then SIGKILL."#;
 
 fn main() -> ExitCode {
     // The jail helper is this binary re-executed: it must not parse flags or start anything.
@@ -92,6 +121,11 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Exec { sandbox, command } => exec(&sandbox, &command, cli.verbose),
+        Command::Run {
+            sandbox,
+            proxy,
+            command,
+        } => run::run(&sandbox, &proxy, &command, cli.verbose),
         Command::Doctor => doctor::doctor(cli.json),
     }
 }
@@ -116,27 +150,7 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
         }
         Err(e) => return Err(e.into()),
     };
-    if verbose > 0 {
-        for layer in &report.layers {
-            eprintln!(
-                "mcp-j: {:<14} {:<9} {}",
-                layer.name,
-                format!("{:?}", layer.status).to_lowercase(),
-                layer.means
-            );
-        }
-    }
-    match outcome {
-        mcp_j_engine::Outcome::TimedOut => eprintln!("mcp-j: timed out; the sandbox was killed"),
-        mcp_j_engine::Outcome::ExecFailed(errno) => eprintln!(
-            "mcp-j: cannot run `{program}` in the sandbox: {}",
-            std::io::Error::from_raw_os_error(errno)
-        ),
-        _ => {}
-    }
-    Ok(ExitCode::from(
-        u8::try_from(outcome.exit_code()).unwrap_or(EXIT_MCP_J_FAILED),
-    ))
+    run::finish(program, outcome, &report, verbose)
 }
 
 /// The delegated cgroup v2 parent for jail cgroups: `MCP_J_CGROUP_PARENT`, or found from

@@ -82,6 +82,13 @@ pub struct Manifest {
     timeout: Option<String>,
     #[serde(default)]
     no_subprocess: bool,
+    /// `run` only: `--allow-tool`, `--deny-tool`, `--allow-server-request`.
+    #[serde(default)]
+    allow_tools: Vec<String>,
+    #[serde(default)]
+    deny_tools: Vec<String>,
+    #[serde(default)]
+    allow_server_requests: Vec<String>,
 }
 
 /// Where secrets come from; their values never reach a log or an error message.
@@ -176,6 +183,10 @@ fn is_shared_temp_dir(dir: &Path) -> bool {
 pub struct Resolved {
     pub spec: SandboxSpec,
     pub timeout: Option<Duration>,
+    /// The manifest's tool and server-request policy (`run` adds the flags to these).
+    pub allow_tools: Vec<String>,
+    pub deny_tools: Vec<String>,
+    pub allow_server_requests: Vec<String>,
 }
 
 impl SandboxOpts {
@@ -272,6 +283,9 @@ impl SandboxOpts {
                 limits_by_cgroup: false,
             },
             timeout: self.timeout.or(manifest_timeout),
+            allow_tools: manifest.allow_tools,
+            deny_tools: manifest.deny_tools,
+            allow_server_requests: manifest.allow_server_requests,
         })
     }
 }

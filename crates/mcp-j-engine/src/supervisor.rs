@@ -102,7 +102,7 @@ pub struct Jail {
     helper: Child,
     report: std::fs::File,
     pending: Vec<u8>,
-    init_pid: Option<i32>,
+    control: JailControl,
     landlock: Option<(LayerStatus, i32)>,
     setup_failure: Option<(Step, i32)>,
     exec_failure: Option<i32>,
@@ -113,6 +113,78 @@ pub struct Jail {
     /// The jail's own cgroup v2, removed (its processes killed first) on drop.
     cgroup: Option<JailCgroup>,
     jail_host_uid: u32,
+}
+
+/// Signals and kills a jail from any thread. Processes are addressed by pidfd, so a
+/// signal can never reach an unrelated process that reused a pid.
+#[derive(Clone)]
+pub struct JailControl {
+    inner: std::sync::Arc<std::sync::Mutex<ControlFds>>,
+}
+
+struct ControlFds {
+    helper: Option<OwnedFd>,
+    init: Option<OwnedFd>,
+    /// [`JailControl::kill`] was called: a program that ends without a status was killed.
+    killed: bool,
+}
+
+impl JailControl {
+    fn new(helper: &Child) -> JailControl {
+        let helper = rustix::process::Pid::from_raw(helper.id() as i32)
+            .and_then(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok());
+        JailControl {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(ControlFds {
+                helper,
+                init: None,
+                killed: false,
+            })),
+        }
+    }
+
+    /// Called when the helper reports init's pid: open a pidfd for it at once, while init
+    /// is alive (or a zombie its parent, the helper, has not reaped).
+    fn set_init(&self, host_pid: i32) {
+        let fd = rustix::process::Pid::from_raw(host_pid)
+            .and_then(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok());
+        if let Ok(mut fds) = self.inner.lock() {
+            fds.init = fd;
+        }
+    }
+
+    /// Send `signal` to the jail's init, which forwards it to the program (SIGKILL ends
+    /// the whole PID namespace).
+    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
+        let fds = self
+            .inner
+            .lock()
+            .map_err(|_| std::io::Error::from_raw_os_error(libc::EIO))?;
+        let init = fds
+            .init
+            .as_ref()
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+        let sig = rustix::process::Signal::from_named_raw(signal)
+            .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+        rustix::process::pidfd_send_signal(init, sig)?;
+        Ok(())
+    }
+
+    /// Kill the whole jail now: SIGKILL to its init ends every process in the PID
+    /// namespace; SIGKILL to the helper covers a jail still being set up.
+    pub fn kill(&self) {
+        if let Ok(mut fds) = self.inner.lock() {
+            fds.killed = true;
+            for fd in [&fds.init, &fds.helper].into_iter().flatten() {
+                let _ = rustix::process::pidfd_send_signal(fd, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+impl JailControl {
+    fn was_killed(&self) -> bool {
+        self.inner.lock().map(|fds| fds.killed).unwrap_or(false)
+    }
 }
 
 /// Makes each jail's cgroup name unique within this process.
@@ -179,11 +251,12 @@ impl Jail {
         let _ = spec_write.write_all(&json);
         drop(spec_write);
 
+        let control = JailControl::new(&helper);
         Ok(Jail {
             helper,
             report: std::fs::File::from(report_read),
             pending: Vec::new(),
-            init_pid: None,
+            control,
             landlock: None,
             setup_failure: None,
             exec_failure: None,
@@ -204,24 +277,37 @@ impl Jail {
         self.helper.id()
     }
 
-    /// Send `signal` to the program (through the jail's init, which forwards it).
-    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
-        match self.init_pid {
-            Some(pid) => sys::kill(pid, signal),
-            None => Err(std::io::Error::from_raw_os_error(libc::ESRCH)),
-        }
+    /// The program's stdin, stdout and stderr, when [`JailStdio`] asked for pipes.
+    pub fn take_stdio(
+        &mut self,
+    ) -> (
+        Option<std::process::ChildStdin>,
+        Option<std::process::ChildStdout>,
+        Option<std::process::ChildStderr>,
+    ) {
+        (
+            self.helper.stdin.take(),
+            self.helper.stdout.take(),
+            self.helper.stderr.take(),
+        )
     }
 
-    /// Kill the whole jail now: SIGKILL to its init ends every process in the PID
-    /// namespace; SIGKILL to the helper covers a jail still being set up.
+    /// A handle to signal or kill the jail from another thread while [`Jail::wait`] runs.
+    pub fn control(&self) -> JailControl {
+        self.control.clone()
+    }
+
+    /// Send `signal` to the program (through the jail's init, which forwards it).
+    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
+        self.control.signal(signal)
+    }
+
+    /// Kill the whole jail now.
     pub fn kill(&mut self) {
-        if let Some(pid) = self.init_pid {
-            let _ = sys::kill(pid, libc::SIGKILL);
-        }
+        self.control.kill();
         if let Some(cgroup) = &self.cgroup {
             let _ = cgroup.kill();
         }
-        let _ = self.helper.kill();
     }
 
     /// Wait for the program to end, at most `timeout` (then kill the jail).
@@ -256,6 +342,8 @@ impl Jail {
         }
         match self.program_end {
             Some(outcome) => Ok((outcome, report)),
+            // We killed the jail (grace period over) before init could report.
+            None if self.control.was_killed() => Ok((Outcome::Signaled(libc::SIGKILL), report)),
             None => Err(SandboxError::Lost(status.to_string())),
         }
     }
@@ -289,7 +377,7 @@ impl Jail {
             rec.copy_from_slice(&self.pending[..RECORD_SIZE]);
             self.pending.drain(..RECORD_SIZE);
             match Record::decode(&rec) {
-                Some(Record::InitStarted { host_pid }) => self.init_pid = Some(host_pid),
+                Some(Record::InitStarted { host_pid }) => self.control.set_init(host_pid),
                 Some(Record::SetupFailed { step, errno }) => {
                     self.setup_failure.get_or_insert((step, errno));
                 }

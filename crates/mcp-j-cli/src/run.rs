@@ -1,0 +1,243 @@
+//! `mcp-j run`: a stdio MCP server in the sandbox, with the strict JSON-RPC proxy between
+//! our stdin/stdout and the server's.
+//!
+//! Threads: the jail is spawned from the main thread (the helper's parent-death signal is
+//! tied to the thread that spawned it, and the main thread lives as long as we do); a
+//! plain thread blocks in [`Jail::wait`]; the proxy runs on a current-thread tokio runtime
+//! on the main thread.
+//!
+//! Lifecycle: when the client closes stdin, the proxy closes the server's stdin; after
+//! `--grace-period` the server gets SIGTERM, after another the whole jail SIGKILL. When the
+//! server exits, the proxy answers every pending request with an error, then `mcp-j` exits
+//! with the server's status.
+
+use std::pin::Pin;
+use std::process::{ExitCode, Stdio};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use mcp_j_engine::{Jail, JailStdio, Outcome, SandboxError, SandboxReport};
+use mcp_j_proxy::{EventSink, ProxyConfig, ProxyEvent, ServerRequestPolicy, ToolPolicy};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::oneshot;
+
+use crate::sandbox_opts::{Resolved, SandboxOpts};
+use crate::units::{parse_duration, parse_size};
+
+/// Proxy options (docs: ../shared/INTERFACE.md, "Proxy behaviour").
+#[derive(Debug, Clone, Args)]
+pub struct ProxyOpts {
+    /// Largest JSON-RPC message, either direction; longer lines are discarded
+    #[arg(long = "max-message-bytes", value_name = "SIZE", value_parser = parse_size, default_value = "5M")]
+    pub max_message_bytes: u64,
+    /// Only these tools may be called and listed (repeatable)
+    #[arg(long = "allow-tool", value_name = "NAME")]
+    pub allow_tool: Vec<String>,
+    /// This tool may not be called and is never listed (repeatable)
+    #[arg(long = "deny-tool", value_name = "NAME")]
+    pub deny_tool: Vec<String>,
+    /// Let the server send this kind of request to the client: sampling, elicitation,
+    /// roots (repeatable; all are refused by default)
+    #[arg(long = "allow-server-request", value_name = "KIND", value_parser = ["sampling", "elicitation", "roots"])]
+    pub allow_server_request: Vec<String>,
+    /// After the client hangs up: how long the server has to exit before SIGTERM, and
+    /// again before SIGKILL
+    #[arg(long = "grace-period", value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
+    pub grace_period: Duration,
+}
+
+impl ProxyOpts {
+    /// The proxy's configuration: flags and the manifest's tool lists together.
+    fn config(&self, resolved: &Resolved) -> Result<ProxyConfig> {
+        let mut config = ProxyConfig {
+            max_message_bytes: usize::try_from(self.max_message_bytes).context("--max-message-bytes is too large")?,
+            ..ProxyConfig::default()
+        };
+        let allow = resolved.allow_tools.iter().chain(&self.allow_tool).cloned().collect();
+        let deny = resolved.deny_tools.iter().chain(&self.deny_tool).cloned().collect();
+        config.tools = ToolPolicy { allow, deny };
+        let kinds: Vec<&str> = resolved
+            .allow_server_requests
+            .iter()
+            .chain(&self.allow_server_request)
+            .map(String::as_str)
+            .collect();
+        for kind in &kinds {
+            if !["sampling", "elicitation", "roots"].contains(kind) {
+                anyhow::bail!("unknown server request kind `{kind}` (use sampling, elicitation or roots)");
+            }
+        }
+        config.server_requests = ServerRequestPolicy {
+            sampling: kinds.contains(&"sampling"),
+            elicitation: kinds.contains(&"elicitation"),
+            roots: kinds.contains(&"roots"),
+        };
+        Ok(config)
+    }
+}
+
+/// Proxy decisions on stderr with `-vv` (the audit log is the durable record).
+struct StderrEvents {
+    show: bool,
+}
+
+impl EventSink for StderrEvents {
+    fn event(&self, event: &ProxyEvent) {
+        if self.show {
+            if let Ok(line) = serde_json::to_string(event) {
+                eprintln!("mcp-j: {line}");
+            }
+        }
+    }
+}
+
+/// Our stdin, telling `eof` when the client hangs up.
+struct NotifyOnEof<R> {
+    inner: R,
+    eof: Option<oneshot::Sender<()>>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for NotifyOnEof<R> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = &poll {
+            if buf.filled().len() == before && buf.remaining() > 0 {
+                if let Some(eof) = self.eof.take() {
+                    let _ = eof.send(());
+                }
+            }
+        }
+        poll
+    }
+}
+
+pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbose: u8) -> Result<ExitCode> {
+    let (program, args) = command.split_first().context("no program given")?;
+    let resolved = opts.resolve(program, args)?;
+    let config = proxy_opts.config(&resolved)?;
+    let stdio = JailStdio {
+        stdin: Stdio::piped(),
+        stdout: Stdio::piped(),
+        stderr: Stdio::piped(),
+    };
+    let cgroup_parent = crate::cgroup_parent();
+    let mut jail = Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent.as_ref())?;
+    let control = jail.control();
+    let (server_in, server_out, server_err) = jail.take_stdio();
+    let (server_in, server_out, server_err) = match (server_in, server_out, server_err) {
+        (Some(i), Some(o), Some(e)) => (i, o, e),
+        _ => anyhow::bail!("the sandbox's standard streams are missing"),
+    };
+
+    // The jail's end, awaited on a plain thread (Jail::wait blocks).
+    let (jail_tx, jail_rx) = oneshot::channel();
+    let timeout = resolved.timeout;
+    std::thread::Builder::new()
+        .name("jail-wait".into())
+        .spawn(move || {
+            let _ = jail_tx.send(jail.wait(timeout));
+        })
+        .context("cannot start the waiting thread")?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let events = StderrEvents { show: verbose >= 2 };
+    let grace = proxy_opts.grace_period;
+    let ended = runtime.block_on(async move {
+        let server_in = tokio::process::ChildStdin::from_std(server_in)?;
+        let server_out = tokio::process::ChildStdout::from_std(server_out)?;
+        let server_err = tokio::process::ChildStderr::from_std(server_err)?;
+        let (eof_tx, eof_rx) = oneshot::channel();
+        let client_in = NotifyOnEof {
+            inner: tokio::io::stdin(),
+            eof: Some(eof_tx),
+        };
+        let proxy = mcp_j_proxy::run_proxy(
+            &config,
+            client_in,
+            tokio::io::stdout(),
+            server_in,
+            server_out,
+            server_err,
+            tokio::io::stderr(),
+            &events,
+        );
+        tokio::pin!(proxy);
+        let mut jail_rx = jail_rx;
+        let mut eof_rx = eof_rx;
+        let mut proxy_result = None;
+        let mut jail_result = None;
+        let mut escalation: Option<tokio::task::JoinHandle<()>> = None;
+        let escalate = |control: mcp_j_engine::supervisor::JailControl| {
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                let _ = control.signal(libc::SIGTERM);
+                tokio::time::sleep(grace).await;
+                control.kill();
+            })
+        };
+        while proxy_result.is_none() || jail_result.is_none() {
+            tokio::select! {
+                r = &mut proxy, if proxy_result.is_none() => {
+                    proxy_result = Some(r);
+                    // The server closed its stdout: give it the grace period to exit too.
+                    if jail_result.is_none() && escalation.is_none() {
+                        escalation = Some(escalate(control.clone()));
+                    }
+                }
+                r = &mut jail_rx, if jail_result.is_none() => {
+                    jail_result = Some(r.unwrap_or_else(|_| Err(SandboxError::Lost("waiting thread ended".into()))));
+                }
+                Ok(()) = &mut eof_rx, if escalation.is_none() => {
+                    // The client hung up; the proxy has closed the server's stdin.
+                    escalation = Some(escalate(control.clone()));
+                }
+            }
+        }
+        if let Some(task) = escalation {
+            task.abort();
+        }
+        Ok::<_, std::io::Error>((proxy_result, jail_result))
+    });
+    // stdin is read on a blocking thread that cannot be interrupted: don't wait for it.
+    runtime.shutdown_background();
+
+    let (proxy_result, jail_result) = ended.context("the proxy failed")?;
+    if let Some(Err(e)) = proxy_result {
+        eprintln!("mcp-j: proxy error: {e}");
+    }
+    let (outcome, report) = match jail_result {
+        Some(Ok(done)) => done,
+        Some(Err(e @ SandboxError::Setup { .. })) => {
+            return Err(anyhow::Error::new(e)
+                .context("the sandbox could not be set up; `mcp-j doctor` tells what this machine offers"));
+        }
+        Some(Err(e)) => return Err(e.into()),
+        None => anyhow::bail!("the sandbox ended without a status"),
+    };
+    finish(program, outcome, &report, verbose)
+}
+
+/// Report the end of a sandboxed run and turn it into our exit status.
+pub fn finish(program: &str, outcome: Outcome, report: &SandboxReport, verbose: u8) -> Result<ExitCode> {
+    if verbose > 0 {
+        for layer in &report.layers {
+            let status = format!("{:?}", layer.status).to_lowercase();
+            eprintln!("mcp-j: {:<14} {:<9} {}", layer.name, status, layer.means);
+        }
+    }
+    match outcome {
+        Outcome::TimedOut => eprintln!("mcp-j: timed out; the sandbox was killed"),
+        Outcome::ExecFailed(errno) => eprintln!(
+            "mcp-j: cannot run `{program}` in the sandbox: {}",
+            std::io::Error::from_raw_os_error(errno)
+        ),
+        _ => {}
+    }
+    Ok(ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(125)))
+}

@@ -1,0 +1,716 @@
+//! Real MCP servers driven by the official MCP Python SDK's client, through `mcp-j run`.
+//!
+//! # What runs
+//!
+//! `scripts/install-test-deps.sh` installs, into `.deps/` at the repository root:
+//! `@modelcontextprotocol/server-everything` (npm, run with the system `/usr/bin/node`) and a
+//! venv of the system `/usr/bin/python3` with the SDK (`mcp`) and `mcp-server-time` (PyPI).
+//! The client drivers `tests-deps/clients/*.py` run on the HOST, as the runner, with that
+//! venv's python; they spawn `mcp-j run … -- SERVER` through the SDK's stdio client,
+//! connect, list every tool, call one and print a JSON summary, which these tests check:
+//!
+//! - `handshake_client.py`: `ClientSession.initialize()`, the handshake era;
+//! - `auto_client.py`: `Client(mode="auto")`, which probes `server/discover` and takes the
+//!   stateless 2026-07-28 era when the server offers it (mcp-server-time does), and falls
+//!   back to the handshake when it does not (server-everything);
+//! - `.deps/rmcp/bin/rmcp-client` (built from `tests-deps/rmcp-client`): the Rust SDK's
+//!   client, same job and summary, `--mode initialize|auto|discover`.
+//!
+//! What each server is given in the sandbox is the least it needs (found by trying less):
+//! server-everything `--ro .deps/node/node_modules` and nothing else; mcp-server-time
+//! `--ro .deps/py` and nothing else. Neither needs an environment variable, network, a
+//! writable directory (each test checks the workdir is still empty afterwards) or a
+//! subprocess (the `exec` baseline runs them with `--no-subprocess`).
+//!
+//! # When `.deps` is missing
+//!
+//! The test fails with "run scripts/install-test-deps.sh" when `MCP_J_TEST_EXPECT` declares
+//! `real-servers` (CI does), and is skipped with that message otherwise; the same for the
+//! rmcp client (`install-test-deps.sh --no-rmcp`), which only its own test needs.
+//! `MCP_J_TEST_DEPS=DIR` points at another install (default: `<repo>/.deps`).
+//!
+//! # Time
+//!
+//! Each driver bounds its session (`--timeout`, 40 s) and SIGKILLs its children past it; the
+//! harness SIGKILLs the driver itself past [`DRIVER_BOUND`]. A session takes one to two
+//! seconds.
+
+mod common;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use common::{EXPECT_VAR, MCP_J, Outcome, Run, expected, run_bounded, sandbox_test};
+use serde_json::Value;
+
+/// The feature `MCP_J_TEST_EXPECT` declares to make a missing install a failure.
+const FEATURE: &str = "real-servers";
+/// The driver's own bound on its session (it exits 124 past it).
+const DRIVER_TIMEOUT_SECS: u32 = 40;
+/// The harness's bound on a driver (the driver's watchdog fires 10 s after its timeout).
+const DRIVER_BOUND: Duration = Duration::from_secs(60);
+/// JSON-RPC "Invalid params": what a refused tool call gets.
+const INVALID_PARAMS: i64 = -32602;
+/// The stateless era's protocol version.
+const MODERN: &str = "2026-07-28";
+
+// ---------------------------------------------------------------------------------------
+// The installed servers and clients
+
+/// Where the install script put things.
+struct Deps {
+    /// `.deps/node/node_modules`: exposed read-only to server-everything.
+    node_modules: PathBuf,
+    /// server-everything's entry point.
+    everything: PathBuf,
+    /// `.deps/py`: the venv, exposed read-only to mcp-server-time.
+    venv: PathBuf,
+    /// The venv's python (a symlink to /usr/bin/python3, which the sandbox shows).
+    python: PathBuf,
+    /// `tests-deps/clients`: the Python drivers.
+    clients: PathBuf,
+    /// `.deps/rmcp/bin/rmcp-client`: the Rust SDK's client, built from tests-deps/rmcp-client.
+    rmcp_client: PathBuf,
+}
+
+fn repo_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.ancestors().nth(2).unwrap_or(manifest);
+    std::fs::canonicalize(root).unwrap_or_else(|_| root.to_owned())
+}
+
+fn locate() -> Result<Deps, String> {
+    let root = repo_root();
+    let dir = std::env::var_os("MCP_J_TEST_DEPS").map_or_else(|| root.join(".deps"), PathBuf::from);
+    // `--ro` exposes what a path resolves to, at its resolved path: a symlink on the way to
+    // a server's files would leave the server's own path missing in the sandbox. Resolve the
+    // directories exposed, but not the files in them: the venv's `bin/python` must stay the
+    // symlink from which Python finds its venv.
+    let real = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+    let node_modules = real(dir.join("node/node_modules"));
+    let venv = real(dir.join("py"));
+    let deps = Deps {
+        everything: node_modules.join("@modelcontextprotocol/server-everything/dist/index.js"),
+        python: venv.join("bin/python"),
+        node_modules,
+        venv,
+        clients: root.join("tests-deps/clients"),
+        rmcp_client: dir.join("rmcp/bin/rmcp-client"),
+    };
+    // The stamps are written last: an interrupted install has none.
+    let needed = [
+        dir.join("node/.installed"),
+        deps.everything.clone(),
+        dir.join("py/.installed"),
+        deps.python.clone(),
+        deps.clients.join("handshake_client.py"),
+        deps.clients.join("auto_client.py"),
+    ];
+    all_there(&needed).map(|()| deps)
+}
+
+fn all_there(paths: &[PathBuf]) -> Result<(), String> {
+    let missing: Vec<String> = paths
+        .iter()
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("missing {}", missing.join(", ")))
+    }
+}
+
+/// Skips (`None`) or fails the test when `found` is an error, as [`FEATURE`] says.
+fn required<T>(test: &str, what: &str, found: Result<T, &String>) -> Option<T> {
+    match found {
+        Ok(v) => Some(v),
+        Err(why) if expected(FEATURE) => panic!(
+            "{test}: {what} not installed ({why}): run scripts/install-test-deps.sh ({EXPECT_VAR} declares {FEATURE})"
+        ),
+        Err(why) => {
+            eprintln!("SKIP {test}: needs {FEATURE}: {what} not installed ({why}): run scripts/install-test-deps.sh");
+            None
+        }
+    }
+}
+
+/// The installed servers and Python clients, or `None` when the test is to be skipped.
+fn deps(test: &str) -> Option<&'static Deps> {
+    static DEPS: OnceLock<Result<Deps, String>> = OnceLock::new();
+    required(test, "the real MCP servers are", DEPS.get_or_init(locate).as_ref())
+}
+
+/// A real-server test: skipped or failed as [`required`] says, else once per runner.
+fn real_test(test: &str, body: impl Fn(&Run, &Deps)) {
+    let Some(deps) = deps(test) else { return };
+    sandbox_test(test, &[], |run| body(run, deps));
+}
+
+/// [`real_test`] that also needs the rmcp client (`install-test-deps.sh --no-rmcp` leaves it
+/// out).
+fn rmcp_test(test: &str, body: impl Fn(&Run, &Deps)) {
+    let Some(deps) = deps(test) else { return };
+    let dir = deps.rmcp_client.ancestors().nth(2).unwrap_or(Path::new("/"));
+    let found = all_there(&[dir.join(".installed"), deps.rmcp_client.clone()]);
+    if required(test, "the rmcp client is", found.as_ref().map(|_| ())).is_none() {
+        return;
+    }
+    sandbox_test(test, &[], |run| body(run, deps));
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Server {
+    /// `@modelcontextprotocol/server-everything` (TypeScript SDK 1.x: handshake era only).
+    Everything,
+    /// `mcp-server-time` (Python SDK 2.x: both eras).
+    Time,
+}
+
+impl Server {
+    /// What the server needs in the sandbox: its install, read-only. Nothing else.
+    fn sandbox_opts(self, deps: &Deps) -> Vec<OsString> {
+        let dir = match self {
+            Server::Everything => &deps.node_modules,
+            Server::Time => &deps.venv,
+        };
+        vec!["--ro".into(), dir.into()]
+    }
+
+    fn argv(self, deps: &Deps) -> Vec<OsString> {
+        match self {
+            Server::Everything => vec!["/usr/bin/node".into(), deps.everything.clone().into(), "stdio".into()],
+            Server::Time => vec![deps.python.clone().into(), "-m".into(), "mcp_server_time".into()],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Client {
+    /// `handshake_client.py`: the Python SDK's `ClientSession` + `initialize`.
+    Handshake,
+    /// `auto_client.py`: the Python SDK's `Client(mode="auto")` (or `--mode`).
+    Auto,
+    /// `rmcp-client`: the Rust SDK's client, `--mode initialize|auto|discover`.
+    Rmcp,
+}
+
+impl Client {
+    fn name(self) -> &'static str {
+        match self {
+            Client::Handshake => "handshake_client.py",
+            Client::Auto => "auto_client.py",
+            Client::Rmcp => "rmcp-client",
+        }
+    }
+
+    /// The driver, run as the runner.
+    fn command(self, run: &Run, deps: &Deps) -> Command {
+        match self {
+            Client::Handshake | Client::Auto => {
+                let mut cmd = run.runner.command(&deps.python);
+                // -B: the drivers live in the repository; no __pycache__ there.
+                cmd.arg("-B").arg(deps.clients.join(self.name()));
+                cmd
+            }
+            Client::Rmcp => run.runner.command(&deps.rmcp_client),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// One session: driver → mcp-j → server
+
+/// Builds and runs `python DRIVER [ARGS] -- mcp-j SUBCOMMAND --workdir W [OPTS] -- SERVER`.
+struct Session<'a> {
+    run: &'a Run<'a>,
+    deps: &'a Deps,
+    client: Client,
+    server: Server,
+    subcommand: &'static str,
+    opts: Vec<OsString>,
+    driver_args: Vec<String>,
+}
+
+impl<'a> Session<'a> {
+    fn new(run: &'a Run<'a>, deps: &'a Deps, client: Client, server: Server) -> Session<'a> {
+        Session {
+            run,
+            deps,
+            client,
+            server,
+            subcommand: "run",
+            opts: Vec::new(),
+            driver_args: Vec::new(),
+        }
+    }
+
+    /// `mcp-j exec` instead of `run`: stdio straight through, no proxy.
+    fn via_exec(mut self) -> Self {
+        self.subcommand = "exec";
+        self
+    }
+
+    /// mcp-j options (`--deny-tool`, `get-env`).
+    fn opts(mut self, opts: &[&str]) -> Self {
+        self.opts.extend(opts.iter().map(OsString::from));
+        self
+    }
+
+    /// `--mode` of the auto and rmcp drivers.
+    fn mode(mut self, mode: &str) -> Self {
+        self.driver_args.extend(["--mode".to_owned(), mode.to_owned()]);
+        self
+    }
+
+    /// Call `tool` with `arguments` (a JSON object) after listing the tools.
+    fn call(mut self, tool: &str, arguments: &str) -> Self {
+        self.driver_args.extend([
+            "--call".to_owned(),
+            tool.to_owned(),
+            "--arguments".to_owned(),
+            arguments.to_owned(),
+        ]);
+        self
+    }
+
+    /// The call must be answered with a JSON-RPC error.
+    fn expect_error(mut self) -> Self {
+        self.driver_args.push("--expect-error".to_owned());
+        self
+    }
+
+    /// Runs the driver to the end; panics unless it reports success.
+    fn go(self) -> Summary {
+        let workdir = self.run.tempdir();
+        let mut mcp_j: Vec<OsString> = vec![
+            MCP_J.into(),
+            self.subcommand.into(),
+            "--workdir".into(),
+            workdir.path().into(),
+        ];
+        mcp_j.extend(self.server.sandbox_opts(self.deps));
+        mcp_j.extend(self.opts);
+        mcp_j.push("--".into());
+        mcp_j.extend(self.server.argv(self.deps));
+
+        let mut cmd = self.client.command(self.run, self.deps);
+        cmd.args(&self.driver_args)
+            .args(["--timeout", &DRIVER_TIMEOUT_SECS.to_string()])
+            .arg("--")
+            .args(&mcp_j)
+            .current_dir(workdir.path());
+        let desc = format!(
+            "{} {} -- {} (as {})",
+            self.client.name(),
+            self.driver_args.join(" "),
+            join(&mcp_j),
+            self.run.runner.label()
+        );
+        let out = run_bounded(cmd, DRIVER_BOUND, &desc).unwrap_or_else(|e| panic!("{e}"));
+        let summary = Summary::parse(out);
+        let leftovers: Vec<String> = std::fs::read_dir(workdir.path())
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            leftovers.is_empty(),
+            "the server wrote {leftovers:?} into its workdir (it needs none)\n{}",
+            summary.out.context()
+        );
+        summary
+    }
+}
+
+fn join(args: &[OsString]) -> String {
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What a driver printed, checked to be a success.
+struct Summary {
+    json: Value,
+    out: Outcome,
+}
+
+impl Summary {
+    fn parse(out: Outcome) -> Summary {
+        assert!(
+            !out.outlived,
+            "a process outlived the driver (mcp-j or the server kept its stderr open)\n{}",
+            out.context()
+        );
+        let line = out.stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let json: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("the driver printed no JSON summary ({e})\n{}", out.context()));
+        if out.code != Some(0) || json["ok"] != Value::Bool(true) {
+            panic!(
+                "the session failed: {}\n{}",
+                json["error"].as_str().unwrap_or("(no error in the summary)"),
+                out.context()
+            );
+        }
+        Summary { json, out }
+    }
+
+    fn fail(&self, what: &str) -> ! {
+        panic!("{what}\n  summary: {}\n{}", self.json, self.out.context())
+    }
+
+    fn protocol_version(&self) -> &str {
+        self.json["protocol_version"].as_str().unwrap_or("")
+    }
+
+    fn server_name(&self) -> &str {
+        self.json["server_info"]["name"].as_str().unwrap_or("")
+    }
+
+    fn tools(&self) -> Vec<&str> {
+        self.json["tools"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// The call's text result (the call succeeded: the driver checked).
+    fn call_text(&self) -> &str {
+        match self.json["call"]["text"].as_str() {
+            Some(t) => t,
+            None => self.fail("no call result"),
+        }
+    }
+
+    /// The JSON-RPC error the call got (`--expect-error`: the driver checked there is one).
+    fn call_error(&self) -> (i64, &str) {
+        let err = &self.json["call"]["error"];
+        match (err["code"].as_i64(), err["message"].as_str()) {
+            (Some(code), Some(message)) => (code, message),
+            _ => self.fail("no call error"),
+        }
+    }
+
+    fn assert_handshake_era(&self) {
+        let v = self.protocol_version();
+        if !v.starts_with("20") || v >= MODERN {
+            self.fail(&format!("expected a handshake-era protocol version, got `{v}`"));
+        }
+    }
+
+    fn assert_modern_era(&self) {
+        if self.protocol_version() != MODERN {
+            self.fail(&format!("expected protocol version {MODERN}"));
+        }
+    }
+
+    fn assert_lists(&self, present: &[&str], absent: &[&str]) {
+        let tools = self.tools();
+        for t in present {
+            if !tools.contains(t) {
+                self.fail(&format!("`{t}` is missing from tools/list"));
+            }
+        }
+        for t in absent {
+            if tools.contains(t) {
+                self.fail(&format!("`{t}` is listed but must not be"));
+            }
+        }
+    }
+
+    fn assert_echo(&self, message: &str) {
+        if self.call_text() != format!("Echo: {message}") {
+            self.fail(&format!("echo did not echo `{message}`"));
+        }
+    }
+
+    /// get_current_time for UTC: a structured result naming UTC, with a +00:00 time.
+    fn assert_utc_time(&self) {
+        let s = &self.json["call"]["structured"];
+        let ok = s["timezone"] == "UTC"
+            && s["datetime"]
+                .as_str()
+                .is_some_and(|d| d.ends_with("+00:00") && d.len() >= 19)
+            && self.call_text().contains("\"timezone\": \"UTC\"");
+        if !ok {
+            self.fail("get_current_time did not return a UTC time");
+        }
+    }
+
+    fn assert_refused(&self) {
+        let (code, _) = self.call_error();
+        if code != INVALID_PARAMS {
+            self.fail(&format!("expected JSON-RPC error {INVALID_PARAMS}, got {code}"));
+        }
+    }
+}
+
+/// server-everything's tools that need no client capability (sampling, elicitation and
+/// roots tools only appear when the client declares those).
+const EVERYTHING_TOOLS: &[&str] = &["echo", "get-env", "get-sum", "get-tiny-image", "get-structured-content"];
+const TIME_TOOLS: &[&str] = &["get_current_time", "convert_time"];
+const ECHO_ARGS: &str = r#"{"message": "hello from mcp-j"}"#;
+const UTC_ARGS: &str = r#"{"timezone": "UTC"}"#;
+
+// ---------------------------------------------------------------------------------------
+// The sandbox alone (exec: no proxy) — the baseline that tells a sandbox problem from a proxy
+// problem
+
+/// Both servers start and serve inside the sandbox with only their install exposed
+/// read-only, without starting any subprocess.
+#[test]
+fn real_servers_serve_inside_the_sandbox_without_the_proxy() {
+    real_test(
+        "real_servers_serve_inside_the_sandbox_without_the_proxy",
+        |run, deps| {
+            let s = Session::new(run, deps, Client::Handshake, Server::Everything)
+                .via_exec()
+                .opts(&["--no-subprocess"])
+                .call("echo", ECHO_ARGS)
+                .go();
+            s.assert_handshake_era();
+            s.assert_lists(EVERYTHING_TOOLS, &[]);
+            s.assert_echo("hello from mcp-j");
+
+            let s = Session::new(run, deps, Client::Auto, Server::Time)
+                .via_exec()
+                .opts(&["--no-subprocess"])
+                .call("get_current_time", UTC_ARGS)
+                .go();
+            s.assert_modern_era();
+            s.assert_lists(TIME_TOOLS, &[]);
+            s.assert_utc_time();
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Through the proxy: both eras
+
+/// server-everything, handshake era: initialize, list, echo.
+#[test]
+fn everything_handshake_era_through_run() {
+    real_test("everything_handshake_era_through_run", |run, deps| {
+        let s = Session::new(run, deps, Client::Handshake, Server::Everything)
+            .call("echo", ECHO_ARGS)
+            .go();
+        s.assert_handshake_era();
+        if s.server_name() != "mcp-servers/everything" {
+            s.fail("serverInfo.name is not server-everything's");
+        }
+        s.assert_lists(EVERYTHING_TOOLS, &[]);
+        s.assert_echo("hello from mcp-j");
+    });
+}
+
+/// `Client(mode="auto")` against a handshake-only server: its `server/discover` probe is
+/// answered with an error through the proxy, it falls back to `initialize`, and the session
+/// works.
+#[test]
+fn everything_auto_mode_falls_back_to_the_handshake_through_run() {
+    real_test(
+        "everything_auto_mode_falls_back_to_the_handshake_through_run",
+        |run, deps| {
+            let s = Session::new(run, deps, Client::Auto, Server::Everything)
+                .call("echo", ECHO_ARGS)
+                .go();
+            s.assert_handshake_era();
+            s.assert_lists(EVERYTHING_TOOLS, &[]);
+            s.assert_echo("hello from mcp-j");
+        },
+    );
+}
+
+/// mcp-server-time, handshake era.
+#[test]
+fn time_handshake_era_through_run() {
+    real_test("time_handshake_era_through_run", |run, deps| {
+        let s = Session::new(run, deps, Client::Handshake, Server::Time)
+            .call("get_current_time", UTC_ARGS)
+            .go();
+        s.assert_handshake_era();
+        if s.server_name() != "mcp-time" {
+            s.fail("serverInfo.name is not mcp-server-time's");
+        }
+        s.assert_lists(TIME_TOOLS, &[]);
+        s.assert_utc_time();
+    });
+}
+
+/// mcp-server-time, 2026-07-28 era: `Client(mode="auto")` discovers it, and a client that
+/// pins the version (no `server/discover` at all, every request carries its own `_meta`)
+/// works too.
+#[test]
+fn time_modern_era_through_run() {
+    real_test("time_modern_era_through_run", |run, deps| {
+        let s = Session::new(run, deps, Client::Auto, Server::Time)
+            .call("get_current_time", UTC_ARGS)
+            .go();
+        s.assert_modern_era();
+        s.assert_lists(TIME_TOOLS, &[]);
+        s.assert_utc_time();
+
+        let s = Session::new(run, deps, Client::Auto, Server::Time)
+            .mode(MODERN)
+            .call("get_current_time", UTC_ARGS)
+            .go();
+        s.assert_modern_era();
+        s.assert_lists(TIME_TOOLS, &[]);
+        s.assert_utc_time();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Tool policy on real servers
+
+/// `--deny-tool get-env`: the tool that would show the server's environment vanishes from
+/// the list, and calling it anyway is refused with -32602; the rest still works.
+#[test]
+fn everything_denied_tool_vanishes_and_is_refused() {
+    real_test("everything_denied_tool_vanishes_and_is_refused", |run, deps| {
+        let s = Session::new(run, deps, Client::Handshake, Server::Everything)
+            .opts(&["--deny-tool", "get-env"])
+            .call("get-env", "{}")
+            .expect_error()
+            .go();
+        s.assert_lists(&["echo", "get-sum"], &["get-env"]);
+        s.assert_refused();
+
+        let s = Session::new(run, deps, Client::Handshake, Server::Everything)
+            .opts(&["--deny-tool", "get-env"])
+            .call("echo", ECHO_ARGS)
+            .go();
+        s.assert_echo("hello from mcp-j");
+    });
+}
+
+/// `--allow-tool echo`: only echo is listed and callable; a tool that exists but is not
+/// allowed and one that does not exist get the same refusal (existence is not revealed).
+#[test]
+fn everything_allow_list_shows_only_the_allowed_tool() {
+    real_test("everything_allow_list_shows_only_the_allowed_tool", |run, deps| {
+        let s = Session::new(run, deps, Client::Handshake, Server::Everything)
+            .opts(&["--allow-tool", "echo"])
+            .call("echo", ECHO_ARGS)
+            .go();
+        if s.tools() != ["echo"] {
+            s.fail("--allow-tool echo: tools/list must show exactly [echo]");
+        }
+        s.assert_echo("hello from mcp-j");
+
+        let exists = Session::new(run, deps, Client::Handshake, Server::Everything)
+            .opts(&["--allow-tool", "echo"])
+            .call("get-sum", r#"{"a": 1, "b": 2}"#)
+            .expect_error()
+            .go();
+        exists.assert_refused();
+        let missing = Session::new(run, deps, Client::Handshake, Server::Everything)
+            .opts(&["--allow-tool", "echo"])
+            .call("no-such-tool", "{}")
+            .expect_error()
+            .go();
+        missing.assert_refused();
+        let (_, a) = exists.call_error();
+        let (_, b) = missing.call_error();
+        assert_eq!(
+            a.replace("get-sum", "TOOL"),
+            b.replace("no-such-tool", "TOOL"),
+            "the refusal of an existing tool and of a missing one must read the same"
+        );
+    });
+}
+
+/// Policy in the 2026-07-28 era: `--deny-tool convert_time` on mcp-server-time.
+#[test]
+fn time_denied_tool_vanishes_and_is_refused_in_the_modern_era() {
+    real_test(
+        "time_denied_tool_vanishes_and_is_refused_in_the_modern_era",
+        |run, deps| {
+            let s = Session::new(run, deps, Client::Auto, Server::Time)
+                .opts(&["--deny-tool", "convert_time"])
+                .call(
+                    "convert_time",
+                    r#"{"source_timezone": "UTC", "time": "12:00", "target_timezone": "Europe/Paris"}"#,
+                )
+                .expect_error()
+                .go();
+            s.assert_modern_era();
+            s.assert_lists(&["get_current_time"], &["convert_time"]);
+            s.assert_refused();
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// What the server sees
+
+/// server-everything's `get-env` shows the server's whole environment: under `mcp-j run` it
+/// is the minimal one (PATH, HOME=/tmp, LANG, TERM) plus what `--env` passes, nothing of
+/// the host's.
+#[test]
+fn everything_sees_only_the_minimal_environment() {
+    real_test("everything_sees_only_the_minimal_environment", |run, deps| {
+        let s = Session::new(run, deps, Client::Handshake, Server::Everything)
+            .opts(&["--env", "MCP_J_MARKER=passed"])
+            .call("get-env", "{}")
+            .go();
+        let env: Value = serde_json::from_str(s.call_text())
+            .unwrap_or_else(|e| s.fail(&format!("get-env did not return a JSON object: {e}")));
+        let Some(env) = env.as_object() else {
+            s.fail("get-env did not return a JSON object")
+        };
+        let allowed = ["PATH", "HOME", "LANG", "TERM", "MCP_J_MARKER"];
+        let extra: Vec<&String> = env.keys().filter(|k| !allowed.contains(&k.as_str())).collect();
+        if !extra.is_empty() {
+            s.fail(&format!("the server sees variables beyond the minimal set: {extra:?}"));
+        }
+        if env.get("MCP_J_MARKER") != Some(&Value::from("passed")) || env.get("HOME") != Some(&Value::from("/tmp")) {
+            s.fail("expected MCP_J_MARKER=passed (from --env) and HOME=/tmp");
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// The Rust SDK's client (rmcp)
+
+/// rmcp's client through `mcp-j run`: the handshake with server-everything, discovery
+/// (`auto`, and `discover` with no fallback) with mcp-server-time, and a denied tool.
+#[test]
+fn rmcp_client_through_run_in_both_eras() {
+    rmcp_test("rmcp_client_through_run_in_both_eras", |run, deps| {
+        let s = Session::new(run, deps, Client::Rmcp, Server::Everything)
+            .mode("initialize")
+            .call("echo", ECHO_ARGS)
+            .go();
+        s.assert_handshake_era();
+        s.assert_lists(EVERYTHING_TOOLS, &[]);
+        s.assert_echo("hello from mcp-j");
+
+        for mode in ["auto", "discover"] {
+            let s = Session::new(run, deps, Client::Rmcp, Server::Time)
+                .mode(mode)
+                .call("get_current_time", UTC_ARGS)
+                .go();
+            s.assert_modern_era();
+            s.assert_lists(TIME_TOOLS, &[]);
+            s.assert_utc_time();
+        }
+
+        let s = Session::new(run, deps, Client::Rmcp, Server::Everything)
+            .mode("auto")
+            .opts(&["--deny-tool", "get-env"])
+            .call("get-env", "{}")
+            .expect_error()
+            .go();
+        s.assert_handshake_era();
+        s.assert_lists(&["echo"], &["get-env"]);
+        s.assert_refused();
+    });
+}

@@ -1,0 +1,354 @@
+//! `mcp-j run` end to end: a hostile client (this test, writing raw bytes) and a
+//! deliberately misbehaving server (`fixtures/fake_mcp_server.py`), through the real binary,
+//! as root and as the unprivileged user. Every rule of INTERFACE.md's "Proxy behaviour".
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{MCP_J, Run, sandbox_test};
+use serde_json::{Value, json};
+
+const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// One `mcp-j run` of the fake server, driven line by line.
+struct Session {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    stderr: Arc<Mutex<String>>,
+    workdir: tempfile::TempDir,
+}
+
+impl Session {
+    fn start(run: &Run, opts: &[&str], server_args: &[&str]) -> Session {
+        let workdir = run.tempdir();
+        let script = fixtures().join("fake_mcp_server.py");
+        let mut cmd: Command = run.runner.command(MCP_J);
+        cmd.arg("run")
+            .arg("--workdir")
+            .arg(workdir.path())
+            .arg("--ro")
+            .arg(fixtures())
+            .args(opts)
+            .arg("--")
+            .arg("/usr/bin/python3")
+            .arg(&script)
+            .args(server_args)
+            .current_dir(workdir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn mcp-j run: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr_pipe = child.stderr.take().expect("stderr");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr_pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut s = sink.lock().expect("lock");
+                s.push_str(&line);
+                s.push('\n');
+            }
+        });
+        Session {
+            child,
+            stdin,
+            lines,
+            stderr,
+            workdir,
+        }
+    }
+
+    fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(bytes).expect("write to mcp-j");
+        stdin.flush().expect("flush");
+    }
+
+    fn send(&mut self, msg: &Value) {
+        self.send_bytes(format!("{msg}\n").as_bytes());
+    }
+
+    fn request(&mut self, id: i64, method: &str, params: Value) -> Value {
+        self.send(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}));
+        self.recv()
+    }
+
+    /// The next line from mcp-j's stdout, which must be one JSON-RPC message.
+    fn recv(&mut self) -> Value {
+        match self.lines.recv_timeout(REPLY_TIMEOUT) {
+            Ok(line) => {
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("mcp-j wrote a non-JSON line `{line}`: {e}"))
+            }
+            Err(e) => panic!("no reply within {REPLY_TIMEOUT:?} ({e:?}); stderr: {}", self.stderr()),
+        }
+    }
+
+    /// No further line arrives within `wait`.
+    fn assert_silent(&mut self, wait: Duration) {
+        match self.lines.recv_timeout(wait) {
+            Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {}
+            Ok(line) => panic!("unexpected line from mcp-j: {line}"),
+        }
+    }
+
+    fn close_stdin(&mut self) {
+        self.stdin.take();
+    }
+
+    /// Wait for mcp-j to exit (bounded); its exit code.
+    fn wait(&mut self, bound: Duration) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            if start.elapsed() > bound {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!("mcp-j did not exit within {bound:?}; stderr: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Every line the server received.
+    fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.workdir.path().join("received.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or(Value::String(l.to_string())))
+            .collect()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn error_code(reply: &Value) -> Option<i64> {
+    reply["error"]["code"].as_i64()
+}
+
+#[test]
+fn malformed_client_messages_are_answered_and_never_forwarded() {
+    sandbox_test(
+        "malformed_client_messages_are_answered_and_never_forwarded",
+        &[],
+        |run| {
+            let mut s = Session::start(run, &[], &[]);
+            s.send_bytes(b"this is not json\n");
+            let r = s.recv();
+            assert_eq!((error_code(&r), &r["id"]), (Some(-32700), &Value::Null), "{r}");
+
+            s.send_bytes(b"\xff\xfe{}\n");
+            let r = s.recv();
+            assert_eq!(
+                (error_code(&r), &r["id"]),
+                (Some(-32700), &Value::Null),
+                "invalid UTF-8: {r}"
+            );
+
+            s.send(&json!({"jsonrpc": "1.0", "id": 7, "method": "ping"}));
+            let r = s.recv();
+            assert_eq!(
+                (error_code(&r), &r["id"]),
+                (Some(-32600), &json!(7)),
+                "wrong jsonrpc: {r}"
+            );
+
+            s.send(&json!([{"jsonrpc": "2.0", "id": 8, "method": "ping"}]));
+            let r = s.recv();
+            assert_eq!(error_code(&r), Some(-32600), "batch: {r}");
+
+            s.send(&json!({"jsonrpc": "2.0", "id": 9, "method": 5}));
+            let r = s.recv();
+            assert_eq!((error_code(&r), &r["id"]), (Some(-32600), &json!(9)), "bad shape: {r}");
+
+            let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+            s.send_bytes(
+                format!("{{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"ping\",\"params\":{deep}}}\n").as_bytes(),
+            );
+            let r = s.recv();
+            assert_eq!(error_code(&r), Some(-32600), "deep nesting: {r}");
+
+            // The session goes on, and only the valid request reached the server.
+            let r = s.request(11, "ping", json!({}));
+            assert_eq!(r, json!({"jsonrpc": "2.0", "id": 11, "result": {}}));
+            let methods: Vec<Value> = s.received().iter().map(|m| m["id"].clone()).collect();
+            assert_eq!(methods, vec![json!(11)], "the server saw: {:?}", s.received());
+        },
+    );
+}
+
+#[test]
+fn oversize_lines_are_discarded_in_both_directions() {
+    sandbox_test("oversize_lines_are_discarded_in_both_directions", &[], |run| {
+        let mut s = Session::start(run, &["--max-message-bytes", "4K"], &[]);
+        let big = format!(
+            "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{{\"x\":\"{}\"}}}}\n",
+            "a".repeat(64 * 1024)
+        );
+        s.send_bytes(big.as_bytes());
+        let r = s.recv();
+        assert_eq!((error_code(&r), &r["id"]), (Some(-32600), &Value::Null), "{r}");
+        assert_eq!(s.request(2, "ping", json!({}))["result"], json!({}));
+
+        // The server's oversize answer is dropped; the session goes on.
+        s.send(&json!({"jsonrpc": "2.0", "id": 3, "method": "big", "params": {"size": 20000}}));
+        assert_eq!(s.request(4, "ping", json!({}))["id"], json!(4));
+        s.assert_silent(Duration::from_millis(300));
+        assert!(
+            !s.received().iter().any(|m| m["id"] == json!(1)),
+            "the oversize line reached the server"
+        );
+    });
+}
+
+#[test]
+fn server_garbage_and_forged_responses_never_reach_the_client() {
+    sandbox_test(
+        "server_garbage_and_forged_responses_never_reach_the_client",
+        &[],
+        |run| {
+            let mut s = Session::start(run, &[], &[]);
+            let r = s.request(1, "garbage", json!({}));
+            assert_eq!(r, json!({"jsonrpc": "2.0", "id": 1, "result": {"after": "garbage"}}));
+            let r = s.request(2, "forge", json!({}));
+            assert_eq!(r, json!({"jsonrpc": "2.0", "id": 2, "result": {"real": true}}));
+            s.assert_silent(Duration::from_millis(300));
+        },
+    );
+}
+
+#[test]
+fn tool_policy_hides_and_refuses_tools() {
+    sandbox_test("tool_policy_hides_and_refuses_tools", &[], |run| {
+        let mut s = Session::start(run, &["--deny-tool", "secret"], &[]);
+        let names = |r: &Value| -> Vec<String> {
+            r["result"]["tools"]
+                .as_array()
+                .unwrap_or_else(|| panic!("no tools in {r}"))
+                .iter()
+                .map(|t| t["name"].as_str().unwrap_or("").to_string())
+                .collect()
+        };
+        let list = s.request(1, "tools/list", json!({}));
+        assert_eq!(names(&list), ["echo", "ask_sampling"]);
+        let r = s.request(2, "tools/call", json!({"name": "secret", "arguments": {}}));
+        assert_eq!((error_code(&r), &r["id"]), (Some(-32602), &json!(2)), "{r}");
+        let r = s.request(3, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
+        assert_eq!(r["result"]["content"][0]["text"], "hi");
+        let calls: Vec<String> = s
+            .received()
+            .iter()
+            .filter(|m| m["method"] == "tools/call")
+            .map(|m| m["params"]["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert_eq!(calls, ["echo"], "the denied call reached the server");
+        drop(s);
+
+        let mut s = Session::start(run, &["--allow-tool", "echo"], &[]);
+        assert_eq!(names(&s.request(1, "tools/list", json!({}))), ["echo"]);
+        let r = s.request(2, "tools/call", json!({"name": "ask_sampling", "arguments": {}}));
+        assert_eq!(error_code(&r), Some(-32602));
+        // A tool that does not exist gets the same answer: nothing is revealed.
+        let r2 = s.request(3, "tools/call", json!({"name": "no-such-tool", "arguments": {}}));
+        assert_eq!(r["error"], r2["error"]);
+    });
+}
+
+#[test]
+fn server_requests_for_sampling_are_refused_by_default() {
+    sandbox_test("server_requests_for_sampling_are_refused_by_default", &[], |run| {
+        let mut s = Session::start(run, &[], &[]);
+        let r = s.request(1, "tools/call", json!({"name": "ask_sampling", "arguments": {}}));
+        // The client never saw the server's request: the first line back is the result,
+        // and the server got an error answer from the proxy.
+        assert_eq!(r["id"], json!(1), "{r}");
+        let answer: Value =
+            serde_json::from_str(r["result"]["content"][0]["text"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+        assert_eq!(answer["id"], json!("s-1"), "{answer}");
+        assert!(answer["error"]["code"].is_i64(), "the server got no error: {answer}");
+    });
+}
+
+#[test]
+fn a_crash_answers_every_pending_request_and_sets_the_exit_status() {
+    sandbox_test(
+        "a_crash_answers_every_pending_request_and_sets_the_exit_status",
+        &[],
+        |run| {
+            let mut s = Session::start(run, &[], &[]);
+            s.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "hang"}));
+            s.send(&json!({"jsonrpc": "2.0", "id": "two", "method": "crash"}));
+            let replies = [s.recv(), s.recv()];
+            for r in &replies {
+                assert!(error_code(r).is_some(), "a pending request got no error: {r}");
+            }
+            let ids: Vec<Value> = replies.iter().map(|r| r["id"].clone()).collect();
+            assert!(ids.contains(&json!(1)) && ids.contains(&json!("two")), "{ids:?}");
+            assert_eq!(s.wait(Duration::from_secs(20)), Some(3));
+        },
+    );
+}
+
+#[test]
+fn client_hangup_ends_the_server_with_escalation() {
+    sandbox_test("client_hangup_ends_the_server_with_escalation", &[], |run| {
+        // A polite server exits on stdin EOF: mcp-j exits with its status, quickly.
+        let mut s = Session::start(run, &["--grace-period", "5s"], &[]);
+        assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
+        let start = Instant::now();
+        s.close_stdin();
+        assert_eq!(s.wait(Duration::from_secs(20)), Some(0));
+        assert!(start.elapsed() < Duration::from_secs(4), "took {:?}", start.elapsed());
+
+        // A server that ignores EOF and SIGTERM is killed after two grace periods.
+        let mut s = Session::start(run, &["--grace-period", "300ms"], &["--linger"]);
+        assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
+        s.close_stdin();
+        assert_eq!(s.wait(Duration::from_secs(20)), Some(128 + 9));
+    });
+}
+
+#[test]
+fn server_stderr_is_relayed_line_by_line() {
+    sandbox_test("server_stderr_is_relayed_line_by_line", &[], |run| {
+        let mut s = Session::start(run, &[], &[]);
+        s.request(1, "log", json!({"text": "hello from the server's stderr"}));
+        s.close_stdin();
+        s.wait(Duration::from_secs(20));
+        assert!(s.stderr().contains("hello from the server's stderr"), "{}", s.stderr());
+    });
+}

@@ -1,0 +1,129 @@
+//! # mcp-j-proxy: the strict JSON-RPC / MCP proxy of `mcp-j run`
+//!
+//! ## Overview
+//! [`run_proxy`] stands between an MCP client (our stdin/stdout) and an untrusted MCP
+//! server speaking the stdio transport (its stdin/stdout/stderr). Every line in either
+//! direction is framed by a bounded [`codec`], validated as one JSON-RPC 2.0 message
+//! ([`message`]), and decided on by the [`session`] (pending requests per direction, tool
+//! policy, server-request policy). Messages that pass are forwarded as their original
+//! bytes; only what the proxy rewrites is re-serialised, and even then every value it does
+//! not touch keeps its original text. Each decision becomes one [`ProxyEvent`] for the
+//! audit layer. The crate knows nothing of the sandbox; the caller spawns the server and
+//! hands over its pipes.
+//!
+//! ## The rules
+//! **Framing.** One message per line (`\n`; a `\r` before it is removed). A line longer
+//! than [`ProxyConfig::max_message_bytes`] (default 5 MiB, both directions) is never
+//! buffered: it is read through and discarded up to its newline. From the client it is
+//! answered `-32600` with `"id": null` (its id cannot be read); from the server it is
+//! dropped, logged and reported. The session goes on. Blank lines are ignored.
+//!
+//! **Client → server.** Not UTF-8 or not JSON: `-32700`, `"id": null`. JSON that is not a
+//! single JSON-RPC 2.0 message (`jsonrpc` not exactly `"2.0"`, a batch array, a non-object,
+//! an id that is not a string or integer, a non-string method, both `result` and `error`,
+//! duplicate members, …): `-32600` with the request's id when it can be read, else `null`.
+//! Nesting deeper than [`ProxyConfig::max_depth`] (default 64): `-32600`, found by a byte
+//! scan before any parser runs (and no parser here recurses). Nothing invalid is forwarded.
+//! A request whose id is already pending is refused (`-32600`), as are requests beyond
+//! [`ProxyConfig::max_pending`].
+//!
+//! **Server → client.** Anything that is not a valid message (garbage, logs printed to
+//! stdout, oversize lines, batches) is dropped, logged on our stderr and reported; the
+//! client never sees it.
+//!
+//! **Request ids per direction.** Client requests and server requests are tracked in
+//! separate tables (their ids may collide). A server response must match a pending client
+//! request, else it is dropped: a hostile server cannot inject responses. The same holds
+//! for client responses to server requests.
+//!
+//! **Tools.** With [`ToolPolicy`] (`--allow-tool`, `--deny-tool`), a `tools/call` for a
+//! tool that is not allowed is answered `-32602` "tool not allowed" and never reaches the
+//! server; the answer is the same whether or not the server has the tool, so the policy is
+//! no oracle. Every `tools/list` result is filtered (each page of a paginated listing, and
+//! the listings that follow `notifications/tools/list_changed`, since every result to a
+//! `tools/list` request is filtered); a tool without a readable, unique `name` is removed
+//! too. A `tools` array in a `server/discover` result is filtered the same way.
+//!
+//! **Server → client requests.** `sampling/createMessage`, `elicitation/create` and
+//! `roots/list` are governed by [`ServerRequestPolicy`]. A denied one is answered by the
+//! proxy itself (`-32601` "method not found", what a client without the feature answers)
+//! and the client never sees it; the matching client capabilities (`sampling`,
+//! `elicitation`, `roots`) are removed from the client's `initialize` params and from the
+//! per-request `_meta` capabilities of the 2026-07-28 era, so a well-behaved server does not
+//! try; a 2026-07-28 `input_required` result whose `inputRequests` ask for a denied feature
+//! is replaced by an error `-32003` (missing client capability); and
+//! `notifications/roots/list_changed` is dropped while roots are denied. `ping`, other
+//! server requests and all server notifications pass.
+//!
+//! **Cancellation.** `notifications/cancelled` passes both ways. When the client cancels,
+//! the request leaves the pending table, so a late response to it is dropped; likewise for
+//! server requests the server cancels.
+//!
+//! **Lifecycle.** [`run_proxy`] returns only when the server's stdout ends. If the client's
+//! input ends first, the server's stdin is closed at once and server output keeps flowing
+//! until the server's stdout ends (the caller runs grace period → SIGTERM → SIGKILL). When
+//! the server's stdout ends, every client request still pending gets an error response
+//! ([`ProxyConfig::pending_error_code`]); if the server stops reading its stdin, pending and
+//! later requests are answered the same way. Server stderr is relayed line by line to our
+//! stderr with a prefix, each line cut at [`ProxyConfig::stderr_line_bytes`], control
+//! characters escaped (a server must not drive the user's terminal); its end does not end
+//! the session.
+//!
+//! **Backpressure and memory.** Each direction reads its next line only after the last one
+//! has been written: a client that stops reading stops the proxy reading the server, and
+//! the server then blocks on its own stdout. Per direction the proxy holds at most one
+//! line (≤ the limit), a 64 KiB read buffer and a 64 KiB write buffer; session state is
+//! bounded by `max_pending` and a 1 KiB cap on ids.
+//!
+//! **Parser differentials.** Wherever the proxy reads a key it refuses duplicates (after
+//! unescaping): `{"name":"allowed","name":"denied"}` would otherwise mean one tool to the
+//! proxy and another to a last-wins server.
+//!
+//! ## Both MCP generations on one pipe
+//! Nothing is decided per connection: the handshake era (`initialize`, protocol versions
+//! 2024-11-05 … 2025-11-25) and the stateless 2026-07-28 era (`server/discover`, protocol
+//! version and client capabilities in every request's `_meta`
+//! (`io.modelcontextprotocol/clientCapabilities`), multi round-trip `input_required`
+//! results instead of server-to-client requests) are handled by the same rules, method by
+//! method. A dual-era client's `server/discover` probe and a legacy server's `-32601`
+//! answer pass like any request and response.
+//!
+//! ## The server-request default, and why
+//! All three server→client features are denied by default:
+//! - **sampling** lets an untrusted server spend the user's model quota and feed the model
+//!   text of its choosing under the client's name: a prompt-injection channel into the
+//!   user's own assistant;
+//! - **elicitation** lets it put questions to the user inside a trusted client window, the
+//!   classic phishing shape (asking for tokens, passwords, personal data);
+//! - **roots** reveal local directory paths (user names, project names, layout) that the
+//!   sandbox otherwise hides from it.
+//!
+//! None is needed for tools to work. Each can be allowed separately by the caller's policy.
+//!
+//! ## Test strategy
+//! Unit tests per module (codec framing, validation codes and ids, JSON helpers, policy,
+//! events); session tests in `src/tests.rs` drive [`run_proxy`] over in-memory duplex pipes
+//! with a fake client and a fake server, one test per rule, asserting what each side
+//! receives (and does not), byte for byte where bytes must be kept; a bounded-memory test
+//! streams a 50 MiB line and max-size floods at a client that does not read, asserting the
+//! readers' peak buffer sizes and that the server is blocked. Property tests
+//! (`tests/properties.rs`) check that the codec never panics nor yields a frame over the
+//! limit for arbitrary bytes split anywhere (against a reference model), that validation
+//! never panics on arbitrary JSON, and that no disallowed tool ever appears in a filtered
+//! list. `fuzz/` at the repository root has a cargo-fuzz target over codec + validation +
+//! session. End-to-end tests against real servers live with the CLI.
+
+pub mod codec;
+pub mod config;
+pub mod event;
+mod json;
+pub mod message;
+mod proxy;
+pub mod session;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{ClientFeature, ProxyConfig, ServerRequestPolicy, ToolPolicy};
+pub use event::{Decision, Direction, EventSink, MessageKind, NoEvents, ProxyEvent};
+pub use proxy::{Ended, ProxyError, run_proxy};

@@ -1,0 +1,996 @@
+//! Session tests: `run_proxy` between a fake client and a fake server over in-memory
+//! pipes, one test per rule.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream};
+use tokio::task::JoinHandle;
+
+use crate::codec::{LineReader, READ_CHUNK};
+use crate::proxy::run_readers;
+use crate::{Decision, Direction, Ended, EventSink, MessageKind, ProxyConfig, ProxyError, ProxyEvent, run_proxy};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Recorder(Mutex<Vec<ProxyEvent>>);
+
+impl EventSink for Recorder {
+    fn event(&self, event: &ProxyEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+struct Harness {
+    /// We are the client: write here (the proxy's stdin).
+    client_tx: Option<DuplexStream>,
+    /// What the proxy writes to the client (its stdout).
+    client_rx: BufReader<DuplexStream>,
+    /// We are the server: what the proxy writes to its stdin.
+    server_rx: BufReader<DuplexStream>,
+    /// The server's stdout.
+    server_tx: Option<DuplexStream>,
+    /// The server's stderr.
+    err_tx: Option<DuplexStream>,
+    log: Arc<Mutex<Vec<u8>>>,
+    events: Arc<Recorder>,
+    task: JoinHandle<Result<Ended, ProxyError>>,
+}
+
+fn start(config: ProxyConfig) -> Harness {
+    let (client_tx, proxy_client_in) = tokio::io::duplex(64 * 1024);
+    let (proxy_client_out, client_rx) = tokio::io::duplex(64 * 1024);
+    let (proxy_server_in, server_rx) = tokio::io::duplex(64 * 1024);
+    let (server_tx, proxy_server_out) = tokio::io::duplex(64 * 1024);
+    let (err_tx, proxy_server_err) = tokio::io::duplex(64 * 1024);
+    let (proxy_log, mut log_rx) = tokio::io::duplex(64 * 1024);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let sink = log.clone();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        loop {
+            match log_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => sink.lock().unwrap().extend_from_slice(&buf[..n]),
+            }
+        }
+    });
+    let events = Arc::new(Recorder::default());
+    let ev = events.clone();
+    let task = tokio::spawn(async move {
+        run_proxy(
+            &config,
+            proxy_client_in,
+            proxy_client_out,
+            proxy_server_in,
+            proxy_server_out,
+            proxy_server_err,
+            proxy_log,
+            &*ev,
+        )
+        .await
+    });
+    Harness {
+        client_tx: Some(client_tx),
+        client_rx: BufReader::new(client_rx),
+        server_rx: BufReader::new(server_rx),
+        server_tx: Some(server_tx),
+        err_tx: Some(err_tx),
+        log,
+        events,
+        task,
+    }
+}
+
+fn policy(allow: &[&str], deny: &[&str]) -> ProxyConfig {
+    ProxyConfig {
+        tools: crate::ToolPolicy::new(allow.iter().copied(), deny.iter().copied()),
+        ..ProxyConfig::default()
+    }
+}
+
+async fn read_line(r: &mut BufReader<DuplexStream>) -> Option<String> {
+    let mut line = String::new();
+    let n = tokio::time::timeout(WAIT, r.read_line(&mut line))
+        .await
+        .expect("timed out waiting for a line")
+        .unwrap();
+    if n == 0 {
+        return None;
+    }
+    assert!(line.ends_with('\n'), "line not terminated: {line:?}");
+    line.pop();
+    Some(line)
+}
+
+impl Harness {
+    async fn client_send(&mut self, line: &str) {
+        self.client_send_bytes(line.as_bytes()).await;
+    }
+
+    async fn client_send_bytes(&mut self, bytes: &[u8]) {
+        let tx = self.client_tx.as_mut().unwrap();
+        tx.write_all(bytes).await.unwrap();
+        tx.write_all(b"\n").await.unwrap();
+    }
+
+    async fn server_send(&mut self, line: &str) {
+        let tx = self.server_tx.as_mut().unwrap();
+        tx.write_all(line.as_bytes()).await.unwrap();
+        tx.write_all(b"\n").await.unwrap();
+    }
+
+    /// The next line the client receives, raw.
+    async fn client_raw(&mut self) -> String {
+        read_line(&mut self.client_rx).await.expect("client output ended")
+    }
+
+    async fn client_json(&mut self) -> Value {
+        let line = self.client_raw().await;
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("client got non-JSON {line:?}: {e}"))
+    }
+
+    /// The next line the server receives, raw.
+    async fn server_raw(&mut self) -> String {
+        read_line(&mut self.server_rx).await.expect("server input ended")
+    }
+
+    async fn server_json(&mut self) -> Value {
+        let line = self.server_raw().await;
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("server got non-JSON {line:?}: {e}"))
+    }
+
+    /// Asserts that the next thing the server receives is a fresh ping (so whatever was
+    /// sent before it never reached the server).
+    async fn server_sees_only_sentinel(&mut self, id: u64) {
+        let ping = format!(r#"{{"jsonrpc":"2.0","id":"sentinel-{id}","method":"ping"}}"#);
+        self.client_send(&ping).await;
+        assert_eq!(
+            self.server_raw().await,
+            ping,
+            "the server saw something before the sentinel"
+        );
+    }
+
+    /// Asserts that the next thing the client receives is a fresh server notification.
+    async fn client_sees_only_sentinel(&mut self, n: u64) {
+        let note = format!(r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"n":{n}}}}}"#);
+        self.server_send(&note).await;
+        assert_eq!(
+            self.client_raw().await,
+            note,
+            "the client saw something before the sentinel"
+        );
+    }
+
+    fn log_text(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()).into_owned()
+    }
+
+    fn events(&self) -> Vec<ProxyEvent> {
+        self.events.0.lock().unwrap().clone()
+    }
+
+    /// Closes the server's stdout (and stderr) and waits for the proxy to return.
+    async fn server_exits(&mut self) -> Ended {
+        self.server_tx = None;
+        self.err_tx = None;
+        tokio::time::timeout(WAIT, &mut self.task)
+            .await
+            .expect("proxy did not return")
+            .unwrap()
+            .unwrap()
+    }
+}
+
+fn error_code(v: &Value) -> i64 {
+    v["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an error response: {v}"))
+}
+
+// ----- client → server validation ----------------------------------------------------------
+
+#[tokio::test]
+async fn not_json_is_answered_32700_with_null_id_and_not_forwarded() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send("this is not json").await;
+    let r = h.client_json().await;
+    assert_eq!(error_code(&r), -32700);
+    assert_eq!(r["id"], Value::Null);
+    assert_eq!(r["jsonrpc"], "2.0");
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"x""#).await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32700, Value::Null));
+    h.server_sees_only_sentinel(1).await;
+    let ev = h.events();
+    assert!(
+        ev.iter()
+            .any(|e| e.kind == MessageKind::Invalid && matches!(e.decision, Decision::Rejected { code: -32700, .. }))
+    );
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_answered_32700() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send_bytes(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\xfe\"}")
+        .await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32700, Value::Null));
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn bad_shape_is_answered_32600_with_the_id() {
+    let mut h = start(ProxyConfig::default());
+    for (line, id) in [
+        (r#"{"jsonrpc":"1.0","id":5,"method":"ping"}"#, json!(5)),
+        (r#"{"id":"abc","method":"ping"}"#, json!("abc")),
+        (r#"{"jsonrpc":"2.0","id":6,"method":42}"#, json!(6)),
+        (
+            r#"{"jsonrpc":"2.0","id":7,"result":{},"error":{"code":1,"message":"m"}}"#,
+            json!(7),
+        ),
+        (r#"{"jsonrpc":"2.0","id":8,"method":"a","method":"b"}"#, json!(8)),
+        (r#"{"jsonrpc":"2.0","id":[1],"method":"ping"}"#, Value::Null),
+        (r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#, Value::Null),
+        (r#""just a string""#, Value::Null),
+    ] {
+        h.client_send(line).await;
+        let r = h.client_json().await;
+        assert_eq!(error_code(&r), -32600, "{line}");
+        assert_eq!(r["id"], id, "{line}");
+    }
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn batch_is_rejected() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send(r#"[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping"}]"#)
+        .await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32600, Value::Null));
+    assert!(r["error"]["message"].as_str().unwrap().contains("batch"));
+    h.client_send("[]").await;
+    assert_eq!(error_code(&h.client_json().await), -32600);
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn deep_nesting_is_rejected_32600() {
+    let mut h = start(ProxyConfig::default());
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"x","arguments":{{"a":{}1{}}}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    h.client_send(&deep).await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32600, json!(3)));
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn oversize_client_line_is_discarded_answered_and_the_session_goes_on() {
+    let mut h = start(ProxyConfig {
+        max_message_bytes: 1024,
+        ..ProxyConfig::default()
+    });
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"x","params":{{"p":"{}"}}}}"#,
+        "a".repeat(200_000)
+    );
+    h.client_send(&big).await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32600, Value::Null));
+    // Exactly at the limit still passes.
+    let pad = 1024 - r#"{"jsonrpc":"2.0","id":2,"method":"x","params":{"p":""}}"#.len();
+    let exact = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"method":"x","params":{{"p":"{}"}}}}"#,
+        "b".repeat(pad)
+    );
+    assert_eq!(exact.len(), 1024);
+    h.client_send(&exact).await;
+    assert_eq!(h.server_raw().await, exact);
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| e.kind == MessageKind::Oversize && e.bytes == big.len() as u64)
+    );
+}
+
+#[tokio::test]
+async fn crlf_and_blank_lines_are_tolerated() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send_bytes(b"\r").await;
+    h.client_send_bytes(b"").await;
+    h.client_send_bytes(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}\r")
+        .await;
+    assert_eq!(h.server_raw().await, r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+    h.server_send("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r").await;
+    assert_eq!(h.client_raw().await, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+}
+
+#[tokio::test]
+async fn original_bytes_are_forwarded_byte_exact_both_ways() {
+    let mut h = start(ProxyConfig::default());
+    let req = r#"  { "method" : "tools/call", "jsonrpc":"2.0" ,"id":"a\u00e9", "params":{"name":"t","arguments":{"n":1.000000000000000000000001,"big":123456789012345678901234567890,"z":"\u2028","a":[ ]}} }  "#;
+    h.client_send(req).await;
+    assert_eq!(h.server_raw().await, req);
+    let resp =
+        r#"{"result":{"content":[{"type":"text","text":"é \ud83d\ude00"}],"n":1e400},"id":"aé","jsonrpc":"2.0"}"#;
+    h.server_send(resp).await;
+    assert_eq!(
+        h.client_raw().await,
+        resp,
+        "a string id matches by value, whatever its escapes"
+    );
+    let ev = h.events();
+    assert!(ev.iter().all(|e| e.decision == Decision::Forwarded), "{ev:?}");
+}
+
+// ----- server → client validation ----------------------------------------------------------
+
+#[tokio::test]
+async fn garbage_on_server_stdout_is_dropped_and_logged() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await;
+    h.server_raw().await;
+    h.server_send("Server started on stdio!").await;
+    h.server_send("\u{1b}[31mred\u{1b}[0m").await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{}"#).await;
+    h.server_send(r#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#).await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1}"#).await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+    assert_eq!(h.client_raw().await, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+    h.client_sees_only_sentinel(1).await;
+    let log = h.log_text();
+    assert_eq!(log.matches("dropped server output").count(), 5, "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape sequences from the server must not reach our stderr"
+    );
+    let drops = h
+        .events()
+        .iter()
+        .filter(|e| e.direction == Direction::ServerToClient && matches!(e.decision, Decision::Dropped { .. }))
+        .count();
+    assert_eq!(drops, 5);
+}
+
+#[tokio::test]
+async fn oversize_server_line_is_dropped_and_the_next_message_passes() {
+    let mut h = start(ProxyConfig {
+        max_message_bytes: 4096,
+        ..ProxyConfig::default()
+    });
+    let big = format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"d":"{}"}}}}"#,
+        "x".repeat(100_000)
+    );
+    h.server_send(&big).await;
+    h.client_sees_only_sentinel(1).await;
+    assert!(h.log_text().contains("over the 4096-byte limit"));
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| e.kind == MessageKind::Oversize && e.direction == Direction::ServerToClient)
+    );
+}
+
+#[tokio::test]
+async fn forged_response_ids_are_dropped() {
+    let mut h = start(ProxyConfig::default());
+    // Nothing pending: any response is forged.
+    h.server_send(r#"{"jsonrpc":"2.0","id":99,"result":{"content":[]}}"#)
+        .await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":99,"error":{"code":-1,"message":"x"}}"#)
+        .await;
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await;
+    h.server_raw().await;
+    // Same number, different type: not the same id.
+    h.server_send(r#"{"jsonrpc":"2.0","id":"1","result":{}}"#).await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+    assert_eq!(h.client_raw().await, r#"{"jsonrpc":"2.0","id":1,"result":{}}"#);
+    // A second answer to the same request is forged too.
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{"again":true}}"#)
+        .await;
+    h.client_sees_only_sentinel(1).await;
+    assert_eq!(h.log_text().matches("no client request is pending").count(), 4);
+}
+
+#[tokio::test]
+async fn ids_are_tracked_per_direction() {
+    let mut h = start(ProxyConfig {
+        server_requests: crate::ServerRequestPolicy::allow_all(),
+        ..ProxyConfig::default()
+    });
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    // The server asks the client something with the same id.
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"method":"roots/list"}"#).await;
+    assert_eq!(h.client_json().await["method"], "roots/list");
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"result":{"roots":[]}}"#).await;
+    assert_eq!(h.server_json().await["result"], json!({"roots": []}));
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#).await;
+    assert_eq!(h.client_json().await["result"], json!({"tools": []}));
+    // A client response to nothing is dropped.
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn duplicate_pending_client_id_is_refused() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send(r#"{"jsonrpc":"2.0","id":4,"method":"slow"}"#).await;
+    h.server_raw().await;
+    h.client_send(r#"{"jsonrpc":"2.0","id":4,"method":"other"}"#).await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32600, json!(4)));
+    h.server_sees_only_sentinel(1).await;
+}
+
+// ----- tools -----------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn denied_tool_call_is_answered_32602_and_never_reaches_the_server() {
+    let mut h = start(policy(&[], &["delete_everything"]));
+    h.client_send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"delete_everything","arguments":{"path":"/secret/value"}}}"#).await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32602, json!(7)));
+    assert_eq!(r["error"]["message"], "tool not allowed");
+    h.server_sees_only_sentinel(1).await;
+    // A name the server doesn't have gets the very same answer (no oracle).
+    let mut h2 = start(policy(&["echo"], &[]));
+    h2.client_send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"no_such_tool"}}"#)
+        .await;
+    let r2 = h2.client_json().await;
+    assert_eq!(r2, r);
+    // An allowed one passes.
+    let call = r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"echo","arguments":{"m":"hi"}}}"#;
+    h2.client_send(call).await;
+    assert_eq!(h2.server_raw().await, call);
+
+    let ev = h.events();
+    let e = ev
+        .iter()
+        .find(|e| e.tool.as_deref() == Some("delete_everything"))
+        .unwrap();
+    assert!(matches!(e.decision, Decision::Rejected { code: -32602, .. }));
+    let hash = e.args_sha256.as_deref().unwrap();
+    assert_eq!(hash.len(), 64);
+    let json = serde_json::to_string(e).unwrap();
+    assert!(
+        !json.contains("/secret/value"),
+        "argument values must not appear in events"
+    );
+    // Canonical: key order and whitespace don't change the hash.
+    assert_eq!(
+        crate::session::canonical_sha256(r#"{ "b":1, "a":[true] }"#),
+        crate::session::canonical_sha256(r#"{"a":[true],"b":1}"#)
+    );
+}
+
+#[tokio::test]
+async fn tool_call_name_tricks_are_refused() {
+    let mut h = start(policy(&["echo"], &[]));
+    for params in [
+        r#"{"name":"echo","name":"rm"}"#,
+        r#"{"name":"echo","\u006eame":"rm"}"#,
+        r#"{"name":["rm"]}"#,
+        r#"{"arguments":{}}"#,
+    ] {
+        h.client_send(&format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#
+        ))
+        .await;
+        assert_eq!(error_code(&h.client_json().await), -32602, "{params}");
+    }
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn tools_list_is_filtered_on_every_page_and_after_list_changed() {
+    let mut h = start(policy(&[], &["secret", "rm"]));
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","inputSchema":{"type":"object"}},{"name":"secret"},{"name":"b","description":"x"}],"nextCursor":"page2"}}"#).await;
+    let r = h.client_json().await;
+    assert_eq!(
+        r["result"],
+        json!({"tools":[{"name":"a","inputSchema":{"type":"object"}},{"name":"b","description":"x"}],"nextCursor":"page2"})
+    );
+    assert_eq!(r["id"], 1);
+    h.client_send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":"page2"}}"#)
+        .await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"rm"},{"name":"c"},{"nameless":1},{"name":"a","name":"secret"}]}}"#).await;
+    assert_eq!(h.client_json().await["result"], json!({"tools":[{"name":"c"}]}));
+    // list_changed passes; the listing that follows is filtered too.
+    h.server_send(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#)
+        .await;
+    assert_eq!(h.client_json().await["method"], "notifications/tools/list_changed");
+    h.client_send(r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"secret"},{"name":"new"}]}}"#)
+        .await;
+    assert_eq!(h.client_json().await["result"], json!({"tools":[{"name":"new"}]}));
+    // Nothing to remove: the original bytes.
+    h.client_send(r#"{"jsonrpc":"2.0","id":4,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    let clean = r#"{"jsonrpc":"2.0","id":4,"result":{"tools":[ {"name":"a"} ]}}"#;
+    h.server_send(clean).await;
+    assert_eq!(h.client_raw().await, clean);
+    let rewrites = h
+        .events()
+        .iter()
+        .filter(|e| matches!(e.decision, Decision::Rewritten { .. }))
+        .count();
+    assert_eq!(rewrites, 3);
+}
+
+// ----- server → client requests and capabilities ---------------------------------------------
+
+#[tokio::test]
+async fn denied_server_requests_are_answered_by_the_proxy_and_never_reach_the_client() {
+    let mut h = start(ProxyConfig::default());
+    for (id, method) in [
+        (1, "sampling/createMessage"),
+        (2, "elicitation/create"),
+        (3, "roots/list"),
+    ] {
+        h.server_send(&format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"{method}","params":{{}}}}"#
+        ))
+        .await;
+        let r = h.server_json().await;
+        assert_eq!((error_code(&r), r["id"].clone()), (-32601, json!(id)), "{method}");
+    }
+    h.client_sees_only_sentinel(1).await;
+    // ping from the server passes, and the client's answer gets back.
+    h.server_send(r#"{"jsonrpc":"2.0","id":"p","method":"ping"}"#).await;
+    assert_eq!(h.client_json().await["method"], "ping");
+    h.client_send(r#"{"jsonrpc":"2.0","id":"p","result":{}}"#).await;
+    assert_eq!(h.server_json().await["id"], "p");
+    let ev = h.events();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e.decision, Decision::Rejected { code: -32601, .. }))
+            .count(),
+        3
+    );
+}
+
+#[tokio::test]
+async fn allowed_server_requests_pass() {
+    let mut h = start(ProxyConfig {
+        server_requests: crate::ServerRequestPolicy {
+            sampling: true,
+            elicitation: false,
+            roots: false,
+        },
+        ..ProxyConfig::default()
+    });
+    let req = r#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","params":{"messages":[]}}"#;
+    h.server_send(req).await;
+    assert_eq!(h.client_raw().await, req);
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"result":{"role":"assistant"}}"#)
+        .await;
+    assert_eq!(h.server_json().await["result"]["role"], "assistant");
+}
+
+#[tokio::test]
+async fn denied_client_capabilities_are_stripped_from_initialize() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send(r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"roots":{"listChanged":true},"sampling":{},"elicitation":{"form":{}},"experimental":{"x":1.50}},"clientInfo":{"name":"c","version":"1"}}}"#).await;
+    let sent = h.server_raw().await;
+    assert_eq!(
+        sent,
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{"experimental":{"x":1.50}},"clientInfo":{"name":"c","version":"1"}}}"#
+    );
+    let ev = h.events();
+    assert!(
+        matches!(&ev[0].decision, Decision::Rewritten { what } if what.contains("elicitation, roots, sampling")),
+        "{ev:?}"
+    );
+    // The response comes back as usual.
+    h.server_send(r#"{"jsonrpc":"2.0","id":0,"result":{"protocolVersion":"2025-11-25","capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"}}}"#).await;
+    assert_eq!(h.client_json().await["result"]["serverInfo"]["name"], "s");
+    // roots list_changed from the client is dropped while roots are denied.
+    h.client_send(r#"{"jsonrpc":"2.0","method":"notifications/roots/list_changed"}"#)
+        .await;
+    h.server_sees_only_sentinel(1).await;
+    // Duplicate capabilities keys (a parser differential) are refused.
+    h.client_send(
+        r#"{"jsonrpc":"2.0","id":9,"method":"initialize","params":{"capabilities":{},"capabilities":{"sampling":{}}}}"#,
+    )
+    .await;
+    assert_eq!(error_code(&h.client_json().await), -32600);
+    h.server_sees_only_sentinel(2).await;
+}
+
+#[tokio::test]
+async fn capabilities_kept_when_allowed() {
+    let mut h = start(ProxyConfig {
+        server_requests: crate::ServerRequestPolicy::allow_all(),
+        ..ProxyConfig::default()
+    });
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"capabilities":{"roots":{},"sampling":{}}}}"#;
+    h.client_send(init).await;
+    assert_eq!(h.server_raw().await, init);
+}
+
+// ----- the 2026-07-28 era --------------------------------------------------------------------
+
+#[tokio::test]
+async fn stateless_era_messages_pass() {
+    let mut h = start(policy(&[], &["secret"]));
+    let discover = r#"{"jsonrpc":"2.0","id":"discover-1","method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientInfo":{"name":"c","version":"1"},"io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    h.client_send(discover).await;
+    assert_eq!(h.server_raw().await, discover);
+    let result = r#"{"jsonrpc":"2.0","id":"discover-1","result":{"resultType":"complete","supportedVersions":["2026-07-28","2025-11-25"],"capabilities":{"tools":{}},"serverInfo":{"name":"s","version":"1"},"ttlMs":3600000,"cacheScope":"public"}}"#;
+    h.server_send(result).await;
+    assert_eq!(h.client_raw().await, result);
+
+    // A legacy server's answer to the probe passes too, so the client can fall back.
+    h.client_send(r#"{"jsonrpc":"2.0","id":"discover-2","method":"server/discover"}"#)
+        .await;
+    h.server_raw().await;
+    let legacy = r#"{"jsonrpc":"2.0","id":"discover-2","error":{"code":-32601,"message":"Method not found"}}"#;
+    h.server_send(legacy).await;
+    assert_eq!(h.client_raw().await, legacy);
+
+    // Per-request _meta capabilities: denied ones are stripped, the rest kept byte-exact.
+    h.client_send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_time","arguments":{"tz":"UTC"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"elicitation":{"form":{}},"extensions":{"x":{}}}}}}"#).await;
+    assert_eq!(
+        h.server_raw().await,
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_time","arguments":{"tz":"UTC"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"extensions":{"x":{}}}}}}"#
+    );
+    // An input_required result asking for a denied feature becomes -32003.
+    h.server_send(r#"{"jsonrpc":"2.0","id":5,"result":{"resultType":"input_required","inputRequests":{"who":{"method":"elicitation/create","params":{"message":"Your password?","requestedSchema":{}}}},"requestState":"opaque"}}"#).await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32003, json!(5)));
+    assert!(!r.to_string().contains("password"));
+    // tools/list in the new era (resultType, ttlMs) is filtered like any other.
+    h.client_send(r#"{"jsonrpc":"2.0","id":6,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":6,"result":{"resultType":"complete","tools":[{"name":"secret"},{"name":"get_time"}],"ttlMs":0}}"#).await;
+    assert_eq!(
+        h.client_json().await["result"],
+        json!({"resultType":"complete","tools":[{"name":"get_time"}],"ttlMs":0})
+    );
+    // requestState-only input_required results (no denied input) pass.
+    h.client_send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_time"}}"#)
+        .await;
+    h.server_raw().await;
+    let state_only = r#"{"jsonrpc":"2.0","id":7,"result":{"resultType":"input_required","requestState":"s"}}"#;
+    h.server_send(state_only).await;
+    assert_eq!(h.client_raw().await, state_only);
+}
+
+#[tokio::test]
+async fn stateless_era_input_required_passes_when_allowed() {
+    let mut h = start(ProxyConfig {
+        server_requests: crate::ServerRequestPolicy {
+            elicitation: true,
+            ..Default::default()
+        },
+        ..ProxyConfig::default()
+    });
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}}"#)
+        .await;
+    h.server_raw().await;
+    let r = r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"input_required","inputRequests":{"k":{"method":"elicitation/create","params":{}}}}}"#;
+    h.server_send(r).await;
+    assert_eq!(h.client_raw().await, r);
+    // Escaped spelling of a denied method is still caught.
+    h.client_send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"t"}}"#)
+        .await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":2,"result":{"resultType":"input\u005frequired","inputRequests":{"k":{"method":"sampling\/createMessage"}}}}"#).await;
+    assert_eq!(error_code(&h.client_json().await), -32003);
+}
+
+// ----- cancellation ----------------------------------------------------------------------------
+
+#[tokio::test]
+async fn cancelled_request_late_response_is_dropped() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send(r#"{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"slow"}}"#)
+        .await;
+    h.server_raw().await;
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":11,"reason":"user"}}"#;
+    h.client_send(cancel).await;
+    assert_eq!(h.server_raw().await, cancel, "cancellation passes through");
+    h.server_send(r#"{"jsonrpc":"2.0","id":11,"result":{"content":[]}}"#)
+        .await;
+    h.client_sees_only_sentinel(1).await;
+    // The server cancels its own request; the client's late answer is dropped.
+    let mut h = start(ProxyConfig {
+        server_requests: crate::ServerRequestPolicy::allow_all(),
+        ..ProxyConfig::default()
+    });
+    h.server_send(r#"{"jsonrpc":"2.0","id":"s1","method":"elicitation/create","params":{}}"#)
+        .await;
+    h.client_raw().await;
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":"s1"}}"#;
+    h.server_send(cancel).await;
+    assert_eq!(h.client_raw().await, cancel);
+    h.client_send(r#"{"jsonrpc":"2.0","id":"s1","result":{"action":"accept"}}"#)
+        .await;
+    h.server_sees_only_sentinel(1).await;
+}
+
+// ----- lifecycle -------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn pending_requests_get_errors_when_the_server_exits() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}"#)
+        .await;
+    h.client_send(r#"{"jsonrpc":"2.0","id":"two","method":"resources/read","params":{"uri":"x"}}"#)
+        .await;
+    h.client_send(r#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#).await;
+    for _ in 0..3 {
+        h.server_raw().await;
+    }
+    h.server_send(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#).await;
+    assert_eq!(h.client_json().await["id"], 3);
+    let ended = h.server_exits().await;
+    assert_eq!(ended, Ended::ServerClosedFirst);
+    let a = h.client_json().await;
+    let b = h.client_json().await;
+    assert_eq!((error_code(&a), a["id"].clone()), (-32000, json!(1)));
+    assert_eq!((error_code(&b), b["id"].clone()), (-32000, json!("two")));
+    assert!(a["error"]["message"].as_str().unwrap().contains("exited"));
+    let ev = h.events();
+    assert_eq!(
+        ev.iter()
+            .filter(|e| matches!(e.decision, Decision::Rejected { code: -32000, .. }))
+            .count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn client_eof_closes_server_stdin_and_server_output_still_flows() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await;
+    h.server_raw().await;
+    h.client_tx = None;
+    assert_eq!(read_line(&mut h.server_rx).await, None, "server stdin must be closed");
+    // The server answers while shutting down: the answer still reaches the client.
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+    assert_eq!(h.client_json().await["id"], 1);
+    assert!(!h.task.is_finished(), "the proxy runs until the server's stdout ends");
+    assert_eq!(h.server_exits().await, Ended::ClientClosedFirst);
+}
+
+#[tokio::test]
+async fn server_that_stops_reading_gets_requests_answered() {
+    let mut h = start(ProxyConfig::default());
+    // The server closes its stdin (drops our read end) but stays alive.
+    let (dummy, _keep) = tokio::io::duplex(1);
+    drop(std::mem::replace(&mut h.server_rx, BufReader::new(dummy)));
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}"#)
+        .await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32000, json!(1)));
+    h.client_send(r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#).await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32000, json!(2)));
+    assert_eq!(h.server_exits().await, Ended::ServerClosedFirst);
+}
+
+#[tokio::test]
+async fn server_stderr_is_relayed_prefixed_cut_and_sanitised() {
+    let mut h = start(ProxyConfig {
+        stderr_line_bytes: 32,
+        ..ProxyConfig::default()
+    });
+    let err = h.err_tx.as_mut().unwrap();
+    err.write_all(b"starting up\n").await.unwrap();
+    err.write_all(format!("{}\n", "y".repeat(1000)).as_bytes())
+        .await
+        .unwrap();
+    err.write_all(b"evil \x1b]0;title\x07 \xff done\n").await.unwrap();
+    // stderr ending is not the end of the session.
+    h.err_tx = None;
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+    assert_eq!(h.client_json().await["id"], 1);
+    h.server_exits().await;
+    let log = h.log_text();
+    assert!(log.contains("[server] starting up\n"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "[server] {} [mcp-j: line cut, 968 more bytes dropped]\n",
+            "y".repeat(32)
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains("[server] evil \\u{1b}]0;title\\u{7} \u{fffd} done\n"),
+        "{log}"
+    );
+    assert!(!log.contains('\u{1b}'));
+}
+
+#[tokio::test]
+async fn one_event_per_decision() {
+    let mut h = start(policy(&[], &["x"]));
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ok","arguments":{"a":1}}}"#)
+        .await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#)
+        .await;
+    h.client_raw().await;
+    h.client_send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x"}}"#)
+        .await;
+    h.client_raw().await;
+    h.client_send("garbage").await;
+    h.client_raw().await;
+    let ev = h.events();
+    assert_eq!(ev.len(), 4, "{ev:?}");
+    assert_eq!(ev[0].direction, Direction::ClientToServer);
+    assert_eq!(ev[0].tool.as_deref(), Some("ok"));
+    assert_eq!(
+        ev[0].args_sha256.as_deref(),
+        Some(crate::session::canonical_sha256(r#"{"a":1}"#).as_str())
+    );
+    assert_eq!(ev[1].direction, Direction::ServerToClient);
+    assert_eq!(ev[1].kind, MessageKind::Response);
+    assert_eq!(ev[1].method.as_deref(), Some("tools/call"));
+    assert_eq!(ev[1].tool.as_deref(), Some("ok"));
+    assert!(ev[1].duration.is_some());
+    assert!(matches!(ev[2].decision, Decision::Rejected { code: -32602, .. }));
+    assert_eq!(ev[3].kind, MessageKind::Invalid);
+}
+
+// ----- bounded memory and backpressure -----------------------------------------------------------
+
+#[tokio::test]
+async fn a_50_mib_line_from_the_server_is_streamed_through_in_bounded_memory() {
+    let config = ProxyConfig {
+        max_message_bytes: 1024 * 1024,
+        ..ProxyConfig::default()
+    };
+    let (mut client_tx, proxy_client_in) = tokio::io::duplex(4096);
+    let (proxy_client_out, client_rx) = tokio::io::duplex(4096);
+    let (proxy_server_in, _server_rx) = tokio::io::duplex(4096);
+    let (mut server_tx, proxy_server_out) = tokio::io::duplex(64 * 1024);
+    let (_err_tx, proxy_server_err) = tokio::io::duplex(64);
+    let (proxy_log, _log_rx) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(async move {
+        let chunk = vec![b'x'; 1024 * 1024];
+        for _ in 0..50 {
+            server_tx.write_all(&chunk).await.unwrap();
+        }
+        server_tx.write_all(b"\n").await.unwrap();
+        server_tx
+    });
+    let mut client = LineReader::new(proxy_client_in, config.max_message_bytes, false);
+    let mut server_reader = LineReader::new(proxy_server_out, config.max_message_bytes, false);
+    let mut stderr = LineReader::new(proxy_server_err, config.stderr_line_bytes, true);
+    let proxy = run_readers(
+        &config,
+        &mut client,
+        proxy_client_out,
+        proxy_server_in,
+        &mut server_reader,
+        &mut stderr,
+        proxy_log,
+        &crate::NoEvents,
+    );
+    let driver = async {
+        // The client never reads; the 50 MiB line goes through without it.
+        let server_tx = server.await.unwrap();
+        drop(server_tx);
+        client_tx.shutdown().await.unwrap();
+    };
+    let (ended, ()) = tokio::time::timeout(Duration::from_secs(60), async { tokio::join!(proxy, driver) })
+        .await
+        .expect("proxy stalled");
+    ended.unwrap();
+    drop(client_rx);
+    // At most one limit's worth of line (held until it was known to be too long) plus
+    // the read buffer, not 50 MiB.
+    assert!(
+        server_reader.peak_memory() <= READ_CHUNK + config.max_message_bytes,
+        "server reader peak {} bytes",
+        server_reader.peak_memory()
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_stops_the_proxy_reading_the_server() {
+    let max = 64 * 1024;
+    let config = ProxyConfig {
+        max_message_bytes: max,
+        ..ProxyConfig::default()
+    };
+    let (_client_tx, proxy_client_in) = tokio::io::duplex(4096);
+    let (proxy_client_out, mut client_rx) = tokio::io::duplex(4096);
+    let (proxy_server_in, _server_rx) = tokio::io::duplex(4096);
+    let (mut server_tx, proxy_server_out) = tokio::io::duplex(4096);
+    let (_err_tx, proxy_server_err) = tokio::io::duplex(64);
+    let (proxy_log, _log_rx) = tokio::io::duplex(64 * 1024);
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = written.clone();
+    // A flood of max-size notifications.
+    let line = format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"d":"{}"}}}}"#,
+        "z".repeat(max - 70)
+    );
+    assert!(line.len() <= max);
+    let flood = tokio::spawn(async move {
+        for _ in 0..1000 {
+            server_tx.write_all(line.as_bytes()).await.unwrap();
+            server_tx.write_all(b"\n").await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+        server_tx
+    });
+    let mut client = LineReader::new(proxy_client_in, config.max_message_bytes, false);
+    let mut server_reader = LineReader::new(proxy_server_out, config.max_message_bytes, false);
+    let mut stderr = LineReader::new(proxy_server_err, config.stderr_line_bytes, true);
+    {
+        let proxy = run_readers(
+            &config,
+            &mut client,
+            proxy_client_out,
+            proxy_server_in,
+            &mut server_reader,
+            &mut stderr,
+            proxy_log,
+            &crate::NoEvents,
+        );
+        tokio::pin!(proxy);
+        // Let it run while the client reads nothing.
+        let _ = tokio::time::timeout(Duration::from_millis(500), &mut proxy).await;
+        let stuck_at = written.load(Ordering::SeqCst);
+        assert!(
+            stuck_at < 10,
+            "the server could write {stuck_at} max-size lines to a client that reads nothing"
+        );
+        assert!(!flood.is_finished());
+        // Now the client reads: everything flows.
+        let expected = 1000 * (line_len(max) + 1);
+        let reader = async {
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut total = 0usize;
+            while total < expected {
+                match client_rx.read(&mut buf).await.unwrap() {
+                    0 => break,
+                    n => total += n,
+                }
+            }
+            total
+        };
+        let closer = async {
+            let tx = flood.await.unwrap();
+            drop(tx);
+        };
+        let (ended, total, ()) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(&mut proxy, reader, closer)
+        })
+        .await
+        .expect("stalled");
+        assert_eq!(ended.unwrap(), Ended::ServerClosedFirst);
+        assert_eq!(total, expected);
+    }
+    assert!(server_reader.peak_memory() <= READ_CHUNK + max);
+}
+
+fn line_len(max: usize) -> usize {
+    format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{{"d":"{}"}}}}"#,
+        "z".repeat(max - 70)
+    )
+    .len()
+}
