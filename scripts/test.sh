@@ -40,6 +40,9 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 step "cargo doc -D warnings"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 
+step "fuzz targets build (cargo-fuzz runs them; CI only compiles)"
+cargo build --manifest-path fuzz/Cargo.toml --quiet
+
 step "cargo build (all binaries, for the end-to-end tests)"
 cargo build --workspace --bins --quiet
 

@@ -26,8 +26,16 @@ fn one(data: &[u8]) {
     let config = ProxyConfig {
         max_message_bytes: limit,
         max_depth: 8 + usize::from(settings >> 4),
-        tools: if open { ToolPolicy::default() } else { ToolPolicy::new(["a", "echo"], ["secret"]) },
-        server_requests: if settings & 0x80 != 0 { ServerRequestPolicy::allow_all() } else { ServerRequestPolicy::default() },
+        tools: if open {
+            ToolPolicy::default()
+        } else {
+            ToolPolicy::new(["a", "echo"], ["secret"])
+        },
+        server_requests: if settings & 0x80 != 0 {
+            ServerRequestPolicy::allow_all()
+        } else {
+            ServerRequestPolicy::default()
+        },
         ..ProxyConfig::default()
     };
     let mut codec = LineCodec::new(limit, false);
@@ -67,7 +75,11 @@ fn handle(session: &mut Session, frame: &Frame<'_>, n: usize, limit: usize) {
             &[]
         }
     };
-    let out = if n % 2 == 0 { session.client_frame(frame) } else { session.server_frame(frame) };
+    let out = if n % 2 == 0 {
+        session.client_frame(frame)
+    } else {
+        session.server_frame(frame)
+    };
     check(&out.to_client, line);
     check(&out.to_server, line);
 }
