@@ -5,7 +5,8 @@
 #
 # As root it also creates the unprivileged user the sandbox tests run as (every sandbox
 # test runs both as root and as that user). MCP_J_TEST_EXPECT (comma list of userns,
-# seccomp, seccomp-notify, landlock, landlock-net, landlock-scope, unprivileged) declares
+# seccomp, seccomp-notify, landlock, landlock-net, landlock-scope, unprivileged,
+# real-servers) declares
 # what this machine offers: a declared feature that is missing fails its tests instead of
 # skipping them. .ci/run declares them all.
 set -euo pipefail
@@ -30,6 +31,9 @@ if [ "$(id -u)" = 0 ]; then
   fi
   echo "unprivileged test user: $MCP_J_TEST_USER"
 fi
+
+step "real MCP servers and clients for the tests (into .deps/)"
+bash scripts/install-test-deps.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check
