@@ -85,10 +85,10 @@ struct StderrEvents {
 
 impl EventSink for StderrEvents {
     fn event(&self, event: &ProxyEvent) {
-        if self.show {
-            if let Ok(line) = serde_json::to_string(event) {
-                eprintln!("mcp-j: {line}");
-            }
+        if self.show
+            && let Ok(line) = serde_json::to_string(event)
+        {
+            eprintln!("mcp-j: {line}");
         }
     }
 }
@@ -103,12 +103,12 @@ impl<R: AsyncRead + Unpin> AsyncRead for NotifyOnEof<R> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &poll {
-            if buf.filled().len() == before && buf.remaining() > 0 {
-                if let Some(eof) = self.eof.take() {
-                    let _ = eof.send(());
-                }
-            }
+        if let Poll::Ready(Ok(())) = &poll
+            && buf.filled().len() == before
+            && buf.remaining() > 0
+            && let Some(eof) = self.eof.take()
+        {
+            let _ = eof.send(());
         }
         poll
     }

@@ -143,8 +143,21 @@ fn set_env(env: &mut Vec<(String, String)>, name: String, value: String) {
     env.push((name, value));
 }
 
-fn canonical(path: &Path, what: &str) -> Result<PathBuf> {
-    std::fs::canonicalize(path).with_context(|| format!("{what} `{}` does not exist", path.display()))
+/// Where a host path is exposed in the jail: "at the same path" — the path as given (made
+/// absolute), with its directory part resolved but its last component kept, so a symlink
+/// the user names (`--ro ~/.mcp`, a link to `/data/mcp`) appears under its own name. The
+/// bind itself follows the link to its target. The path must exist.
+fn exposed_path(path: &Path, what: &str) -> Result<PathBuf> {
+    let absolute = std::path::absolute(path).with_context(|| format!("{what} `{}`", path.display()))?;
+    std::fs::metadata(&absolute).with_context(|| format!("{what} `{}` does not exist", path.display()))?;
+    let name = absolute.file_name().filter(|n| *n != ".." && *n != ".");
+    match (absolute.parent(), name) {
+        (Some(parent), Some(name)) => {
+            let parent = std::fs::canonicalize(parent).with_context(|| format!("{what} `{}`", path.display()))?;
+            Ok(parent.join(name))
+        }
+        _ => std::fs::canonicalize(&absolute).with_context(|| format!("{what} `{}`", path.display())),
+    }
 }
 
 /// The default working directory: the current one, unless that is `/`, the home directory
@@ -249,7 +262,7 @@ impl SandboxOpts {
 
         let workdir = match self.workdir.as_ref().or(manifest.workdir.as_ref()) {
             Some(dir) => {
-                let dir = canonical(dir, "--workdir")?;
+                let dir = exposed_path(dir, "--workdir")?;
                 if !dir.is_dir() {
                     bail!("--workdir `{}` is not a directory", dir.display());
                 }
@@ -261,13 +274,13 @@ impl SandboxOpts {
             .ro
             .iter()
             .chain(&self.ro)
-            .map(|p| canonical(p, "--ro path"))
+            .map(|p| exposed_path(p, "--ro path"))
             .collect::<Result<Vec<_>>>()?;
         let rw_paths = manifest
             .rw
             .iter()
             .chain(&self.rw)
-            .map(|p| canonical(p, "--rw path"))
+            .map(|p| exposed_path(p, "--rw path"))
             .collect::<Result<Vec<_>>>()?;
 
         Ok(Resolved {
@@ -365,6 +378,23 @@ mod tests {
         assert!(is_shared_temp_dir(Path::new("/tmp")));
         let dir = tempfile::tempdir().expect("tempdir");
         assert!(!is_shared_temp_dir(dir.path()));
+    }
+
+    #[test]
+    fn a_symlink_is_exposed_under_its_own_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir(root.join("target")).expect("mkdir");
+        std::os::unix::fs::symlink(root.join("target"), root.join("link")).expect("symlink");
+        assert_eq!(
+            exposed_path(&root.join("link"), "--ro").expect("link"),
+            root.join("link")
+        );
+        assert_eq!(
+            exposed_path(&root.join("link/../target"), "--ro").expect("dotdot"),
+            root.join("target")
+        );
+        assert!(exposed_path(&root.join("missing"), "--ro").is_err());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! deliberately misbehaving server (`fixtures/fake_mcp_server.py`), through the real binary,
 //! as root and as the unprivileged user. Every rule of INTERFACE.md's "Proxy behaviour".
 
+// Test helpers outside #[test] functions may panic on broken plumbing.
+#![allow(clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -350,5 +353,24 @@ fn server_stderr_is_relayed_line_by_line() {
         s.close_stdin();
         s.wait(Duration::from_secs(20));
         assert!(s.stderr().contains("hello from the server's stderr"), "{}", s.stderr());
+    });
+}
+
+#[test]
+fn manifest_tool_policy_applies_like_the_flags() {
+    sandbox_test("manifest_tool_policy_applies_like_the_flags", &[], |run| {
+        let dir = run.tempdir();
+        let manifest = dir.path().join("manifest.json");
+        run.write_file(&manifest, br#"{"deny_tools": ["secret", "ask_sampling"]}"#, 0o644);
+        let manifest = manifest.display().to_string();
+        let mut s = Session::start(run, &["--manifest", &manifest], &[]);
+        let list = s.request(1, "tools/list", json!({}));
+        let names: Vec<&str> = list["result"]["tools"]
+            .as_array()
+            .map(|tools| tools.iter().filter_map(|t| t["name"].as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(names, ["echo"], "{list}");
+        let r = s.request(2, "tools/call", json!({"name": "secret", "arguments": {}}));
+        assert_eq!(error_code(&r), Some(-32602));
     });
 }
