@@ -114,6 +114,65 @@ impl<R: AsyncRead + Unpin> AsyncRead for NotifyOnEof<R> {
     }
 }
 
+/// What our stdin or stdout is.
+enum StdioKind {
+    Pipe,
+    Socket,
+    Other,
+}
+
+fn stdio_kind(fd: std::os::fd::BorrowedFd<'_>) -> StdioKind {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(owned) = fd.try_clone_to_owned() else {
+        return StdioKind::Other;
+    };
+    match std::fs::File::from(owned).metadata().map(|m| m.file_type()) {
+        Ok(t) if t.is_fifo() => StdioKind::Pipe,
+        Ok(t) if t.is_socket() => StdioKind::Socket,
+        _ => StdioKind::Other,
+    }
+}
+
+type Reader = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+type Writer = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// Our stdin for the proxy. MCP clients hand us a pipe or a socket (libuv-based clients
+/// use socketpairs): those are registered with epoll, so a message costs a syscall or two.
+/// Anything else (a terminal, a file) goes through tokio's blocking stdin, which hands
+/// every read to another thread.
+fn client_reader() -> std::io::Result<Reader> {
+    use std::os::fd::AsFd;
+    let stdin = std::io::stdin();
+    let fd = stdin.as_fd();
+    Ok(match stdio_kind(fd) {
+        StdioKind::Pipe => Box::new(tokio::net::unix::pipe::Receiver::from_owned_fd(
+            fd.try_clone_to_owned()?,
+        )?),
+        StdioKind::Socket => {
+            let socket = std::os::unix::net::UnixStream::from(fd.try_clone_to_owned()?);
+            socket.set_nonblocking(true)?;
+            Box::new(tokio::net::UnixStream::from_std(socket)?)
+        }
+        StdioKind::Other => Box::new(tokio::io::stdin()),
+    })
+}
+
+/// Our stdout for the proxy; as [`client_reader`].
+fn client_writer() -> std::io::Result<Writer> {
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let fd = stdout.as_fd();
+    Ok(match stdio_kind(fd) {
+        StdioKind::Pipe => Box::new(tokio::net::unix::pipe::Sender::from_owned_fd(fd.try_clone_to_owned()?)?),
+        StdioKind::Socket => {
+            let socket = std::os::unix::net::UnixStream::from(fd.try_clone_to_owned()?);
+            socket.set_nonblocking(true)?;
+            Box::new(tokio::net::UnixStream::from_std(socket)?)
+        }
+        StdioKind::Other => Box::new(tokio::io::stdout()),
+    })
+}
+
 pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbose: u8) -> Result<ExitCode> {
     let (program, args) = command.split_first().context("no program given")?;
     let resolved = opts.resolve(program, args)?;
@@ -154,13 +213,13 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
         let server_err = tokio::process::ChildStderr::from_std(server_err)?;
         let (eof_tx, eof_rx) = oneshot::channel();
         let client_in = NotifyOnEof {
-            inner: tokio::io::stdin(),
+            inner: client_reader()?,
             eof: Some(eof_tx),
         };
         let proxy = mcp_j_proxy::run_proxy(
             &config,
             client_in,
-            tokio::io::stdout(),
+            client_writer()?,
             server_in,
             server_out,
             server_err,

@@ -374,3 +374,51 @@ fn manifest_tool_policy_applies_like_the_flags() {
         assert_eq!(error_code(&r), Some(-32602));
     });
 }
+
+/// libuv-based clients (Node, Electron: Claude Desktop, VS Code) give their servers unix
+/// socketpairs, not pipes, as stdin and stdout.
+#[test]
+fn a_socketpair_as_stdio_works() {
+    sandbox_test("a_socketpair_as_stdio_works", &[], |run| {
+        let workdir = run.tempdir();
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        let theirs_out = theirs.try_clone().expect("clone");
+        let mut cmd: Command = run.runner.command(MCP_J);
+        cmd.arg("run")
+            .arg("--workdir")
+            .arg(workdir.path())
+            .arg("--ro")
+            .arg(fixtures())
+            .arg("--")
+            .arg("/usr/bin/python3")
+            .arg(fixtures().join("fake_mcp_server.py"))
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+            .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn mcp-j run");
+        drop(cmd); // our copies of the child's end
+        ours.set_read_timeout(Some(REPLY_TIMEOUT)).expect("timeout");
+        let mut writer = ours.try_clone().expect("clone");
+        let mut reader = BufReader::new(ours);
+        for id in 1..=3 {
+            writeln!(writer, r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#).expect("write");
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("a reply");
+            let reply: Value = serde_json::from_str(&line).expect("JSON");
+            assert_eq!(reply, json!({"jsonrpc": "2.0", "id": id, "result": {}}));
+        }
+        writer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("mcp-j did not exit after the client hung up");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0));
+    });
+}

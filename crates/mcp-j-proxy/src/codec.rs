@@ -280,6 +280,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         Ok(Some(self.codec.frame(found, &self.buf)))
     }
 
+    /// Whether a whole line is already buffered, so the next [`LineReader::next_frame`]
+    /// returns without reading (and so without blocking). Writers flush when it is not.
+    pub fn has_complete_line(&self) -> bool {
+        memchr::memchr(b'\n', &self.buf[self.start..self.end]).is_some()
+    }
+
     /// Bytes this reader holds on to at most: the read buffer plus the codec's peak line
     /// capacity.
     pub fn peak_memory(&self) -> usize {

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use crate::codec::{Frame, LineReader};
 use crate::config::ProxyConfig;
 use crate::event::EventSink;
+use crate::message::IdKey;
 use crate::session::{Outcome, Session, sanitize};
 
 /// Write buffer per output stream; larger messages bypass it.
@@ -116,6 +117,8 @@ where
         server_in: tokio::sync::Mutex::new(Some(BufWriter::with_capacity(WRITE_BUFFER, server_in))),
         log: tokio::sync::Mutex::new(our_stderr),
         client_turn: tokio::sync::Mutex::new(()),
+        pending_space: tokio::sync::Notify::new(),
+        unflushed: tokio::sync::Mutex::new(Vec::new()),
         events,
         stderr_prefix: &config.stderr_prefix,
     };
@@ -160,14 +163,20 @@ struct Io<'a, CO, SI, LOG> {
     /// Held by the client loop from taking a message in until it is dealt with; taken by
     /// the server loop at the end so such a message is answered before returning.
     client_turn: tokio::sync::Mutex<()>,
+    /// Signalled when the server answers: the client loop may have room to read again.
+    pending_space: tokio::sync::Notify,
+    /// Client requests written into the server's buffer since its last successful flush:
+    /// if the flush fails, these are the ones to answer with an error.
+    unflushed: tokio::sync::Mutex<Vec<IdKey>>,
     events: &'a dyn EventSink,
     stderr_prefix: &'a str,
 }
 
+/// Buffered: the loops flush when their input has no complete line left (see
+/// [`Io::flush_if_idle`]), so a burst of messages costs one write, not one per message.
 async fn write_line<W: AsyncWrite + Unpin>(w: &mut BufWriter<W>, bytes: &[u8]) -> io::Result<()> {
     w.write_all(bytes).await?;
-    w.write_all(b"\n").await?;
-    w.flush().await
+    w.write_all(b"\n").await
 }
 
 impl<CO, SI, LOG> Io<'_, CO, SI, LOG>
@@ -225,6 +234,63 @@ where
         }
     }
 
+    /// Flush both outputs unless `reader` already holds another whole line: the loop is
+    /// about to read, and may block, so nothing may stay in a buffer.
+    async fn flush_if_idle<R: AsyncRead + Unpin>(&self, reader: &LineReader<R>) {
+        if !reader.has_complete_line() {
+            self.flush_outputs().await;
+        }
+    }
+
+    /// Answer a request that could not be written to the server.
+    async fn server_input_failed(&self, request: Option<&IdKey>) {
+        let failed = self.session().server_input_failed(request);
+        if let Some((reply, event)) = failed {
+            self.events.event(&event);
+            self.write_client(&reply).await;
+        }
+    }
+
+    async fn flush_outputs(&self) {
+        // The server first: a failed flush answers the requests it held, to the client.
+        let mut server = self.server_in.lock().await;
+        let unsent = match server.as_mut() {
+            Some(w) => match w.flush().await {
+                Ok(()) => {
+                    self.unflushed.lock().await.clear();
+                    None
+                }
+                Err(e) => {
+                    *server = None;
+                    Some(e)
+                }
+            },
+            None => None,
+        };
+        drop(server);
+        if let Some(e) = unsent {
+            self.log(&format!(
+                "writing to the MCP server failed ({e}); it no longer reads requests"
+            ))
+            .await;
+            let requests = std::mem::take(&mut *self.unflushed.lock().await);
+            for request in &requests {
+                self.server_input_failed(Some(request)).await;
+            }
+        }
+        let mut out = self.client_out.lock().await;
+        if !out.dead
+            && let Err(e) = out.w.flush().await
+        {
+            out.dead = true;
+            drop(out);
+            self.log(&format!(
+                "writing to the client failed ({e}); discarding what is left for it"
+            ))
+            .await;
+        }
+    }
+
     async fn apply(&self, outcome: Outcome, line: &[u8]) {
         if let Some(event) = &outcome.event {
             self.events.event(event);
@@ -232,13 +298,13 @@ where
         if let Some(text) = &outcome.log {
             self.log(text).await;
         }
-        if let Some(payload) = &outcome.to_server
-            && !self.write_server(payload.bytes(line)).await
-        {
-            let failed = self.session().server_input_failed(outcome.request.as_ref());
-            if let Some((reply, event)) = failed {
-                self.events.event(&event);
-                self.write_client(&reply).await;
+        if let Some(payload) = &outcome.to_server {
+            if self.write_server(payload.bytes(line)).await {
+                if let Some(request) = outcome.request.clone() {
+                    self.unflushed.lock().await.push(request);
+                }
+            } else {
+                self.server_input_failed(outcome.request.as_ref()).await;
             }
         }
         if let Some(payload) = &outcome.to_client {
@@ -248,6 +314,16 @@ where
 
     async fn client_loop<CI: AsyncRead + Unpin>(&self, reader: &mut LineReader<CI>) {
         loop {
+            // Backpressure: with the pending table full, wait for answers before reading
+            // the client again (after flushing, so the server has what it must answer).
+            loop {
+                let space = self.pending_space.notified();
+                if !self.session().client_pending_full() {
+                    break;
+                }
+                self.flush_outputs().await;
+                space.await;
+            }
             let frame = match reader.next_frame().await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -266,7 +342,9 @@ where
             };
             let outcome = self.session().client_frame(&frame);
             self.apply(outcome, line).await;
+            self.flush_if_idle(reader).await;
         }
+        self.flush_outputs().await;
         // The client hung up: close the server's stdin now, so it can exit on its own.
         let writer = self.server_in.lock().await.take();
         if let Some(mut w) = writer {
@@ -287,12 +365,16 @@ where
             };
             let outcome = self.session().server_frame(&frame);
             self.apply(outcome, line).await;
+            self.pending_space.notify_waiters();
+            self.flush_if_idle(reader).await;
         };
+        self.flush_outputs().await;
         let replies = self.session().server_closed();
         for (reply, event) in replies {
             self.events.event(&event);
             self.write_client(&reply).await;
         }
+        self.flush_outputs().await;
         // A client message taken in concurrently is answered (the session now answers
         // requests itself) before we return; don't wait on a stuck write for long.
         let _turn = tokio::time::timeout(CLIENT_SETTLE, self.client_turn.lock()).await;

@@ -183,6 +183,12 @@ enum ClientRequest {
 }
 
 impl Session {
+    /// Whether the client has as many requests pending as allowed: the relay then waits
+    /// for answers before it reads the client again (backpressure, not errors).
+    pub fn client_pending_full(&self) -> bool {
+        self.client_pending.len() >= self.config.max_pending
+    }
+
     /// A fresh session under `config`.
     pub fn new(config: &ProxyConfig) -> Self {
         Session {
@@ -356,6 +362,8 @@ impl Session {
                 "duplicate request id: a request with this id is still pending",
             );
         }
+        // The relay stops reading the client while the table is full (see
+        // `Session::client_pending_full`); this is the safety net.
         if self.client_pending.len() >= self.config.max_pending {
             let code = self.config.pending_error_code;
             return reject(

@@ -994,3 +994,27 @@ fn line_len(max: usize) -> usize {
     )
     .len()
 }
+
+#[tokio::test]
+async fn a_full_pending_table_pauses_the_client_instead_of_failing_requests() {
+    let mut h = start(ProxyConfig {
+        max_pending: 4,
+        ..ProxyConfig::default()
+    });
+    for id in 0..20 {
+        h.client_send(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"ping"}}"#))
+            .await;
+    }
+    // The server sees at most 4 at a time, and every one of the 20 in the end.
+    for expected in 0..20 {
+        let request = h.server_json().await;
+        assert_eq!(request["id"], expected);
+        h.server_send(&format!(r#"{{"jsonrpc":"2.0","id":{expected},"result":{{}}}}"#))
+            .await;
+    }
+    for expected in 0..20 {
+        let reply = h.client_json().await;
+        assert_eq!(reply["id"], expected);
+        assert!(reply.get("error").is_none(), "{reply}");
+    }
+}
