@@ -104,8 +104,8 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
     let result = Jail::spawn(&spec, "/proc/self/exe", stdio, parent.as_ref())
         .and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
     match result {
-        Ok((mcp_j_engine::Outcome::Exited(0), report)) => (None, report.layers),
-        Ok((outcome, report)) => (
+        Ok(done) if done.outcome == mcp_j_engine::Outcome::Exited(0) => (None, done.report.layers),
+        Ok(mcp_j_engine::Finished { outcome, report, .. }) => (
             Some(format!("`/bin/true` in the sandbox ended with {outcome:?}")),
             report.layers,
         ),

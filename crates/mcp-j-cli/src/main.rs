@@ -6,6 +6,8 @@
 // Printing data on stdout is this crate's job (the library crates may not).
 #![allow(clippy::print_stdout)]
 
+mod audit;
+mod config;
 mod doctor;
 mod run;
 mod sandbox_opts;
@@ -69,6 +71,19 @@ enum Command {
     },
     /// Which isolation features this machine offers, and what `exec` would enforce
     Doctor,
+    /// The effective configuration (file, `MCP_J_*` variables, flags) and where each value
+    /// came from
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print each value with its source (`default`, `file …`, `env …`, `flag …`); secrets
+    /// are masked
+    Show,
 }
 
 /// `mcp-j run --help`: how to use it as an MCP client's `command`.
@@ -119,14 +134,28 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    let flags = config::Flags {
+        registry: cli.registry.clone(),
+        cache_dir: cli.cache_dir.clone(),
+    };
+    let loaded = config::Loaded::from_process(cli.config.as_deref(), &flags)?;
     match cli.command {
-        Command::Exec { sandbox, command } => exec(&sandbox, &command, cli.verbose),
+        Command::Exec { mut sandbox, command } => {
+            sandbox.config = loaded.config;
+            exec(&sandbox, &command, cli.verbose)
+        }
         Command::Run {
-            sandbox,
+            mut sandbox,
             proxy,
             command,
-        } => run::run(&sandbox, &proxy, &command, cli.verbose),
+        } => {
+            sandbox.config = loaded.config;
+            run::run(&sandbox, &proxy, &command, cli.verbose)
+        }
         Command::Doctor => doctor::doctor(cli.json),
+        Command::Config {
+            command: ConfigCommand::Show,
+        } => config::show(&loaded, cli.json).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -135,22 +164,39 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("no program given"))?;
     let resolved = opts.resolve(program, args)?;
-    let cgroup_parent = cgroup_parent();
-    let jail = Jail::spawn(
-        &resolved.spec,
-        "/proc/self/exe",
-        JailStdio::inherit(),
-        cgroup_parent.as_ref(),
-    )?;
-    let (outcome, report) = match jail.wait(resolved.timeout) {
+    let session = audit::Session::start(&resolved, mcp_j_audit::Command::Exec, None)?;
+    let result = (|| {
+        let mut jail = Jail::spawn(
+            &resolved.spec,
+            "/proc/self/exe",
+            JailStdio::inherit(),
+            cgroup_parent().as_ref(),
+        )?;
+        session.ready(&jail.wait_ready(READY_TIMEOUT)?);
+        jail.wait(resolved.timeout)
+    })();
+    let finished = match result {
         Ok(done) => done,
-        Err(e @ SandboxError::Setup { .. }) => {
-            return Err(anyhow::Error::new(e)
-                .context("the sandbox could not be set up; `mcp-j doctor` tells what this machine offers"));
+        Err(e) => {
+            let e = setup_context(e);
+            session.failed(&e);
+            return Err(e);
         }
-        Err(e) => return Err(e.into()),
     };
-    run::finish(program, outcome, &report, verbose)
+    session.end(&finished);
+    run::finish(program, &finished, verbose)
+}
+
+/// How long setup may take before `sandbox.ready` is recorded with what is known so far.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A sandbox error as the user should read it.
+pub fn setup_context(e: SandboxError) -> anyhow::Error {
+    match e {
+        e @ SandboxError::Setup { .. } => anyhow::Error::new(e)
+            .context("the sandbox could not be set up; `mcp-j doctor` tells what this machine offers"),
+        e => e.into(),
+    }
 }
 
 /// The delegated cgroup v2 parent for jail cgroups: `MCP_J_CGROUP_PARENT`, or found from

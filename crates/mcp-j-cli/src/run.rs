@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use mcp_j_engine::{Jail, JailStdio, Outcome, SandboxError, SandboxReport};
+use mcp_j_engine::{Finished, Jail, JailStdio, Outcome, SandboxError};
 use mcp_j_proxy::{EventSink, ProxyConfig, ProxyEvent, ServerRequestPolicy, ToolPolicy};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
@@ -177,13 +177,73 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
     let (program, args) = command.split_first().context("no program given")?;
     let resolved = opts.resolve(program, args)?;
     let config = proxy_opts.config(&resolved)?;
+    let policy = mcp_j_audit::McpPolicy {
+        allowed_tools: (!config.tools.allow.is_empty()).then(|| config.tools.allow.iter().cloned().collect()),
+        denied_tools: config.tools.deny.iter().cloned().collect(),
+        server_requests: describe_server_requests(&config.server_requests),
+        max_message_bytes: Some(config.max_message_bytes as u64),
+    };
+    let session = crate::audit::Session::start(&resolved, mcp_j_audit::Command::Run, Some(policy))?;
+    match serve(&resolved, &config, program, proxy_opts.grace_period, verbose, &session) {
+        Ok(finished) => {
+            session.end(&finished);
+            finish(program, &finished, verbose)
+        }
+        Err(e) => {
+            session.failed(&e);
+            Err(e)
+        }
+    }
+}
+
+fn describe_server_requests(policy: &ServerRequestPolicy) -> String {
+    let allowed: Vec<&str> = [
+        (policy.sampling, "sampling"),
+        (policy.elicitation, "elicitation"),
+        (policy.roots, "roots"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if allowed.is_empty() {
+        "deny all (sampling, elicitation, roots)".to_string()
+    } else {
+        format!("allow {}; deny the rest", allowed.join(", "))
+    }
+}
+
+/// Proxy decisions go to the audit log, and to stderr with `-vv`.
+struct Events<'a> {
+    audit: &'a mcp_j_audit::AuditLog,
+    stderr: StderrEvents,
+}
+
+impl EventSink for Events<'_> {
+    fn event(&self, event: &ProxyEvent) {
+        self.audit.event(event);
+        self.stderr.event(event);
+    }
+}
+
+/// The jail and the proxy, from spawn to the end of both.
+fn serve(
+    resolved: &Resolved,
+    config: &ProxyConfig,
+    program: &str,
+    grace: Duration,
+    verbose: u8,
+    session: &crate::audit::Session,
+) -> Result<Finished> {
+    let _ = program;
     let stdio = JailStdio {
         stdin: Stdio::piped(),
         stdout: Stdio::piped(),
         stderr: Stdio::piped(),
     };
     let cgroup_parent = crate::cgroup_parent();
-    let mut jail = Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent.as_ref())?;
+    let mut jail =
+        Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent.as_ref()).map_err(crate::setup_context)?;
+    session.ready(&jail.wait_ready(crate::READY_TIMEOUT).map_err(crate::setup_context)?);
     let control = jail.control();
     let (server_in, server_out, server_err) = jail.take_stdio();
     let (server_in, server_out, server_err) = match (server_in, server_out, server_err) {
@@ -205,8 +265,11 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let events = StderrEvents { show: verbose >= 2 };
-    let grace = proxy_opts.grace_period;
+    let events = Events {
+        audit: &session.log,
+        stderr: StderrEvents { show: verbose >= 2 },
+    };
+    let redactor = session.redactor.clone();
     let ended = runtime.block_on(async move {
         let server_in = tokio::process::ChildStdin::from_std(server_in)?;
         let server_out = tokio::process::ChildStdout::from_std(server_out)?;
@@ -217,13 +280,14 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
             eof: Some(eof_tx),
         };
         let proxy = mcp_j_proxy::run_proxy(
-            &config,
+            config,
             client_in,
             client_writer()?,
             server_in,
             server_out,
             server_err,
-            tokio::io::stderr(),
+            // Server stderr and our own log lines: secrets and credentials redacted.
+            mcp_j_audit::RedactingWriter::new(tokio::io::stderr(), redactor),
             &events,
         );
         tokio::pin!(proxy);
@@ -270,22 +334,18 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
     if let Some(Err(e)) = proxy_result {
         eprintln!("mcp-j: proxy error: {e}");
     }
-    let (outcome, report) = match jail_result {
-        Some(Ok(done)) => done,
-        Some(Err(e @ SandboxError::Setup { .. })) => {
-            return Err(anyhow::Error::new(e)
-                .context("the sandbox could not be set up; `mcp-j doctor` tells what this machine offers"));
-        }
-        Some(Err(e)) => return Err(e.into()),
+    match jail_result {
+        Some(Ok(done)) => Ok(done),
+        Some(Err(e)) => Err(crate::setup_context(e)),
         None => anyhow::bail!("the sandbox ended without a status"),
-    };
-    finish(program, outcome, &report, verbose)
+    }
 }
 
 /// Report the end of a sandboxed run and turn it into our exit status.
-pub fn finish(program: &str, outcome: Outcome, report: &SandboxReport, verbose: u8) -> Result<ExitCode> {
+pub fn finish(program: &str, finished: &Finished, verbose: u8) -> Result<ExitCode> {
+    let outcome = finished.outcome;
     if verbose > 0 {
-        for layer in &report.layers {
+        for layer in &finished.report.layers {
             let status = format!("{:?}", layer.status).to_lowercase();
             eprintln!("mcp-j: {:<14} {:<9} {}", layer.name, status, layer.means);
         }

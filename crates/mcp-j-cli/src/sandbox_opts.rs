@@ -9,6 +9,7 @@ use clap::Args;
 use mcp_j_engine::{Limits, SandboxSpec, Workdir};
 use serde::Deserialize;
 
+use crate::config::Config;
 use crate::units::{parse_duration, parse_size};
 
 /// Sandbox options (docs: ../shared/INTERFACE.md, "Sandbox options").
@@ -58,6 +59,10 @@ pub struct SandboxOpts {
     /// Append audit events (JSON Lines) to FILE
     #[arg(long = "audit-log", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// The configuration (file, then `MCP_J_*` variables) under the manifest and these
+    /// flags; `main` sets it from the loaded configuration.
+    #[arg(skip)]
+    pub config: Config,
 }
 
 /// `--manifest`: the same settings as the flags, as JSON. Unknown fields are errors.
@@ -80,8 +85,7 @@ pub struct Manifest {
     fds: Option<u64>,
     cpu: Option<u64>,
     timeout: Option<String>,
-    #[serde(default)]
-    no_subprocess: bool,
+    no_subprocess: Option<bool>,
     /// `run` only: `--allow-tool`, `--deny-tool`, `--allow-server-request`.
     #[serde(default)]
     allow_tools: Vec<String>,
@@ -118,7 +122,7 @@ fn redact_value(spec: &str) -> String {
     }
 }
 
-fn check_env_name(name: &str) -> Result<()> {
+pub(crate) fn check_env_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && !name.starts_with(|c: char| c.is_ascii_digit())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
@@ -200,10 +204,16 @@ pub struct Resolved {
     pub allow_tools: Vec<String>,
     pub deny_tools: Vec<String>,
     pub allow_server_requests: Vec<String>,
+    /// Where audit events go: `--audit-log`, else the configuration's `audit_log`.
+    pub audit_log: Option<PathBuf>,
+    /// The secrets, `(name, value)`: for the redactor only. Their values are also in
+    /// `spec.env`, the one place they are meant to be.
+    pub secrets: Vec<(String, String)>,
 }
 
 impl SandboxOpts {
-    /// Merge manifest and flags, read secrets, check paths: a ready spec.
+    /// Merge configuration, manifest and flags (in that order, later wins), read secrets,
+    /// check paths: a ready spec.
     pub fn resolve(&self, program: &str, args: &[String]) -> Result<Resolved> {
         let manifest: Manifest = match &self.manifest {
             Some(path) => {
@@ -217,7 +227,8 @@ impl SandboxOpts {
             bail!("network egress (`--allow-net`) is not available yet; the sandbox has no network");
         }
 
-        let defaults = Limits::default();
+        let config = &self.config;
+        let defaults = config.limits();
         let manifest_memory = manifest
             .memory
             .as_deref()
@@ -255,8 +266,12 @@ impl SandboxOpts {
                 }
             }
         }
-        for item in manifest.secrets.iter().chain(&self.secret) {
+        let config_secrets: Vec<String> = config.secrets.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut secrets: Vec<(String, String)> = Vec::new();
+        for item in config_secrets.iter().chain(&manifest.secrets).chain(&self.secret) {
             let (name, value) = read_secret(item)?;
+            secrets.retain(|(n, _)| *n != name);
+            secrets.push((name.clone(), value.clone()));
             set_env(&mut env, name, value);
         }
 
@@ -292,15 +307,23 @@ impl SandboxOpts {
                 ro_paths,
                 rw_paths,
                 limits,
-                no_subprocess: self.no_subprocess || manifest.no_subprocess,
+                no_subprocess: self.no_subprocess
+                    || manifest.no_subprocess.or(config.policy.no_subprocess).unwrap_or(false),
                 limits_by_cgroup: false,
             },
-            timeout: self.timeout.or(manifest_timeout),
-            allow_tools: manifest.allow_tools,
-            deny_tools: manifest.deny_tools,
-            allow_server_requests: manifest.allow_server_requests,
+            timeout: self.timeout.or(manifest_timeout).or(config.limits.timeout.map(|t| t.0)),
+            allow_tools: concat(&config.policy.allow_tools, manifest.allow_tools),
+            deny_tools: concat(&config.policy.deny_tools, manifest.deny_tools),
+            allow_server_requests: concat(&config.policy.allow_server_requests, manifest.allow_server_requests),
+            audit_log: self.audit_log.clone().or_else(|| config.audit_log.clone()),
+            secrets,
         })
     }
+}
+
+/// The configuration's list, then the manifest's.
+fn concat(config: &Option<Vec<String>>, manifest: Vec<String>) -> Vec<String> {
+    config.iter().flatten().cloned().chain(manifest).collect()
 }
 
 #[cfg(test)]
@@ -435,5 +458,75 @@ mod tests {
         .err()
         .expect("unknown field refused");
         assert!(format!("{err:#}").contains("memroy"));
+    }
+
+    #[test]
+    fn config_is_under_manifest_and_flags() {
+        use crate::config::{LimitsConfig, PolicyConfig, Size};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = dir.path().join("m.json");
+        std::fs::write(&m, r#"{"pids": 10, "deny_tools": ["b"], "no_subprocess": false}"#).expect("write");
+        let config = Config {
+            audit_log: Some("/config/audit".into()),
+            limits: LimitsConfig {
+                memory: Some(Size(1 << 30)),
+                pids: Some(5),
+                fds: Some(100),
+                timeout: Some(crate::config::Timeout(Duration::from_secs(9))),
+                ..Default::default()
+            },
+            policy: PolicyConfig {
+                no_subprocess: Some(true),
+                deny_tools: Some(vec!["a".into()]),
+                ..Default::default()
+            },
+            secrets: [("CFG_SECRET".to_string(), "env:CARGO".to_string())].into(),
+            ..Default::default()
+        };
+        let r = resolve(SandboxOpts {
+            manifest: Some(m),
+            workdir: Some("/tmp".into()),
+            fds: Some(200),
+            config: config.clone(),
+            ..Default::default()
+        })
+        .expect("resolve");
+        assert_eq!(r.spec.limits.memory_bytes, 1 << 30, "config over the default");
+        assert_eq!(r.spec.limits.pids, 10, "manifest over config");
+        assert_eq!(r.spec.limits.fds, 200, "flag over all");
+        assert_eq!(r.spec.limits.cpu_millicores, Limits::default().cpu_millicores);
+        assert_eq!(r.timeout, Some(Duration::from_secs(9)));
+        assert!(!r.spec.no_subprocess, "the manifest's false beats the config's true");
+        assert_eq!(r.deny_tools, ["a", "b"]);
+        assert_eq!(r.audit_log, Some(PathBuf::from("/config/audit")));
+        assert!(r.spec.env.iter().any(|(k, _)| k == "CFG_SECRET"));
+
+        let r = resolve(SandboxOpts {
+            workdir: Some("/tmp".into()),
+            audit_log: Some("/flag/audit".into()),
+            config,
+            ..Default::default()
+        })
+        .expect("resolve");
+        assert!(r.spec.no_subprocess);
+        assert_eq!(r.audit_log, Some(PathBuf::from("/flag/audit")));
+    }
+
+    #[test]
+    fn secret_errors_name_the_source_never_the_value() {
+        let err = resolve(SandboxOpts {
+            secret: vec!["TOKEN=env:MCP_J_SURELY_UNSET_SECRET".into()],
+            ..Default::default()
+        })
+        .err()
+        .expect("missing variable");
+        assert!(format!("{err:#}").contains("MCP_J_SURELY_UNSET_SECRET"));
+        let err = resolve(SandboxOpts {
+            secret: vec!["TOKEN=file:/nonexistent/mcp-j-secret".into()],
+            ..Default::default()
+        })
+        .err()
+        .expect("unreadable file");
+        assert!(format!("{err:#}").contains("/nonexistent/mcp-j-secret"));
     }
 }

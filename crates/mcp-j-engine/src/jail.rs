@@ -212,6 +212,9 @@ fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), Failure> 
 // Init: steps 8–14.
 // ---------------------------------------------------------------------------------------
 
+/// How many refused `execve`s init reports; later ones are refused silently.
+const MAX_REPORTED_DENIALS: u32 = 64;
+
 /// Signals init forwards to the program (from the supervisor, e.g. a graceful SIGTERM).
 const FORWARDED_SIGNALS: [i32; 6] = [
     libc::SIGTERM,
@@ -350,7 +353,12 @@ fn init(
         None => None,
     };
     let signals = sys::signalfd(&blocked).at(Step::InitLoop)?;
-    let status = init_loop(program_pid, signals.as_fd(), listener.as_ref().map(|l| l.as_fd()))?;
+    let status = init_loop(
+        program_pid,
+        signals.as_fd(),
+        listener.as_ref().map(|l| l.as_fd()),
+        report,
+    )?;
     report.send(match status {
         ChildStatus::Exited(code) => Record::ProgramExited { code },
         ChildStatus::Signaled(signal) => Record::ProgramSignaled { signal },
@@ -409,9 +417,11 @@ fn init_loop(
     program: libc::pid_t,
     signals: BorrowedFd<'_>,
     listener: Option<BorrowedFd<'_>>,
+    report: &Reporter,
 ) -> Result<ChildStatus, Failure> {
     use rustix::event::{PollFd, PollFlags};
     let mut execs_allowed = 1u32;
+    let mut denials_reported = 0u32;
     let mut listener = listener;
     loop {
         let mut fds = vec![PollFd::new(&signals, PollFlags::IN)];
@@ -445,6 +455,14 @@ fn init_loop(
                     };
                     // The caller may have died meanwhile (ENOENT): nothing to do then.
                     let _ = sys::seccomp_notif_send(l, n.id, errno);
+                    // Tell the supervisor (for the audit log), up to a bound: a program
+                    // looping on execve must not flood the report pipe.
+                    if let Some(errno) = errno
+                        && denials_reported < MAX_REPORTED_DENIALS
+                    {
+                        denials_reported += 1;
+                        report.send(Record::ExecDenied { errno });
+                    }
                 }
             } else if ev.intersects(PollFlags::HUP | PollFlags::ERR) {
                 listener = None; // no task uses the filter any more

@@ -34,4 +34,4 @@ mod sys;
 
 pub use report::{Layer, LayerStatus, SandboxReport};
 pub use spec::{Limits, SandboxSpec, Workdir};
-pub use supervisor::{Jail, JailStdio, Outcome, SandboxError};
+pub use supervisor::{Denial, Finished, Jail, JailStdio, Outcome, SandboxError, Usage};

@@ -164,6 +164,11 @@ pub enum Record {
         /// Signal number.
         signal: i32,
     },
+    /// Init refused an `execve` under `--no-subprocess`.
+    ExecDenied {
+        /// The errno the caller got.
+        errno: i32,
+    },
 }
 
 /// Size of one encoded record.
@@ -179,6 +184,7 @@ impl Record {
             Record::ExecFailed { errno } => (4, 0, errno),
             Record::ProgramExited { code } => (5, 0, code),
             Record::ProgramSignaled { signal } => (6, 0, signal),
+            Record::ExecDenied { errno } => (7, 0, errno),
         };
         let mut out = [0u8; RECORD_SIZE];
         out[0..4].copy_from_slice(&tag.to_ne_bytes());
@@ -206,6 +212,7 @@ impl Record {
             4 => Record::ExecFailed { errno: b },
             5 => Record::ProgramExited { code: b },
             6 => Record::ProgramSignaled { signal: b },
+            7 => Record::ExecDenied { errno: b },
             _ => return None,
         })
     }
@@ -279,6 +286,7 @@ mod tests {
             Record::ExecFailed { errno: 2 },
             Record::ProgramExited { code: 255 },
             Record::ProgramSignaled { signal: 9 },
+            Record::ExecDenied { errno: 1 },
         ];
         for step in Step::ALL {
             records.push(Record::SetupFailed { step, errno: 13 });

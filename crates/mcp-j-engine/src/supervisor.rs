@@ -76,6 +76,42 @@ impl Outcome {
     }
 }
 
+/// What the jail used, and how that was measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Usage {
+    /// CPU time of every process of the jail, in microseconds.
+    pub cpu_time_usec: u64,
+    /// Peak memory in bytes: of the whole jail with a cgroup; without, of its largest
+    /// single process (the kernel keeps no total for a process tree).
+    pub peak_memory_bytes: u64,
+    /// `cgroup` or `rusage`.
+    pub measured_by: &'static str,
+}
+
+/// A denial the sandbox observed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// What was refused (`execve`).
+    pub what: &'static str,
+    /// The errno the program got.
+    pub errno: i32,
+    /// When the supervisor heard of it.
+    pub at: std::time::SystemTime,
+}
+
+/// A jail that has ended.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// How the program ended.
+    pub outcome: Outcome,
+    /// What the jail enforced.
+    pub report: SandboxReport,
+    /// What it used.
+    pub usage: Usage,
+    /// Denials the sandbox observed (at most a bounded number).
+    pub denials: Vec<Denial>,
+}
+
 /// What the jail's standard streams are connected to.
 pub struct JailStdio {
     /// The program's stdin.
@@ -107,6 +143,7 @@ pub struct Jail {
     setup_failure: Option<(Step, i32)>,
     exec_failure: Option<i32>,
     program_end: Option<Outcome>,
+    denials: Vec<Denial>,
     report_closed: bool,
     limits_by_cgroup: bool,
     no_subprocess: bool,
@@ -261,6 +298,7 @@ impl Jail {
             setup_failure: None,
             exec_failure: None,
             program_end: None,
+            denials: Vec::new(),
             report_closed: false,
             limits_by_cgroup: spec.limits_by_cgroup,
             no_subprocess: spec.no_subprocess,
@@ -310,8 +348,25 @@ impl Jail {
         }
     }
 
+    /// Wait until the program is about to start (its last setup step reported) or setup
+    /// failed, at most `timeout`: the sandbox report is then known, for a session's start.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Result<SandboxReport, SandboxError> {
+        let deadline = Instant::now() + timeout;
+        while self.landlock.is_none() && self.setup_failure.is_none() && !self.report_closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.read_report(Some(left))?;
+        }
+        if let Some((step, errno)) = self.setup_failure {
+            return Err(SandboxError::Setup { step, errno });
+        }
+        Ok(self.report())
+    }
+
     /// Wait for the program to end, at most `timeout` (then kill the jail).
-    pub fn wait(mut self, timeout: Option<Duration>) -> Result<(Outcome, SandboxReport), SandboxError> {
+    pub fn wait(mut self, timeout: Option<Duration>) -> Result<Finished, SandboxError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut timed_out = false;
         while !self.report_closed {
@@ -329,22 +384,40 @@ impl Jail {
             };
             self.read_report(remaining)?;
         }
-        let status = self.helper.wait().map_err(SandboxError::Pipe)?;
+        let (status, rusage) = sys::wait_with_usage(self.helper.id() as libc::pid_t).map_err(SandboxError::Pipe)?;
+        let usage = match &self.cgroup {
+            Some(cg) => Usage {
+                cpu_time_usec: cg.cpu_usage_usec().unwrap_or(rusage.cpu_usec),
+                peak_memory_bytes: cg.peak_memory().ok().flatten().unwrap_or(rusage.max_rss_bytes),
+                measured_by: "cgroup",
+            },
+            None => Usage {
+                cpu_time_usec: rusage.cpu_usec,
+                peak_memory_bytes: rusage.max_rss_bytes,
+                measured_by: "rusage",
+            },
+        };
         let report = self.report();
+        let finished = |outcome| Finished {
+            outcome,
+            report: report.clone(),
+            usage,
+            denials: self.denials.clone(),
+        };
         if timed_out {
-            return Ok((Outcome::TimedOut, report));
+            return Ok(finished(Outcome::TimedOut));
         }
         if let Some((step, errno)) = self.setup_failure {
             return Err(SandboxError::Setup { step, errno });
         }
         if let Some(errno) = self.exec_failure {
-            return Ok((Outcome::ExecFailed(errno), report));
+            return Ok(finished(Outcome::ExecFailed(errno)));
         }
         match self.program_end {
-            Some(outcome) => Ok((outcome, report)),
+            Some(outcome) => Ok(finished(outcome)),
             // We killed the jail (grace period over) before init could report.
-            None if self.control.was_killed() => Ok((Outcome::Signaled(libc::SIGKILL), report)),
-            None => Err(SandboxError::Lost(status.to_string())),
+            None if self.control.was_killed() => Ok(finished(Outcome::Signaled(libc::SIGKILL))),
+            None => Err(SandboxError::Lost(format!("{status:?}"))),
         }
     }
 
@@ -385,6 +458,11 @@ impl Jail {
                 Some(Record::ExecFailed { errno }) => self.exec_failure = Some(errno),
                 Some(Record::ProgramExited { code }) => self.program_end = Some(Outcome::Exited(code)),
                 Some(Record::ProgramSignaled { signal }) => self.program_end = Some(Outcome::Signaled(signal)),
+                Some(Record::ExecDenied { errno }) => self.denials.push(Denial {
+                    what: "execve",
+                    errno,
+                    at: std::time::SystemTime::now(),
+                }),
                 None => {}
             }
         }

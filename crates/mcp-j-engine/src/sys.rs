@@ -480,6 +480,50 @@ fn wait_impl(pid: libc::pid_t, flags: i32) -> io::Result<Option<(libc::pid_t, Ch
     }
 }
 
+/// What a waited-for child and every descendant it waited for used.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ChildUsage {
+    /// User plus system CPU time, in microseconds.
+    pub cpu_usec: u64,
+    /// The largest resident set of any single one of those processes, in bytes.
+    pub max_rss_bytes: u64,
+}
+
+/// Blocking `wait4(pid)`, retried on EINTR: how the child ended and what it (and the
+/// descendants it waited for) used.
+pub fn wait_with_usage(pid: libc::pid_t) -> io::Result<(ChildStatus, ChildUsage)> {
+    loop {
+        let mut status = 0;
+        // SAFETY: rusage is plain old data that wait4 fills in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: valid out-pointers for the duration of the call.
+        let ret = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if !(libc::WIFEXITED(status) || libc::WIFSIGNALED(status)) {
+            continue;
+        }
+        let st = if libc::WIFSIGNALED(status) {
+            ChildStatus::Signaled(libc::WTERMSIG(status))
+        } else {
+            ChildStatus::Exited(libc::WEXITSTATUS(status))
+        };
+        let usec = |t: libc::timeval| (t.tv_sec as u64).saturating_mul(1_000_000) + t.tv_usec as u64;
+        return Ok((
+            st,
+            ChildUsage {
+                cpu_usec: usec(usage.ru_utime) + usec(usage.ru_stime),
+                max_rss_bytes: (usage.ru_maxrss as u64).saturating_mul(1024),
+            },
+        ));
+    }
+}
+
 /// `kill(2)`.
 pub fn kill(pid: libc::pid_t, signal: i32) -> io::Result<()> {
     // SAFETY: kill has no memory-safety preconditions.

@@ -32,6 +32,8 @@
 
 #![allow(dead_code)]
 
+pub mod session;
+
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::io::Read;

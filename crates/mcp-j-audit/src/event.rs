@@ -1,0 +1,688 @@
+//! The audit events: one envelope ([`AuditEvent`]) and one body per `event_type`.
+//!
+//! Field names follow what log pipelines expect (ECS-like where ECS has a name:
+//! `process.executable`, `process.args`, `process.command_line`, `process.working_directory`,
+//! `host.pid`, `host.hostname`, `event_type` dotted). docs/AUDIT.md and
+//! docs/audit.schema.json describe the same shapes; the tests keep them in step.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mcp_j_engine::SandboxReport;
+use mcp_j_proxy::{Decision, Direction, MessageKind, ProxyEvent};
+use serde::Serialize;
+
+/// The value of every event's `schema_version`. Bumped on any incompatible change.
+pub const SCHEMA_VERSION: &str = "mcp-j.audit/1";
+
+/// One audit event: the envelope every line carries, then the body.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    /// Always [`SCHEMA_VERSION`].
+    pub schema_version: &'static str,
+    /// When the event was recorded: RFC 3339, UTC, microseconds (`2025-06-01T12:00:00.123456Z`).
+    pub timestamp: String,
+    /// Random per run (128 bits, lowercase hex): joins the lines of one session.
+    pub session_id: String,
+    /// The machine and the `mcp-j` process that wrote the event.
+    pub host: HostInfo,
+    /// `event_type` and the event's own fields.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+/// Where the event was written from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostInfo {
+    /// The host name, when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Pid of the `mcp-j` process (the supervisor), not of the sandboxed program.
+    pub pid: u32,
+}
+
+/// The event's type and fields. Serialised flat, with `event_type` as the tag.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event_type")]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "built once per event and serialised at once; never stored in bulk"
+)]
+pub enum EventBody {
+    /// `session.start`: what runs, how, with what limits and policy.
+    #[serde(rename = "session.start")]
+    SessionStart(SessionStart),
+    /// `sandbox.ready`: the jail is up; the sandbox report.
+    #[serde(rename = "sandbox.ready")]
+    SandboxReady(SandboxReady),
+    /// `proxy.decision`: one message seen by the MCP proxy and what it did.
+    #[serde(rename = "proxy.decision")]
+    ProxyDecision(ProxyDecision),
+    /// `sandbox.denial`: something the sandbox refused and could observe.
+    #[serde(rename = "sandbox.denial")]
+    SandboxDenial(SandboxDenial),
+    /// `session.end`: how it ended, how long it took, what it used.
+    #[serde(rename = "session.end")]
+    SessionEnd(SessionEnd),
+}
+
+impl EventBody {
+    /// The dotted `event_type`.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            EventBody::SessionStart(_) => "session.start",
+            EventBody::SandboxReady(_) => "sandbox.ready",
+            EventBody::ProxyDecision(_) => "proxy.decision",
+            EventBody::SandboxDenial(_) => "sandbox.denial",
+            EventBody::SessionEnd(_) => "session.end",
+        }
+    }
+}
+
+macro_rules! into_body {
+    ($($t:ident),*) => {$(
+        impl From<$t> for EventBody {
+            fn from(v: $t) -> EventBody {
+                EventBody::$t(v)
+            }
+        }
+    )*};
+}
+into_body!(SessionStart, SandboxReady, ProxyDecision, SandboxDenial, SessionEnd);
+
+/// Which `mcp-j` command started the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Command {
+    /// `mcp-j exec`: any program, no protocol.
+    Exec,
+    /// `mcp-j run`: an MCP server behind the proxy.
+    Run,
+}
+
+/// `session.start`: emitted before the sandbox is set up, so that a run whose setup fails
+/// is still on record (its `session.end` says why). The sandbox report follows in
+/// `sandbox.ready`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionStart {
+    /// `exec` or `run`.
+    pub command: Command,
+    /// The program to run.
+    pub process: ProcessInfo,
+    /// How the program was resolved.
+    pub source: Source,
+    /// Host paths exposed in the sandbox, besides the system directories.
+    pub exposed_paths: Vec<ExposedPath>,
+    /// Egress the sandbox allows (`HOST[:PORT]`); empty means no network.
+    pub network_allow: Vec<String>,
+    /// Names of the environment variables given to the program (never values).
+    pub env_names: Vec<String>,
+    /// Names of the secrets given to the program (never values).
+    pub secret_names: Vec<String>,
+    /// The resource limits asked for.
+    pub limits: Limits,
+    /// The MCP message policy (`run` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<McpPolicy>,
+}
+
+impl SessionStart {
+    /// A start event for `program args…` in `workdir`, everything else empty (`source`
+    /// local, no paths, no network, no policy, no limits).
+    pub fn new(command: Command, program: &str, args: &[String], workdir: &str) -> Self {
+        SessionStart {
+            command,
+            process: ProcessInfo::new(program, args, workdir),
+            source: Source::local(),
+            exposed_paths: Vec::new(),
+            network_allow: Vec::new(),
+            env_names: Vec::new(),
+            secret_names: Vec::new(),
+            limits: Limits::default(),
+            policy: None,
+        }
+    }
+}
+
+/// The program, ECS-style.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessInfo {
+    /// The program as given (a path or a name looked up in the sandbox's `PATH`).
+    pub executable: String,
+    /// The full argv, `executable` first.
+    pub args: Vec<String>,
+    /// `args` joined with shell quoting, for display and search.
+    pub command_line: String,
+    /// The working directory (host path).
+    pub working_directory: String,
+}
+
+impl ProcessInfo {
+    /// `program` with `args` (not including the program) in `workdir`.
+    pub fn new(program: &str, args: &[String], workdir: &str) -> Self {
+        let mut argv = Vec::with_capacity(args.len() + 1);
+        argv.push(program.to_string());
+        argv.extend(args.iter().cloned());
+        let command_line = argv.iter().map(|a| shell_quote(a)).collect::<Vec<_>>().join(" ");
+        ProcessInfo {
+            executable: program.to_string(),
+            args: argv,
+            command_line,
+            working_directory: workdir.to_string(),
+        }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:,+@%".contains(&b));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Where the program came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// `local` (a program on this machine) or `registry` (a package).
+    pub kind: SourceKind,
+    /// The package reference as given (`org/name@1.2.3`), for `registry`.
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The verified content digest (`sha256:…`), for `registry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl Source {
+    /// A local program.
+    pub fn local() -> Self {
+        Source {
+            kind: SourceKind::Local,
+            reference: None,
+            digest: None,
+        }
+    }
+
+    /// A registry package, resolved to `digest`.
+    pub fn registry(reference: impl Into<String>, digest: impl Into<String>) -> Self {
+        Source {
+            kind: SourceKind::Registry,
+            reference: Some(reference.into()),
+            digest: Some(digest.into()),
+        }
+    }
+}
+
+/// See [`Source::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A program on this machine.
+    Local,
+    /// A registry package.
+    Registry,
+}
+
+/// A host path exposed in the sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExposedPath {
+    /// The host path (also the path inside).
+    pub path: String,
+    /// `ro` or `rw`.
+    pub access: Access,
+}
+
+/// Read-only or read-write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Read-only.
+    Ro,
+    /// Read-write.
+    Rw,
+}
+
+/// Resource limits as asked for (what enforces each one is in `sandbox.ready`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Memory limit in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+    /// Task (process + thread) limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+    /// Open-file limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fds: Option<u64>,
+    /// CPU quota in millicores (1000 = one core).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_millicores: Option<u64>,
+    /// Wall-clock limit in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Whether the program may start other programs.
+    pub no_subprocess: bool,
+}
+
+/// The proxy's message policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct McpPolicy {
+    /// When set, only these tools may be called.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_tools: Option<Vec<String>>,
+    /// These tools may never be called.
+    pub denied_tools: Vec<String>,
+    /// What happens to requests the server sends the client (e.g. `forward`, `deny`).
+    pub server_requests: String,
+    /// The per-message size limit, in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<u64>,
+}
+
+/// `sandbox.ready`: the jail is set up and the program is about to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SandboxReady {
+    /// Host pid of the jail's init, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jail_pid: Option<i32>,
+    /// Every layer: `{name, status: enforced|partial|absent, means}`.
+    pub sandbox: SandboxReport,
+}
+
+impl SandboxReady {
+    /// From the engine's report.
+    pub fn new(report: SandboxReport, jail_pid: Option<i32>) -> Self {
+        SandboxReady {
+            jail_pid,
+            sandbox: report,
+        }
+    }
+}
+
+/// `proxy.decision`, from a [`ProxyEvent`]. Argument values never appear, only a hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProxyDecision {
+    /// `client_to_server` or `server_to_client`.
+    pub direction: Direction,
+    /// `request`, `notification`, `response`, `error_response`, `invalid`, `oversize`.
+    pub message_kind: MessageKind,
+    /// The JSON-RPC method (for responses, the request's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The JSON-RPC id as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// The tool, for `tools/call` and its response.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// `forwarded`, `rejected`, `dropped` or `rewritten`.
+    pub decision: &'static str,
+    /// For `rejected`: the JSON-RPC error code sent back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<i64>,
+    /// For `rejected` and `dropped`: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// For `rewritten`: what was changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewritten: Option<String>,
+    /// Size of the message as received (newline excluded).
+    pub bytes: u64,
+    /// For responses: time since the request passed the proxy, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<f64>,
+    /// SHA-256 (hex) of the canonical `tools/call` arguments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args_sha256: Option<String>,
+    /// For error responses: their JSON-RPC error code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<i64>,
+}
+
+impl From<&ProxyEvent> for ProxyDecision {
+    fn from(e: &ProxyEvent) -> Self {
+        let (decision, code, reason, rewritten) = match &e.decision {
+            Decision::Forwarded => ("forwarded", None, None, None),
+            Decision::Rejected { code, reason } => ("rejected", Some(*code), Some(reason.clone()), None),
+            Decision::Dropped { reason } => ("dropped", None, Some(reason.clone()), None),
+            Decision::Rewritten { what } => ("rewritten", None, None, Some(what.clone())),
+        };
+        ProxyDecision {
+            direction: e.direction,
+            message_kind: e.kind,
+            method: e.method.clone(),
+            request_id: e.id.clone(),
+            tool: e.tool.clone(),
+            decision,
+            code,
+            reason,
+            rewritten,
+            bytes: e.bytes,
+            duration_ms: e.duration.map(|d| d.as_secs_f64() * 1000.0),
+            args_sha256: e.args_sha256.clone(),
+            error_code: e.error_code,
+        }
+    }
+}
+
+/// `sandbox.denial`: an operation the sandbox refused and observed (e.g. an `execve`
+/// refused under `--no-subprocess`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SandboxDenial {
+    /// The layer that refused (`seccomp`, `landlock`, `no_subprocess`, …).
+    pub layer: String,
+    /// The operation refused, usually a syscall name (`execve`).
+    pub syscall: String,
+    /// The errno the program got.
+    pub errno: i32,
+    /// Its symbolic name (`EPERM`), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errno_name: Option<String>,
+    /// Host pid of the process refused, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// Anything else (a path, an address), redacted like every string.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl SandboxDenial {
+    /// `layer` refused `syscall` with `errno`.
+    pub fn new(layer: &str, syscall: &str, errno: i32) -> Self {
+        SandboxDenial {
+            layer: layer.to_string(),
+            syscall: syscall.to_string(),
+            errno,
+            errno_name: errno_name(errno).map(str::to_string),
+            pid: None,
+            detail: None,
+        }
+    }
+
+    /// An `execve` refused under `--no-subprocess`.
+    pub fn exec_denied(errno: i32) -> Self {
+        SandboxDenial::new("no_subprocess", "execve", errno)
+    }
+}
+
+fn errno_name(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        1 => "EPERM",
+        2 => "ENOENT",
+        11 => "EAGAIN",
+        12 => "ENOMEM",
+        13 => "EACCES",
+        18 => "EXDEV",
+        22 => "EINVAL",
+        24 => "EMFILE",
+        30 => "EROFS",
+        38 => "ENOSYS",
+        95 => "EOPNOTSUPP",
+        111 => "ECONNREFUSED",
+        113 => "EHOSTUNREACH",
+        _ => return None,
+    })
+}
+
+/// `session.end`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionEnd {
+    /// `exited`, `signaled`, `timed_out` or `failed` (mcp-j could not run it).
+    pub outcome: Outcome,
+    /// The program's exit code, when it exited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that killed it, when one did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Whether `--timeout` stopped it.
+    pub timed_out: bool,
+    /// For `failed`: what went wrong (redacted like every string).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Wall-clock time from session start, in milliseconds.
+    pub duration_ms: f64,
+    /// What the jail used.
+    pub resources: Resources,
+}
+
+/// See [`SessionEnd::outcome`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The program exited with `exit_code`.
+    Exited,
+    /// `signal` killed it.
+    Signaled,
+    /// The wall-clock limit stopped it.
+    TimedOut,
+    /// mcp-j failed before or while running it; see `error`.
+    Failed,
+}
+
+impl SessionEnd {
+    fn with(outcome: Outcome, duration: Duration) -> Self {
+        SessionEnd {
+            outcome,
+            exit_code: None,
+            signal: None,
+            timed_out: outcome == Outcome::TimedOut,
+            error: None,
+            duration_ms: duration.as_secs_f64() * 1000.0,
+            resources: Resources::unmeasured(),
+        }
+    }
+
+    /// The program exited with `code`.
+    pub fn exited(code: i32, duration: Duration, resources: Resources) -> Self {
+        SessionEnd {
+            exit_code: Some(code),
+            resources,
+            ..SessionEnd::with(Outcome::Exited, duration)
+        }
+    }
+
+    /// `signal` killed the program.
+    pub fn signaled(signal: i32, duration: Duration, resources: Resources) -> Self {
+        SessionEnd {
+            signal: Some(signal),
+            resources,
+            ..SessionEnd::with(Outcome::Signaled, duration)
+        }
+    }
+
+    /// The timeout stopped the program, with `signal` if one was sent.
+    pub fn timed_out(signal: Option<i32>, duration: Duration, resources: Resources) -> Self {
+        SessionEnd {
+            signal,
+            resources,
+            ..SessionEnd::with(Outcome::TimedOut, duration)
+        }
+    }
+
+    /// mcp-j failed (the sandbox could not be set up, …).
+    pub fn failed(error: impl Into<String>, duration: Duration) -> Self {
+        SessionEnd {
+            error: Some(error.into()),
+            ..SessionEnd::with(Outcome::Failed, duration)
+        }
+    }
+}
+
+/// What the jail used, and how that was measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resources {
+    /// Peak memory in bytes; see `peak_memory_scope`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
+    /// User + system CPU time of all the jail's processes, in milliseconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cpu_time_ms: Option<u64>,
+    /// `cgroup` (`memory.peak`, `cpu.stat`), `rusage` (`getrusage(RUSAGE_CHILDREN)`), or
+    /// `none`.
+    pub measured_by: Measure,
+    /// `jail` (the whole cgroup's peak) or `largest_process` (under rusage: the largest
+    /// single process's max RSS, not the sum), absent when not measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory_scope: Option<MemoryScope>,
+}
+
+/// See [`Resources::measured_by`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    /// cgroup v2 counters of the jail's cgroup.
+    Cgroup,
+    /// `getrusage` of the reaped children.
+    Rusage,
+    /// Not measured.
+    None,
+}
+
+/// See [`Resources::peak_memory_scope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryScope {
+    /// All of the jail's memory at its peak.
+    Jail,
+    /// The largest single process's max RSS.
+    LargestProcess,
+}
+
+impl Resources {
+    /// From the jail's cgroup (`memory.peak`, `cpu.stat` `usage_usec`).
+    pub fn cgroup(peak_memory_bytes: Option<u64>, cpu_time: Option<Duration>) -> Self {
+        Resources {
+            peak_memory_bytes,
+            cpu_time_ms: cpu_time.map(duration_ms),
+            measured_by: Measure::Cgroup,
+            peak_memory_scope: peak_memory_bytes.map(|_| MemoryScope::Jail),
+        }
+    }
+
+    /// From `getrusage(RUSAGE_CHILDREN)`: `ru_maxrss` (converted to bytes) is the largest
+    /// single process's peak, not the jail's.
+    pub fn rusage(max_rss_bytes: u64, cpu_time: Duration) -> Self {
+        Resources {
+            peak_memory_bytes: Some(max_rss_bytes),
+            cpu_time_ms: Some(duration_ms(cpu_time)),
+            measured_by: Measure::Rusage,
+            peak_memory_scope: Some(MemoryScope::LargestProcess),
+        }
+    }
+
+    /// Nothing measured.
+    pub fn unmeasured() -> Self {
+        Resources {
+            peak_memory_bytes: None,
+            cpu_time_ms: None,
+            measured_by: Measure::None,
+            peak_memory_scope: None,
+        }
+    }
+}
+
+impl From<&mcp_j_engine::Usage> for Resources {
+    fn from(u: &mcp_j_engine::Usage) -> Self {
+        let cpu = Duration::from_micros(u.cpu_time_usec);
+        match u.measured_by {
+            "cgroup" => Resources::cgroup(Some(u.peak_memory_bytes), Some(cpu)),
+            "rusage" => Resources::rusage(u.peak_memory_bytes, cpu),
+            _ => Resources::unmeasured(),
+        }
+    }
+}
+
+impl SessionEnd {
+    /// From the engine's outcome and usage; `duration` since session start.
+    pub fn from_engine(outcome: mcp_j_engine::Outcome, usage: &mcp_j_engine::Usage, duration: Duration) -> Self {
+        use mcp_j_engine::Outcome as E;
+        let resources = Resources::from(usage);
+        match outcome {
+            E::Exited(code) => SessionEnd::exited(code, duration, resources),
+            E::Signaled(sig) => SessionEnd::signaled(sig, duration, resources),
+            E::TimedOut => SessionEnd::timed_out(None, duration, resources),
+            E::ExecFailed(errno) => SessionEnd {
+                resources,
+                ..SessionEnd::failed(
+                    format!(
+                        "the program could not be executed: errno {errno}{}",
+                        errno_name(errno).map(|n| format!(" ({n})")).unwrap_or_default()
+                    ),
+                    duration,
+                )
+            },
+        }
+    }
+}
+
+impl From<&mcp_j_engine::Denial> for SandboxDenial {
+    fn from(d: &mcp_j_engine::Denial) -> Self {
+        if d.what == "execve" {
+            SandboxDenial::exec_denied(d.errno)
+        } else {
+            SandboxDenial::new("seccomp", d.what, d.errno)
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `t` as RFC 3339 in UTC with microseconds: `2025-06-01T12:00:00.123456Z`. Times before
+/// 1970 are written as the epoch.
+pub fn rfc3339_micros(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (y, m, dd) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian (Howard Hinnant's
+/// algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_micros(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        let t = UNIX_EPOCH + Duration::from_micros(951_782_400_000_001); // 2000-02-29
+        assert_eq!(rfc3339_micros(t), "2000-02-29T00:00:00.000001Z");
+        let t = UNIX_EPOCH + Duration::new(1_767_225_599, 999_999_999);
+        assert_eq!(rfc3339_micros(t), "2025-12-31T23:59:59.999999Z");
+    }
+
+    #[test]
+    fn command_line_is_quoted() {
+        let p = ProcessInfo::new("python3", &["-c".into(), "print('hi')".into(), "".into()], "/w");
+        assert_eq!(p.command_line, r#"python3 -c 'print('\''hi'\'')' ''"#);
+        assert_eq!(p.args.len(), 4);
+    }
+}

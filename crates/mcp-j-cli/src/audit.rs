@@ -1,0 +1,103 @@
+//! One sandboxed session's story, told to the audit log: `session.start` before the jail is
+//! set up (so a run whose setup fails is on record), `sandbox.ready` with the sandbox
+//! report, a `proxy.decision` per proxy decision (`run`), `sandbox.denial` per denial the
+//! jail observed, `session.end` with the outcome and what the jail used. Everything we
+//! write goes through the redactor built from the session's secrets.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use mcp_j_audit::{Access, AuditLog, Command, ExposedPath, Limits, McpPolicy, Redactor, SessionEnd, SessionStart};
+use mcp_j_engine::{Finished, SandboxReport, Workdir};
+
+use crate::sandbox_opts::Resolved;
+
+pub struct Session {
+    pub log: Arc<AuditLog>,
+    pub redactor: Arc<Redactor>,
+    started: Instant,
+}
+
+impl Session {
+    /// Open the audit log (if one is configured) and record `session.start`.
+    pub fn start(resolved: &Resolved, command: Command, policy: Option<McpPolicy>) -> Result<Session> {
+        let redactor = Arc::new(Redactor::new(
+            resolved.secrets.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        ));
+        for name in redactor.skipped() {
+            eprintln!("mcp-j: warning: secret `{name}` is too short to be redacted reliably from logs");
+        }
+        let log = match &resolved.audit_log {
+            Some(path) => AuditLog::open(path, redactor.clone())
+                .with_context(|| format!("cannot open the audit log `{}`", path.display()))?,
+            None => AuditLog::null(),
+        };
+        let spec = &resolved.spec;
+        let workdir = match &spec.workdir {
+            Workdir::Host(dir) => dir.display().to_string(),
+            Workdir::Private => "/tmp (private)".to_string(),
+        };
+        let mut start = SessionStart::new(command, &spec.program, &spec.args, &workdir);
+        start.exposed_paths = spec
+            .ro_paths
+            .iter()
+            .map(|p| (p, Access::Ro))
+            .chain(spec.rw_paths.iter().map(|p| (p, Access::Rw)))
+            .map(|(p, access)| ExposedPath {
+                path: p.display().to_string(),
+                access,
+            })
+            .collect();
+        let secret_names: Vec<&str> = resolved.secrets.iter().map(|(n, _)| n.as_str()).collect();
+        start.env_names = spec
+            .env
+            .iter()
+            .map(|(k, _)| k.clone())
+            .filter(|k| !secret_names.contains(&k.as_str()))
+            .collect();
+        start.secret_names = secret_names.iter().map(|n| n.to_string()).collect();
+        start.limits = Limits {
+            memory_bytes: Some(spec.limits.memory_bytes),
+            pids: Some(spec.limits.pids),
+            fds: Some(spec.limits.fds),
+            cpu_millicores: Some(spec.limits.cpu_millicores),
+            timeout_ms: resolved.timeout.map(|t| t.as_millis() as u64),
+            no_subprocess: spec.no_subprocess,
+        };
+        start.policy = policy;
+        // An audit log that cannot be written is reported, not fatal to the server: the
+        // failure count is in `session.end`'s absence, and on stderr.
+        if let Err(e) = log.session_start(start) {
+            eprintln!("mcp-j: cannot write the audit log: {e}");
+        }
+        Ok(Session {
+            log: Arc::new(log),
+            redactor,
+            started: Instant::now(),
+        })
+    }
+
+    pub fn ready(&self, report: &SandboxReport) {
+        if let Err(e) = self.log.sandbox_ready(report, None) {
+            eprintln!("mcp-j: cannot write the audit log: {e}");
+        }
+    }
+
+    /// `sandbox.denial` for each denial, then `session.end`.
+    pub fn end(&self, finished: &Finished) {
+        for denial in &finished.denials {
+            let _ = self.log.record_at(mcp_j_audit::SandboxDenial::from(denial), denial.at);
+        }
+        let end = SessionEnd::from_engine(finished.outcome, &finished.usage, self.started.elapsed());
+        if let Err(e) = self.log.session_end(end) {
+            eprintln!("mcp-j: cannot write the audit log: {e}");
+        }
+    }
+
+    /// `session.end` for a session that failed before the program ran.
+    pub fn failed(&self, error: &anyhow::Error) {
+        let text = self.redactor.redact(&format!("{error:#}")).into_owned();
+        let _ = self.log.session_end(SessionEnd::failed(text, self.started.elapsed()));
+    }
+}
