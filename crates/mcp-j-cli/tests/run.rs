@@ -8,11 +8,11 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::session::{REPLY_TIMEOUT, Session, fixtures};
-use common::{MCP_J, sandbox_test};
+use common::sandbox_test;
+use common::session::{REPLY_TIMEOUT, Session};
 use serde_json::{Value, json};
 
 fn error_code(reply: &Value) -> Option<i64> {
@@ -239,16 +239,8 @@ fn a_socketpair_as_stdio_works() {
         let workdir = run.tempdir();
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
         let theirs_out = theirs.try_clone().expect("clone");
-        let mut cmd: Command = run.runner.command(MCP_J);
-        cmd.arg("run")
-            .arg("--workdir")
-            .arg(workdir.path())
-            .arg("--ro")
-            .arg(fixtures())
-            .arg("--")
-            .arg("/usr/bin/python3")
-            .arg(fixtures().join("fake_mcp_server.py"))
-            .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        let mut cmd = Session::command(run, workdir.path(), &[], &[]);
+        cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
             .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
             .stderr(Stdio::null());
         let mut child = cmd.spawn().expect("spawn mcp-j run");

@@ -33,22 +33,28 @@ impl Session {
         Session::start_with_env(run, opts, server_args, &[])
     }
 
-    /// As [`Session::start`], with variables in mcp-j's own environment.
-    pub fn start_with_env(run: &Run, opts: &[&str], server_args: &[&str], env: &[(&str, &str)]) -> Session {
-        let workdir = run.tempdir();
-        let script = fixtures().join("fake_mcp_server.py");
+    /// `mcp-j run --workdir WORKDIR --ro <fixtures> OPTS -- python3 fake_mcp_server.py ARGS`
+    /// as the runner's user; stdio left to the caller.
+    pub fn command(run: &Run, workdir: &Path, opts: &[&str], server_args: &[&str]) -> Command {
         let mut cmd: Command = run.runner.command(MCP_J);
         cmd.arg("run")
             .arg("--workdir")
-            .arg(workdir.path())
+            .arg(workdir)
             .arg("--ro")
             .arg(fixtures())
             .args(opts)
             .arg("--")
             .arg("/usr/bin/python3")
-            .arg(&script)
-            .args(server_args)
-            .envs(env.iter().copied())
+            .arg(fixtures().join("fake_mcp_server.py"))
+            .args(server_args);
+        cmd
+    }
+
+    /// As [`Session::start`], with variables in mcp-j's own environment.
+    pub fn start_with_env(run: &Run, opts: &[&str], server_args: &[&str], env: &[(&str, &str)]) -> Session {
+        let workdir = run.tempdir();
+        let mut cmd = Session::command(run, workdir.path(), opts, server_args);
+        cmd.envs(env.iter().copied())
             .current_dir(workdir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
