@@ -184,7 +184,7 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
         max_message_bytes: Some(config.max_message_bytes as u64),
     };
     let session = crate::audit::Session::start(&resolved, mcp_j_audit::Command::Run, Some(policy))?;
-    match serve(&resolved, &config, program, proxy_opts.grace_period, verbose, &session) {
+    match serve(&resolved, &config, proxy_opts.grace_period, verbose, &session) {
         Ok(finished) => {
             session.end(&finished);
             finish(program, &finished, verbose)
@@ -229,12 +229,10 @@ impl EventSink for Events<'_> {
 fn serve(
     resolved: &Resolved,
     config: &ProxyConfig,
-    program: &str,
     grace: Duration,
     verbose: u8,
     session: &crate::audit::Session,
 ) -> Result<Finished> {
-    let _ = program;
     let stdio = JailStdio {
         stdin: Stdio::piped(),
         stdout: Stdio::piped(),
