@@ -37,6 +37,7 @@
 use rustix::process::{Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 
+use crate::report::LayerStatus;
 use crate::spec::Limits;
 
 /// `RLIMIT_MEMLOCK` for the jail: 8 MiB.
@@ -186,9 +187,6 @@ pub fn rlimit_plan(limits: &Limits, limits_by_cgroup: bool) -> Vec<RlimitSetting
     plan
 }
 
-/// How well a limit holds: the same scale as every other layer of the sandbox report.
-pub use crate::report::LayerStatus as EnforcementStatus;
-
 /// A resource of [`Limits`], plus core dumps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -205,13 +203,26 @@ pub enum LimitKind {
     CoreDumps,
 }
 
+impl LimitKind {
+    /// The layer name in reports (`memory`, `pids`, `fds`, `cpu`, `core_dumps`).
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::Memory => "memory",
+            LimitKind::Pids => "pids",
+            LimitKind::Fds => "fds",
+            LimitKind::Cpu => "cpu",
+            LimitKind::CoreDumps => "core_dumps",
+        }
+    }
+}
+
 /// What enforces one limit, for `doctor` and the audit report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct LimitEnforcement {
     /// Which limit.
     pub kind: LimitKind,
     /// How well it holds.
-    pub status: EnforcementStatus,
+    pub status: LayerStatus,
     /// By what means, in a few words.
     pub means: &'static str,
 }
@@ -223,11 +234,11 @@ pub struct LimitEnforcement {
 /// cgroup: the kernel never applies `RLIMIT_NPROC` to tasks whose real uid is host root
 /// (`copy_process` exempts `INIT_USER`), so then nothing bounds the number of tasks.
 ///
-/// A status never over-reports: a per-process bound is [`EnforcementStatus::Partial`]
+/// A status never over-reports: a per-process bound is [`LayerStatus::Partial`]
 /// when the spec asks for a bound on the whole jail.
 #[must_use]
 pub fn describe_limit_enforcement(limits_by_cgroup: bool, jail_host_uid: u32) -> Vec<LimitEnforcement> {
-    use EnforcementStatus::{Absent, Enforced, Partial};
+    use LayerStatus::{Absent, Enforced, Partial};
 
     let entry = |kind, status, means| LimitEnforcement { kind, status, means };
     let (memory, pids, cpu) = if limits_by_cgroup {
@@ -378,7 +389,7 @@ mod tests {
         }
     }
 
-    fn statuses(by_cgroup: bool, host_uid: u32) -> Vec<(LimitKind, EnforcementStatus)> {
+    fn statuses(by_cgroup: bool, host_uid: u32) -> Vec<(LimitKind, LayerStatus)> {
         describe_limit_enforcement(by_cgroup, host_uid)
             .into_iter()
             .map(|e| (e.kind, e.status))
@@ -387,7 +398,7 @@ mod tests {
 
     #[test]
     fn cgroup_enforces_everything() {
-        use EnforcementStatus::Enforced;
+        use LayerStatus::Enforced;
         let expected = vec![
             (LimitKind::Memory, Enforced),
             (LimitKind::Pids, Enforced),
@@ -401,7 +412,7 @@ mod tests {
 
     #[test]
     fn rlimits_alone_leave_memory_partial_and_cpu_absent() {
-        use EnforcementStatus::{Absent, Enforced, Partial};
+        use LayerStatus::{Absent, Enforced, Partial};
         assert_eq!(
             statuses(false, 1000),
             vec![
@@ -420,7 +431,7 @@ mod tests {
             .into_iter()
             .find(|e| e.kind == LimitKind::Pids)
             .map(|e| e.status);
-        assert_eq!(pids, Some(EnforcementStatus::Absent));
+        assert_eq!(pids, Some(LayerStatus::Absent));
     }
 
     #[test]
@@ -442,5 +453,18 @@ mod tests {
         assert_eq!(json[3]["status"], "absent");
         assert_eq!(json[4]["kind"], "core_dumps");
         assert_eq!(json[4]["status"], "enforced");
+    }
+
+    #[test]
+    fn layer_names_match_the_serialized_kinds() {
+        for kind in [
+            LimitKind::Memory,
+            LimitKind::Pids,
+            LimitKind::Fds,
+            LimitKind::Cpu,
+            LimitKind::CoreDumps,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
     }
 }

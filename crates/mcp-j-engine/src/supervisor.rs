@@ -310,11 +310,6 @@ impl Jail {
         })
     }
 
-    /// The helper's pid (a child of this process).
-    pub fn helper_pid(&self) -> u32 {
-        self.helper.id()
-    }
-
     /// The program's stdin, stdout and stderr, when [`JailStdio`] asked for pipes.
     pub fn take_stdio(
         &mut self,
@@ -333,11 +328,6 @@ impl Jail {
     /// A handle to signal or kill the jail from another thread while [`Jail::wait`] runs.
     pub fn control(&self) -> JailControl {
         self.control.clone()
-    }
-
-    /// Send `signal` to the program (through the jail's init, which forwards it).
-    pub fn signal(&self, signal: i32) -> std::io::Result<()> {
-        self.control.signal(signal)
     }
 
     /// Kill the whole jail now.
@@ -511,11 +501,7 @@ impl Jail {
             ));
         }
         for l in limits::describe_limit_enforcement(self.limits_by_cgroup, self.jail_host_uid) {
-            let name = serde_json::to_value(l.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
-            layers.push(Layer::new(&name, l.status, l.means));
+            layers.push(Layer::new(l.kind.name(), l.status, l.means));
         }
         SandboxReport { layers }
     }
