@@ -148,13 +148,16 @@ fn client_reader() -> std::io::Result<Reader> {
         StdioKind::Pipe => Box::new(tokio::net::unix::pipe::Receiver::from_owned_fd(
             fd.try_clone_to_owned()?,
         )?),
-        StdioKind::Socket => {
-            let socket = std::os::unix::net::UnixStream::from(fd.try_clone_to_owned()?);
-            socket.set_nonblocking(true)?;
-            Box::new(tokio::net::UnixStream::from_std(socket)?)
-        }
+        StdioKind::Socket => Box::new(registered_socket(fd)?),
         StdioKind::Other => Box::new(tokio::io::stdin()),
     })
+}
+
+/// A unix socket on our stdio, registered with the runtime (non-blocking, like pipes).
+fn registered_socket(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<tokio::net::UnixStream> {
+    let socket = std::os::unix::net::UnixStream::from(fd.try_clone_to_owned()?);
+    socket.set_nonblocking(true)?;
+    tokio::net::UnixStream::from_std(socket)
 }
 
 /// Our stdout for the proxy; as [`client_reader`].
@@ -164,11 +167,7 @@ fn client_writer() -> std::io::Result<Writer> {
     let fd = stdout.as_fd();
     Ok(match stdio_kind(fd) {
         StdioKind::Pipe => Box::new(tokio::net::unix::pipe::Sender::from_owned_fd(fd.try_clone_to_owned()?)?),
-        StdioKind::Socket => {
-            let socket = std::os::unix::net::UnixStream::from(fd.try_clone_to_owned()?);
-            socket.set_nonblocking(true)?;
-            Box::new(tokio::net::UnixStream::from_std(socket)?)
-        }
+        StdioKind::Socket => Box::new(registered_socket(fd)?),
         StdioKind::Other => Box::new(tokio::io::stdout()),
     })
 }
