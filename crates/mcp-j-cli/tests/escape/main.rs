@@ -16,6 +16,7 @@
 #![allow(unsafe_code)]
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+#[path = "../common/mod.rs"]
 mod common;
 
 use std::collections::BTreeSet;
