@@ -233,6 +233,9 @@ pub struct ExposedPath {
     pub path: String,
     /// `ro` or `rw`.
     pub access: Access,
+    /// A system directory exposed read-write because `--allow-system-path` was given.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub system_path: bool,
 }
 
 /// Read-only or read-write.

@@ -42,10 +42,17 @@ fn every_event() -> Vec<String> {
         ExposedPath {
             path: "/data".into(),
             access: Access::Ro,
+            system_path: false,
         },
         ExposedPath {
             path: "/out".into(),
             access: Access::Rw,
+            system_path: false,
+        },
+        ExposedPath {
+            path: "/etc/app".into(),
+            access: Access::Rw,
+            system_path: true,
         },
     ];
     start.network_allow = vec!["api.github.com:443".into()];

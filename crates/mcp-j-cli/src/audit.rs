@@ -35,18 +35,23 @@ impl Session {
         };
         let spec = &resolved.spec;
         let workdir = match &spec.workdir {
-            Workdir::Host(dir) => dir.display().to_string(),
+            Workdir::Host(dir) => dir.path.display().to_string(),
             Workdir::Private => "/tmp (private)".to_string(),
         };
         let mut start = SessionStart::new(command, &spec.program, &spec.args, &workdir);
-        start.exposed_paths = spec
-            .ro_paths
-            .iter()
-            .map(|p| (p, Access::Ro))
+        let host_workdir = match &spec.workdir {
+            Workdir::Host(dir) => Some(dir),
+            Workdir::Private => None,
+        };
+        start.exposed_paths = host_workdir
+            .into_iter()
+            .map(|p| (p, Access::Rw))
+            .chain(spec.ro_paths.iter().map(|p| (p, Access::Ro)))
             .chain(spec.rw_paths.iter().map(|p| (p, Access::Rw)))
             .map(|(p, access)| ExposedPath {
-                path: p.display().to_string(),
+                path: p.path.display().to_string(),
                 access,
+                system_path: access == Access::Rw && resolved.system_paths.contains(&p.path),
             })
             .collect();
         let secret_names: Vec<&str> = resolved.secrets.iter().map(|(n, _)| n.as_str()).collect();

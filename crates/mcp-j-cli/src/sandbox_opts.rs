@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use mcp_j_engine::{Limits, SandboxSpec, Workdir};
+use mcp_j_engine::{HostPath, HostPathError, Limits, SandboxSpec, Workdir};
 use serde::Deserialize;
 
 use crate::config::Config;
@@ -24,11 +24,16 @@ pub struct SandboxOpts {
     /// Also expose a host path read-write (never executable), at the same path
     #[arg(long = "rw", value_name = "PATH")]
     pub rw: Vec<PathBuf>,
-    /// Host directory exposed read-write and used as the working directory
-    /// [default: the current directory, unless it is /, the home directory or an ancestor
-    /// of it: then a private empty directory]
-    #[arg(long, value_name = "DIR")]
+    /// Host directory exposed read-write and used as the working directory; `private`: a
+    /// fresh empty one; `state`: a private one that persists, per server
+    /// [default: the current directory when it is an ordinary directory you own, not a
+    /// system directory, /, your home or an ancestor of it, or a shared temp dir; else
+    /// private, said on stderr]
+    #[arg(long, value_name = "DIR|private|state")]
     pub workdir: Option<PathBuf>,
+    /// Allow `--rw`/`--workdir` of a system directory (/etc, /usr, /var, …)
+    #[arg(long = "allow-system-path")]
+    pub allow_system_path: bool,
     /// Allow egress to this host name or IP (not available yet)
     #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
     pub allow_net: Vec<String>,
@@ -147,53 +152,184 @@ fn set_env(env: &mut Vec<(String, String)>, name: String, value: String) {
     env.push((name, value));
 }
 
-/// Where a host path is exposed in the jail: "at the same path" — the path as given (made
-/// absolute), with its directory part resolved but its last component kept, so a symlink
-/// the user names (`--ro ~/.mcp`, a link to `/data/mcp`) appears under its own name. The
-/// bind itself follows the link to its target. The path must exist.
-fn exposed_path(path: &Path, what: &str) -> Result<PathBuf> {
-    let absolute = std::path::absolute(path).with_context(|| format!("{what} `{}`", path.display()))?;
-    std::fs::metadata(&absolute).with_context(|| format!("{what} `{}` does not exist", path.display()))?;
-    let name = absolute.file_name().filter(|n| *n != ".." && *n != ".");
-    match (absolute.parent(), name) {
-        (Some(parent), Some(name)) => {
-            let parent = std::fs::canonicalize(parent).with_context(|| format!("{what} `{}`", path.display()))?;
-            Ok(parent.join(name))
+/// Resolve a `--ro`/`--rw`/`--workdir` path once, on the host: an open descriptor and its
+/// real path ([`HostPath`]). A last component that is a symlink is refused, naming its
+/// target: a jail that could write the directory holding it may have planted it.
+fn open_exposed(path: &Path, what: &str) -> Result<HostPath> {
+    HostPath::open(path).map_err(|e| match e {
+        HostPathError::Symlink { target } => anyhow::anyhow!(
+            "`{what} {}` is a symlink to `{}`; pass the target instead (a jail may have planted the link)",
+            path.display(),
+            target.display()
+        ),
+        HostPathError::Open(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("`{what} {}`: no such file or directory", path.display())
         }
-        _ => std::fs::canonicalize(&absolute).with_context(|| format!("{what} `{}`", path.display())),
-    }
-}
-
-/// The default working directory: the current one, unless that is `/`, the home directory
-/// or an ancestor of it (exposing those would expose everything), or a shared temporary
-/// directory such as `/tmp` (sticky and world-writable: other users' files and sockets
-/// live there): then a private one.
-fn default_workdir() -> Workdir {
-    let Ok(cwd) = std::env::current_dir().and_then(std::fs::canonicalize) else {
-        return Workdir::Private;
-    };
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .and_then(|h| std::fs::canonicalize(h).ok());
-    let too_broad = cwd == Path::new("/")
-        || cwd.starts_with("/proc")
-        || cwd.starts_with("/dev")
-        || home.is_some_and(|h| h.starts_with(&cwd))
-        || is_shared_temp_dir(&cwd);
-    if too_broad {
-        Workdir::Private
-    } else {
-        Workdir::Host(cwd)
-    }
-}
-
-/// Sticky and writable by everyone: `/tmp`, `/var/tmp`, `/dev/shm` and the like.
-fn is_shared_temp_dir(dir: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(dir).is_ok_and(|m| {
-        let mode = m.permissions().mode();
-        mode & 0o1000 != 0 && mode & 0o002 != 0
+        e => anyhow::Error::new(e).context(format!("`{what} {}`", path.display())),
     })
+}
+
+/// Directories whose whole tree belongs to the system.
+const SYSTEM_TREES: &[&str] = &[
+    "/etc", "/usr", "/boot", "/proc", "/sys", "/dev", "/run", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
+/// Directories that belong to the system themselves, though what is under them may not.
+const SYSTEM_DIRS: &[&str] = &["/", "/var", "/opt", "/srv", "/root"];
+
+/// Whether a real (resolved) host path is a system directory, or in one.
+fn is_system_path(path: &Path) -> bool {
+    SYSTEM_TREES.iter().any(|t| path.starts_with(t)) || SYSTEM_DIRS.iter().any(|d| path == Path::new(d))
+}
+
+/// What the default working directory decision looks at: the current directory, as found
+/// from its descriptor.
+#[derive(Debug, Clone, Copy)]
+struct CurrentDir<'a> {
+    /// Its real path.
+    path: &'a Path,
+    owner: u32,
+    mode: u32,
+    /// The caller's uid.
+    caller: u32,
+    /// The caller's home directory (resolved), if known.
+    home: Option<&'a Path>,
+}
+
+/// Why the current directory must not be the default working directory, if it must not:
+/// it is exposed read-write, so it has to be an ordinary directory of the caller's own.
+fn why_not_default_workdir(cwd: &CurrentDir<'_>) -> Option<&'static str> {
+    if cwd.path == Path::new("/") {
+        return Some("it is /");
+    }
+    if cwd.home == Some(cwd.path) {
+        return Some("it is your home directory");
+    }
+    if cwd.home.is_some_and(|h| h.starts_with(cwd.path)) {
+        return Some("it is an ancestor of your home directory");
+    }
+    if is_system_path(cwd.path) {
+        return Some("it is a system directory");
+    }
+    if cwd.mode & 0o1000 != 0 && cwd.mode & 0o002 != 0 {
+        return Some("it is a shared temporary directory");
+    }
+    if cwd.owner != cwd.caller {
+        return Some("you do not own it");
+    }
+    None
+}
+
+/// The default working directory: the current one when [`why_not_default_workdir`] finds
+/// nothing against it, else a private one, said once on stderr.
+fn default_workdir() -> Workdir {
+    let why = match HostPath::open_current_dir() {
+        Ok(cwd) => {
+            let home = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok());
+            let info = cwd.info();
+            let facts = info.map(|info| CurrentDir {
+                path: &cwd.path,
+                owner: info.uid,
+                mode: info.mode,
+                caller: rustix::process::getuid().as_raw(),
+                home: home.as_deref(),
+            });
+            match facts.as_ref().and_then(why_not_default_workdir) {
+                None => return Workdir::Host(cwd),
+                Some(why) => format!("`{}`: {why}", cwd.path.display()),
+            }
+        }
+        Err(e) => format!("the current directory: {e}"),
+    };
+    eprintln!(
+        "mcp-j: the working directory is a private empty one, not the current directory ({why}); \
+         pass --workdir DIR to expose a directory, --workdir state for a private one that \
+         persists, or --workdir private to choose this and silence this note"
+    );
+    Workdir::Private
+}
+
+/// `--workdir state`: `$XDG_STATE_HOME/mcp-j/state/ID` (else `~/.local/state/...`), where ID
+/// names the server: its program and arguments (a hash; secrets come from `--secret`, never
+/// from arguments).
+fn state_dir(program: &str, args: &[String]) -> Result<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        _ => match std::env::var_os("HOME").map(PathBuf::from) {
+            Some(home) if home.is_absolute() => home.join(".local/state"),
+            _ => bail!("--workdir state: neither XDG_STATE_HOME nor HOME is set to an absolute path; set one"),
+        },
+    };
+    Ok(base.join("mcp-j/state").join(server_id(program, args)))
+}
+
+/// A server's identity as a directory name: the program's name, then a hash of the program
+/// and its arguments.
+fn server_id(program: &str, args: &[String]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for part in std::iter::once(program).chain(args.iter().map(String::as_str)) {
+        hash.update(part.as_bytes());
+        hash.update([0u8]);
+    }
+    let digest = hash.finalize();
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let name: String = Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(32)
+        .collect();
+    format!("{}-{hex}", name.trim_start_matches('.'))
+}
+
+/// Create (0700) and open the state directory; say where it is when it is new.
+fn open_state_dir(dir: &Path) -> Result<HostPath> {
+    use std::os::unix::fs::DirBuilderExt;
+    let new = std::fs::symlink_metadata(dir).is_err();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("--workdir state: cannot create `{}`", dir.display()))?;
+    let opened = open_exposed(dir, "--workdir state:")?;
+    let info = opened.info();
+    if !info.is_some_and(|i| i.is_dir && i.uid == rustix::process::getuid().as_raw()) {
+        bail!(
+            "--workdir state: `{}` is not a directory of yours; remove it or pass --workdir DIR",
+            dir.display()
+        );
+    }
+    if new {
+        eprintln!(
+            "mcp-j: --workdir state: this server's files are kept in `{}`",
+            opened.path.display()
+        );
+    }
+    Ok(opened)
+}
+
+/// Refuse a system directory asked for read-write, unless `--allow-system-path`.
+fn check_system_path(what: &str, given: &Path, opened: &HostPath, allow: bool) -> Result<bool> {
+    if !is_system_path(&opened.path) {
+        return Ok(false);
+    }
+    if !allow {
+        bail!(
+            "`{what} {}` is a system directory (`{}`): the program could change the host's own \
+             files there; pass --allow-system-path to expose it anyway",
+            given.display(),
+            opened.path.display()
+        );
+    }
+    Ok(true)
 }
 
 /// What the options resolve to: the spec plus what the supervisor itself enforces.
@@ -209,6 +345,9 @@ pub struct Resolved {
     /// The secrets, `(name, value)`: for the redactor only. Their values are also in
     /// `spec.env`, the one place they are meant to be.
     pub secrets: Vec<(String, String)>,
+    /// The system directories exposed read-write under `--allow-system-path` (real paths),
+    /// for the audit log.
+    pub system_paths: Vec<PathBuf>,
 }
 
 impl SandboxOpts {
@@ -275,13 +414,21 @@ impl SandboxOpts {
             set_env(&mut env, name, value);
         }
 
+        // Each path is resolved once, here; the descriptor is what gets mounted.
+        let allow_system = self.allow_system_path;
+        let mut system_paths = Vec::new();
         let workdir = match self.workdir.as_ref().or(manifest.workdir.as_ref()) {
+            Some(dir) if dir == Path::new("private") => Workdir::Private,
+            Some(dir) if dir == Path::new("state") => Workdir::Host(open_state_dir(&state_dir(program, args)?)?),
             Some(dir) => {
-                let dir = exposed_path(dir, "--workdir")?;
-                if !dir.is_dir() {
-                    bail!("--workdir `{}` is not a directory", dir.display());
+                let opened = open_exposed(dir, "--workdir")?;
+                if !opened.info().is_some_and(|i| i.is_dir) {
+                    bail!("`--workdir {}` is not a directory", dir.display());
                 }
-                Workdir::Host(dir)
+                if check_system_path("--workdir", dir, &opened, allow_system)? {
+                    system_paths.push(opened.path.clone());
+                }
+                Workdir::Host(opened)
             }
             None => default_workdir(),
         };
@@ -289,14 +436,16 @@ impl SandboxOpts {
             .ro
             .iter()
             .chain(&self.ro)
-            .map(|p| exposed_path(p, "--ro path"))
+            .map(|p| open_exposed(p, "--ro"))
             .collect::<Result<Vec<_>>>()?;
-        let rw_paths = manifest
-            .rw
-            .iter()
-            .chain(&self.rw)
-            .map(|p| exposed_path(p, "--rw path"))
-            .collect::<Result<Vec<_>>>()?;
+        let mut rw_paths = Vec::new();
+        for path in manifest.rw.iter().chain(&self.rw) {
+            let opened = open_exposed(path, "--rw")?;
+            if check_system_path("--rw", path, &opened, allow_system)? {
+                system_paths.push(opened.path.clone());
+            }
+            rw_paths.push(opened);
+        }
 
         Ok(Resolved {
             spec: SandboxSpec {
@@ -317,6 +466,7 @@ impl SandboxOpts {
             allow_server_requests: concat(&config.policy.allow_server_requests, manifest.allow_server_requests),
             audit_log: self.audit_log.clone().or_else(|| config.audit_log.clone()),
             secrets,
+            system_paths,
         })
     }
 }
@@ -337,7 +487,7 @@ mod tests {
     #[test]
     fn defaults_follow_the_interface() {
         let r = resolve(SandboxOpts {
-            workdir: Some("/tmp".into()),
+            workdir: Some("private".into()),
             ..Default::default()
         })
         .expect("resolve");
@@ -354,7 +504,7 @@ mod tests {
         // SAFETY-free: std::env::set_var is unsafe in edition 2024; use a var the test
         // process already has instead.
         let r = resolve(SandboxOpts {
-            workdir: Some("/tmp".into()),
+            workdir: Some("private".into()),
             env: vec!["A=1".into(), "PATH=/x".into(), "CARGO".into()],
             ..Default::default()
         })
@@ -380,7 +530,7 @@ mod tests {
         let file = dir.path().join("token");
         std::fs::write(&file, "s3cr3t-value\n").expect("write");
         let r = resolve(SandboxOpts {
-            workdir: Some("/tmp".into()),
+            workdir: Some("private".into()),
             secret: vec![format!("TOKEN=file:{}", file.display())],
             ..Default::default()
         })
@@ -396,28 +546,160 @@ mod tests {
         assert!(!format!("{err:#}").contains("literal-s3cr3t"));
     }
 
-    #[test]
-    fn shared_temp_dirs_are_never_the_default_workdir() {
-        assert!(is_shared_temp_dir(Path::new("/tmp")));
-        let dir = tempfile::tempdir().expect("tempdir");
-        assert!(!is_shared_temp_dir(dir.path()));
+    fn cwd<'a>(path: &'a str, owner: u32, mode: u32, home: Option<&'a str>) -> CurrentDir<'a> {
+        CurrentDir {
+            path: Path::new(path),
+            owner,
+            mode,
+            caller: 1000,
+            home: home.map(Path::new),
+        }
     }
 
     #[test]
-    fn a_symlink_is_exposed_under_its_own_name() {
+    fn the_default_workdir_is_only_an_ordinary_directory_of_the_callers_own() {
+        let home = Some("/home/u");
+        let ok = |p| why_not_default_workdir(&cwd(p, 1000, 0o755, home));
+        assert_eq!(ok("/home/u/proj"), None);
+        assert_eq!(ok("/home/u/proj/sub"), None);
+        assert_eq!(ok("/srv/data/proj"), None, "under /srv is not /srv itself");
+        assert_eq!(ok("/var/lib/mine"), None, "under /var is not /var itself");
+        for refused in [
+            "/",
+            "/home/u",
+            "/home",
+            "/etc",
+            "/etc/nginx",
+            "/usr/local/src",
+            "/boot",
+            "/proc/self",
+            "/sys/fs",
+            "/dev/shm",
+            "/run/user/1000",
+            "/var",
+            "/opt",
+            "/srv",
+            "/root",
+        ] {
+            assert!(ok(refused).is_some(), "{refused} accepted as the default workdir");
+        }
+        // Shared sticky temp dirs, and directories of someone else.
+        assert!(why_not_default_workdir(&cwd("/tmp", 0, 0o1777, home)).is_some());
+        assert!(why_not_default_workdir(&cwd("/var/tmp", 0, 0o1777, home)).is_some());
+        assert!(why_not_default_workdir(&cwd("/home/other/proj", 1001, 0o755, home)).is_some());
+        // Root's own: /root is a system directory, a project of root's elsewhere is not.
+        let root = |p| {
+            why_not_default_workdir(&CurrentDir {
+                caller: 0,
+                ..cwd(p, 0, 0o755, Some("/root"))
+            })
+        };
+        assert!(root("/root").is_some());
+        assert!(root("/etc").is_some());
+        assert_eq!(root("/root/proj"), None);
+        assert_eq!(root("/data/proj"), None);
+        // Without a known home, only the other rules apply.
+        assert_eq!(why_not_default_workdir(&cwd("/home/u/proj", 1000, 0o755, None)), None);
+    }
+
+    #[test]
+    fn system_paths_are_told_apart() {
+        for p in [
+            "/etc",
+            "/etc/ssl",
+            "/usr/lib",
+            "/run/docker.sock",
+            "/var",
+            "/opt",
+            "/srv",
+            "/root",
+            "/",
+        ] {
+            assert!(is_system_path(Path::new(p)), "{p}");
+        }
+        for p in [
+            "/var/lib/app",
+            "/opt/tool",
+            "/srv/www",
+            "/root/proj",
+            "/home/u",
+            "/tmp/x",
+            "/etcetera",
+        ] {
+            assert!(!is_system_path(Path::new(p)), "{p}");
+        }
+    }
+
+    #[test]
+    fn a_last_symlink_is_refused_naming_its_target() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = std::fs::canonicalize(dir.path()).expect("canonical");
         std::fs::create_dir(root.join("target")).expect("mkdir");
         std::os::unix::fs::symlink(root.join("target"), root.join("link")).expect("symlink");
-        assert_eq!(
-            exposed_path(&root.join("link"), "--ro").expect("link"),
-            root.join("link")
+        let err = open_exposed(&root.join("link"), "--rw").err().expect("refused");
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!("is a symlink to `{}`", root.join("target").display())),
+            "{msg}"
         );
-        assert_eq!(
-            exposed_path(&root.join("link/../target"), "--ro").expect("dotdot"),
-            root.join("target")
+        assert!(msg.contains("pass the target instead"), "{msg}");
+        // `..` and links on the way resolve; the real path is what is exposed.
+        let p = open_exposed(&root.join("link/../target"), "--ro").expect("dotdot");
+        assert_eq!(p.path, root.join("target"));
+        let err = open_exposed(&root.join("missing"), "--ro").err().expect("missing");
+        assert!(format!("{err:#}").contains("no such file"), "{err:#}");
+    }
+
+    #[test]
+    fn a_system_directory_read_write_needs_the_flag() {
+        let etc = open_exposed(Path::new("/etc"), "--rw").expect("/etc");
+        let err = check_system_path("--rw", Path::new("/etc"), &etc, false)
+            .err()
+            .expect("refused");
+        assert!(format!("{err}").contains("--allow-system-path"), "{err}");
+        assert!(check_system_path("--rw", Path::new("/etc"), &etc, true).expect("allowed"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let own = open_exposed(dir.path(), "--rw").expect("tempdir");
+        assert!(!check_system_path("--rw", dir.path(), &own, false).expect("not a system path"));
+        let err = resolve(SandboxOpts {
+            workdir: Some("/etc".into()),
+            ..Default::default()
+        })
+        .err()
+        .expect("--workdir /etc refused");
+        assert!(format!("{err:#}").contains("--allow-system-path"), "{err:#}");
+    }
+
+    #[test]
+    fn the_state_directory_is_per_server() {
+        let a = server_id("/usr/bin/python3", &["-m".into(), "srv_a".into()]);
+        assert_eq!(a, server_id("/usr/bin/python3", &["-m".into(), "srv_a".into()]));
+        assert_ne!(a, server_id("/usr/bin/python3", &["-m".into(), "srv_b".into()]));
+        // Argument boundaries count: ["a b"] is not ["a", "b"].
+        assert_ne!(
+            server_id("p", &["a b".into()]),
+            server_id("p", &["a".into(), "b".into()])
         );
-        assert!(exposed_path(&root.join("missing"), "--ro").is_err());
+        assert!(a.starts_with("python3-"), "{a}");
+        assert_eq!(server_id("../../x y", &[]).split('-').next(), Some("x_y"));
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state/one");
+        let opened = open_state_dir(&state).expect("created");
+        let info = opened.info().expect("info");
+        assert!(info.is_dir);
+        assert_eq!(info.mode & 0o777, 0o700);
+        assert!(open_state_dir(&state).is_ok(), "reused");
+    }
+
+    #[test]
+    fn private_is_a_keyword() {
+        let r = resolve(SandboxOpts {
+            workdir: Some("private".into()),
+            ..Default::default()
+        })
+        .expect("resolve");
+        assert_eq!(r.spec.workdir, Workdir::Private);
     }
 
     #[test]
@@ -440,7 +722,7 @@ mod tests {
         .expect("write");
         let r = resolve(SandboxOpts {
             manifest: Some(m.clone()),
-            workdir: Some("/tmp".into()),
+            workdir: Some("private".into()),
             pids: Some(20),
             ..Default::default()
         })
@@ -485,7 +767,7 @@ mod tests {
         };
         let r = resolve(SandboxOpts {
             manifest: Some(m),
-            workdir: Some("/tmp".into()),
+            workdir: Some("private".into()),
             fds: Some(200),
             config: config.clone(),
             ..Default::default()
@@ -502,7 +784,7 @@ mod tests {
         assert!(r.spec.env.iter().any(|(k, _)| k == "CFG_SECRET"));
 
         let r = resolve(SandboxOpts {
-            workdir: Some("/tmp".into()),
+            workdir: Some("private".into()),
             audit_log: Some("/flag/audit".into()),
             config,
             ..Default::default()

@@ -2,18 +2,22 @@
 //!
 //! The helper writes the jail's maps from outside. An unprivileged caller may map only
 //! its own uid and gid. A root caller's jail maps to an unprivileged host id instead (see
-//! [`crate::spec::ROOT_CALLER_JAIL_HOST_ID`]), and the user's own paths are idmapped so
-//! that host root's files there behave as the jail user's.
+//! [`crate::spec::ROOT_CALLER_JAIL_HOST_ID`]), and the user's read-write paths are
+//! idmapped so that host root's files there behave as the jail user's.
+//!
+//! Also here: step 4, opening the mount trees of the user's paths from the descriptors the
+//! supervisor passed ([`open_user_trees`]).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
+use rustix::mount::OpenTreeFlags;
 use rustix::thread::UnshareFlags;
 
 use crate::jail::{AtStep, Failure};
-use crate::plan::MountOp;
+use crate::plan::{BindSource, MountOp};
 use crate::report::Step;
-use crate::rootfs::{bind_attributes, open_tree_clone};
+use crate::rootfs::{bind_attributes, open_tree_clone, open_tree_of};
 use crate::sys::{self, Forked};
 
 /// The uid and gid maps of a user namespace.
@@ -72,35 +76,68 @@ fn idmapping_userns(jail_host_uid: u32, jail_host_gid: u32) -> Result<OwnedFd, F
     }
 }
 
-/// For a root caller: every bind of a user path, opened as a detached idmapped tree with
-/// its final attributes. A filesystem that cannot be idmapped is bound plainly: host
-/// root's files then appear as nobody's, which is less access, never more.
-pub(crate) fn open_idmapped_user_paths(
+/// Step 4: the tree of every path the user exposed, opened in the helper as a detached
+/// mount with its final attributes, from the descriptor the supervisor passed (`passed`:
+/// `(number, descriptor)`), never by name.
+///
+/// A root caller (`root_ids`: the jail's host uid and gid) clones each descriptor's mount
+/// directly, and the read-write ones (and PROG's own file, by name: PROG may be a symlink)
+/// become idmapped mounts. A filesystem that cannot be idmapped is bound plainly: host
+/// root's files then appear as nobody's, which is less access, never more. An
+/// unprivileged caller cannot clone a mount of the host's namespace: a throwaway child
+/// does it from a namespace of its own ([`clone_tree_unprivileged`]).
+pub(crate) fn open_user_trees(
     ops: &[MountOp],
-    jail_host_uid: u32,
-    jail_host_gid: u32,
+    passed: &[(RawFd, OwnedFd)],
+    root_ids: Option<(u32, u32)>,
 ) -> Result<Vec<(usize, OwnedFd)>, Failure> {
-    let user_binds: Vec<usize> = ops
-        .iter()
-        .enumerate()
-        .filter(|(_, op)| matches!(op, MountOp::Bind { user_path: true, .. }))
-        .map(|(i, _)| i)
-        .collect();
-    if user_binds.is_empty() {
-        return Ok(Vec::new());
-    }
-    let userns = idmapping_userns(jail_host_uid, jail_host_gid)?;
+    let mut userns: Option<OwnedFd> = None;
     let mut trees = Vec::new();
-    for i in user_binds {
-        let MountOp::Bind { source, access, .. } = &ops[i] else {
+    for (i, op) in ops.iter().enumerate() {
+        let MountOp::Bind {
+            source, access, idmap, ..
+        } = op
+        else {
             continue;
         };
-        let tree = open_tree_clone(source)?;
         let attrs = bind_attributes(*access);
-        match sys::mount_setattr_idmapped(tree.as_fd(), attrs, userns.as_fd()) {
+        let open: Box<dyn Fn() -> Result<OwnedFd, Failure>> = match source {
+            BindSource::Passed { helper_fd } => {
+                let fd = helper_fd
+                    .and_then(|n| passed.iter().find(|(m, _)| *m == n))
+                    .map(|(_, fd)| fd.as_fd())
+                    .ok_or(Failure {
+                        step: Step::OpenBindSources,
+                        errno: libc::EBADF,
+                    })?;
+                if root_ids.is_none() {
+                    trees.push((i, clone_tree_unprivileged(fd, attrs)?));
+                    continue;
+                }
+                Box::new(move || open_tree_of(fd))
+            }
+            BindSource::Named(path) if *idmap && root_ids.is_some() => Box::new(move || open_tree_clone(path)),
+            BindSource::Named(_) => continue,
+        };
+        let tree = open()?;
+        let mapping = match (root_ids, idmap) {
+            (Some((uid, gid)), true) => {
+                if userns.is_none() {
+                    userns = Some(idmapping_userns(uid, gid)?);
+                }
+                userns.as_ref()
+            }
+            _ => None,
+        };
+        let Some(mapping) = mapping else {
+            sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::BindMount)?;
+            trees.push((i, tree));
+            continue;
+        };
+        match sys::mount_setattr_idmapped(tree.as_fd(), attrs, mapping.as_fd()) {
             Ok(()) => trees.push((i, tree)),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                let tree = open_tree_clone(source)?;
+                let tree = open()?;
                 sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::BindMount)?;
                 trees.push((i, tree));
             }
@@ -108,4 +145,86 @@ pub(crate) fn open_idmapped_user_paths(
         }
     }
     Ok(trees)
+}
+
+/// A detached clone of the mount tree at the (host) descriptor `source`, made by a
+/// throwaway child for an unprivileged caller, with `attrs` set.
+///
+/// `open_tree(OPEN_TREE_CLONE)` only clones mounts of the caller's own mount namespace,
+/// and an unprivileged caller may only clone in a namespace it owns. The child makes
+/// `source` its working directory and then unshares a user and mount namespace: the kernel
+/// moves the working directory onto the copy of its mount in the new namespace, the same
+/// directory, no name involved, and the child clones that. A file cannot be a working
+/// directory: the child opens its real path in the new namespace with no symlink allowed
+/// anywhere and checks it is the very inode it was passed (device and inode number), or
+/// fails with ESTALE. The tree is sent back over a socket; a failure is the child's exit
+/// code (an errno).
+fn clone_tree_unprivileged(source: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd, Failure> {
+    let step = Step::OpenBindSources;
+    let (ours, theirs) = rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::SEQPACKET,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .at(step)?;
+    match sys::fork().at(step)? {
+        Forked::Child => {
+            drop(ours);
+            let code = match clone_in_own_namespace(source, attrs) {
+                Ok(tree) => match crate::jail::send_fd(theirs.as_fd(), tree.as_fd()) {
+                    Ok(()) => 0,
+                    Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
+                },
+                Err(errno) => errno,
+            };
+            sys::exit_now(code)
+        }
+        Forked::Parent(pid) => {
+            drop(theirs);
+            let tree = crate::jail::receive_fd(ours.as_fd());
+            let status = sys::wait_blocking(pid).at(step)?;
+            match (tree, status) {
+                (Some(tree), sys::ChildStatus::Exited(0)) => Ok(tree),
+                (_, sys::ChildStatus::Exited(errno)) if errno != 0 => Err(Failure { step, errno }),
+                _ => Err(Failure { step, errno: libc::EIO }),
+            }
+        }
+    }
+}
+
+/// The child's half of [`clone_tree_unprivileged`]; an errno on failure.
+fn clone_in_own_namespace(source: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd, i32> {
+    use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+    let errno = |e: rustix::io::Errno| e.raw_os_error();
+    let io_errno = |e: std::io::Error| e.raw_os_error().unwrap_or(libc::EIO);
+    let stat = rustix::fs::fstat(source).map_err(errno)?;
+    let clone_flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_RECURSIVE
+        | OpenTreeFlags::AT_EMPTY_PATH;
+    let tree = if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
+        rustix::process::fchdir(source).map_err(errno)?;
+        sys::unshare_namespaces(UnshareFlags::NEWUSER | UnshareFlags::NEWNS).map_err(io_errno)?;
+        // AT_EMPTY_PATH with AT_FDCWD: the working directory itself.
+        rustix::mount::open_tree(rustix::fs::CWD, "", clone_flags).map_err(errno)?
+    } else {
+        let real = std::fs::read_link(format!("/proc/self/fd/{}", source.as_raw_fd())).map_err(io_errno)?;
+        sys::unshare_namespaces(UnshareFlags::NEWUSER | UnshareFlags::NEWNS).map_err(io_errno)?;
+        let file = rustix::fs::openat2(
+            rustix::fs::CWD,
+            &real,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(errno)?;
+        let found = rustix::fs::fstat(&file).map_err(errno)?;
+        if (found.st_dev, found.st_ino) != (stat.st_dev, stat.st_ino) {
+            return Err(libc::ESTALE);
+        }
+        rustix::mount::open_tree(&file, "", clone_flags).map_err(errno)?
+    };
+    sys::mount_setattr(tree.as_fd(), true, attrs).map_err(io_errno)?;
+    Ok(tree)
 }

@@ -23,7 +23,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::mount::{MountPropagationFlags, MoveMountFlags, UnmountFlags};
 use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 
-use crate::idmap::{IdMaps, open_idmapped_user_paths};
+use crate::idmap::{IdMaps, open_user_trees};
 use crate::landlock_rules::{self, FsPolicy};
 use crate::limits;
 use crate::plan::{self, HostLayout, MountOp};
@@ -39,6 +39,9 @@ pub const HELPER_ARG: &str = "__mcp-j-jail";
 pub const SPEC_FD: RawFd = 3;
 /// The helper, init and the program (until execve) write [`Record`]s here.
 pub const REPORT_FD: RawFd = 4;
+/// The descriptors of the user's paths (`--ro`, `--rw`, the workdir), opened once on the
+/// host, are passed from this number up; the spec records which path is at which number.
+pub const FIRST_PATH_FD: RawFd = 5;
 
 /// Exit code of jail processes that failed before the program ran.
 const SETUP_FAILED_EXIT: i32 = 125;
@@ -123,8 +126,18 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     let parent = rustix::process::getppid();
     die_with_parent(parent)?;
 
-    // 2. Close every descriptor inherited from whoever started mcp-j.
-    sys::close_fds_from(3, &[REPORT_FD]).at(Step::CloseInheritedFds)?;
+    // 2. Close every descriptor inherited from whoever started mcp-j, but the report pipe
+    //    and the descriptors of the user's paths, which the supervisor passed.
+    let path_fds = passed_path_fds(spec)?;
+    let mut keep = path_fds.clone();
+    keep.push(REPORT_FD);
+    keep.sort_unstable();
+    sys::close_fds_from(3, &keep).at(Step::CloseInheritedFds)?;
+    let passed: Vec<(RawFd, OwnedFd)> = path_fds
+        .into_iter()
+        .map(|n| sys::adopt_fd(n).map(|fd| (n, fd)))
+        .collect::<std::io::Result<_>>()
+        .at(Step::CloseInheritedFds)?;
 
     // 3. Plan the jail's filesystem while the host is in view.
     let host = HostLayout::probe(spec);
@@ -133,16 +146,16 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         errno: libc::EINVAL,
     })?;
 
-    // 4. A root caller: the jail maps to an unprivileged host id; the user's own paths are
-    //    opened now, while we still hold host root's CAP_SYS_ADMIN, as idmapped mounts.
+    // 4. Open the user's paths now, from the descriptors passed (never by name again), as
+    //    detached mount trees. A root caller: the jail maps to an unprivileged host id, and
+    //    the read-write paths become idmapped mounts, while we still hold host root's
+    //    CAP_SYS_ADMIN.
     let (caller_uid, caller_gid) = sys::real_ids();
     let (jail_host_uid, jail_host_gid) = crate::spec::jail_host_ids(caller_uid, caller_gid);
     let privileged = caller_uid == 0;
-    let user_trees = if privileged {
-        open_idmapped_user_paths(&ops, jail_host_uid, jail_host_gid)?
-    } else {
-        Vec::new()
-    };
+    let user_trees = open_user_trees(&ops, &passed, privileged.then_some((jail_host_uid, jail_host_gid)))?;
+    // The host descriptors stay out of the jail: init inherits only the detached trees.
+    drop(passed);
     if privileged {
         // Host root's supplementary groups must not follow it into the jail (and cannot be
         // dropped there: setgroups is denied in the jail's namespace).
@@ -196,6 +209,24 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         ChildStatus::Exited(code) => code,
         ChildStatus::Signaled(sig) => 128 + sig,
     })
+}
+
+/// The descriptor numbers the spec says the user's paths were passed at: each at least
+/// [`FIRST_PATH_FD`], none twice.
+fn passed_path_fds(spec: &SandboxSpec) -> Result<Vec<RawFd>, Failure> {
+    let mut numbers: Vec<RawFd> = Vec::new();
+    for path in spec.host_paths() {
+        match path.helper_fd {
+            Some(n) if n >= FIRST_PATH_FD && !numbers.contains(&n) => numbers.push(n),
+            _ => {
+                return Err(Failure {
+                    step: Step::ReadSpec,
+                    errno: libc::EBADF,
+                });
+            }
+        }
+    }
+    Ok(numbers)
 }
 
 /// Ask for SIGKILL when the parent dies, then make sure it has not died already.
@@ -376,7 +407,7 @@ fn helper_is_gone(lifeline: BorrowedFd<'_>) -> bool {
 
 /// Receive the seccomp listener the program sends right after installing its filter.
 /// `None` if the program died before sending it.
-fn receive_fd(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
+pub(crate) fn receive_fd(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
     use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut ancillary = RecvAncillaryBuffer::new(&mut space);
@@ -394,7 +425,7 @@ fn receive_fd(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
     received
 }
 
-fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+pub(crate) fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {
     use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
     let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut ancillary = SendAncillaryBuffer::new(&mut space);
@@ -515,7 +546,7 @@ fn harden_and_exec(
 
     // 17. The working directory.
     let workdir = match &spec.workdir {
-        Workdir::Host(dir) => dir.clone(),
+        Workdir::Host(dir) => dir.path.clone(),
         Workdir::Private => PathBuf::from("/tmp"),
     };
     rustix::process::chdir(workdir.as_path()).at(Step::Chdir)?;

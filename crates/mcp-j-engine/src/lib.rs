@@ -19,6 +19,7 @@
 //! by the escape suite in `crates/mcp-j-cli/tests`.
 
 pub mod cgroup;
+pub mod host_path;
 mod idmap;
 pub mod jail;
 pub mod landlock_rules;
@@ -32,6 +33,7 @@ pub mod spec;
 pub mod supervisor;
 mod sys;
 
+pub use host_path::{HostPath, HostPathError, PathInfo};
 pub use report::{Layer, LayerStatus, SandboxReport};
 pub use spec::{Limits, SandboxSpec, Workdir};
 pub use supervisor::{Denial, Finished, Jail, JailStdio, Outcome, SandboxError, Usage};

@@ -10,6 +10,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::host_path::HostPath;
 use crate::spec::{JAIL_GID, JAIL_UID, SandboxSpec, Workdir};
 
 /// What a bind mount allows.
@@ -35,15 +36,16 @@ pub enum MountOp {
     },
     /// Bind a host path at `target`, mount point created as needed.
     Bind {
-        /// Host path.
-        source: PathBuf,
+        /// What is bound.
+        source: BindSource,
         /// Jail path.
         target: PathBuf,
         /// Access.
         access: BindAccess,
-        /// A path the user chose (workdir, `--ro`, `--rw`, the program): for a root
-        /// caller it is idmapped so host root's files belong to the jail's user.
-        user_path: bool,
+        /// For a root caller, an idmapped mount, so that host root's files there belong to
+        /// the jail's user: the read-write paths the user chose, and PROG's own file. Never
+        /// a read-only path: idmapping would hand root's 0600 files and sockets to the jail.
+        idmap: bool,
     },
     /// A fresh tmpfs (nosuid, nodev, noexec).
     Tmpfs {
@@ -72,6 +74,21 @@ pub enum MountOp {
         path: PathBuf,
         /// Its contents.
         contents: String,
+    },
+}
+
+/// Where a bind mount's tree comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BindSource {
+    /// A fixed host path opened by name: system directories, `/etc` files, device nodes,
+    /// and PROG's own file (the one user path that may be a symlink).
+    Named(PathBuf),
+    /// A path the user exposed (`--ro`, `--rw`, the workdir), resolved once on the host:
+    /// the descriptor the helper was passed at this number ([`crate::host_path`]). Never
+    /// looked up by name again.
+    Passed {
+        /// The helper's descriptor number; `None` until the supervisor passes it.
+        helper_fd: Option<std::os::fd::RawFd>,
     },
 }
 
@@ -191,7 +208,7 @@ fn exec_exception(spec: &SandboxSpec) -> Option<PathBuf> {
         given.to_path_buf()
     } else {
         match &spec.workdir {
-            Workdir::Host(dir) => dir.join(given),
+            Workdir::Host(dir) => dir.path.join(given),
             Workdir::Private => return None,
         }
     };
@@ -204,9 +221,9 @@ fn exec_exception(spec: &SandboxSpec) -> Option<PathBuf> {
 }
 
 fn writable_roots(spec: &SandboxSpec) -> Vec<PathBuf> {
-    let mut roots = spec.rw_paths.clone();
+    let mut roots: Vec<PathBuf> = spec.rw_paths.iter().map(|p| p.path.clone()).collect();
     if let Workdir::Host(dir) = &spec.workdir {
-        roots.push(dir.clone());
+        roots.push(dir.path.clone());
     }
     roots
 }
@@ -263,10 +280,10 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
     for path in SYSTEM_PATHS {
         match host.entry(path) {
             HostEntry::Dir => ops.push(MountOp::Bind {
-                source: path.into(),
+                source: BindSource::Named(path.into()),
                 target: path.into(),
                 access: BindAccess::ReadExec,
-                user_path: false,
+                idmap: false,
             }),
             HostEntry::Symlink(target) => ops.push(MountOp::Symlink {
                 path: path.into(),
@@ -293,10 +310,10 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
     for path in ETC_PATHS {
         match host.entry(path) {
             HostEntry::Dir | HostEntry::File => ops.push(MountOp::Bind {
-                source: path.into(),
+                source: BindSource::Named(path.into()),
                 target: path.into(),
                 access: BindAccess::ReadOnly,
-                user_path: false,
+                idmap: false,
             }),
             HostEntry::Symlink(target) => ops.push(MountOp::Symlink {
                 path: path.into(),
@@ -318,10 +335,10 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
     for node in DEV_NODES {
         if *host.entry(node) == HostEntry::File {
             ops.push(MountOp::Bind {
-                source: node.into(),
+                source: BindSource::Named(node.into()),
                 target: node.into(),
                 access: BindAccess::Device,
-                user_path: false,
+                idmap: false,
             });
         }
     }
@@ -348,38 +365,41 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
         mode: 0o1777,
     });
 
-    // The user's paths, parents before children whatever order they were given in.
-    let mut user: Vec<(PathBuf, BindAccess)> = Vec::new();
+    // The user's paths, each at its real path, parents before children whatever order
+    // they were given in.
+    let mut user: Vec<(&HostPath, BindAccess)> = Vec::new();
     if let Workdir::Host(dir) = &spec.workdir {
-        user.push((dir.clone(), BindAccess::ReadWrite));
+        user.push((dir, BindAccess::ReadWrite));
     }
-    user.extend(spec.ro_paths.iter().map(|p| (p.clone(), BindAccess::ReadExec)));
-    user.extend(spec.rw_paths.iter().map(|p| (p.clone(), BindAccess::ReadWrite)));
+    user.extend(spec.ro_paths.iter().map(|p| (p, BindAccess::ReadExec)));
+    user.extend(spec.rw_paths.iter().map(|p| (p, BindAccess::ReadWrite)));
     for (path, _) in &user {
-        check_user_path(path)?;
+        check_user_path(&path.path)?;
     }
     for ro in &spec.ro_paths {
-        if spec.rw_paths.contains(ro) {
-            return Err(PlanError::Conflict(ro.clone()));
+        if spec.rw_paths.iter().any(|rw| rw.path == ro.path) {
+            return Err(PlanError::Conflict(ro.path.clone()));
         }
     }
-    user.sort_by_key(|(p, _)| p.components().count());
-    user.dedup_by(|a, b| a.0 == b.0);
+    user.sort_by_key(|(p, _)| p.path.components().count());
+    user.dedup_by(|a, b| a.0.path == b.0.path);
     for (path, access) in user {
         ops.push(MountOp::Bind {
-            source: path.clone(),
-            target: path,
+            source: BindSource::Passed {
+                helper_fd: path.helper_fd,
+            },
+            target: path.path.clone(),
             access,
-            user_path: true,
+            idmap: access == BindAccess::ReadWrite,
         });
     }
 
     if let Some(prog) = &host.exec_exception {
         ops.push(MountOp::Bind {
-            source: prog.clone(),
+            source: BindSource::Named(prog.clone()),
             target: prog.clone(),
             access: BindAccess::ReadExec,
-            user_path: true,
+            idmap: true,
         });
     }
     Ok(ops)
@@ -399,7 +419,7 @@ pub fn executable_paths(spec: &SandboxSpec, host: &HostLayout) -> Vec<PathBuf> {
         .filter(|p| *host.entry(p) == HostEntry::Dir)
         .map(PathBuf::from)
         .collect();
-    paths.extend(spec.ro_paths.iter().cloned());
+    paths.extend(spec.ro_paths.iter().map(|p| p.path.clone()));
     paths.extend(host.exec_exception.iter().cloned());
     paths
 }
@@ -414,9 +434,9 @@ mod tests {
             program: "server".into(),
             args: vec![],
             env: vec![],
-            workdir: Workdir::Host("/home/u/proj".into()),
-            ro_paths: vec!["/opt/tools".into()],
-            rw_paths: vec!["/home/u/proj/out/cache".into()],
+            workdir: Workdir::Host(HostPath::unopened("/home/u/proj")),
+            ro_paths: vec![HostPath::unopened("/opt/tools")],
+            rw_paths: vec![HostPath::unopened("/home/u/proj/out/cache")],
             limits: Limits::default(),
             no_subprocess: false,
             limits_by_cgroup: false,
@@ -527,8 +547,8 @@ mod tests {
     #[test]
     fn parents_are_mounted_before_children() {
         let mut s = spec();
-        s.rw_paths = vec!["/a/b/c".into(), "/a".into()];
-        s.ro_paths = vec!["/a/b".into()];
+        s.rw_paths = vec![HostPath::unopened("/a/b/c"), HostPath::unopened("/a")];
+        s.ro_paths = vec![HostPath::unopened("/a/b")];
         let ops = mount_plan(&s, &merged_usr()).expect("plan");
         let order: Vec<_> = binds(&ops)
             .into_iter()
@@ -541,7 +561,7 @@ mod tests {
     #[test]
     fn tmp_is_mounted_before_a_workdir_inside_it() {
         let mut s = spec();
-        s.workdir = Workdir::Host("/tmp/work".into());
+        s.workdir = Workdir::Host(HostPath::unopened("/tmp/work"));
         let ops = mount_plan(&s, &merged_usr()).expect("plan");
         let tmp = ops
             .iter()
@@ -556,7 +576,7 @@ mod tests {
     fn dangerous_paths_are_refused() {
         for bad in ["/", "/proc/1", "/dev", "relative", "/a/../etc"] {
             let mut s = spec();
-            s.ro_paths = vec![bad.into()];
+            s.ro_paths = vec![HostPath::unopened(bad)];
             assert!(
                 matches!(mount_plan(&s, &merged_usr()), Err(PlanError::BadPath { .. })),
                 "{bad} accepted"
@@ -567,8 +587,8 @@ mod tests {
     #[test]
     fn a_path_cannot_be_both_read_only_and_read_write() {
         let mut s = spec();
-        s.ro_paths = vec!["/data".into()];
-        s.rw_paths = vec!["/data".into()];
+        s.ro_paths = vec![HostPath::unopened("/data")];
+        s.rw_paths = vec![HostPath::unopened("/data")];
         assert_eq!(mount_plan(&s, &merged_usr()), Err(PlanError::Conflict("/data".into())));
     }
 
@@ -580,10 +600,10 @@ mod tests {
         assert_eq!(
             ops.last(),
             Some(&MountOp::Bind {
-                source: "/home/u/proj/server.sh".into(),
+                source: BindSource::Named("/home/u/proj/server.sh".into()),
                 target: "/home/u/proj/server.sh".into(),
                 access: BindAccess::ReadExec,
-                user_path: true,
+                idmap: true,
             })
         );
         assert!(executable_paths(&spec(), &host).contains(&PathBuf::from("/home/u/proj/server.sh")));
@@ -609,7 +629,7 @@ mod tests {
         let root = std::fs::canonicalize(dir.path()).expect("canonical");
         std::fs::write(root.join("server.sh"), "#!/bin/sh\n").expect("write");
         let mut s = spec();
-        s.workdir = Workdir::Host(root.clone());
+        s.workdir = Workdir::Host(HostPath::unopened(root.clone()));
         s.program = "./server.sh".into();
         assert_eq!(exec_exception(&s), Some(root.join("server.sh")));
         s.program = "server.sh".into(); // a bare name is looked up in PATH

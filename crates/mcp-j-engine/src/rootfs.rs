@@ -10,12 +10,13 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 
 use crate::jail::{AtStep, Failure};
-use crate::plan::{BindAccess, MountOp};
+use crate::plan::{BindAccess, BindSource, MountOp};
 use crate::report::Step;
 use crate::sys;
 
 /// Open (as detached clones, with their final mount attributes) every bind source not
-/// already opened by the helper.
+/// already opened by the helper. Only fixed system paths are opened here, by name; a
+/// user's path was opened in step 4 from its descriptor or not at all.
 pub(crate) fn open_bind_sources(
     ops: &[MountOp],
     mut opened: Vec<(usize, OwnedFd)>,
@@ -29,18 +30,40 @@ pub(crate) fn open_bind_sources(
             if let Some(pos) = opened.iter().position(|(j, _)| *j == i) {
                 return Ok(Some(opened.swap_remove(pos).1));
             }
-            let tree = open_tree_clone(source)?;
+            let BindSource::Named(path) = source else {
+                return Err(Failure {
+                    step: Step::OpenBindSources,
+                    errno: libc::EBADF,
+                });
+            };
+            let tree = open_tree_clone(path)?;
             sys::mount_setattr(tree.as_fd(), true, bind_attributes(*access)).at(Step::BindMount)?;
             Ok(Some(tree))
         })
         .collect()
 }
 
+/// A detached clone of the mount tree at a host path, looked up by name.
 pub(crate) fn open_tree_clone(source: &Path) -> Result<OwnedFd, Failure> {
     rustix::mount::open_tree(
         rustix::fs::CWD,
         source,
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .at(Step::OpenBindSources)
+}
+
+/// A detached clone of the mount tree at an open descriptor: exactly that directory or
+/// file, no lookup by name (`AT_EMPTY_PATH`). The descriptor's mount must be in our mount
+/// namespace, and we must be privileged there.
+pub(crate) fn open_tree_of(source: BorrowedFd<'_>) -> Result<OwnedFd, Failure> {
+    rustix::mount::open_tree(
+        source,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH,
     )
     .at(Step::OpenBindSources)
 }

@@ -4,9 +4,9 @@
 //! MCP. The spec crosses from the supervisor to the jail helper as JSON over a pipe, so
 //! secrets in `env` never appear in any argv.
 
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
+
+use crate::host_path::HostPath;
 
 /// Everything the jail needs to set itself up and start the program.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,10 +19,10 @@ pub struct SandboxSpec {
     pub env: Vec<(String, String)>,
     /// The working directory.
     pub workdir: Workdir,
-    /// Host paths exposed read-only (and executable), at the same path. Canonical.
-    pub ro_paths: Vec<PathBuf>,
-    /// Host paths exposed read-write (never executable), at the same path. Canonical.
-    pub rw_paths: Vec<PathBuf>,
+    /// Host paths exposed read-only (and executable), at their real path. Not idmapped.
+    pub ro_paths: Vec<HostPath>,
+    /// Host paths exposed read-write (never executable), at their real path.
+    pub rw_paths: Vec<HostPath>,
     /// Resource limits.
     pub limits: Limits,
     /// Forbid every execve after the one that starts the program.
@@ -32,11 +32,31 @@ pub struct SandboxSpec {
     pub limits_by_cgroup: bool,
 }
 
+impl SandboxSpec {
+    /// Every host path the user exposed: the workdir, then `--ro`, then `--rw` paths.
+    pub fn host_paths(&self) -> impl Iterator<Item = &HostPath> {
+        let workdir = match &self.workdir {
+            Workdir::Host(dir) => Some(dir),
+            Workdir::Private => None,
+        };
+        workdir.into_iter().chain(&self.ro_paths).chain(&self.rw_paths)
+    }
+
+    /// As [`SandboxSpec::host_paths`], mutable (the supervisor records descriptor numbers).
+    pub(crate) fn host_paths_mut(&mut self) -> impl Iterator<Item = &mut HostPath> {
+        let workdir = match &mut self.workdir {
+            Workdir::Host(dir) => Some(dir),
+            Workdir::Private => None,
+        };
+        workdir.into_iter().chain(&mut self.ro_paths).chain(&mut self.rw_paths)
+    }
+}
+
 /// The program's working directory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Workdir {
-    /// A host directory, exposed read-write at the same path. Canonical.
-    Host(PathBuf),
+    /// A host directory, exposed read-write at its real path.
+    Host(HostPath),
     /// A private, empty directory (the jail's `/tmp`).
     Private,
 }

@@ -3,14 +3,14 @@
 //! wall-clock timeout, and turn the end into an [`Outcome`].
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cgroup::{DelegatedParent, JailCgroup};
-use crate::jail::{HELPER_ARG, REPORT_FD, SPEC_FD};
+use crate::jail::{FIRST_PATH_FD, HELPER_ARG, REPORT_FD, SPEC_FD};
 use crate::report::{Layer, LayerStatus, RECORD_SIZE, Record, SandboxReport, Step};
 use crate::spec::SandboxSpec;
 use crate::{limits, sys};
@@ -44,6 +44,9 @@ pub enum SandboxError {
     /// The helper could not be moved into the jail's cgroup.
     #[error("cannot move the jail into its cgroup `{0}`")]
     Cgroup(String),
+    /// A user path reached the supervisor without its descriptor ([`crate::HostPath::open`]).
+    #[error("`{}` was not opened on the host before the jail started", .0.display())]
+    Unopened(std::path::PathBuf),
     /// The helper ended without saying how.
     #[error("the jail helper ended unexpectedly ({0})")]
     Lost(String),
@@ -250,13 +253,28 @@ impl Jail {
         let cgroup = cgroup_parent.and_then(|parent| JailCgroup::create(parent, &name, &spec.limits).ok());
         let mut spec = spec.clone();
         spec.limits_by_cgroup = cgroup.is_some();
+
+        // The user's paths travel as the descriptors opened on the host, at FIRST_PATH_FD
+        // and up; the spec says which is where.
+        let path_count = spec.host_paths().count() as RawFd;
+        // Move the child's ends above every fixed number so the dup2s cannot collide.
+        let above = (FIRST_PATH_FD + path_count).max(10);
+        let mut passed = Vec::new();
+        for (i, path) in spec.host_paths_mut().enumerate() {
+            let fd = path.fd().ok_or_else(|| SandboxError::Unopened(path.path.clone()))?;
+            let moved = sys::dup_at_least(fd, above).map_err(SandboxError::Pipe)?;
+            let number = FIRST_PATH_FD + i as RawFd;
+            path.helper_fd = Some(number);
+            passed.push((moved, number));
+        }
         let spec = &spec;
 
         let (spec_read, spec_write) = pipe()?;
         let (report_read, report_write) = pipe()?;
-        // Move the child's ends above the fixed numbers so the dup2s cannot collide.
-        let spec_read = sys::dup_at_least(spec_read.as_fd(), 10).map_err(SandboxError::Pipe)?;
-        let report_write = sys::dup_at_least(report_write.as_fd(), 10).map_err(SandboxError::Pipe)?;
+        let spec_read = sys::dup_at_least(spec_read.as_fd(), above).map_err(SandboxError::Pipe)?;
+        let report_write = sys::dup_at_least(report_write.as_fd(), above).map_err(SandboxError::Pipe)?;
+        passed.push((spec_read, SPEC_FD));
+        passed.push((report_write, REPORT_FD));
 
         let mut cmd = Command::new(exe);
         cmd.arg(HELPER_ARG)
@@ -264,7 +282,7 @@ impl Jail {
             .stdin(stdio.stdin)
             .stdout(stdio.stdout)
             .stderr(stdio.stderr);
-        sys::pass_fds_to_command(&mut cmd, vec![(spec_read, SPEC_FD), (report_write, REPORT_FD)]);
+        sys::pass_fds_to_command(&mut cmd, passed);
         let helper = cmd.spawn().map_err(|source| SandboxError::Spawn {
             exe: exe.to_string(),
             source,

@@ -165,6 +165,16 @@ pub fn adopt_report_fd() -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(crate::jail::REPORT_FD) }
 }
 
+/// A descriptor the supervisor passed at number `fd` (a user path, [`crate::jail::FIRST_PATH_FD`]
+/// up), taken over once; EBADF if nothing is open there.
+pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    // SAFETY: F_GETFD only reads descriptor flags; it fails with EBADF on a closed number.
+    check(unsafe { libc::fcntl(fd, libc::F_GETFD) }.into())?;
+    // SAFETY: the descriptor is open (checked above) and the helper takes each passed number
+    // exactly once (`passed_path_fds` refuses duplicates); nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
 /// Clear close-on-exec or set it.
 pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
     let flags = if on { libc::FD_CLOEXEC } else { 0 };
