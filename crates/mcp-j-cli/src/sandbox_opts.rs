@@ -636,7 +636,7 @@ mod tests {
         let root = std::fs::canonicalize(dir.path()).expect("canonical");
         std::fs::create_dir(root.join("target")).expect("mkdir");
         std::os::unix::fs::symlink(root.join("target"), root.join("link")).expect("symlink");
-        let err = open_exposed(&root.join("link"), "--rw").err().expect("refused");
+        let err = open_exposed(&root.join("link"), "--rw").expect_err("refused");
         let msg = format!("{err:#}");
         assert!(
             msg.contains(&format!("is a symlink to `{}`", root.join("target").display())),
@@ -646,16 +646,14 @@ mod tests {
         // `..` and links on the way resolve; the real path is what is exposed.
         let p = open_exposed(&root.join("link/../target"), "--ro").expect("dotdot");
         assert_eq!(p.path, root.join("target"));
-        let err = open_exposed(&root.join("missing"), "--ro").err().expect("missing");
+        let err = open_exposed(&root.join("missing"), "--ro").expect_err("missing");
         assert!(format!("{err:#}").contains("no such file"), "{err:#}");
     }
 
     #[test]
     fn a_system_directory_read_write_needs_the_flag() {
         let etc = open_exposed(Path::new("/etc"), "--rw").expect("/etc");
-        let err = check_system_path("--rw", Path::new("/etc"), &etc, false)
-            .err()
-            .expect("refused");
+        let err = check_system_path("--rw", Path::new("/etc"), &etc, false).expect_err("refused");
         assert!(format!("{err}").contains("--allow-system-path"), "{err}");
         assert!(check_system_path("--rw", Path::new("/etc"), &etc, true).expect("allowed"));
         let dir = tempfile::tempdir().expect("tempdir");
