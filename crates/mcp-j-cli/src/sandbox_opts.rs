@@ -316,6 +316,24 @@ fn open_state_dir(dir: &Path) -> Result<HostPath> {
     Ok(opened)
 }
 
+/// PROG as the jail finds it. Exposed paths appear at their real paths, so an absolute PROG
+/// with `..` in it (`--ro /a/b/../c -- /a/b/../c/bin/prog`) has its directory part resolved
+/// on the host the same way; its last component stays, as PROG may be a symlink.
+fn program_in_jail(program: &str) -> String {
+    let path = Path::new(program);
+    if !path.is_absolute() || !path.components().any(|c| c == std::path::Component::ParentDir) {
+        return program.to_string();
+    }
+    match (path.parent().map(std::fs::canonicalize), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir
+            .join(name)
+            .into_os_string()
+            .into_string()
+            .unwrap_or_else(|_| program.to_string()),
+        _ => program.to_string(),
+    }
+}
+
 /// Refuse a system directory asked for read-write, unless `--allow-system-path`.
 fn check_system_path(what: &str, given: &Path, opened: &HostPath, allow: bool) -> Result<bool> {
     if !is_system_path(&opened.path) {
@@ -449,7 +467,7 @@ impl SandboxOpts {
 
         Ok(Resolved {
             spec: SandboxSpec {
-                program: program.to_string(),
+                program: program_in_jail(program),
                 args: args.to_vec(),
                 env,
                 workdir,
@@ -688,6 +706,19 @@ mod tests {
         assert!(info.is_dir);
         assert_eq!(info.mode & 0o777, 0o700);
         assert!(open_state_dir(&state).is_ok(), "reused");
+    }
+
+    #[test]
+    fn a_program_path_with_dotdot_is_found_where_the_jail_sees_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = std::fs::canonicalize(dir.path()).expect("canonical");
+        std::fs::create_dir_all(root.join("a/b")).expect("mkdir");
+        std::fs::create_dir_all(root.join("c/bin")).expect("mkdir");
+        let given = format!("{}/a/b/../../c/bin/prog", root.display());
+        assert_eq!(program_in_jail(&given), format!("{}/c/bin/prog", root.display()));
+        for unchanged in ["python3", "./server.sh", "/usr/bin/python3", "../x/prog"] {
+            assert_eq!(program_in_jail(unchanged), unchanged);
+        }
     }
 
     #[test]
