@@ -17,7 +17,7 @@ use rustix::thread::UnshareFlags;
 use crate::jail::{AtStep, Failure};
 use crate::plan::{BindSource, MountOp};
 use crate::report::Step;
-use crate::rootfs::{bind_attributes, open_tree_clone, open_tree_of};
+use crate::rootfs::{bind_attributes, open_program_tree, open_tree_of};
 use crate::sys::{self, Forked};
 
 /// The uid and gid maps of a user namespace.
@@ -81,8 +81,8 @@ fn idmapping_userns(jail_host_uid: u32, jail_host_gid: u32) -> Result<OwnedFd, F
 /// `(number, descriptor)`), never by name.
 ///
 /// A root caller (`root_ids`: the jail's host uid and gid) clones each descriptor's mount
-/// directly, and the read-write ones (and PROG's own file, by name: PROG may be a symlink)
-/// become idmapped mounts. A filesystem that cannot be idmapped is bound plainly: host
+/// directly, and the read-write ones (and PROG's own file, [`BindSource::Program`]) become
+/// idmapped mounts. A filesystem that cannot be idmapped is bound plainly: host
 /// root's files then appear as nobody's, which is less access, never more. An
 /// unprivileged caller cannot clone a mount of the host's namespace: a throwaway child
 /// does it from a namespace of its own ([`clone_tree_unprivileged`]).
@@ -116,8 +116,8 @@ pub(crate) fn open_user_trees(
                 }
                 Box::new(move || open_tree_of(fd))
             }
-            BindSource::Named(path) if *idmap && root_ids.is_some() => Box::new(move || open_tree_clone(path)),
-            BindSource::Named(_) => continue,
+            BindSource::Program(path) if *idmap && root_ids.is_some() => Box::new(move || open_program_tree(path)),
+            BindSource::Named(_) | BindSource::Program(_) => continue,
         };
         let tree = open()?;
         let mapping = match (root_ids, idmap) {

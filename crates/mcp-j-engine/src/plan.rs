@@ -80,9 +80,12 @@ pub enum MountOp {
 /// Where a bind mount's tree comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BindSource {
-    /// A fixed host path opened by name: system directories, `/etc` files, device nodes,
-    /// and PROG's own file (the one user path that may be a symlink).
+    /// A fixed host path opened by name: system directories, `/etc` files, device nodes.
     Named(PathBuf),
+    /// PROG's own file, when it lives in a writable place (the exec exception): its
+    /// canonical path, opened with no symlink allowed anywhere on the way, so a jail that
+    /// swaps the file for a link while we start gets a failed setup, not another file.
+    Program(PathBuf),
     /// A path the user exposed (`--ro`, `--rw`, the workdir), resolved once on the host:
     /// the descriptor the helper was passed at this number ([`crate::host_path`]). Never
     /// looked up by name again.
@@ -396,7 +399,7 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
 
     if let Some(prog) = &host.exec_exception {
         ops.push(MountOp::Bind {
-            source: BindSource::Named(prog.clone()),
+            source: BindSource::Program(prog.clone()),
             target: prog.clone(),
             access: BindAccess::ReadExec,
             idmap: true,
@@ -489,6 +492,30 @@ mod tests {
                 ("/home/u/proj/out/cache".to_string(), BindAccess::ReadWrite),
             ]
         );
+    }
+
+    #[test]
+    fn user_paths_come_from_their_descriptors_and_only_read_write_ones_are_idmapped() {
+        let ops = mount_plan(&spec(), &merged_usr()).expect("plan");
+        for op in &ops {
+            let MountOp::Bind {
+                source,
+                target,
+                access,
+                idmap,
+            } = op
+            else {
+                continue;
+            };
+            let user = target.starts_with("/home/u") || target.starts_with("/opt/tools");
+            assert_eq!(
+                matches!(source, BindSource::Passed { .. }),
+                user,
+                "{} bound from {source:?}",
+                target.display()
+            );
+            assert_eq!(*idmap, user && *access == BindAccess::ReadWrite, "{}", target.display());
+        }
     }
 
     #[test]
@@ -600,7 +627,7 @@ mod tests {
         assert_eq!(
             ops.last(),
             Some(&MountOp::Bind {
-                source: BindSource::Named("/home/u/proj/server.sh".into()),
+                source: BindSource::Program("/home/u/proj/server.sh".into()),
                 target: "/home/u/proj/server.sh".into(),
                 access: BindAccess::ReadExec,
                 idmap: true,

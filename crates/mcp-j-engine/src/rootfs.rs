@@ -30,13 +30,16 @@ pub(crate) fn open_bind_sources(
             if let Some(pos) = opened.iter().position(|(j, _)| *j == i) {
                 return Ok(Some(opened.swap_remove(pos).1));
             }
-            let BindSource::Named(path) = source else {
-                return Err(Failure {
-                    step: Step::OpenBindSources,
-                    errno: libc::EBADF,
-                });
+            let tree = match source {
+                BindSource::Named(path) => open_tree_clone(path)?,
+                BindSource::Program(path) => open_program_tree(path)?,
+                BindSource::Passed { .. } => {
+                    return Err(Failure {
+                        step: Step::OpenBindSources,
+                        errno: libc::EBADF,
+                    });
+                }
             };
-            let tree = open_tree_clone(path)?;
             sys::mount_setattr(tree.as_fd(), true, bind_attributes(*access)).at(Step::BindMount)?;
             Ok(Some(tree))
         })
@@ -51,6 +54,20 @@ pub(crate) fn open_tree_clone(source: &Path) -> Result<OwnedFd, Failure> {
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
     )
     .at(Step::OpenBindSources)
+}
+
+/// A detached clone of PROG's own file at its canonical path, with no symlink followed on
+/// the way (`RESOLVE_NO_SYMLINKS`): ELOOP if one was swapped in since it was resolved.
+pub(crate) fn open_program_tree(path: &Path) -> Result<OwnedFd, Failure> {
+    let file = rustix::fs::openat2(
+        rustix::fs::CWD,
+        path,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .at(Step::OpenBindSources)?;
+    open_tree_of(file.as_fd())
 }
 
 /// A detached clone of the mount tree at an open descriptor: exactly that directory or

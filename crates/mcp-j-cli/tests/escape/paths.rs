@@ -464,3 +464,36 @@ fn workdir_state_persists_per_server() {
         f.assert_none();
     });
 }
+
+#[test]
+fn the_program_in_the_workdir_is_bound_executable_and_nothing_else_is() {
+    sandbox_test(
+        "the_program_in_the_workdir_is_bound_executable_and_nothing_else_is",
+        &[],
+        |run| {
+            let wd = run.tempdir();
+            let script = wd.path().join("server.sh");
+            let other = wd.path().join("other.sh");
+            run.write_file(&script, b"#!/bin/sh\necho ran\n", 0o700);
+            run.write_file(&other, b"#!/bin/sh\necho other\n", 0o700);
+            let mut f = Failures::new();
+            // Positive control: PROG itself runs from the (noexec) workdir, 0700 and the
+            // caller's own, idmapped for root.
+            let out = run.exec().workdir(wd.path()).program(["./server.sh"]).run();
+            f.check("./server.sh", out.check_code(0));
+            if out.stdout != "ran\n" {
+                f.fail("./server.sh", format!("did not run\n{}", out.context()));
+            }
+            // Any other file of the workdir stays not executable.
+            let out = run
+                .exec()
+                .workdir(wd.path())
+                .program(["/bin/sh", "-c", "./other.sh"])
+                .run();
+            if out.code == Some(0) || out.stdout.contains("other") {
+                f.fail("./other.sh", format!("ran from the noexec workdir\n{}", out.context()));
+            }
+            f.assert_none();
+        },
+    );
+}
