@@ -225,15 +225,17 @@ fn default_workdir() -> Workdir {
     let why = match HostPath::open_current_dir() {
         Ok(cwd) => {
             let home = std::env::var_os("HOME").and_then(|h| std::fs::canonicalize(h).ok());
-            let info = cwd.info();
-            let facts = info.map(|info| CurrentDir {
-                path: &cwd.path,
-                owner: info.uid,
-                mode: info.mode,
-                caller: rustix::process::getuid().as_raw(),
-                home: home.as_deref(),
-            });
-            match facts.as_ref().and_then(why_not_default_workdir) {
+            let why = match cwd.info() {
+                Some(info) => why_not_default_workdir(&CurrentDir {
+                    path: &cwd.path,
+                    owner: info.uid,
+                    mode: info.mode,
+                    caller: rustix::process::getuid().as_raw(),
+                    home: home.as_deref(),
+                }),
+                None => Some("its owner cannot be told"),
+            };
+            match why {
                 None => return Workdir::Host(cwd),
                 Some(why) => format!("`{}`: {why}", cwd.path.display()),
             }
