@@ -94,6 +94,8 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         limits: Limits::default(),
         no_subprocess: true,
         limits_by_cgroup: false,
+        host_ids: None,
+        require_memory_limit: false,
     };
     let stdio = JailStdio {
         stdin: Stdio::null(),

@@ -349,6 +349,11 @@ pub fn finish(program: &str, finished: &Finished, verbose: u8) -> Result<ExitCod
     }
     match outcome {
         Outcome::TimedOut => eprintln!("mcp-j: timed out; the sandbox was killed"),
+        Outcome::Signaled(libc::SIGXFSZ) => eprintln!(
+            "mcp-j: `{program}` was killed by SIGXFSZ: it wrote past the file size limit of {} \
+             (raise it with --max-file-size)",
+            crate::config::format_size(finished.limits.max_file_size_bytes)
+        ),
         Outcome::ExecFailed(errno) => eprintln!(
             "mcp-j: cannot run `{program}` in the sandbox: {}",
             std::io::Error::from_raw_os_error(errno)

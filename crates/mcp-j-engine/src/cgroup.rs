@@ -567,6 +567,434 @@ fn retry_while_busy(mut op: impl FnMut() -> io::Result<()>, attempts: u32, delay
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// cgroup v1, for a root caller on hosts whose controllers live in v1 hierarchies.
+// ---------------------------------------------------------------------------------------
+
+/// The file naming this process's mounts.
+pub const PROC_SELF_MOUNTINFO: &str = "/proc/self/mountinfo";
+
+/// A cgroup v1 controller the jail uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V1Controller {
+    /// `memory`: required.
+    Memory,
+    /// `pids`: required.
+    Pids,
+    /// `cpu`: optional (CFS quota).
+    Cpu,
+}
+
+impl V1Controller {
+    /// The controller's name in mount options and `/proc/self/cgroup`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            V1Controller::Memory => "memory",
+            V1Controller::Pids => "pids",
+            V1Controller::Cpu => "cpu",
+        }
+    }
+}
+
+/// This process's own cgroup in each v1 hierarchy the jail uses: jail cgroups are made
+/// there, so they stay under whatever limits the caller itself has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Parents {
+    memory: PathBuf,
+    pids: PathBuf,
+    cpu: Option<PathBuf>,
+}
+
+impl V1Parents {
+    /// The parent directory in each hierarchy, with its controller.
+    #[must_use]
+    pub fn dirs(&self) -> Vec<(V1Controller, &Path)> {
+        let mut dirs = vec![
+            (V1Controller::Memory, self.memory.as_path()),
+            (V1Controller::Pids, self.pids.as_path()),
+        ];
+        if let Some(cpu) = &self.cpu {
+            dirs.push((V1Controller::Cpu, cpu.as_path()));
+        }
+        dirs
+    }
+}
+
+/// Finds the v1 parents on the real system. Only root may use them: v1 has no delegation
+/// to other users.
+pub fn detect_v1() -> Result<V1Parents, Unavailable> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(Unavailable::new(
+            "cgroup v1 controllers are usable by root only (v1 has no delegation)",
+        ));
+    }
+    let read =
+        |path: &str| fs::read_to_string(path).map_err(|e| Unavailable::new(format!("cannot read `{path}`: {e}")));
+    find_v1_parents(&read(PROC_SELF_MOUNTINFO)?, &read(PROC_SELF_CGROUP)?)
+}
+
+/// Finds this process's cgroup in the v1 hierarchies holding `memory`, `pids` and
+/// (optionally) `cpu`, from the texts of `/proc/self/mountinfo` and `/proc/self/cgroup`,
+/// and checks that a child can be made in each.
+pub fn find_v1_parents(mountinfo: &str, proc_self_cgroup: &str) -> Result<V1Parents, Unavailable> {
+    let find = |controller: V1Controller| -> Result<PathBuf, Unavailable> {
+        let name = controller.name();
+        let (mount_root, mount_point) = v1_mount(mountinfo, name)
+            .ok_or_else(|| Unavailable::new(format!("no cgroup v1 hierarchy holds the `{name}` controller")))?;
+        let own = v1_own_cgroup(proc_self_cgroup, name)
+            .ok_or_else(|| Unavailable::new(format!("this process is in no `{name}` cgroup (/proc/self/cgroup)")))?;
+        // The mount shows the hierarchy from `mount_root` down (a container's bind).
+        let below = Path::new(own)
+            .strip_prefix(mount_root)
+            .ok()
+            .and_then(|p| p.to_str())
+            .and_then(relative_cgroup_path_of)
+            .ok_or_else(|| {
+                Unavailable::new(format!(
+                    "own `{name}` cgroup `{own}` is not below the mounted `{mount_root}`"
+                ))
+            })?;
+        let dir = if below.as_os_str().is_empty() {
+            PathBuf::from(mount_point)
+        } else {
+            Path::new(mount_point).join(below)
+        };
+        probe_child(&dir)?;
+        Ok(dir)
+    };
+    let parents = V1Parents {
+        memory: find(V1Controller::Memory)?,
+        pids: find(V1Controller::Pids)?,
+        cpu: find(V1Controller::Cpu).ok(),
+    };
+    Ok(parents)
+}
+
+/// `(root, mount point)` of the v1 hierarchy whose super options name `controller`.
+fn v1_mount<'a>(mountinfo: &'a str, controller: &str) -> Option<(&'a str, &'a str)> {
+    mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let fields: Vec<&str> = before.split_whitespace().collect();
+        let mut after = after.split_whitespace();
+        let (fstype, _source, options) = (after.next()?, after.next()?, after.next()?);
+        (fstype == "cgroup" && options.split(',').any(|o| o == controller))
+            .then_some((*fields.get(3)?, *fields.get(4)?))
+    })
+}
+
+/// The path of this process's cgroup in the v1 hierarchy holding `controller`, from a
+/// `ID:controllers:path` line of `/proc/self/cgroup`.
+fn v1_own_cgroup<'a>(proc_self_cgroup: &'a str, controller: &str) -> Option<&'a str> {
+    proc_self_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers.split(',').any(|c| c == controller).then_some(path)
+    })
+}
+
+/// `below` (the part of a cgroup path under the mount root) as a relative path of plain
+/// names; empty for the mount root itself.
+fn relative_cgroup_path_of(below: &str) -> Option<PathBuf> {
+    relative_cgroup_path(&format!("/{}", below.trim_start_matches('/')))
+}
+
+/// The `cpu.cfs_quota_us` value for a quota in millicores, per [`CPU_PERIOD_USEC`]
+/// (`cpu.cfs_period_us`): the same clamping as [`cpu_max_value`].
+#[must_use]
+pub fn cfs_quota_value(millicores: u64) -> String {
+    millicores
+        .saturating_mul(CPU_PERIOD_USEC / 1000)
+        .clamp(CPU_QUOTA_MIN_USEC, CPU_QUOTA_MAX_USEC)
+        .to_string()
+}
+
+/// One jail's cgroup in each v1 hierarchy. Dropping it kills what is left and removes it.
+#[derive(Debug)]
+pub struct JailCgroupV1 {
+    dirs: Vec<(V1Controller, PathBuf)>,
+    swap_limited: bool,
+    owner: Pid,
+    removed: bool,
+}
+
+impl JailCgroupV1 {
+    /// Creates `name` in each hierarchy of `parents` and writes:
+    /// - `memory.limit_in_bytes` = `memory_bytes`, then `memory.memsw.limit_in_bytes` =
+    ///   the same (memory plus swap: no escape into swap; skipped without swap
+    ///   accounting);
+    /// - `pids.max` = [`pids_max_value`];
+    /// - `cpu.cfs_period_us` = [`CPU_PERIOD_USEC`], `cpu.cfs_quota_us` =
+    ///   [`cfs_quota_value`], when the `cpu` controller is there.
+    ///
+    /// If anything fails, what was made is removed again.
+    pub fn create(parents: &V1Parents, name: &str, limits: &Limits) -> Result<JailCgroupV1, CgroupError> {
+        if !is_one_component(name) {
+            return Err(CgroupError::InvalidName { name: name.to_owned() });
+        }
+        let mut cgroup = JailCgroupV1 {
+            dirs: Vec::new(),
+            swap_limited: false,
+            owner: getpid(),
+            removed: false,
+        };
+        for (controller, parent) in parents.dirs() {
+            let path = parent.join(name);
+            fs::create_dir(&path).map_err(|source| CgroupError::Create {
+                path: path.clone(),
+                source,
+            })?;
+            // From here on, an early return drops `cgroup`, which removes the directories.
+            cgroup.dirs.push((controller, path.clone()));
+            match controller {
+                V1Controller::Memory => {
+                    write_value(&path.join("memory.limit_in_bytes"), &limits.memory_bytes.to_string())?;
+                    let memsw = path.join("memory.memsw.limit_in_bytes");
+                    cgroup.swap_limited = match write_file(&memsw, &limits.memory_bytes.to_string()) {
+                        Ok(()) => true,
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                        Err(source) => {
+                            return Err(CgroupError::Write {
+                                path: memsw,
+                                value: limits.memory_bytes.to_string(),
+                                source,
+                            });
+                        }
+                    };
+                }
+                V1Controller::Pids => write_value(&path.join("pids.max"), &pids_max_value(limits.pids))?,
+                V1Controller::Cpu => {
+                    write_value(&path.join("cpu.cfs_period_us"), &CPU_PERIOD_USEC.to_string())?;
+                    write_value(&path.join("cpu.cfs_quota_us"), &cfs_quota_value(limits.cpu_millicores))?;
+                }
+            }
+        }
+        Ok(cgroup)
+    }
+
+    /// The memory hierarchy's directory, for messages.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.dirs.first().map_or(Path::new(""), |(_, p)| p.as_path())
+    }
+
+    /// Whether memory plus swap is limited (`memory.memsw.limit_in_bytes`).
+    #[must_use]
+    pub fn swap_limited(&self) -> bool {
+        self.swap_limited
+    }
+
+    /// Whether the CPU quota is set (the `cpu` controller was there).
+    #[must_use]
+    pub fn cpu_limited(&self) -> bool {
+        self.dirs.iter().any(|(c, _)| *c == V1Controller::Cpu)
+    }
+
+    /// Moves the process `pid` (all its threads) into the cgroup of every hierarchy.
+    pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
+        for (_, dir) in &self.dirs {
+            write_value(&dir.join("cgroup.procs"), &pid.as_raw_nonzero().to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The most memory the cgroup used (`memory.max_usage_in_bytes`).
+    pub fn peak_memory(&self) -> Result<Option<u64>, CgroupError> {
+        let path = self.path().join("memory.max_usage_in_bytes");
+        match fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map(Some).map_err(|_| CgroupError::Malformed {
+                path,
+                what: "a byte count",
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CgroupError::Read { path, source }),
+        }
+    }
+
+    /// Kills every process of the cgroup. v1 has no `cgroup.kill`: each listed process is
+    /// opened as a pidfd, checked to still be listed (so the pidfd is a member, not a
+    /// process that reused its pid), and sent SIGKILL; repeated while members remain
+    /// (one may have forked meanwhile), a bounded number of times.
+    pub fn kill(&self) -> Result<(), CgroupError> {
+        let procs = self.path().join("cgroup.procs");
+        for _ in 0..REMOVE_ATTEMPTS {
+            let members = read_pids(&procs)?;
+            if members.is_empty() {
+                return Ok(());
+            }
+            for pid in members {
+                let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+                    continue; // gone already
+                };
+                if read_pids(&procs)?.contains(&pid) {
+                    let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+                }
+            }
+            thread::sleep(REMOVE_DELAY);
+        }
+        Ok(())
+    }
+
+    /// Removes the cgroup from every hierarchy ([`JailCgroupV1::kill`] first if unsure).
+    pub fn remove(mut self) -> Result<(), CgroupError> {
+        self.removed = true;
+        for (_, dir) in &self.dirs {
+            remove_dir_retrying(dir).map_err(|source| CgroupError::Remove {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for JailCgroupV1 {
+    /// Best effort, as [`JailCgroup`]'s: kill what is left, remove every directory.
+    fn drop(&mut self) {
+        if self.removed || getpid() != self.owner {
+            return;
+        }
+        if !self.dirs.is_empty() {
+            let _ = self.kill();
+        }
+        for (_, dir) in &self.dirs {
+            let _ = remove_dir_retrying(dir);
+        }
+    }
+}
+
+/// The pids listed in a `cgroup.procs` file.
+fn read_pids(path: &Path) -> Result<Vec<Pid>, CgroupError> {
+    let text = fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .filter_map(Pid::from_raw)
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// Either version.
+// ---------------------------------------------------------------------------------------
+
+/// Where jail cgroups can be made on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupParent {
+    /// A delegated cgroup v2 parent.
+    V2(DelegatedParent),
+    /// This process's cgroups in the v1 hierarchies (root only).
+    V1(V1Parents),
+}
+
+/// Finds where jail cgroups can be made: a delegated cgroup v2 parent (configured, or this
+/// process's own), else — for root — the cgroup v1 hierarchies. The reason names both
+/// when neither works.
+pub fn detect_any(configured_parent: Option<&Path>) -> Result<CgroupParent, Unavailable> {
+    let v2 = match detect(configured_parent) {
+        Ok(parent) => return Ok(CgroupParent::V2(parent)),
+        Err(why) => why,
+    };
+    if configured_parent.is_some() {
+        return Err(v2);
+    }
+    match detect_v1() {
+        Ok(parents) => Ok(CgroupParent::V1(parents)),
+        Err(v1) => Err(Unavailable::new(format!("cgroup v2: {v2}; cgroup v1: {v1}"))),
+    }
+}
+
+/// What a jail's cgroup covers, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CgroupCoverage {
+    /// 1 or 2.
+    pub version: u8,
+    /// Swap is limited too.
+    pub swap: bool,
+    /// A CPU quota is set.
+    pub cpu: bool,
+}
+
+/// One jail's cgroup, either version.
+#[derive(Debug)]
+pub enum AnyJailCgroup {
+    /// cgroup v2.
+    V2(JailCgroup),
+    /// cgroup v1.
+    V1(JailCgroupV1),
+}
+
+impl AnyJailCgroup {
+    /// Creates the jail's cgroup under `parent` (see [`JailCgroup::create`] and
+    /// [`JailCgroupV1::create`]).
+    pub fn create(parent: &CgroupParent, name: &str, limits: &Limits) -> Result<AnyJailCgroup, CgroupError> {
+        Ok(match parent {
+            CgroupParent::V2(p) => AnyJailCgroup::V2(JailCgroup::create(p, name, limits)?),
+            CgroupParent::V1(p) => AnyJailCgroup::V1(JailCgroupV1::create(p, name, limits)?),
+        })
+    }
+
+    /// What it limits.
+    #[must_use]
+    pub fn coverage(&self) -> CgroupCoverage {
+        match self {
+            AnyJailCgroup::V2(c) => CgroupCoverage {
+                version: 2,
+                swap: c.swap_limited(),
+                cpu: true,
+            },
+            AnyJailCgroup::V1(c) => CgroupCoverage {
+                version: 1,
+                swap: c.swap_limited(),
+                cpu: c.cpu_limited(),
+            },
+        }
+    }
+
+    /// Its (memory) directory, for messages.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        match self {
+            AnyJailCgroup::V2(c) => c.path(),
+            AnyJailCgroup::V1(c) => c.path(),
+        }
+    }
+
+    /// Moves `pid` in.
+    pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
+        match self {
+            AnyJailCgroup::V2(c) => c.add_process(pid),
+            AnyJailCgroup::V1(c) => c.add_process(pid),
+        }
+    }
+
+    /// Peak memory, where the kernel keeps it.
+    pub fn peak_memory(&self) -> Result<Option<u64>, CgroupError> {
+        match self {
+            AnyJailCgroup::V2(c) => c.peak_memory(),
+            AnyJailCgroup::V1(c) => c.peak_memory(),
+        }
+    }
+
+    /// CPU time in microseconds (cgroup v2 only: v1 keeps it in `cpuacct`).
+    pub fn cpu_usage_usec(&self) -> Option<u64> {
+        match self {
+            AnyJailCgroup::V2(c) => c.cpu_usage_usec().ok(),
+            AnyJailCgroup::V1(_) => None,
+        }
+    }
+
+    /// Kills every task inside.
+    pub fn kill(&self) -> Result<(), CgroupError> {
+        match self {
+            AnyJailCgroup::V2(c) => c.kill(),
+            AnyJailCgroup::V1(c) => c.kill(),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -847,6 +1275,7 @@ mod tests {
             pids: 256,
             fds: 1024,
             cpu_millicores: 1500,
+            max_file_size_bytes: 1 << 30,
         }
     }
 

@@ -26,11 +26,12 @@ use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 use crate::idmap::{IdMaps, open_idmapped_user_paths};
 use crate::landlock_rules::{self, FsPolicy};
 use crate::limits;
+use crate::namespace_limits;
 use crate::plan::{self, HostLayout, MountOp};
 use crate::report::{LayerStatus, Record, Step};
 use crate::rootfs::{apply, mount_tmpfs, open_bind_sources};
 use crate::seccomp;
-use crate::spec::{JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
+use crate::spec::{HostIds, JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
 use crate::sys::{self, ChildStatus, Forked};
 
 /// The hidden first argument that makes `mcp-j` act as the jail helper.
@@ -136,8 +137,18 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     // 4. A root caller: the jail maps to an unprivileged host id; the user's own paths are
     //    opened now, while we still hold host root's CAP_SYS_ADMIN, as idmapped mounts.
     let (caller_uid, caller_gid) = sys::real_ids();
-    let (jail_host_uid, jail_host_gid) = crate::spec::jail_host_ids(caller_uid, caller_gid);
     let privileged = caller_uid == 0;
+    if privileged && spec.host_ids.is_none() {
+        // The supervisor claims a root caller's host id; never fall back to a shared one.
+        return Err(Failure {
+            step: Step::MapIds,
+            errno: libc::EINVAL,
+        });
+    }
+    let HostIds {
+        uid: jail_host_uid,
+        gid: jail_host_gid,
+    } = crate::spec::jail_host_ids(spec.host_ids, caller_uid, caller_gid);
     let user_trees = if privileged {
         open_idmapped_user_paths(&ops, jail_host_uid, jail_host_gid)?
     } else {
@@ -243,6 +254,18 @@ fn init(
     if !matches!(rustix::io::read(&lifeline, &mut go), Ok(1)) {
         sys::exit_now(SETUP_FAILED_EXIT);
     }
+
+    // 8b. Shrink what the jail's own namespaces let it pin: the IPC namespace's SysV and
+    //     mqueue limits now, while a root caller's init is still host uid 0 (which those
+    //     sysctls require); the user namespace's counts are opened now, through the
+    //     host's /proc, and written in 13b (max_mnt_namespaces = 0 would stop our mounts).
+    let proc_sys = Path::new(namespace_limits::PROC_SYS);
+    let ipc_limited = namespace_limits::apply(
+        proc_sys,
+        namespace_limits::ipc_namespace_limits(spec.limits.memory_bytes),
+    )
+    .is_ok();
+    let user_limits = namespace_limits::PendingLimits::open(proc_sys, namespace_limits::user_namespace_limits()).ok();
     if privileged {
         let (uid, gid) = (
             rustix::process::Uid::from_raw(JAIL_UID),
@@ -307,6 +330,14 @@ fn init(
 
     // 13. The host's name does not leak in.
     rustix::system::sethostname(JAIL_HOSTNAME.as_bytes()).at(Step::SetHostname)?;
+
+    // 13b. The user namespace's counts (inotify, fanotify, namespaces), before the program
+    //      exists; then tell the supervisor what holds.
+    let user_limited = user_limits.is_some_and(|pending| pending.write().is_ok());
+    report.send(Record::NamespaceLimits {
+        applied: namespace_limits::bit(namespace_limits::LimitGroup::IpcNamespace, ipc_limited)
+            | namespace_limits::bit(namespace_limits::LimitGroup::UserNamespace, user_limited),
+    });
 
     // 14. Fork the program. Signals are blocked first so none is lost before init's loop
     //     reads them; init needs a handler for each, or the kernel drops them for a pid 1.

@@ -19,10 +19,12 @@
 //! by the escape suite in `crates/mcp-j-cli/tests`.
 
 pub mod cgroup;
+pub mod host_ids;
 mod idmap;
 pub mod jail;
 pub mod landlock_rules;
 pub mod limits;
+pub mod namespace_limits;
 pub mod plan;
 pub mod probe;
 pub mod report;

@@ -169,6 +169,12 @@ pub enum Record {
         /// The errno the caller got.
         errno: i32,
     },
+    /// Init set the namespace limits: the bit set of
+    /// [`crate::namespace_limits::LimitGroup`]s applied in full.
+    NamespaceLimits {
+        /// The bit set.
+        applied: u32,
+    },
 }
 
 /// Size of one encoded record.
@@ -185,6 +191,7 @@ impl Record {
             Record::ProgramExited { code } => (5, 0, code),
             Record::ProgramSignaled { signal } => (6, 0, signal),
             Record::ExecDenied { errno } => (7, 0, errno),
+            Record::NamespaceLimits { applied } => (8, applied, 0),
         };
         let mut out = [0u8; RECORD_SIZE];
         out[0..4].copy_from_slice(&tag.to_ne_bytes());
@@ -213,6 +220,7 @@ impl Record {
             5 => Record::ProgramExited { code: b },
             6 => Record::ProgramSignaled { signal: b },
             7 => Record::ExecDenied { errno: b },
+            8 => Record::NamespaceLimits { applied: a },
             _ => return None,
         })
     }
@@ -287,6 +295,7 @@ mod tests {
             Record::ProgramExited { code: 255 },
             Record::ProgramSignaled { signal: 9 },
             Record::ExecDenied { errno: 1 },
+            Record::NamespaceLimits { applied: 3 },
         ];
         for step in Step::ALL {
             records.push(Record::SetupFailed { step, errno: 13 });

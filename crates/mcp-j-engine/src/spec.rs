@@ -27,9 +27,27 @@ pub struct SandboxSpec {
     pub limits: Limits,
     /// Forbid every execve after the one that starts the program.
     pub no_subprocess: bool,
-    /// Where limits are enforced by a cgroup v2 the supervisor prepared, the jail skips
+    /// Where limits are enforced by a cgroup the supervisor prepared, the jail skips
     /// the rlimits that the cgroup already covers.
     pub limits_by_cgroup: bool,
+    /// The host uid and gid the jail's ids map to, claimed by the supervisor for a root
+    /// caller (see [`crate::host_ids`]); `None`: the caller's own (the only ids an
+    /// unprivileged caller can map).
+    #[serde(default)]
+    pub host_ids: Option<HostIds>,
+    /// Refuse to run when no aggregate memory limit (a cgroup) can be enforced
+    /// (`policy.require_memory_limit`).
+    #[serde(default)]
+    pub require_memory_limit: bool,
+}
+
+/// A host uid and gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIds {
+    /// The host uid.
+    pub uid: u32,
+    /// The host gid.
+    pub gid: u32,
 }
 
 /// The program's working directory.
@@ -52,7 +70,13 @@ pub struct Limits {
     pub fds: u64,
     /// CPU quota in millicores (1000 = one core).
     pub cpu_millicores: u64,
+    /// The largest file a process may write, in bytes (`RLIMIT_FSIZE`).
+    pub max_file_size_bytes: u64,
 }
+
+/// The smallest memory limit accepted: below it common programs cannot even start
+/// (`/bin/true` segfaults under 512 bytes), so a smaller value is a missing unit.
+pub const MIN_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -61,6 +85,7 @@ impl Default for Limits {
             pids: 256,
             fds: 1024,
             cpu_millicores: 1000,
+            max_file_size_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -70,22 +95,19 @@ impl Default for Limits {
 pub const JAIL_UID: u32 = 1000;
 /// See [`JAIL_UID`].
 pub const JAIL_GID: u32 = 1000;
-/// The host uid and gid the jail's ids map to when the caller is host root.
+/// The host ids the jail's ids map to: `claimed` (a root caller's own range id, see
+/// [`crate::host_ids`]) or else the caller's own.
 ///
-/// Mapping the jail to host uid 0 would make an escapee host root, and the kernel never
-/// applies `RLIMIT_NPROC` to tasks whose real uid is host root (`copy_process` exempts
-/// `INIT_USER`), so the task limit would not hold. The user's own paths are idmapped
-/// instead (host uid 0 appears as the jail's user), so the workdir still works.
-pub const ROOT_CALLER_JAIL_HOST_ID: u32 = 65534;
-
-/// The host uid/gid the jail's uid/gid map to for a caller with these real ids: the
-/// caller's own, except for root (see [`ROOT_CALLER_JAIL_HOST_ID`]).
-pub fn jail_host_ids(caller_uid: u32, caller_gid: u32) -> (u32, u32) {
-    if caller_uid == 0 {
-        (ROOT_CALLER_JAIL_HOST_ID, ROOT_CALLER_JAIL_HOST_ID)
-    } else {
-        (caller_uid, caller_gid)
-    }
+/// A root caller's jail is never mapped to host uid 0: that would make an escapee host
+/// root, and the kernel never applies `RLIMIT_NPROC` to tasks whose real uid is host root
+/// (`copy_process` exempts `INIT_USER`). The user's own paths are idmapped instead (host
+/// uid 0 appears as the jail's user), so the workdir still works.
+#[must_use]
+pub fn jail_host_ids(claimed: Option<HostIds>, caller_uid: u32, caller_gid: u32) -> HostIds {
+    claimed.unwrap_or(HostIds {
+        uid: caller_uid,
+        gid: caller_gid,
+    })
 }
 
 /// The jail's host name: the host's own name does not leak in.

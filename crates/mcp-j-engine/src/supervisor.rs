@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cgroup::{DelegatedParent, JailCgroup};
+use crate::cgroup::{AnyJailCgroup, CgroupParent};
+use crate::host_ids::{self, HostIdClaim};
 use crate::jail::{HELPER_ARG, REPORT_FD, SPEC_FD};
 use crate::report::{Layer, LayerStatus, RECORD_SIZE, Record, SandboxReport, Step};
 use crate::spec::SandboxSpec;
@@ -44,6 +45,20 @@ pub enum SandboxError {
     /// The helper could not be moved into the jail's cgroup.
     #[error("cannot move the jail into its cgroup `{0}`")]
     Cgroup(String),
+    /// `policy.require_memory_limit` is set and no aggregate memory limit can be enforced:
+    /// a policy refusal (exit 126), nothing ran.
+    #[error(
+        "refusing to run: `policy.require_memory_limit` is set and no aggregate memory limit can be \
+         enforced here ({reason}); `mcp-j doctor` shows what this machine offers (run as root for cgroup v1, \
+         or set MCP_J_CGROUP_PARENT to a delegated cgroup v2), or unset the policy"
+    )]
+    MemoryLimitRequired {
+        /// Why there is no cgroup.
+        reason: String,
+    },
+    /// No host id could be claimed for a root caller's jail.
+    #[error("cannot give the jail a host uid of its own")]
+    HostIds(#[source] host_ids::ClaimError),
     /// The helper ended without saying how.
     #[error("the jail helper ended unexpectedly ({0})")]
     Lost(String),
@@ -110,6 +125,8 @@ pub struct Finished {
     pub usage: Usage,
     /// Denials the sandbox observed (at most a bounded number).
     pub denials: Vec<Denial>,
+    /// The limits the jail ran under (for messages such as a `SIGXFSZ` death's).
+    pub limits: crate::spec::Limits,
 }
 
 /// What the jail's standard streams are connected to.
@@ -145,11 +162,15 @@ pub struct Jail {
     program_end: Option<Outcome>,
     denials: Vec<Denial>,
     report_closed: bool,
-    limits_by_cgroup: bool,
     no_subprocess: bool,
-    /// The jail's own cgroup v2, removed (its processes killed first) on drop.
-    cgroup: Option<JailCgroup>,
-    jail_host_uid: u32,
+    limits: crate::spec::Limits,
+    /// The jail's own cgroup, removed (its processes killed first) on drop.
+    cgroup: Option<AnyJailCgroup>,
+    /// What init reported of [`crate::namespace_limits`].
+    namespace_limits: Option<u32>,
+    /// A root caller's host id, held until the jail is gone. Declared after `cgroup`
+    /// and `helper` so it is released last.
+    _host_id: Option<HostIdClaim>,
 }
 
 /// Signals and kills a jail from any thread. Processes are addressed by pidfd, so a
@@ -237,7 +258,7 @@ impl Jail {
         spec: &SandboxSpec,
         exe: &str,
         stdio: JailStdio,
-        cgroup_parent: Option<&DelegatedParent>,
+        cgroup_parent: Option<&CgroupParent>,
     ) -> Result<Jail, SandboxError> {
         // Refuse a bad plan here, with a message, rather than as an errno from the jail.
         crate::plan::mount_plan(spec, &crate::plan::HostLayout::probe(spec))?;
@@ -247,9 +268,27 @@ impl Jail {
             std::process::id(),
             JAIL_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let cgroup = cgroup_parent.and_then(|parent| JailCgroup::create(parent, &name, &spec.limits).ok());
+        let cgroup = match cgroup_parent.map(|parent| AnyJailCgroup::create(parent, &name, &spec.limits)) {
+            Some(Ok(cgroup)) => Some(cgroup),
+            Some(Err(e)) if spec.require_memory_limit => {
+                return Err(SandboxError::MemoryLimitRequired { reason: e.to_string() });
+            }
+            None if spec.require_memory_limit => {
+                return Err(SandboxError::MemoryLimitRequired {
+                    reason: "no delegated cgroup v2, and no cgroup v1 memory controller usable by this user".into(),
+                });
+            }
+            Some(Err(_)) | None => None,
+        };
+        // A root caller's jail gets a host uid of its own, never host root or a shared one.
+        let host_id = if sys::real_ids().0 == 0 {
+            Some(host_ids::claim_for_root_caller().map_err(SandboxError::HostIds)?)
+        } else {
+            None
+        };
         let mut spec = spec.clone();
         spec.limits_by_cgroup = cgroup.is_some();
+        spec.host_ids = host_id.as_ref().map(HostIdClaim::ids);
         let spec = &spec;
 
         let (spec_read, spec_write) = pipe()?;
@@ -300,13 +339,11 @@ impl Jail {
             program_end: None,
             denials: Vec::new(),
             report_closed: false,
-            limits_by_cgroup: spec.limits_by_cgroup,
             no_subprocess: spec.no_subprocess,
+            limits: spec.limits,
             cgroup,
-            jail_host_uid: {
-                let (uid, gid) = sys::real_ids();
-                crate::spec::jail_host_ids(uid, gid).0
-            },
+            namespace_limits: None,
+            _host_id: host_id,
         })
     }
 
@@ -393,6 +430,7 @@ impl Jail {
             report: report.clone(),
             usage,
             denials: self.denials.clone(),
+            limits: self.limits,
         };
         if timed_out {
             return Ok(finished(Outcome::TimedOut));
@@ -448,6 +486,7 @@ impl Jail {
                 Some(Record::ExecFailed { errno }) => self.exec_failure = Some(errno),
                 Some(Record::ProgramExited { code }) => self.program_end = Some(Outcome::Exited(code)),
                 Some(Record::ProgramSignaled { signal }) => self.program_end = Some(Outcome::Signaled(signal)),
+                Some(Record::NamespaceLimits { applied }) => self.namespace_limits = Some(applied),
                 Some(Record::ExecDenied { errno }) => self.denials.push(Denial {
                     what: "execve",
                     errno,
@@ -500,7 +539,8 @@ impl Jail {
                 "seccomp user notification: execve after the first fails with EPERM",
             ));
         }
-        for l in limits::describe_limit_enforcement(self.limits_by_cgroup, self.jail_host_uid) {
+        let coverage = self.cgroup.as_ref().map(AnyJailCgroup::coverage);
+        for l in limits::describe_limit_enforcement(coverage, self.namespace_limits) {
             layers.push(Layer::new(l.kind.name(), l.status, l.means));
         }
         SandboxReport { layers }
