@@ -349,6 +349,10 @@ pub fn finish(program: &str, finished: &Finished, verbose: u8) -> Result<ExitCod
     }
     match outcome {
         Outcome::TimedOut => eprintln!("mcp-j: timed out; the sandbox was killed"),
+        Outcome::Signaled(libc::SIGKILL) if finished.memory_limit_hit => eprintln!(
+            "mcp-j: the sandbox reached its memory limit of {} and was killed (raise it with --memory)",
+            crate::config::format_size(finished.limits.memory_bytes)
+        ),
         Outcome::Signaled(libc::SIGXFSZ) => eprintln!(
             "mcp-j: `{program}` was killed by SIGXFSZ: it wrote past the file size limit of {} \
              (raise it with --max-file-size)",

@@ -917,6 +917,13 @@ pub struct CgroupCoverage {
     pub cpu: bool,
 }
 
+/// The `oom_kill N` count of a `memory.events` (v2) or `memory.oom_control` (v1) text.
+#[must_use]
+pub fn parse_oom_kill(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
 /// One jail's cgroup, either version.
 #[derive(Debug)]
 pub enum AnyJailCgroup {
@@ -984,6 +991,18 @@ impl AnyJailCgroup {
             AnyJailCgroup::V2(c) => c.cpu_usage_usec().ok(),
             AnyJailCgroup::V1(_) => None,
         }
+    }
+
+    /// How many tasks the kernel's OOM killer killed in the cgroup for reaching its memory
+    /// limit (`oom_kill` in v2 `memory.events`, v1 `memory.oom_control`); `None` where
+    /// the kernel does not say.
+    #[must_use]
+    pub fn oom_kills(&self) -> Option<u64> {
+        let file = match self {
+            AnyJailCgroup::V2(c) => c.path().join("memory.events"),
+            AnyJailCgroup::V1(c) => c.path().join("memory.oom_control"),
+        };
+        parse_oom_kill(&fs::read_to_string(file).ok()?)
     }
 
     /// Kills every task inside.
@@ -1257,6 +1276,158 @@ mod tests {
         assert_eq!(parse_cpu_stat_usage_usec("user_usec 1\n"), None);
         assert_eq!(parse_cpu_stat_usage_usec("usage_usec x\n"), None);
         assert_eq!(parse_cpu_stat_usage_usec(""), None);
+    }
+
+    // --- cgroup v1 ---
+
+    const MOUNTINFO: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+        32 31 0:29 / MOUNT/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+        35 31 0:32 / MOUNT/memory rw,relatime - cgroup cgroup rw,memory\n\
+        39 31 0:36 /outer MOUNT/pids rw,relatime - cgroup cgroup rw,pids\n\
+        41 31 0:38 / MOUNT/unified rw,relatime - cgroup2 cgroup2 rw\n";
+    const V1_CGROUP: &str = "8:pids:/outer/box\n4:memory:/process_api/abc\n1:cpu:/\n0::/\n";
+
+    fn fake_v1() -> (TempDir, String) {
+        let tmp = TempDir::new().unwrap();
+        let mount = tmp.path().display().to_string();
+        for dir in ["memory/process_api/abc", "pids/box", "cpu"] {
+            fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        }
+        (tmp, MOUNTINFO.replace("MOUNT", &mount))
+    }
+
+    #[test]
+    fn v1_parents_are_own_cgroups_below_each_mount() {
+        let (tmp, mountinfo) = fake_v1();
+        let parents = find_v1_parents(&mountinfo, V1_CGROUP).unwrap();
+        let dirs: Vec<(V1Controller, PathBuf)> =
+            parents.dirs().into_iter().map(|(c, p)| (c, p.to_path_buf())).collect();
+        assert_eq!(
+            dirs,
+            vec![
+                (V1Controller::Memory, tmp.path().join("memory/process_api/abc")),
+                (V1Controller::Pids, tmp.path().join("pids/box")),
+                (V1Controller::Cpu, tmp.path().join("cpu")),
+            ],
+            "the pids mount shows /outer at its root"
+        );
+    }
+
+    #[test]
+    fn v1_needs_memory_and_pids_but_not_cpu() {
+        let (_tmp, mountinfo) = fake_v1();
+        let without_cpu: String = mountinfo
+            .lines()
+            .filter(|l| !l.ends_with(",cpu"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let parents = find_v1_parents(&without_cpu, V1_CGROUP).unwrap();
+        assert_eq!(parents.dirs().len(), 2);
+        let without_memory: String = mountinfo
+            .lines()
+            .filter(|l| !l.ends_with(",memory"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            find_v1_parents(&without_memory, V1_CGROUP).unwrap_err().reason,
+            "no cgroup v1 hierarchy holds the `memory` controller"
+        );
+        assert_eq!(
+            find_v1_parents(&mountinfo, "4:memory:/process_api/abc\n")
+                .unwrap_err()
+                .reason,
+            "this process is in no `pids` cgroup (/proc/self/cgroup)"
+        );
+        assert_eq!(
+            find_v1_parents(&mountinfo, "8:pids:/elsewhere\n4:memory:/process_api/abc\n")
+                .unwrap_err()
+                .reason,
+            "own `pids` cgroup `/elsewhere` is not below the mounted `/outer`"
+        );
+    }
+
+    #[test]
+    fn v1_limits_are_written_in_each_hierarchy_and_removed() {
+        let (tmp, mountinfo) = fake_v1();
+        let parents = find_v1_parents(&mountinfo, V1_CGROUP).unwrap();
+        // A fake tree's mkdir makes no interface files: the first write fails, and what
+        // was made is removed again.
+        let error = JailCgroupV1::create(&parents, "jail", &limits()).unwrap_err();
+        assert!(
+            matches!(&error, CgroupError::Write { path, .. }
+                if *path == tmp.path().join("memory/process_api/abc/jail/memory.limit_in_bytes")),
+            "{error:?}"
+        );
+        assert!(!tmp.path().join("memory/process_api/abc/jail").exists());
+
+        let memory = tmp.path().join("memory/process_api/abc/jail");
+        let pids = tmp.path().join("pids/box/jail");
+        let cpu = tmp.path().join("cpu/jail");
+        let cgroup = JailCgroupV1 {
+            dirs: vec![
+                (V1Controller::Memory, memory.clone()),
+                (V1Controller::Pids, pids.clone()),
+                (V1Controller::Cpu, cpu.clone()),
+            ],
+            swap_limited: false,
+            owner: getpid(),
+            removed: true,
+        };
+        fake_jail_dir(
+            &memory,
+            &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "cgroup.procs"],
+        );
+        fake_jail_dir(&pids, &["pids.max", "cgroup.procs"]);
+        fake_jail_dir(&cpu, &["cpu.cfs_period_us", "cpu.cfs_quota_us", "cgroup.procs"]);
+        drop(cgroup);
+        // Write through `create`'s own code path on the prepared directories.
+        for (controller, dir) in [
+            (V1Controller::Memory, &memory),
+            (V1Controller::Pids, &pids),
+            (V1Controller::Cpu, &cpu),
+        ] {
+            match controller {
+                V1Controller::Memory => {
+                    write_value(&dir.join("memory.limit_in_bytes"), &limits().memory_bytes.to_string()).unwrap();
+                }
+                V1Controller::Pids => write_value(&dir.join("pids.max"), &pids_max_value(limits().pids)).unwrap(),
+                V1Controller::Cpu => {
+                    write_value(&dir.join("cpu.cfs_quota_us"), &cfs_quota_value(limits().cpu_millicores)).unwrap()
+                }
+            }
+        }
+        assert_eq!(read(&memory.join("memory.limit_in_bytes")), "536870912");
+        assert_eq!(read(&pids.join("pids.max")), "257");
+        assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "150000");
+
+        let jail = JailCgroupV1 {
+            dirs: vec![
+                (V1Controller::Memory, memory.clone()),
+                (V1Controller::Pids, pids.clone()),
+            ],
+            swap_limited: true,
+            owner: getpid(),
+            removed: false,
+        };
+        jail.add_process(Pid::from_raw(4321).unwrap()).unwrap();
+        assert_eq!(read(&memory.join("cgroup.procs")), "4321");
+        assert_eq!(read(&pids.join("cgroup.procs")), "4321");
+        assert!(!jail.cpu_limited());
+        fs::write(memory.join("memory.max_usage_in_bytes"), "1048576\n").unwrap();
+        assert_eq!(jail.peak_memory().unwrap(), Some(1_048_576));
+    }
+
+    #[test]
+    fn cfs_quota_values() {
+        assert_eq!(cfs_quota_value(1000), "100000");
+        assert_eq!(cfs_quota_value(0), "1000");
+    }
+
+    #[test]
+    fn oom_kill_counts() {
+        assert_eq!(parse_oom_kill("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"), Some(2));
+        assert_eq!(parse_oom_kill("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n"), Some(1));
+        assert_eq!(parse_oom_kill("oom_kill_disable 0\n"), None);
     }
 
     #[test]

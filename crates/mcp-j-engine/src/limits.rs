@@ -257,10 +257,9 @@ pub struct LimitEnforcement {
     pub means: String,
 }
 
-/// What a memory cgroup does not charge (measured by the escape suite's
-/// `memory_pinning_*` tests: unix socket buffers are kernel memory outside memcg's
-/// accounting for `AF_UNIX`).
-pub const NOT_CHARGED_BY_CGROUP: &str = "unix socket buffers";
+/// What nothing bounds without a cgroup (the escape suite's `memory_pinning_*` tests
+/// measure it: a jail's unix socket buffers are kernel memory no rlimit counts).
+pub const UNBOUNDED_WITHOUT_CGROUP: &str = "unix socket buffers";
 
 /// Per limit, how well it holds and by what means.
 ///
@@ -306,8 +305,8 @@ pub fn describe_limit_enforcement(
                     LimitKind::Memory,
                     Enforced,
                     format!(
-                        "cgroup v{v} {memory_file}{swap} for the whole jail (memory, memfds, SysV shm); \
-                         not charged: {NOT_CHARGED_BY_CGROUP}"
+                        "cgroup v{v} {memory_file}{swap} for the whole jail (charges memory, memfds, SysV shm \
+                         and unix socket buffers)"
                     ),
                 ),
                 entry(
@@ -342,7 +341,7 @@ pub fn describe_limit_enforcement(
                     Absent,
                     format!(
                         "no aggregate limit (needs a delegated cgroup v2, or cgroup v1 for root); per process only: \
-                         RLIMIT_DATA (+RLIMIT_AS); {shm}; each memfd <= --max-file-size; {NOT_CHARGED_BY_CGROUP} not bounded"
+                         RLIMIT_DATA (+RLIMIT_AS); {shm}; each memfd <= --max-file-size; {UNBOUNDED_WITHOUT_CGROUP} not bounded"
                     ),
                 ),
                 entry(
@@ -558,7 +557,7 @@ mod tests {
                 (LimitKind::IpcLimits, Enforced),
             ]
         );
-        assert!(means(Some(V2), None, LimitKind::Memory).contains("not charged: unix socket buffers"));
+        assert!(means(Some(V2), None, LimitKind::Memory).contains("unix socket buffers)"));
     }
 
     #[test]

@@ -127,6 +127,8 @@ pub struct Finished {
     pub denials: Vec<Denial>,
     /// The limits the jail ran under (for messages such as a `SIGXFSZ` death's).
     pub limits: crate::spec::Limits,
+    /// The jail's cgroup reached its memory limit and the kernel killed a task of it.
+    pub memory_limit_hit: bool,
 }
 
 /// What the jail's standard streams are connected to.
@@ -425,12 +427,14 @@ impl Jail {
             },
         };
         let report = self.report();
+        let memory_limit_hit = self.cgroup.as_ref().and_then(AnyJailCgroup::oom_kills).unwrap_or(0) > 0;
         let finished = |outcome| Finished {
             outcome,
             report: report.clone(),
             usage,
             denials: self.denials.clone(),
             limits: self.limits,
+            memory_limit_hit,
         };
         if timed_out {
             return Ok(finished(Outcome::TimedOut));
@@ -445,6 +449,9 @@ impl Jail {
             Some(outcome) => Ok(finished(outcome)),
             // We killed the jail (grace period over) before init could report.
             None if self.control.was_killed() => Ok(finished(Outcome::Signaled(libc::SIGKILL))),
+            // The OOM killer of the jail's cgroup picked the helper or init: the jail ended
+            // as a whole, killed.
+            None if memory_limit_hit => Ok(finished(Outcome::Signaled(libc::SIGKILL))),
             None => Err(SandboxError::Lost(format!("{status:?}"))),
         }
     }
