@@ -160,17 +160,34 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         rustix::thread::set_thread_groups(&[]).at(Step::MapIds)?;
     }
 
-    // 5. Clone init straight into new user, mount, PID, IPC, UTS, network and cgroup
-    //    namespaces: it is pid 1 of the new PID namespace. It waits on a pipe until its id
-    //    maps are written; the pipe then stays open as its lifeline to us.
+    // 4b. An unprivileged caller: the jail's IPC namespace is made here, in a user
+    //     namespace of our own whose root is the caller, so that its limits can be set
+    //     (the kernel lets only the IPC namespace's root uid write them; the jail's own
+    //     user namespace maps no root). The jail's ids then map to that root.
+    let (jail_host_uid, jail_host_gid) = if privileged {
+        (jail_host_uid, jail_host_gid)
+    } else {
+        let ipc_limited = ipc_namespace_of_our_own(caller_uid, caller_gid, spec.limits.memory_bytes)?;
+        report.send(Record::NamespaceLimits {
+            applied: namespace_limits::bit(namespace_limits::LimitGroup::IpcNamespace, ipc_limited),
+        });
+        (0, 0)
+    };
+
+    // 5. Clone init straight into new user, mount, PID, IPC (a root caller's; see 4b),
+    //    UTS, network and cgroup namespaces: it is pid 1 of the new PID namespace. It
+    //    waits on a pipe until its id maps are written; the pipe then stays open as its
+    //    lifeline to us.
     let (go_read, go_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::ForkInit)?;
-    let namespaces = UnshareFlags::NEWUSER
+    let mut namespaces = UnshareFlags::NEWUSER
         | UnshareFlags::NEWNS
         | UnshareFlags::NEWPID
-        | UnshareFlags::NEWIPC
         | UnshareFlags::NEWUTS
         | UnshareFlags::NEWNET
         | UnshareFlags::NEWCGROUP;
+    if privileged {
+        namespaces |= UnshareFlags::NEWIPC;
+    }
     let init_pid = match sys::clone_into_namespaces(namespaces).at(Step::UnshareNamespaces)? {
         Forked::Child => {
             drop(go_write);
@@ -185,8 +202,8 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     drop(user_trees);
 
     // 6. Map exactly one uid and one gid, from outside: the jail's, to the caller's own
-    //    (the only mapping an unprivileged caller may write) or, for root, to the
-    //    unprivileged host id chosen above. setgroups is denied first.
+    //    (through 4b's root, which is the caller) or, for root, to the unprivileged host
+    //    id the supervisor claimed. setgroups is denied first.
     let maps = IdMaps {
         uid: format!("{JAIL_UID} {jail_host_uid} 1\n"),
         gid: format!("{JAIL_GID} {jail_host_gid} 1\n"),
@@ -207,6 +224,23 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         ChildStatus::Exited(code) => code,
         ChildStatus::Signaled(sig) => 128 + sig,
     })
+}
+
+/// Step 4b: move into a new user namespace mapping root to the caller, then into a new
+/// IPC namespace it owns, and set that namespace's limits. Returns whether they were set
+/// (a failure there only leaves the host's values, which the report says); a failure to
+/// make the namespaces is a setup failure.
+fn ipc_namespace_of_our_own(caller_uid: u32, caller_gid: u32, memory_bytes: u64) -> Result<bool, Failure> {
+    sys::unshare_namespaces(UnshareFlags::NEWUSER).at(Step::UnshareNamespaces)?;
+    IdMaps {
+        uid: format!("0 {caller_uid} 1\n"),
+        gid: format!("0 {caller_gid} 1\n"),
+    }
+    .write("/proc/self")
+    .at(Step::MapIds)?;
+    sys::unshare_namespaces(UnshareFlags::NEWIPC).at(Step::UnshareNamespaces)?;
+    let limits = namespace_limits::ipc_namespace_limits(memory_bytes);
+    Ok(namespace_limits::apply(Path::new(namespace_limits::PROC_SYS), limits).is_ok())
 }
 
 /// Ask for SIGKILL when the parent dies, then make sure it has not died already.
@@ -260,11 +294,12 @@ fn init(
     //     sysctls require); the user namespace's counts are opened now, through the
     //     host's /proc, and written in 13b (max_mnt_namespaces = 0 would stop our mounts).
     let proc_sys = Path::new(namespace_limits::PROC_SYS);
-    let ipc_limited = namespace_limits::apply(
-        proc_sys,
-        namespace_limits::ipc_namespace_limits(spec.limits.memory_bytes),
-    )
-    .is_ok();
+    let ipc_limited = privileged
+        && namespace_limits::apply(
+            proc_sys,
+            namespace_limits::ipc_namespace_limits(spec.limits.memory_bytes),
+        )
+        .is_ok();
     let user_limits = namespace_limits::PendingLimits::open(proc_sys, namespace_limits::user_namespace_limits()).ok();
     if privileged {
         let (uid, gid) = (

@@ -333,7 +333,7 @@ pub fn describe_limit_enforcement(
             let shm = if ipc_applied {
                 "SysV shm in total <= the limit (kernel.shmall)"
             } else {
-                "SysV shm not bounded (the IPC sysctls are writable for a root caller's jail only)"
+                "SysV shm not bounded (the IPC namespace's limits could not be set)"
             };
             (
                 entry(
@@ -391,7 +391,7 @@ pub fn describe_limit_enforcement(
             entry(
                 LimitKind::IpcLimits,
                 Absent,
-                "host defaults (the IPC sysctls are writable for a root caller's jail only); RLIMIT_MSGQUEUE".into(),
+                "not set: host defaults; RLIMIT_MSGQUEUE".into(),
             )
         },
     ]

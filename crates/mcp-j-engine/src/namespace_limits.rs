@@ -17,14 +17,18 @@
 //!   nothing once the segment is detached), so the namespace's `shmall` is its only
 //!   bound without a memory cgroup. [`ipc_namespace_limits`] sets the total to the
 //!   jail's memory limit. The kernel lets only the IPC namespace's root uid write these
-//!   (an euid check, not a capability one), which for the jail is host root as long as
-//!   uid 0 is unmapped there: a root caller's init writes them before it becomes the
-//!   jail's user. An unprivileged caller's jail has no uid that may, so there they stay
-//!   at the host's values and the report says so.
+//!   (an euid check, not a capability one). A root caller's jail maps no uid 0, so its
+//!   IPC namespace's root is host root: its init writes them (step 8b) before it becomes
+//!   the jail's user. An unprivileged caller's jail has no uid that may, so its helper
+//!   makes the IPC namespace itself (step 4b), inside a user namespace of its own whose
+//!   root is the caller, and writes them there; the jail's user namespace is a child of
+//!   that one. The jailed program then runs with the caller's host uid — that
+//!   namespace's root — so only the jail's read-only `/proc/sys` keeps it from raising
+//!   them (no capability is needed): that mount is load-bearing here.
 //!
 //! Writes go through `/proc/sys`, whose files are chosen by the *writer's* namespaces,
-//! not by the procfs mount: init writes them through the host's `/proc`, before the
-//! jail's own procfs (whose `/proc/sys` is read-only) exists.
+//! not by the procfs mount: the helper and init write them through the host's `/proc`,
+//! before the jail's own procfs (whose `/proc/sys` is read-only) exists.
 //!
 //! # Test strategy
 //!

@@ -493,7 +493,10 @@ impl Jail {
                 Some(Record::ExecFailed { errno }) => self.exec_failure = Some(errno),
                 Some(Record::ProgramExited { code }) => self.program_end = Some(Outcome::Exited(code)),
                 Some(Record::ProgramSignaled { signal }) => self.program_end = Some(Outcome::Signaled(signal)),
-                Some(Record::NamespaceLimits { applied }) => self.namespace_limits = Some(applied),
+                // The helper (an unprivileged caller's IPC limits) and init each report.
+                Some(Record::NamespaceLimits { applied }) => {
+                    self.namespace_limits = Some(self.namespace_limits.unwrap_or(0) | applied);
+                }
                 Some(Record::ExecDenied { errno }) => self.denials.push(Denial {
                     what: "execve",
                     errno,
