@@ -462,7 +462,7 @@ impl Loaded {
 pub fn memory_too_small(bytes: u64, source: &str) -> String {
     format!(
         "memory limit of {bytes} bytes from {source} is below the minimum of 16M (programs cannot start \
-         with less); sizes without a unit are bytes: did you mean `{bytes}M`?"
+         with less); a size without a unit is bytes: for {bytes} MiB write `{bytes}M` (`--memory {bytes}M`)"
     )
 }
 
@@ -676,6 +676,45 @@ mod tests {
         assert_eq!(loaded.source("limits.fds"), from_file);
         assert_eq!(loaded.config.limits().cpu_millicores, Limits::default().cpu_millicores);
         assert_eq!(loaded.source("limits.cpu"), "default");
+    }
+
+    #[test]
+    fn limits_and_policy_of_issue_7_load_from_every_layer() {
+        let (_dir, path) = file("[limits]\nmax_file_size = \"64M\"\n[policy]\nrequire_memory_limit = true\n");
+        let loaded = Loaded::load(Some(&path), &env(&[]), &Flags::default()).expect("load");
+        assert_eq!(loaded.config.limits().max_file_size_bytes, 64 << 20);
+        assert_eq!(loaded.config.policy.require_memory_limit, Some(true));
+        let vars = env(&[("MCP_J_MAX_FILE_SIZE", "2G"), ("MCP_J_REQUIRE_MEMORY_LIMIT", "false")]);
+        let loaded = Loaded::load(Some(&path), &vars, &Flags::default()).expect("load");
+        assert_eq!(loaded.config.limits().max_file_size_bytes, 2 << 30);
+        assert_eq!(
+            loaded.source("policy.require_memory_limit"),
+            "env MCP_J_REQUIRE_MEMORY_LIMIT"
+        );
+        assert_eq!(row(&loaded, "limits.max_file_size").value, "2G");
+        let defaults = Loaded::load(None, &env(&[]), &Flags::default()).expect("load");
+        assert_eq!(row(&defaults, "limits.max_file_size").value, "1G");
+        assert_eq!(defaults.config.policy.require_memory_limit, Some(false));
+    }
+
+    #[test]
+    fn a_memory_limit_below_16m_names_its_layer_and_the_unit() {
+        let err = Loaded::load(None, &env(&[("MCP_J_MEMORY", "512")]), &Flags::default())
+            .err()
+            .expect("refused");
+        let text = format!("{err:#}");
+        assert!(text.contains("`limits.memory` in env MCP_J_MEMORY"), "{text}");
+        assert!(text.contains("write `512M`"), "{text}");
+        let (_dir, path) = file("[limits]\nmemory = 1024\n");
+        let err = Loaded::load(Some(&path), &env(&[]), &Flags::default())
+            .err()
+            .expect("refused");
+        assert!(
+            format!("{err:#}").contains(&format!("file {}", path.display())),
+            "{err:#}"
+        );
+        let loaded = Loaded::load(None, &env(&[("MCP_J_MEMORY", "16M")]), &Flags::default()).expect("16M is fine");
+        assert_eq!(loaded.config.limits().memory_bytes, 16 << 20);
     }
 
     #[test]

@@ -346,6 +346,10 @@ pub fn finish(program: &str, finished: &Finished, verbose: u8) -> Result<ExitCod
             let status = format!("{:?}", layer.status).to_lowercase();
             eprintln!("mcp-j: {:<14} {:<9} {}", layer.name, status, layer.means);
         }
+        eprintln!(
+            "mcp-j: per process only: {}",
+            finished.report.per_process_only().join(", ")
+        );
     }
     match outcome {
         Outcome::TimedOut => eprintln!("mcp-j: timed out; the sandbox was killed"),

@@ -259,10 +259,15 @@ impl SandboxOpts {
                 .unwrap_or(defaults.max_file_size_bytes),
         };
         // The configuration's value was checked when it was loaded.
-        for (bytes, source) in [(self.memory, "--memory"), (manifest_memory, "the manifest's `memory`")] {
-            if let Some(bytes) = bytes.filter(|b| *b < mcp_j_engine::spec::MIN_MEMORY_BYTES) {
-                bail!("{}", crate::config::memory_too_small(bytes, source));
-            }
+        let memory_source = if self.memory.is_some() {
+            Some("--memory")
+        } else {
+            manifest_memory.map(|_| "the manifest's `memory`")
+        };
+        if let Some(source) = memory_source
+            && limits.memory_bytes < mcp_j_engine::spec::MIN_MEMORY_BYTES
+        {
+            bail!("{}", crate::config::memory_too_small(limits.memory_bytes, source));
         }
         let cpu_requested = self.cpu.or(manifest.cpu).or(config.limits.cpu).is_some_and(|c| {
             // The default layer fills `limits.cpu` too: only a different value was asked.
@@ -540,6 +545,52 @@ mod tests {
         .expect("resolve");
         assert!(r.spec.no_subprocess);
         assert_eq!(r.audit_log, Some(PathBuf::from("/flag/audit")));
+    }
+
+    #[test]
+    fn memory_below_16m_is_refused_from_flag_and_manifest() {
+        let err = resolve(SandboxOpts {
+            workdir: Some("/tmp".into()),
+            memory: Some(512),
+            ..Default::default()
+        })
+        .err()
+        .expect("refused");
+        let text = format!("{err:#}");
+        assert!(text.contains("from --memory") && text.contains("`512M`"), "{text}");
+        assert!(text.contains("--memory 512M"), "{text}");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = dir.path().join("m.json");
+        std::fs::write(&m, r#"{"memory": "1K", "max_file_size": "8M"}"#).expect("write");
+        let err = resolve(SandboxOpts {
+            manifest: Some(m.clone()),
+            workdir: Some("/tmp".into()),
+            ..Default::default()
+        })
+        .err()
+        .expect("refused");
+        assert!(format!("{err:#}").contains("the manifest's `memory`"), "{err:#}");
+
+        // The flag wins over a small manifest value; max_file_size comes from the manifest.
+        let r = resolve(SandboxOpts {
+            manifest: Some(m),
+            workdir: Some("/tmp".into()),
+            memory: Some(16 << 20),
+            ..Default::default()
+        })
+        .expect("resolve");
+        assert_eq!(r.spec.limits.max_file_size_bytes, 8 << 20);
+        assert!(!r.cpu_requested);
+        let r = resolve(SandboxOpts {
+            workdir: Some("/tmp".into()),
+            max_file_size: Some(1 << 20),
+            cpu: Some(500),
+            ..Default::default()
+        })
+        .expect("resolve");
+        assert_eq!(r.spec.limits.max_file_size_bytes, 1 << 20);
+        assert!(r.cpu_requested);
     }
 
     #[test]

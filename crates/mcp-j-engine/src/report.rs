@@ -279,6 +279,24 @@ pub struct SandboxReport {
     pub layers: Vec<Layer>,
 }
 
+impl SandboxReport {
+    /// The limits that hold per process (or per file) only, not for the jail as a whole:
+    /// open files and file size always; memory when no cgroup bounds the jail's total
+    /// (then only `RLIMIT_DATA`/`RLIMIT_AS` per process remain).
+    #[must_use]
+    pub fn per_process_only(&self) -> Vec<&str> {
+        self.layers
+            .iter()
+            .filter(|l| match l.name.as_str() {
+                "fds" | "file_size" => true,
+                "memory" => l.status != LayerStatus::Enforced,
+                _ => false,
+            })
+            .map(|l| l.name.as_str())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +333,23 @@ mod tests {
         buf[0] = 3;
         buf[4] = 9; // no such status
         assert_eq!(Record::decode(&buf), None);
+    }
+
+    #[test]
+    fn per_process_only_names_memory_without_a_cgroup() {
+        let report = |memory| SandboxReport {
+            layers: vec![
+                Layer::new("memory", memory, "m"),
+                Layer::new("pids", LayerStatus::Enforced, "p"),
+                Layer::new("fds", LayerStatus::Enforced, "f"),
+                Layer::new("file_size", LayerStatus::Enforced, "s"),
+            ],
+        };
+        assert_eq!(
+            report(LayerStatus::Absent).per_process_only(),
+            ["memory", "fds", "file_size"]
+        );
+        assert_eq!(report(LayerStatus::Enforced).per_process_only(), ["fds", "file_size"]);
     }
 
     #[test]
