@@ -816,23 +816,7 @@ impl JailCgroupV1 {
     /// process that reused its pid), and sent SIGKILL; repeated while members remain
     /// (one may have forked meanwhile), a bounded number of times.
     pub fn kill(&self) -> Result<(), CgroupError> {
-        let procs = self.path().join("cgroup.procs");
-        for _ in 0..REMOVE_ATTEMPTS {
-            let members = read_pids(&procs)?;
-            if members.is_empty() {
-                return Ok(());
-            }
-            for pid in members {
-                let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
-                    continue; // gone already
-                };
-                if read_pids(&procs)?.contains(&pid) {
-                    let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
-                }
-            }
-            thread::sleep(REMOVE_DELAY);
-        }
-        Ok(())
+        kill_listed(self.path())
     }
 
     /// Removes the cgroup from every hierarchy ([`JailCgroupV1::kill`] first if unsure).
@@ -861,6 +845,72 @@ impl Drop for JailCgroupV1 {
             let _ = remove_dir_retrying(dir);
         }
     }
+}
+
+/// Kills every process listed in `dir/cgroup.procs`: each is opened as a pidfd, checked
+/// to still be listed (so the pidfd is a member, not a process that reused its pid), and
+/// sent SIGKILL; repeated while members remain (one may have forked meanwhile), a bounded
+/// number of times. For v1, which has no `cgroup.kill`.
+fn kill_listed(dir: &Path) -> Result<(), CgroupError> {
+    let procs = dir.join("cgroup.procs");
+    for _ in 0..REMOVE_ATTEMPTS {
+        let members = read_pids(&procs)?;
+        if members.is_empty() {
+            return Ok(());
+        }
+        for pid in members {
+            let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+                continue; // gone already
+            };
+            if read_pids(&procs)?.contains(&pid) {
+                let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+            }
+        }
+        thread::sleep(REMOVE_DELAY);
+    }
+    Ok(())
+}
+
+/// Removes the jail cgroups in `parent` that supervisors which no longer run left behind
+/// (a supervisor killed with SIGKILL cannot clean up): their tasks are killed first
+/// (`cgroup.kill` where it exists, else one by one). Jail cgroups are named
+/// `mcp-j-<supervisor pid>-<n>`; `alive` says whether a pid runs. Returns how many were
+/// removed. Anything else in `parent` is never touched.
+pub fn sweep_stale(parent: &Path, alive: impl Fn(u32) -> bool) -> usize {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(stale_candidate_pid) else {
+            continue;
+        };
+        if alive(pid) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = entry.path();
+        if write_file(&dir.join("cgroup.kill"), "1").is_err() {
+            let _ = kill_listed(&dir);
+        }
+        if remove_dir_retrying(&dir).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The supervisor pid in a jail cgroup's name `mcp-j-<pid>-<n>`.
+fn stale_candidate_pid(name: &str) -> Option<u32> {
+    let (pid, n) = name.strip_prefix("mcp-j-")?.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether a process with this pid runs (on this host's pid namespace).
+#[must_use]
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The pids listed in a `cgroup.procs` file.
@@ -937,6 +987,13 @@ impl AnyJailCgroup {
     /// Creates the jail's cgroup under `parent` (see [`JailCgroup::create`] and
     /// [`JailCgroupV1::create`]).
     pub fn create(parent: &CgroupParent, name: &str, limits: &Limits) -> Result<AnyJailCgroup, CgroupError> {
+        let parents: Vec<&Path> = match parent {
+            CgroupParent::V2(p) => vec![p.path()],
+            CgroupParent::V1(p) => p.dirs().into_iter().map(|(_, d)| d).collect(),
+        };
+        for dir in parents {
+            sweep_stale(dir, pid_alive);
+        }
         Ok(match parent {
             CgroupParent::V2(p) => AnyJailCgroup::V2(JailCgroup::create(p, name, limits)?),
             CgroupParent::V1(p) => AnyJailCgroup::V1(JailCgroupV1::create(p, name, limits)?),
@@ -1415,6 +1472,32 @@ mod tests {
         assert!(!jail.cpu_limited());
         fs::write(memory.join("memory.max_usage_in_bytes"), "1048576\n").unwrap();
         assert_eq!(jail.peak_memory().unwrap(), Some(1_048_576));
+    }
+
+    #[test]
+    fn stale_jail_cgroups_are_swept_and_nothing_else() {
+        let tmp = TempDir::new().unwrap();
+        let parent = tmp.path();
+        for dir in ["mcp-j-111-0", "mcp-j-222-3", "mcp-j-probe-111", "other", "mcp-j-111-x"] {
+            fs::create_dir(parent.join(dir)).unwrap();
+        }
+        // A v2 leftover gets cgroup.kill (a regular file here keeps it from removal,
+        // as a live cgroup's tasks would): it is written, not removed.
+        fs::write(parent.join("mcp-j-222-3/cgroup.kill"), "").unwrap();
+        let removed = sweep_stale(parent, |pid| pid == 333);
+        assert_eq!(removed, 1);
+        assert!(!parent.join("mcp-j-111-0").exists());
+        assert_eq!(read(&parent.join("mcp-j-222-3/cgroup.kill")), "1");
+        for kept in ["mcp-j-probe-111", "other", "mcp-j-111-x"] {
+            assert!(parent.join(kept).exists(), "{kept}");
+        }
+        fs::create_dir(parent.join("mcp-j-333-0")).unwrap();
+        assert_eq!(
+            sweep_stale(parent, |pid| pid == 333),
+            0,
+            "a live supervisor's cgroup stays"
+        );
+        assert!(parent.join("mcp-j-333-0").exists());
     }
 
     #[test]
