@@ -1,5 +1,7 @@
-//! A small cgroup v2 writer: one cgroup per jail, bounding the memory, tasks and CPU of the
-//! whole jail.
+//! A small cgroup writer: one cgroup per jail, bounding the memory, tasks and CPU of the
+//! whole jail — cgroup v2 (a delegated parent), or cgroup v1 for a root caller on hosts
+//! whose controllers live in v1 hierarchies (*cgroup v1* below). [`detect_any`] picks
+//! one; [`AnyJailCgroup`] hides which.
 //!
 //! # Overview
 //!
@@ -43,6 +45,23 @@
 //! - `memory.peak`: Linux 5.19+; before, [`JailCgroup::peak_memory`] returns `None`.
 //! - `memory.swap.max` exists only where the kernel accounts swap; without it the jail's
 //!   RAM is still bounded by `memory.max` ([`JailCgroup::swap_limited`] says which).
+//!
+//! # cgroup v1
+//!
+//! v1 has no delegation to other users, so it serves root only ([`detect_v1`]). Each
+//! controller has its own hierarchy (mounts found in `/proc/self/mountinfo`, honouring a
+//! mount whose root is a subtree), and the jail gets one child of this process's own
+//! cgroup in each ([`find_v1_parents`]): `memory` and `pids` are required, `cpu` is used
+//! when present. [`JailCgroupV1::create`] writes `memory.limit_in_bytes`, then
+//! `memory.memsw.limit_in_bytes` (memory plus swap; it must not be below the first),
+//! `pids.max`, and `cpu.cfs_period_us`/`cpu.cfs_quota_us`. There is no `cgroup.kill`: the
+//! listed processes are killed one by one through pidfds. On kernels with memory
+//! accounting of kernel objects (always on since 5.x unless booted with
+//! `cgroup.memory=nokmem`) the v1 memory limit charges memfds, SysV shm and unix socket
+//! buffers too (measured by the escape suite).
+//!
+//! A supervisor killed with SIGKILL cannot remove its jail's cgroups: the next jail made
+//! under the same parent sweeps them ([`sweep_stale`]), killing what is left inside.
 //!
 //! # Test strategy
 //!

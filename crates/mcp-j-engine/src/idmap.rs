@@ -2,7 +2,7 @@
 //!
 //! The helper writes the jail's maps from outside. An unprivileged caller may map only
 //! its own uid and gid. A root caller's jail maps to an unprivileged host id instead (see
-//! [`crate::spec::ROOT_CALLER_JAIL_HOST_ID`]), and the user's own paths are idmapped so
+//! [`crate::host_ids`]), and the user's own paths are idmapped so
 //! that host root's files there behave as the jail user's.
 
 use std::io::{Read, Write};

@@ -4,7 +4,7 @@
 //! Takes a plain [`SandboxSpec`] (program, environment, paths, limits) and runs the program
 //! in a jail built from the kernel's own isolation: user, mount, PID, IPC, UTS, network and
 //! cgroup namespaces; `pivot_root` into a read-only tmpfs root; Landlock; every capability
-//! dropped; no_new_privs; seccomp last; rlimits (or cgroup v2). It knows nothing of MCP.
+//! dropped; no_new_privs; seccomp last; rlimits, the jail's own namespace limits, and a cgroup where the machine allows one. It knows nothing of MCP.
 //! docs/SANDBOX.md lists the setup steps in order; [`jail`] follows it one to one.
 //!
 //! ## Compatibility

@@ -2,11 +2,14 @@
 //!
 //! # Overview
 //!
-//! The jail's limits come from [`Limits`]. Where the supervisor could prepare a cgroup v2
-//! with the memory, pids and cpu controllers (see [`crate::cgroup`]), the cgroup bounds the
-//! whole jail and the rlimits here only cover what a cgroup does not (open files, core
-//! dumps, locked memory, scheduling priority). Without cgroup v2, rlimits are the fallback:
-//! they bound memory per process, the number of tasks, and nothing of CPU.
+//! The jail's limits come from [`Limits`]. Where the supervisor could prepare a cgroup
+//! (a delegated v2, or v1 for a root caller; see [`crate::cgroup`]), the cgroup bounds
+//! the whole jail's memory and tasks (and CPU where the controller is there), and the
+//! rlimits here only cover what a cgroup does not (open files, file size, core dumps,
+//! locked memory, message queues, scheduling priority). Without a cgroup, rlimits are the
+//! fallback: they bound memory per process only (no aggregate: reported *absent*), the
+//! number of tasks, and nothing of CPU. The jail's own namespace limits
+//! ([`crate::namespace_limits`]) hold in both cases.
 //!
 //! [`rlimit_plan`] builds the list as data, with no I/O, so that it is unit-tested here and
 //! applied by the jail in one loop (`setrlimit` with soft = hard, before `execve`).
@@ -159,7 +162,7 @@ impl RlimitSetting {
 ///   gets `SIGXFSZ` (which kills it unless handled) and `EFBIG`.
 /// - `RLIMIT_MSGQUEUE` = [`MSGQUEUE_BYTES`].
 ///
-/// When `limits_by_cgroup` is false (no delegated cgroup v2), also:
+/// When `limits_by_cgroup` is false (no cgroup), also:
 /// - `RLIMIT_NPROC` = `pids + 1`. Inside the jail's own user namespace it is counted per
 ///   (user namespace, uid) since Linux 5.14, and the jail's uid is used by the jail only,
 ///   so it bounds the jail's tasks (threads count). The `+ 1` is the jail's init (pid 1),
@@ -181,7 +184,8 @@ impl RlimitSetting {
 /// break runtimes that reserve address space, and the cgroup already counts the tasks.
 ///
 /// CPU has no entry in either mode: `RLIMIT_CPU` counts total CPU seconds, not a rate,
-/// and would kill a long-lived server after its budget; a quota needs cgroup v2 `cpu.max`.
+/// and would kill a long-lived server after its budget; a quota needs a cgroup (`cpu.max`,
+/// or v1 `cpu.cfs_quota_us`).
 #[must_use]
 pub fn rlimit_plan(limits: &Limits, limits_by_cgroup: bool) -> Vec<RlimitSetting> {
     let setting = |resource, value| RlimitSetting { resource, value };

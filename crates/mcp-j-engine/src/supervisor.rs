@@ -253,7 +253,7 @@ static JAIL_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl Jail {
     /// Start the helper and hand it `spec`. `exe` is our own binary (normally
     /// `/proc/self/exe`), which must call [`crate::jail::helper_main`] when its first
-    /// argument is [`HELPER_ARG`]. With a delegated cgroup v2 parent, the jail gets a
+    /// argument is [`HELPER_ARG`]. With a cgroup parent (v2 or v1), the jail gets a
     /// cgroup of its own with the spec's limits (then the rlimits it covers are skipped);
     /// without, or if that cgroup cannot be made, rlimits enforce the limits.
     pub fn spawn(
