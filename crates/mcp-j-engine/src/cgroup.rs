@@ -765,27 +765,8 @@ impl JailCgroupV1 {
             })?;
             // From here on, an early return drops `cgroup`, which removes the directories.
             cgroup.dirs.push((controller, path.clone()));
-            match controller {
-                V1Controller::Memory => {
-                    write_value(&path.join("memory.limit_in_bytes"), &limits.memory_bytes.to_string())?;
-                    let memsw = path.join("memory.memsw.limit_in_bytes");
-                    cgroup.swap_limited = match write_file(&memsw, &limits.memory_bytes.to_string()) {
-                        Ok(()) => true,
-                        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                        Err(source) => {
-                            return Err(CgroupError::Write {
-                                path: memsw,
-                                value: limits.memory_bytes.to_string(),
-                                source,
-                            });
-                        }
-                    };
-                }
-                V1Controller::Pids => write_value(&path.join("pids.max"), &pids_max_value(limits.pids))?,
-                V1Controller::Cpu => {
-                    write_value(&path.join("cpu.cfs_period_us"), &CPU_PERIOD_USEC.to_string())?;
-                    write_value(&path.join("cpu.cfs_quota_us"), &cfs_quota_value(limits.cpu_millicores))?;
-                }
+            if write_v1_limits(controller, &path, limits)? {
+                cgroup.swap_limited = true;
             }
         }
         Ok(cgroup)
@@ -930,6 +911,36 @@ fn stale_candidate_pid(name: &str) -> Option<u32> {
 #[must_use]
 pub fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Writes one v1 controller's limits into the jail cgroup `dir` (see
+/// [`JailCgroupV1::create`]); returns whether swap is limited too (memory only).
+fn write_v1_limits(controller: V1Controller, dir: &Path, limits: &Limits) -> Result<bool, CgroupError> {
+    match controller {
+        V1Controller::Memory => {
+            let bytes = limits.memory_bytes.to_string();
+            write_value(&dir.join("memory.limit_in_bytes"), &bytes)?;
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            match write_file(&memsw, &bytes) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(source) => Err(CgroupError::Write {
+                    path: memsw,
+                    value: bytes,
+                    source,
+                }),
+            }
+        }
+        V1Controller::Pids => {
+            write_value(&dir.join("pids.max"), &pids_max_value(limits.pids))?;
+            Ok(false)
+        }
+        V1Controller::Cpu => {
+            write_value(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_USEC.to_string())?;
+            write_value(&dir.join("cpu.cfs_quota_us"), &cfs_quota_value(limits.cpu_millicores))?;
+            Ok(false)
+        }
+    }
 }
 
 /// The pids listed in a `cgroup.procs` file.
@@ -1423,7 +1434,7 @@ mod tests {
     }
 
     #[test]
-    fn v1_limits_are_written_in_each_hierarchy_and_removed() {
+    fn v1_create_cleans_up_when_a_write_fails() {
         let (tmp, mountinfo) = fake_v1();
         let parents = find_v1_parents(&mountinfo, V1_CGROUP).unwrap();
         // A fake tree's mkdir makes no interface files: the first write fails, and what
@@ -1435,47 +1446,38 @@ mod tests {
             "{error:?}"
         );
         assert!(!tmp.path().join("memory/process_api/abc/jail").exists());
+        assert!(!tmp.path().join("pids/box/jail").exists());
+    }
 
-        let memory = tmp.path().join("memory/process_api/abc/jail");
-        let pids = tmp.path().join("pids/box/jail");
-        let cpu = tmp.path().join("cpu/jail");
-        let cgroup = JailCgroupV1 {
-            dirs: vec![
-                (V1Controller::Memory, memory.clone()),
-                (V1Controller::Pids, pids.clone()),
-                (V1Controller::Cpu, cpu.clone()),
-            ],
-            swap_limited: false,
-            owner: getpid(),
-            removed: true,
-        };
-        fake_jail_dir(
-            &memory,
-            &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "cgroup.procs"],
-        );
-        fake_jail_dir(&pids, &["pids.max", "cgroup.procs"]);
-        fake_jail_dir(&cpu, &["cpu.cfs_period_us", "cpu.cfs_quota_us", "cgroup.procs"]);
-        drop(cgroup);
-        // Write through `create`'s own code path on the prepared directories.
-        for (controller, dir) in [
-            (V1Controller::Memory, &memory),
-            (V1Controller::Pids, &pids),
-            (V1Controller::Cpu, &cpu),
-        ] {
-            match controller {
-                V1Controller::Memory => {
-                    write_value(&dir.join("memory.limit_in_bytes"), &limits().memory_bytes.to_string()).unwrap();
-                }
-                V1Controller::Pids => write_value(&dir.join("pids.max"), &pids_max_value(limits().pids)).unwrap(),
-                V1Controller::Cpu => {
-                    write_value(&dir.join("cpu.cfs_quota_us"), &cfs_quota_value(limits().cpu_millicores)).unwrap()
-                }
-            }
-        }
+    #[test]
+    fn v1_limits_are_written_exactly() {
+        let tmp = TempDir::new().unwrap();
+        let (memory, pids, cpu) = (tmp.path().join("m"), tmp.path().join("p"), tmp.path().join("c"));
+        fake_jail_dir(&memory, &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]);
+        fake_jail_dir(&pids, &["pids.max"]);
+        fake_jail_dir(&cpu, &["cpu.cfs_period_us", "cpu.cfs_quota_us"]);
+        assert!(write_v1_limits(V1Controller::Memory, &memory, &limits()).unwrap());
+        assert!(!write_v1_limits(V1Controller::Pids, &pids, &limits()).unwrap());
+        assert!(!write_v1_limits(V1Controller::Cpu, &cpu, &limits()).unwrap());
         assert_eq!(read(&memory.join("memory.limit_in_bytes")), "536870912");
+        assert_eq!(read(&memory.join("memory.memsw.limit_in_bytes")), "536870912");
         assert_eq!(read(&pids.join("pids.max")), "257");
+        assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "100000");
         assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "150000");
 
+        // Without swap accounting the memsw file is missing: not an error, never created.
+        let no_swap = tmp.path().join("n");
+        fake_jail_dir(&no_swap, &["memory.limit_in_bytes"]);
+        assert!(!write_v1_limits(V1Controller::Memory, &no_swap, &limits()).unwrap());
+        assert!(!no_swap.join("memory.memsw.limit_in_bytes").exists());
+    }
+
+    #[test]
+    fn v1_processes_usage_and_removal() {
+        let tmp = TempDir::new().unwrap();
+        let (memory, pids) = (tmp.path().join("m"), tmp.path().join("p"));
+        fake_jail_dir(&memory, &["cgroup.procs"]);
+        fake_jail_dir(&pids, &["cgroup.procs"]);
         let jail = JailCgroupV1 {
             dirs: vec![
                 (V1Controller::Memory, memory.clone()),
@@ -1489,8 +1491,15 @@ mod tests {
         assert_eq!(read(&memory.join("cgroup.procs")), "4321");
         assert_eq!(read(&pids.join("cgroup.procs")), "4321");
         assert!(!jail.cpu_limited());
+        assert_eq!(jail.path(), memory);
+        assert_eq!(jail.peak_memory().unwrap(), None);
         fs::write(memory.join("memory.max_usage_in_bytes"), "1048576\n").unwrap();
         assert_eq!(jail.peak_memory().unwrap(), Some(1_048_576));
+        // Empty `cgroup.procs` files: nothing to kill; the fake files keep the
+        // directories from removal, which is reported.
+        fs::write(memory.join("cgroup.procs"), "").unwrap();
+        jail.kill().unwrap();
+        assert!(matches!(jail.remove(), Err(CgroupError::Remove { .. })));
     }
 
     #[test]
