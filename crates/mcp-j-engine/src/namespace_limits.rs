@@ -53,10 +53,11 @@ pub enum LimitGroup {
 }
 
 /// Inotify instances the jail may hold. Language servers and file watchers use a few;
-/// the host user keeps the rest of its 128.
+/// the host user keeps the rest of its 128 (the kernel's default).
 pub const MAX_INOTIFY_INSTANCES: u64 = 16;
-/// Inotify watches the jail may hold.
-pub const MAX_INOTIFY_WATCHES: u64 = 8192;
+/// Inotify watches the jail may hold: a quarter of the smallest per-user default the
+/// kernel picks (8192 on small machines; more with more RAM since Linux 5.11).
+pub const MAX_INOTIFY_WATCHES: u64 = 2048;
 
 /// The per-user-namespace limits: inotify small; fanotify, and every namespace kind,
 /// none (fanotify and nested namespaces are refused by seccomp anyway; this is the

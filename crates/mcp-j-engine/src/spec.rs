@@ -112,3 +112,32 @@ pub fn jail_host_ids(claimed: Option<HostIds>, caller_uid: u32, caller_gid: u32)
 
 /// The jail's host name: the host's own name does not leak in.
 pub const JAIL_HOSTNAME: &str = "mcp-j";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_id_wins_and_otherwise_the_caller_keeps_its_own() {
+        let claimed = HostIds { uid: 7, gid: 7 };
+        assert_eq!(jail_host_ids(Some(claimed), 0, 0), claimed);
+        assert_eq!(jail_host_ids(None, 1000, 100), HostIds { uid: 1000, gid: 100 });
+    }
+
+    #[test]
+    fn the_defaults_follow_the_interface() {
+        let d = Limits::default();
+        assert_eq!(d.max_file_size_bytes, 1 << 30);
+        assert!(d.memory_bytes >= MIN_MEMORY_BYTES);
+    }
+
+    #[test]
+    fn an_older_spec_without_the_new_fields_still_reads() {
+        let json = r#"{"program":"p","args":[],"env":[],"workdir":"Private","ro_paths":[],"rw_paths":[],
+            "limits":{"memory_bytes":1,"pids":1,"fds":4,"cpu_millicores":1,"max_file_size_bytes":1},
+            "no_subprocess":false,"limits_by_cgroup":false}"#;
+        let spec: SandboxSpec = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.host_ids, None);
+        assert!(!spec.require_memory_limit);
+    }
+}
