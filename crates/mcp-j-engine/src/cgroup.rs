@@ -875,7 +875,9 @@ fn kill_listed(dir: &Path) -> Result<(), CgroupError> {
 /// (a supervisor killed with SIGKILL cannot clean up): their tasks are killed first
 /// (`cgroup.kill` where it exists, else one by one). Jail cgroups are named
 /// `mcp-j-<supervisor pid>-<n>`; `alive` says whether a pid runs. Returns how many were
-/// removed. Anything else in `parent` is never touched.
+/// removed. Anything else in `parent` is never touched. `alive` sees this PID namespace
+/// only: two supervisors in different PID namespaces must not share a parent cgroup (each
+/// caller's jails live under its own cgroup, so that takes a deliberate setup).
 pub fn sweep_stale(parent: &Path, alive: impl Fn(u32) -> bool) -> usize {
     let Ok(entries) = fs::read_dir(parent) else {
         return 0;
