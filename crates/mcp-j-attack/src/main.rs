@@ -38,6 +38,7 @@ mod fs;
 mod kernel;
 mod limits;
 mod net;
+mod pinning;
 mod probe;
 mod procs;
 mod sys;
@@ -125,6 +126,8 @@ processes: kill PID | proc-pids [HOSTPID] | ptrace PID | process-vm-readv PID | 
            pidfd-getfd PID
            spawn-tree K | fork-bomb | thread-bomb
 limits:    mem-bomb [MAX_MIB] | fd-bomb | cpu-burn
+pinning:   pin-memfd MAX_MIB | pin-memfd-one MAX_MIB | pin-shm MAX_MIB | pin-unix MAX_MIB
+           inotify [HOLD_SECS [MAX]]
 kernel:    io-uring | unshare NS | clone-ns NS | clone3-ns NS | setns NS | mount KIND [PATH]
            keyctl | bpf | perf-event | userfaultfd | ioctl KIND FD | open-by-handle-at
            sethostname | setuid | raise-limits | sched | settime | syslog
@@ -189,6 +192,11 @@ fn dispatch(attack: &str, args: &[String]) -> Report {
         "mem-bomb" => limits::mem_bomb(arg(0)),
         "fd-bomb" => limits::fd_bomb(),
         "cpu-burn" => limits::cpu_burn(),
+        "pin-memfd" => pinning::memfd(need!(0, "MAX_MIB"), false),
+        "pin-memfd-one" => pinning::memfd(need!(0, "MAX_MIB"), true),
+        "pin-shm" => pinning::sysv_shm(need!(0, "MAX_MIB")),
+        "pin-unix" => pinning::unix_buffers(need!(0, "MAX_MIB")),
+        "inotify" => pinning::inotify_instances(arg(0), arg(1)),
         // Kernel surface.
         "io-uring" => kernel::io_uring(),
         "unshare" => kernel::unshare(need!(0, "NS")),

@@ -17,6 +17,8 @@ pub struct Session {
     pub log: Arc<AuditLog>,
     pub redactor: Arc<Redactor>,
     started: Instant,
+    /// A CPU quota was asked for: say so if the sandbox cannot enforce one.
+    cpu_requested: bool,
 }
 
 impl Session {
@@ -80,10 +82,23 @@ impl Session {
             log: Arc::new(log),
             redactor,
             started: Instant::now(),
+            cpu_requested: resolved.cpu_requested,
         })
     }
 
+    /// `sandbox.ready`; and, once, a warning when a CPU quota was asked for but nothing
+    /// here can enforce one (no cgroup with a cpu controller).
     pub fn ready(&self, report: &SandboxReport) {
+        let cpu_absent = report
+            .layers
+            .iter()
+            .any(|l| l.name == "cpu" && l.status == mcp_j_engine::LayerStatus::Absent);
+        if self.cpu_requested && cpu_absent {
+            eprintln!(
+                "mcp-j: warning: --cpu is not enforced here (no cgroup with a cpu controller: needs a delegated \
+                 cgroup v2, or root with cgroup v1); `mcp-j doctor` says what this machine offers"
+            );
+        }
         if let Err(e) = self.log.sandbox_ready(report, None) {
             eprintln!("mcp-j: cannot write the audit log: {e}");
         }

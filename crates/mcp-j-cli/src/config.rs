@@ -19,9 +19,11 @@
 //! fds = 1024
 //! cpu = 1000                      # millicores
 //! timeout = "10m"
+//! max_file_size = "1G"            # RLIMIT_FSIZE
 //!
 //! [policy]
 //! no_subprocess = false
+//! require_memory_limit = false    # refuse (126) where no aggregate memory limit holds
 //! allow_tools = []
 //! deny_tools = []
 //! allow_server_requests = []      # sampling, elicitation, roots
@@ -37,7 +39,8 @@
 //!
 //! Flat names, listed in [`ENV_VARS`]: `MCP_J_REGISTRY_URL`, `MCP_J_REGISTRY_TOKEN`,
 //! `MCP_J_CACHE_DIR`, `MCP_J_AUDIT_LOG`, the limits as `MCP_J_MEMORY`, `MCP_J_PIDS`,
-//! `MCP_J_FDS`, `MCP_J_CPU`, `MCP_J_TIMEOUT`, and the policy as `MCP_J_NO_SUBPROCESS`,
+//! `MCP_J_FDS`, `MCP_J_CPU`, `MCP_J_TIMEOUT`, `MCP_J_MAX_FILE_SIZE`, and the policy as
+//! `MCP_J_NO_SUBPROCESS`, `MCP_J_REQUIRE_MEMORY_LIMIT`,
 //! `MCP_J_ALLOW_TOOLS`, `MCP_J_DENY_TOOLS`, `MCP_J_ALLOW_SERVER_REQUESTS` (lists are
 //! comma-separated). Other `MCP_J_*` variables (`MCP_J_CGROUP_PARENT`, …) are not
 //! configuration and are ignored here; secrets have no variable (name them in the file or
@@ -60,6 +63,7 @@ use figment::providers::{Format, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use mcp_j_engine::Limits;
+use mcp_j_engine::spec::MIN_MEMORY_BYTES;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::units::{parse_duration, parse_size};
@@ -92,6 +96,7 @@ impl Config {
             pids: l.pids.unwrap_or(d.pids),
             fds: l.fds.unwrap_or(d.fds),
             cpu_millicores: l.cpu.unwrap_or(d.cpu_millicores),
+            max_file_size_bytes: l.max_file_size.map_or(d.max_file_size_bytes, |s| s.0),
         }
     }
 }
@@ -105,6 +110,7 @@ pub struct LimitsConfig {
     pub fds: Option<u64>,
     pub cpu: Option<u64>,
     pub timeout: Option<Timeout>,
+    pub max_file_size: Option<Size>,
 }
 
 /// `[policy]`.
@@ -112,6 +118,7 @@ pub struct LimitsConfig {
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     pub no_subprocess: Option<bool>,
+    pub require_memory_limit: Option<bool>,
     pub allow_tools: Option<Vec<String>>,
     pub deny_tools: Option<Vec<String>>,
     pub allow_server_requests: Option<Vec<String>>,
@@ -144,7 +151,7 @@ impl<'de> Deserialize<'de> for Size {
 }
 
 /// `1024` → `"1K"`: the largest binary unit that divides the size exactly.
-fn format_size(bytes: u64) -> String {
+pub fn format_size(bytes: u64) -> String {
     for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
         if bytes >= 1 << shift && bytes & ((1 << shift) - 1) == 0 {
             return format!("{}{unit}", bytes >> shift);
@@ -208,7 +215,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("MCP_J_FDS", "limits.fds"),
     ("MCP_J_CPU", "limits.cpu"),
     ("MCP_J_TIMEOUT", "limits.timeout"),
+    ("MCP_J_MAX_FILE_SIZE", "limits.max_file_size"),
     ("MCP_J_NO_SUBPROCESS", "policy.no_subprocess"),
+    ("MCP_J_REQUIRE_MEMORY_LIMIT", "policy.require_memory_limit"),
     ("MCP_J_ALLOW_TOOLS", "policy.allow_tools"),
     ("MCP_J_DENY_TOOLS", "policy.deny_tools"),
     ("MCP_J_ALLOW_SERVER_REQUESTS", "policy.allow_server_requests"),
@@ -216,7 +225,9 @@ pub const ENV_VARS: &[(&str, &str)] = &[
 
 fn env_kind(key: &str) -> EnvKind {
     match key {
-        "limits.pids" | "limits.fds" | "limits.cpu" | "policy.no_subprocess" => EnvKind::Scalar,
+        "limits.pids" | "limits.fds" | "limits.cpu" | "policy.no_subprocess" | "policy.require_memory_limit" => {
+            EnvKind::Scalar
+        }
         "policy.allow_tools" | "policy.deny_tools" | "policy.allow_server_requests" => EnvKind::List,
         _ => EnvKind::Text,
     }
@@ -341,6 +352,7 @@ impl Loaded {
         let config: Config = figment.extract().map_err(describe)?;
         let loaded = Loaded { config, figment, file };
         loaded.check_secrets()?;
+        loaded.check_memory()?;
         Ok(loaded)
     }
 
@@ -350,6 +362,18 @@ impl Loaded {
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
             .collect();
         Loaded::load(explicit, &env, flags)
+    }
+
+    /// A memory limit below [`MIN_MEMORY_BYTES`] is a missing unit (`512` is bytes): refused,
+    /// naming where it came from.
+    fn check_memory(&self) -> Result<()> {
+        match self.config.limits.memory {
+            Some(Size(bytes)) if bytes < MIN_MEMORY_BYTES => Err(anyhow!(
+                "{}",
+                memory_too_small(bytes, &format!("`limits.memory` in {}", self.source("limits.memory")))
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Secret references must be `env:VAR` or `file:PATH`; the message never shows one
@@ -406,7 +430,9 @@ impl Loaded {
             ("limits.fds", to_json(&c.limits.fds)),
             ("limits.cpu", to_json(&c.limits.cpu)),
             ("limits.timeout", to_json(&c.limits.timeout)),
+            ("limits.max_file_size", to_json(&c.limits.max_file_size)),
             ("policy.no_subprocess", to_json(&c.policy.no_subprocess)),
+            ("policy.require_memory_limit", to_json(&c.policy.require_memory_limit)),
             ("policy.allow_tools", to_json(&c.policy.allow_tools)),
             ("policy.deny_tools", to_json(&c.policy.deny_tools)),
             ("policy.allow_server_requests", to_json(&c.policy.allow_server_requests)),
@@ -429,6 +455,15 @@ impl Loaded {
         }));
         rows
     }
+}
+
+/// The message for a memory limit below [`MIN_MEMORY_BYTES`], from `source` (`--memory`,
+/// `` `limits.memory` in env MCP_J_MEMORY ``): the number is most likely missing its unit.
+pub fn memory_too_small(bytes: u64, source: &str) -> String {
+    format!(
+        "memory limit of {bytes} bytes from {source} is below the minimum of 16M (programs cannot start \
+         with less); a size without a unit is bytes: for {bytes} MiB write `{bytes}M` (`--memory {bytes}M`)"
+    )
 }
 
 /// What a masked secret shows.
@@ -457,9 +492,11 @@ fn default_layer() -> Result<Layer> {
             fds: Some(d.fds),
             cpu: Some(d.cpu_millicores),
             timeout: None,
+            max_file_size: Some(Size(d.max_file_size_bytes)),
         },
         policy: PolicyConfig {
             no_subprocess: Some(false),
+            require_memory_limit: Some(false),
             allow_tools: Some(Vec::new()),
             deny_tools: Some(Vec::new()),
             allow_server_requests: Some(Vec::new()),
@@ -639,6 +676,45 @@ mod tests {
         assert_eq!(loaded.source("limits.fds"), from_file);
         assert_eq!(loaded.config.limits().cpu_millicores, Limits::default().cpu_millicores);
         assert_eq!(loaded.source("limits.cpu"), "default");
+    }
+
+    #[test]
+    fn limits_and_policy_of_issue_7_load_from_every_layer() {
+        let (_dir, path) = file("[limits]\nmax_file_size = \"64M\"\n[policy]\nrequire_memory_limit = true\n");
+        let loaded = Loaded::load(Some(&path), &env(&[]), &Flags::default()).expect("load");
+        assert_eq!(loaded.config.limits().max_file_size_bytes, 64 << 20);
+        assert_eq!(loaded.config.policy.require_memory_limit, Some(true));
+        let vars = env(&[("MCP_J_MAX_FILE_SIZE", "2G"), ("MCP_J_REQUIRE_MEMORY_LIMIT", "false")]);
+        let loaded = Loaded::load(Some(&path), &vars, &Flags::default()).expect("load");
+        assert_eq!(loaded.config.limits().max_file_size_bytes, 2 << 30);
+        assert_eq!(
+            loaded.source("policy.require_memory_limit"),
+            "env MCP_J_REQUIRE_MEMORY_LIMIT"
+        );
+        assert_eq!(row(&loaded, "limits.max_file_size").value, "2G");
+        let defaults = Loaded::load(None, &env(&[]), &Flags::default()).expect("load");
+        assert_eq!(row(&defaults, "limits.max_file_size").value, "1G");
+        assert_eq!(defaults.config.policy.require_memory_limit, Some(false));
+    }
+
+    #[test]
+    fn a_memory_limit_below_16m_names_its_layer_and_the_unit() {
+        let err = Loaded::load(None, &env(&[("MCP_J_MEMORY", "512")]), &Flags::default())
+            .err()
+            .expect("refused");
+        let text = format!("{err:#}");
+        assert!(text.contains("`limits.memory` in env MCP_J_MEMORY"), "{text}");
+        assert!(text.contains("write `512M`"), "{text}");
+        let (_dir, path) = file("[limits]\nmemory = 1024\n");
+        let err = Loaded::load(Some(&path), &env(&[]), &Flags::default())
+            .err()
+            .expect("refused");
+        assert!(
+            format!("{err:#}").contains(&format!("file {}", path.display())),
+            "{err:#}"
+        );
+        let loaded = Loaded::load(None, &env(&[("MCP_J_MEMORY", "16M")]), &Flags::default()).expect("16M is fine");
+        assert_eq!(loaded.config.limits().memory_bytes, 16 << 20);
     }
 
     #[test]

@@ -28,6 +28,12 @@ struct Cgroup {
 struct Doctor {
     features: Vec<Feature>,
     cgroup_v2: Cgroup,
+    /// The v1 memory/pids/cpu hierarchies, usable by root only.
+    cgroup_v1: Cgroup,
+    /// Which limits hold per process (or per file) only, from the real run.
+    per_process_only: Vec<String>,
+    /// What this machine's checks cannot show.
+    notes: Vec<String>,
     /// Whether `exec` works here end to end (`/bin/true` in a full jail).
     exec_works: bool,
     exec_error: Option<String>,
@@ -94,6 +100,8 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         limits: Limits::default(),
         no_subprocess: true,
         limits_by_cgroup: false,
+        host_ids: None,
+        require_memory_limit: false,
     };
     let stdio = JailStdio {
         stdin: Stdio::null(),
@@ -134,13 +142,46 @@ pub fn doctor(json: bool) -> Result<ExitCode> {
         },
         Err(why) => Cgroup {
             available: false,
-            detail: format!("{why}; limits are enforced by rlimits"),
+            detail: why.to_string(),
         },
     };
+    let cgroup_v1 = match mcp_j_engine::cgroup::detect_v1() {
+        Ok(parents) => Cgroup {
+            available: true,
+            detail: format!(
+                "jail cgroups under {}",
+                parents
+                    .dirs()
+                    .iter()
+                    .map(|(c, p)| format!("`{}` ({})", p.display(), c.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+        Err(why) => Cgroup {
+            available: false,
+            detail: why.to_string(),
+        },
+    };
+    let mut notes =
+        vec!["a transient systemd scope is not used (out of scope: mcp-j does not talk to systemd)".to_owned()];
+    if !cgroup_v2.available {
+        notes.push(
+            "the cgroup v2 delegation path is not usable here: it is tested against a fake cgroup tree only".to_owned(),
+        );
+    }
     let (exec_error, layers) = exec_smoke_test();
+    let per_process_only = mcp_j_engine::SandboxReport { layers: layers.clone() }
+        .per_process_only()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let report = Doctor {
         features,
         cgroup_v2,
+        cgroup_v1,
+        per_process_only,
+        notes,
         exec_works: exec_error.is_none(),
         exec_error,
         layers,
@@ -169,6 +210,8 @@ fn print_human(d: &Doctor) {
     }
     let mark = if d.cgroup_v2.available { "yes" } else { "NO " };
     println!("  {mark}  {:<20} {}", "cgroup_v2", d.cgroup_v2.detail);
+    let mark = if d.cgroup_v1.available { "yes" } else { "NO " };
+    println!("  {mark}  {:<20} {}", "cgroup_v1", d.cgroup_v1.detail);
     println!();
     match &d.exec_error {
         None => println!("`mcp-j exec` works here and enforces (from a real run of /bin/true):"),
@@ -177,5 +220,11 @@ fn print_human(d: &Doctor) {
     for l in &d.layers {
         let status = format!("{:?}", l.status).to_lowercase();
         println!("  {:<14} {:<9} {}", l.name, status, l.means);
+    }
+    if !d.layers.is_empty() {
+        println!("Per process only: {}", d.per_process_only.join(", "));
+    }
+    for note in &d.notes {
+        println!("Note: {note}");
     }
 }

@@ -24,6 +24,9 @@ use crate::sandbox_opts::SandboxOpts;
 
 /// Exit status when mcp-j itself failed (bad usage, sandbox could not be set up).
 const EXIT_MCP_J_FAILED: u8 = 125;
+/// Exit status when policy refused to run the program (INTERFACE: "126 when policy or
+/// integrity checks refused to run it").
+const EXIT_POLICY_REFUSED: u8 = 126;
 
 #[derive(Debug, Parser)]
 #[command(name = "mcp-j", version, about = "A secure runtime for untrusted MCP servers")]
@@ -128,7 +131,14 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("mcp-j: error: {e:#}");
-            ExitCode::from(EXIT_MCP_J_FAILED)
+            if matches!(
+                e.downcast_ref::<SandboxError>(),
+                Some(SandboxError::MemoryLimitRequired { .. })
+            ) {
+                ExitCode::from(EXIT_POLICY_REFUSED)
+            } else {
+                ExitCode::from(EXIT_MCP_J_FAILED)
+            }
         }
     }
 }
@@ -199,9 +209,10 @@ pub fn setup_context(e: SandboxError) -> anyhow::Error {
     }
 }
 
-/// The delegated cgroup v2 parent for jail cgroups: `MCP_J_CGROUP_PARENT`, or found from
-/// our own cgroup. `None` (rlimits enforce the limits) when there is none.
-pub fn cgroup_parent() -> Option<mcp_j_engine::cgroup::DelegatedParent> {
+/// Where jail cgroups are made: a delegated cgroup v2 parent (`MCP_J_CGROUP_PARENT`, or
+/// found from our own cgroup), else for root the cgroup v1 hierarchies. `None` (rlimits
+/// and namespace limits only) when there is none.
+pub fn cgroup_parent() -> Option<mcp_j_engine::cgroup::CgroupParent> {
     let configured = std::env::var_os("MCP_J_CGROUP_PARENT").map(std::path::PathBuf::from);
-    mcp_j_engine::cgroup::detect(configured.as_deref()).ok()
+    mcp_j_engine::cgroup::detect_any(configured.as_deref()).ok()
 }

@@ -346,9 +346,22 @@ pub fn finish(program: &str, finished: &Finished, verbose: u8) -> Result<ExitCod
             let status = format!("{:?}", layer.status).to_lowercase();
             eprintln!("mcp-j: {:<14} {:<9} {}", layer.name, status, layer.means);
         }
+        eprintln!(
+            "mcp-j: per process only: {}",
+            finished.report.per_process_only().join(", ")
+        );
     }
     match outcome {
         Outcome::TimedOut => eprintln!("mcp-j: timed out; the sandbox was killed"),
+        Outcome::Signaled(libc::SIGKILL) if finished.memory_limit_hit => eprintln!(
+            "mcp-j: the sandbox reached its memory limit of {} and was killed (raise it with --memory)",
+            crate::config::format_size(finished.limits.memory_bytes)
+        ),
+        Outcome::Signaled(libc::SIGXFSZ) => eprintln!(
+            "mcp-j: `{program}` was killed by SIGXFSZ: it wrote past the file size limit of {} \
+             (raise it with --max-file-size)",
+            crate::config::format_size(finished.limits.max_file_size_bytes)
+        ),
         Outcome::ExecFailed(errno) => eprintln!(
             "mcp-j: cannot run `{program}` in the sandbox: {}",
             std::io::Error::from_raw_os_error(errno)

@@ -43,7 +43,7 @@ pub struct SandboxOpts {
     /// Pass a secret: NAME=env:VAR or NAME=file:PATH; its value is never logged
     #[arg(long = "secret", value_name = "NAME=SOURCE")]
     pub secret: Vec<String>,
-    /// Memory limit [default: 512M]
+    /// Memory limit, at least 16M [default: 512M]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub memory: Option<u64>,
     /// Task (process + thread) limit [default: 256]
@@ -55,6 +55,9 @@ pub struct SandboxOpts {
     /// CPU quota, 1000 = one core [default: 1000]
     #[arg(long, value_name = "MILLICORES")]
     pub cpu: Option<u64>,
+    /// Largest file the program may write (RLIMIT_FSIZE) [default: 1G]
+    #[arg(long = "max-file-size", value_name = "SIZE", value_parser = parse_size)]
+    pub max_file_size: Option<u64>,
     /// Wall-clock limit (30s, 10m); the whole jail is killed and mcp-j exits 124
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -90,6 +93,7 @@ pub struct Manifest {
     fds: Option<u64>,
     cpu: Option<u64>,
     timeout: Option<String>,
+    max_file_size: Option<String>,
     no_subprocess: Option<bool>,
     /// `run` only: `--allow-tool`, `--deny-tool`, `--allow-server-request`.
     #[serde(default)]
@@ -362,6 +366,9 @@ pub struct Resolved {
     pub allow_server_requests: Vec<String>,
     /// Where audit events go: `--audit-log`, else the configuration's `audit_log`.
     pub audit_log: Option<PathBuf>,
+    /// A CPU quota was asked for (flag, manifest or configuration), not just defaulted:
+    /// where none can be enforced, that is said once.
+    pub cpu_requested: bool,
     /// The secrets, `(name, value)`: for the redactor only. Their values are also in
     /// `spec.env`, the one place they are meant to be.
     pub secrets: Vec<(String, String)>,
@@ -394,12 +401,37 @@ impl SandboxOpts {
             .map(parse_size)
             .transpose()
             .map_err(anyhow::Error::msg)?;
+        let manifest_file_size = manifest
+            .max_file_size
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         let limits = Limits {
             memory_bytes: self.memory.or(manifest_memory).unwrap_or(defaults.memory_bytes),
             pids: self.pids.or(manifest.pids).unwrap_or(defaults.pids),
             fds: self.fds.or(manifest.fds).unwrap_or(defaults.fds),
             cpu_millicores: self.cpu.or(manifest.cpu).unwrap_or(defaults.cpu_millicores),
+            max_file_size_bytes: self
+                .max_file_size
+                .or(manifest_file_size)
+                .unwrap_or(defaults.max_file_size_bytes),
         };
+        // The configuration's value was checked when it was loaded.
+        let memory_source = if self.memory.is_some() {
+            Some("--memory")
+        } else {
+            manifest_memory.map(|_| "the manifest's `memory`")
+        };
+        if let Some(source) = memory_source
+            && limits.memory_bytes < mcp_j_engine::spec::MIN_MEMORY_BYTES
+        {
+            bail!("{}", crate::config::memory_too_small(limits.memory_bytes, source));
+        }
+        let cpu_requested = self.cpu.or(manifest.cpu).or(config.limits.cpu).is_some_and(|c| {
+            // The default layer fills `limits.cpu` too: only a different value was asked.
+            self.cpu.is_some() || manifest.cpu.is_some() || c != Limits::default().cpu_millicores
+        });
         if limits.pids == 0 || limits.fds < 4 || limits.cpu_millicores == 0 {
             bail!("limits too small: --pids must be at least 1, --fds at least 4, --cpu at least 1");
         }
@@ -479,12 +511,15 @@ impl SandboxOpts {
                 no_subprocess: self.no_subprocess
                     || manifest.no_subprocess.or(config.policy.no_subprocess).unwrap_or(false),
                 limits_by_cgroup: false,
+                host_ids: None,
+                require_memory_limit: config.policy.require_memory_limit.unwrap_or(false),
             },
             timeout: self.timeout.or(manifest_timeout).or(config.limits.timeout.map(|t| t.0)),
             allow_tools: concat(&config.policy.allow_tools, manifest.allow_tools),
             deny_tools: concat(&config.policy.deny_tools, manifest.deny_tools),
             allow_server_requests: concat(&config.policy.allow_server_requests, manifest.allow_server_requests),
             audit_log: self.audit_log.clone().or_else(|| config.audit_log.clone()),
+            cpu_requested,
             secrets,
             system_paths,
         })
@@ -823,6 +858,52 @@ mod tests {
         .expect("resolve");
         assert!(r.spec.no_subprocess);
         assert_eq!(r.audit_log, Some(PathBuf::from("/flag/audit")));
+    }
+
+    #[test]
+    fn memory_below_16m_is_refused_from_flag_and_manifest() {
+        let err = resolve(SandboxOpts {
+            workdir: Some("/tmp".into()),
+            memory: Some(512),
+            ..Default::default()
+        })
+        .err()
+        .expect("refused");
+        let text = format!("{err:#}");
+        assert!(text.contains("from --memory") && text.contains("`512M`"), "{text}");
+        assert!(text.contains("--memory 512M"), "{text}");
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = dir.path().join("m.json");
+        std::fs::write(&m, r#"{"memory": "1K", "max_file_size": "8M"}"#).expect("write");
+        let err = resolve(SandboxOpts {
+            manifest: Some(m.clone()),
+            workdir: Some("/tmp".into()),
+            ..Default::default()
+        })
+        .err()
+        .expect("refused");
+        assert!(format!("{err:#}").contains("the manifest's `memory`"), "{err:#}");
+
+        // The flag wins over a small manifest value; max_file_size comes from the manifest.
+        let r = resolve(SandboxOpts {
+            manifest: Some(m),
+            workdir: Some("/tmp".into()),
+            memory: Some(16 << 20),
+            ..Default::default()
+        })
+        .expect("resolve");
+        assert_eq!(r.spec.limits.max_file_size_bytes, 8 << 20);
+        assert!(!r.cpu_requested);
+        let r = resolve(SandboxOpts {
+            workdir: Some("/tmp".into()),
+            max_file_size: Some(1 << 20),
+            cpu: Some(500),
+            ..Default::default()
+        })
+        .expect("resolve");
+        assert_eq!(r.spec.limits.max_file_size_bytes, 1 << 20);
+        assert!(r.cpu_requested);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `mcp-j doctor` end to end, as root and as the unprivileged user: it must find what the
 //! machine declares (`MCP_J_TEST_EXPECT`), prove `exec` works with a real run, and never
-//! report more than rlimits can do when there is no cgroup v2.
+//! report more than rlimits can do when there is no cgroup (v2 delegated, or v1 for root).
 
 mod common;
 
@@ -58,10 +58,41 @@ fn doctor_reports_what_exec_enforces_and_never_over_reports() {
         assert_eq!(layer(&doctor, "no_subprocess")["status"], "enforced");
         assert_eq!(layer(&doctor, "fds")["status"], "enforced");
         assert_eq!(layer(&doctor, "pids")["status"], "enforced");
-        // Without cgroup v2, rlimits cannot bound the jail's total memory or a CPU rate.
+        // Without a cgroup (v2 delegated, or v1 for root), nothing bounds the jail's total
+        // memory or a CPU rate: memory is absent (never partial) and per process only.
+        let per_process: Vec<&str> = doctor["per_process_only"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        assert!(
+            per_process.contains(&"fds") && per_process.contains(&"file_size"),
+            "{doctor}"
+        );
+        let has_cgroup = doctor["cgroup_v2"]["available"] == true || doctor["cgroup_v1"]["available"] == true;
+        if has_cgroup {
+            assert_eq!(layer(&doctor, "memory")["status"], "enforced", "{doctor}");
+            assert!(!per_process.contains(&"memory"), "{doctor}");
+        } else {
+            assert_eq!(layer(&doctor, "memory")["status"], "absent", "{doctor}");
+            assert_eq!(layer(&doctor, "cpu")["status"], "absent", "{doctor}");
+            assert!(per_process.contains(&"memory"), "{doctor}");
+        }
+        // This machine: cgroup v1 holds the controllers, for root only; v2 has none.
+        if run.runner.is_root() {
+            assert_eq!(doctor["cgroup_v1"]["available"], true, "{doctor}");
+        } else {
+            assert_eq!(doctor["cgroup_v1"]["available"], false, "{doctor}");
+            assert!(
+                doctor["cgroup_v1"]["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("root only")),
+                "{doctor}"
+            );
+        }
+        let notes = doctor["notes"].to_string();
+        assert!(notes.contains("systemd"), "{doctor}");
         if doctor["cgroup_v2"]["available"] == false {
-            assert_eq!(layer(&doctor, "memory")["status"], "partial");
-            assert_eq!(layer(&doctor, "cpu")["status"], "absent");
+            assert!(notes.contains("tested against a fake cgroup tree only"), "{doctor}");
         }
     });
 }
@@ -72,7 +103,19 @@ fn doctor_human_output_names_every_layer() {
         let out = run.exec().raw(["doctor"]).run();
         assert_eq!(out.code, Some(0), "{out:?}");
         assert!(out.stdout.contains("`mcp-j exec` works here"), "{}", out.stdout);
-        for name in ["namespaces", "landlock", "seccomp", "memory", "pids", "cpu"] {
+        for name in [
+            "namespaces",
+            "landlock",
+            "seccomp",
+            "memory",
+            "pids",
+            "cpu",
+            "file_size",
+            "user_quotas",
+            "ipc_limits",
+            "cgroup_v1",
+            "Per process only: ",
+        ] {
             assert!(out.stdout.contains(name), "{name} missing: {}", out.stdout);
         }
     });

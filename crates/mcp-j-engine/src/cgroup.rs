@@ -1,5 +1,7 @@
-//! A small cgroup v2 writer: one cgroup per jail, bounding the memory, tasks and CPU of the
-//! whole jail.
+//! A small cgroup writer: one cgroup per jail, bounding the memory, tasks and CPU of the
+//! whole jail — cgroup v2 (a delegated parent), or cgroup v1 for a root caller on hosts
+//! whose controllers live in v1 hierarchies (*cgroup v1* below). [`detect_any`] picks
+//! one; [`AnyJailCgroup`] hides which.
 //!
 //! # Overview
 //!
@@ -43,6 +45,23 @@
 //! - `memory.peak`: Linux 5.19+; before, [`JailCgroup::peak_memory`] returns `None`.
 //! - `memory.swap.max` exists only where the kernel accounts swap; without it the jail's
 //!   RAM is still bounded by `memory.max` ([`JailCgroup::swap_limited`] says which).
+//!
+//! # cgroup v1
+//!
+//! v1 has no delegation to other users, so it serves root only ([`detect_v1`]). Each
+//! controller has its own hierarchy (mounts found in `/proc/self/mountinfo`, honouring a
+//! mount whose root is a subtree), and the jail gets one child of this process's own
+//! cgroup in each ([`find_v1_parents`]): `memory` and `pids` are required, `cpu` is used
+//! when present. [`JailCgroupV1::create`] writes `memory.limit_in_bytes`, then
+//! `memory.memsw.limit_in_bytes` (memory plus swap; it must not be below the first),
+//! `pids.max`, and `cpu.cfs_period_us`/`cpu.cfs_quota_us`. There is no `cgroup.kill`: the
+//! listed processes are killed one by one through pidfds. On kernels with memory
+//! accounting of kernel objects (always on since 5.x unless booted with
+//! `cgroup.memory=nokmem`) the v1 memory limit charges memfds, SysV shm and unix socket
+//! buffers too (measured by the escape suite).
+//!
+//! A supervisor killed with SIGKILL cannot remove its jail's cgroups: the next jail made
+//! under the same parent sweeps them ([`sweep_stale`]), killing what is left inside.
 //!
 //! # Test strategy
 //!
@@ -567,6 +586,523 @@ fn retry_while_busy(mut op: impl FnMut() -> io::Result<()>, attempts: u32, delay
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// cgroup v1, for a root caller on hosts whose controllers live in v1 hierarchies.
+// ---------------------------------------------------------------------------------------
+
+/// The file naming this process's mounts.
+pub const PROC_SELF_MOUNTINFO: &str = "/proc/self/mountinfo";
+
+/// A cgroup v1 controller the jail uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum V1Controller {
+    /// `memory`: required.
+    Memory,
+    /// `pids`: required.
+    Pids,
+    /// `cpu`: optional (CFS quota).
+    Cpu,
+}
+
+impl V1Controller {
+    /// The controller's name in mount options and `/proc/self/cgroup`.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            V1Controller::Memory => "memory",
+            V1Controller::Pids => "pids",
+            V1Controller::Cpu => "cpu",
+        }
+    }
+}
+
+/// This process's own cgroup in each v1 hierarchy the jail uses: jail cgroups are made
+/// there, so they stay under whatever limits the caller itself has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct V1Parents {
+    memory: PathBuf,
+    pids: PathBuf,
+    cpu: Option<PathBuf>,
+}
+
+impl V1Parents {
+    /// The parent directory in each hierarchy, with its controller.
+    #[must_use]
+    pub fn dirs(&self) -> Vec<(V1Controller, &Path)> {
+        let mut dirs = vec![
+            (V1Controller::Memory, self.memory.as_path()),
+            (V1Controller::Pids, self.pids.as_path()),
+        ];
+        if let Some(cpu) = &self.cpu {
+            dirs.push((V1Controller::Cpu, cpu.as_path()));
+        }
+        dirs
+    }
+}
+
+/// Finds the v1 parents on the real system. Only root may use them: v1 has no delegation
+/// to other users.
+pub fn detect_v1() -> Result<V1Parents, Unavailable> {
+    if !rustix::process::geteuid().is_root() {
+        return Err(Unavailable::new(
+            "cgroup v1 controllers are usable by root only (v1 has no delegation)",
+        ));
+    }
+    let read =
+        |path: &str| fs::read_to_string(path).map_err(|e| Unavailable::new(format!("cannot read `{path}`: {e}")));
+    find_v1_parents(&read(PROC_SELF_MOUNTINFO)?, &read(PROC_SELF_CGROUP)?)
+}
+
+/// Finds this process's cgroup in the v1 hierarchies holding `memory`, `pids` and
+/// (optionally) `cpu`, from the texts of `/proc/self/mountinfo` and `/proc/self/cgroup`,
+/// and checks that a child can be made in each.
+pub fn find_v1_parents(mountinfo: &str, proc_self_cgroup: &str) -> Result<V1Parents, Unavailable> {
+    let find = |controller: V1Controller| -> Result<PathBuf, Unavailable> {
+        let name = controller.name();
+        let (mount_root, mount_point) = v1_mount(mountinfo, name)
+            .ok_or_else(|| Unavailable::new(format!("no cgroup v1 hierarchy holds the `{name}` controller")))?;
+        let own = v1_own_cgroup(proc_self_cgroup, name)
+            .ok_or_else(|| Unavailable::new(format!("this process is in no `{name}` cgroup (/proc/self/cgroup)")))?;
+        // The mount shows the hierarchy from `mount_root` down (a container's bind).
+        let below = Path::new(own)
+            .strip_prefix(mount_root)
+            .ok()
+            .and_then(|p| p.to_str())
+            .and_then(relative_cgroup_path_of)
+            .ok_or_else(|| {
+                Unavailable::new(format!(
+                    "own `{name}` cgroup `{own}` is not below the mounted `{mount_root}`"
+                ))
+            })?;
+        let dir = if below.as_os_str().is_empty() {
+            PathBuf::from(mount_point)
+        } else {
+            Path::new(mount_point).join(below)
+        };
+        probe_child(&dir)?;
+        Ok(dir)
+    };
+    let parents = V1Parents {
+        memory: find(V1Controller::Memory)?,
+        pids: find(V1Controller::Pids)?,
+        cpu: find(V1Controller::Cpu).ok(),
+    };
+    Ok(parents)
+}
+
+/// `(root, mount point)` of the v1 hierarchy whose super options name `controller`.
+fn v1_mount<'a>(mountinfo: &'a str, controller: &str) -> Option<(&'a str, &'a str)> {
+    mountinfo.lines().find_map(|line| {
+        let (before, after) = line.split_once(" - ")?;
+        let fields: Vec<&str> = before.split_whitespace().collect();
+        let mut after = after.split_whitespace();
+        let (fstype, _source, options) = (after.next()?, after.next()?, after.next()?);
+        (fstype == "cgroup" && options.split(',').any(|o| o == controller))
+            .then_some((*fields.get(3)?, *fields.get(4)?))
+    })
+}
+
+/// The path of this process's cgroup in the v1 hierarchy holding `controller`, from a
+/// `ID:controllers:path` line of `/proc/self/cgroup`.
+fn v1_own_cgroup<'a>(proc_self_cgroup: &'a str, controller: &str) -> Option<&'a str> {
+    proc_self_cgroup.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        controllers.split(',').any(|c| c == controller).then_some(path)
+    })
+}
+
+/// `below` (the part of a cgroup path under the mount root) as a relative path of plain
+/// names; empty for the mount root itself.
+fn relative_cgroup_path_of(below: &str) -> Option<PathBuf> {
+    relative_cgroup_path(&format!("/{}", below.trim_start_matches('/')))
+}
+
+/// The `cpu.cfs_quota_us` value for a quota in millicores, per [`CPU_PERIOD_USEC`]
+/// (`cpu.cfs_period_us`): the same clamping as [`cpu_max_value`].
+#[must_use]
+pub fn cfs_quota_value(millicores: u64) -> String {
+    millicores
+        .saturating_mul(CPU_PERIOD_USEC / 1000)
+        .clamp(CPU_QUOTA_MIN_USEC, CPU_QUOTA_MAX_USEC)
+        .to_string()
+}
+
+/// One jail's cgroup in each v1 hierarchy. Dropping it kills what is left and removes it.
+#[derive(Debug)]
+pub struct JailCgroupV1 {
+    dirs: Vec<(V1Controller, PathBuf)>,
+    swap_limited: bool,
+    owner: Pid,
+    removed: bool,
+}
+
+impl JailCgroupV1 {
+    /// Creates `name` in each hierarchy of `parents` and writes:
+    /// - `memory.limit_in_bytes` = `memory_bytes`, then `memory.memsw.limit_in_bytes` =
+    ///   the same (memory plus swap: no escape into swap; skipped without swap
+    ///   accounting);
+    /// - `pids.max` = [`pids_max_value`];
+    /// - `cpu.cfs_period_us` = [`CPU_PERIOD_USEC`], `cpu.cfs_quota_us` =
+    ///   [`cfs_quota_value`], when the `cpu` controller is there.
+    ///
+    /// If anything fails, what was made is removed again.
+    pub fn create(parents: &V1Parents, name: &str, limits: &Limits) -> Result<JailCgroupV1, CgroupError> {
+        if !is_one_component(name) {
+            return Err(CgroupError::InvalidName { name: name.to_owned() });
+        }
+        let mut cgroup = JailCgroupV1 {
+            dirs: Vec::new(),
+            swap_limited: false,
+            owner: getpid(),
+            removed: false,
+        };
+        for (controller, parent) in parents.dirs() {
+            let path = parent.join(name);
+            fs::create_dir(&path).map_err(|source| CgroupError::Create {
+                path: path.clone(),
+                source,
+            })?;
+            // From here on, an early return drops `cgroup`, which removes the directories.
+            cgroup.dirs.push((controller, path.clone()));
+            if write_v1_limits(controller, &path, limits)? {
+                cgroup.swap_limited = true;
+            }
+        }
+        Ok(cgroup)
+    }
+
+    /// The memory hierarchy's directory, for messages.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        self.dirs.first().map_or(Path::new(""), |(_, p)| p.as_path())
+    }
+
+    /// Whether memory plus swap is limited (`memory.memsw.limit_in_bytes`).
+    #[must_use]
+    pub fn swap_limited(&self) -> bool {
+        self.swap_limited
+    }
+
+    /// Whether the CPU quota is set (the `cpu` controller was there).
+    #[must_use]
+    pub fn cpu_limited(&self) -> bool {
+        self.dirs.iter().any(|(c, _)| *c == V1Controller::Cpu)
+    }
+
+    /// Moves the process `pid` (all its threads) into the cgroup of every hierarchy.
+    pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
+        for (_, dir) in &self.dirs {
+            write_value(&dir.join("cgroup.procs"), &pid.as_raw_nonzero().to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The most memory the cgroup used (`memory.max_usage_in_bytes`).
+    pub fn peak_memory(&self) -> Result<Option<u64>, CgroupError> {
+        let path = self.path().join("memory.max_usage_in_bytes");
+        match fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().map(Some).map_err(|_| CgroupError::Malformed {
+                path,
+                what: "a byte count",
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(CgroupError::Read { path, source }),
+        }
+    }
+
+    /// Kills every process of the cgroup. v1 has no `cgroup.kill`: each listed process is
+    /// opened as a pidfd, checked to still be listed (so the pidfd is a member, not a
+    /// process that reused its pid), and sent SIGKILL; repeated while members remain
+    /// (one may have forked meanwhile), a bounded number of times.
+    pub fn kill(&self) -> Result<(), CgroupError> {
+        kill_listed(self.path())
+    }
+
+    /// Removes the cgroup from every hierarchy ([`JailCgroupV1::kill`] first if unsure).
+    pub fn remove(mut self) -> Result<(), CgroupError> {
+        self.removed = true;
+        for (_, dir) in &self.dirs {
+            remove_dir_retrying(dir).map_err(|source| CgroupError::Remove {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for JailCgroupV1 {
+    /// Best effort, as [`JailCgroup`]'s: kill what is left, remove every directory.
+    fn drop(&mut self) {
+        if self.removed || getpid() != self.owner {
+            return;
+        }
+        if !self.dirs.is_empty() {
+            let _ = self.kill();
+        }
+        for (_, dir) in &self.dirs {
+            let _ = remove_dir_retrying(dir);
+        }
+    }
+}
+
+/// Kills every process listed in `dir/cgroup.procs`: each is opened as a pidfd, checked
+/// to still be listed (so the pidfd is a member, not a process that reused its pid), and
+/// sent SIGKILL; repeated while members remain (one may have forked meanwhile), a bounded
+/// number of times. For v1, which has no `cgroup.kill`.
+fn kill_listed(dir: &Path) -> Result<(), CgroupError> {
+    let procs = dir.join("cgroup.procs");
+    for _ in 0..REMOVE_ATTEMPTS {
+        let members = read_pids(&procs)?;
+        if members.is_empty() {
+            return Ok(());
+        }
+        for pid in members {
+            let Ok(fd) = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) else {
+                continue; // gone already
+            };
+            if read_pids(&procs)?.contains(&pid) {
+                let _ = rustix::process::pidfd_send_signal(&fd, rustix::process::Signal::KILL);
+            }
+        }
+        thread::sleep(REMOVE_DELAY);
+    }
+    Ok(())
+}
+
+/// Removes the jail cgroups in `parent` that supervisors which no longer run left behind
+/// (a supervisor killed with SIGKILL cannot clean up): their tasks are killed first
+/// (`cgroup.kill` where it exists, else one by one). Jail cgroups are named
+/// `mcp-j-<supervisor pid>-<n>`; `alive` says whether a pid runs. Returns how many were
+/// removed. Anything else in `parent` is never touched. `alive` sees this PID namespace
+/// only: two supervisors in different PID namespaces must not share a parent cgroup (each
+/// caller's jails live under its own cgroup, so that takes a deliberate setup).
+pub fn sweep_stale(parent: &Path, alive: impl Fn(u32) -> bool) -> usize {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(stale_candidate_pid) else {
+            continue;
+        };
+        if alive(pid) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = entry.path();
+        if write_file(&dir.join("cgroup.kill"), "1").is_err() {
+            let _ = kill_listed(&dir);
+        }
+        if remove_dir_retrying(&dir).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The supervisor pid in a jail cgroup's name `mcp-j-<pid>-<n>`.
+fn stale_candidate_pid(name: &str) -> Option<u32> {
+    let (pid, n) = name.strip_prefix("mcp-j-")?.split_once('-')?;
+    n.parse::<u64>().ok()?;
+    pid.parse().ok()
+}
+
+/// Whether a process with this pid runs (on this host's pid namespace).
+#[must_use]
+pub fn pid_alive(pid: u32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Writes one v1 controller's limits into the jail cgroup `dir` (see
+/// [`JailCgroupV1::create`]); returns whether swap is limited too (memory only).
+fn write_v1_limits(controller: V1Controller, dir: &Path, limits: &Limits) -> Result<bool, CgroupError> {
+    match controller {
+        V1Controller::Memory => {
+            let bytes = limits.memory_bytes.to_string();
+            write_value(&dir.join("memory.limit_in_bytes"), &bytes)?;
+            let memsw = dir.join("memory.memsw.limit_in_bytes");
+            match write_file(&memsw, &bytes) {
+                Ok(()) => Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+                Err(source) => Err(CgroupError::Write {
+                    path: memsw,
+                    value: bytes,
+                    source,
+                }),
+            }
+        }
+        V1Controller::Pids => {
+            write_value(&dir.join("pids.max"), &pids_max_value(limits.pids))?;
+            Ok(false)
+        }
+        V1Controller::Cpu => {
+            write_value(&dir.join("cpu.cfs_period_us"), &CPU_PERIOD_USEC.to_string())?;
+            write_value(&dir.join("cpu.cfs_quota_us"), &cfs_quota_value(limits.cpu_millicores))?;
+            Ok(false)
+        }
+    }
+}
+
+/// The pids listed in a `cgroup.procs` file.
+fn read_pids(path: &Path) -> Result<Vec<Pid>, CgroupError> {
+    let text = fs::read_to_string(path).map_err(|source| CgroupError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim().parse::<i32>().ok())
+        .filter_map(Pid::from_raw)
+        .collect())
+}
+
+// ---------------------------------------------------------------------------------------
+// Either version.
+// ---------------------------------------------------------------------------------------
+
+/// Where jail cgroups can be made on this machine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupParent {
+    /// A delegated cgroup v2 parent.
+    V2(DelegatedParent),
+    /// This process's cgroups in the v1 hierarchies (root only).
+    V1(V1Parents),
+}
+
+/// Finds where jail cgroups can be made: a delegated cgroup v2 parent (configured, or this
+/// process's own), else — for root — the cgroup v1 hierarchies. The reason names both
+/// when neither works.
+pub fn detect_any(configured_parent: Option<&Path>) -> Result<CgroupParent, Unavailable> {
+    let v2 = match detect(configured_parent) {
+        Ok(parent) => return Ok(CgroupParent::V2(parent)),
+        Err(why) => why,
+    };
+    if configured_parent.is_some() {
+        return Err(v2);
+    }
+    match detect_v1() {
+        Ok(parents) => Ok(CgroupParent::V1(parents)),
+        Err(v1) => Err(Unavailable::new(format!("cgroup v2: {v2}; cgroup v1: {v1}"))),
+    }
+}
+
+/// What a jail's cgroup covers, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CgroupCoverage {
+    /// 1 or 2.
+    pub version: u8,
+    /// Swap is limited too.
+    pub swap: bool,
+    /// A CPU quota is set.
+    pub cpu: bool,
+}
+
+/// The `oom_kill N` count of a `memory.events` (v2) or `memory.oom_control` (v1) text.
+#[must_use]
+pub fn parse_oom_kill(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
+/// One jail's cgroup, either version.
+#[derive(Debug)]
+pub enum AnyJailCgroup {
+    /// cgroup v2.
+    V2(JailCgroup),
+    /// cgroup v1.
+    V1(JailCgroupV1),
+}
+
+impl AnyJailCgroup {
+    /// Creates the jail's cgroup under `parent` (see [`JailCgroup::create`] and
+    /// [`JailCgroupV1::create`]).
+    pub fn create(parent: &CgroupParent, name: &str, limits: &Limits) -> Result<AnyJailCgroup, CgroupError> {
+        let parents: Vec<&Path> = match parent {
+            CgroupParent::V2(p) => vec![p.path()],
+            CgroupParent::V1(p) => p.dirs().into_iter().map(|(_, d)| d).collect(),
+        };
+        for dir in parents {
+            sweep_stale(dir, pid_alive);
+        }
+        Ok(match parent {
+            CgroupParent::V2(p) => AnyJailCgroup::V2(JailCgroup::create(p, name, limits)?),
+            CgroupParent::V1(p) => AnyJailCgroup::V1(JailCgroupV1::create(p, name, limits)?),
+        })
+    }
+
+    /// What it limits.
+    #[must_use]
+    pub fn coverage(&self) -> CgroupCoverage {
+        match self {
+            AnyJailCgroup::V2(c) => CgroupCoverage {
+                version: 2,
+                swap: c.swap_limited(),
+                cpu: true,
+            },
+            AnyJailCgroup::V1(c) => CgroupCoverage {
+                version: 1,
+                swap: c.swap_limited(),
+                cpu: c.cpu_limited(),
+            },
+        }
+    }
+
+    /// Its (memory) directory, for messages.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        match self {
+            AnyJailCgroup::V2(c) => c.path(),
+            AnyJailCgroup::V1(c) => c.path(),
+        }
+    }
+
+    /// Moves `pid` in.
+    pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
+        match self {
+            AnyJailCgroup::V2(c) => c.add_process(pid),
+            AnyJailCgroup::V1(c) => c.add_process(pid),
+        }
+    }
+
+    /// Peak memory, where the kernel keeps it.
+    pub fn peak_memory(&self) -> Result<Option<u64>, CgroupError> {
+        match self {
+            AnyJailCgroup::V2(c) => c.peak_memory(),
+            AnyJailCgroup::V1(c) => c.peak_memory(),
+        }
+    }
+
+    /// CPU time in microseconds (cgroup v2 only: v1 keeps it in `cpuacct`).
+    pub fn cpu_usage_usec(&self) -> Option<u64> {
+        match self {
+            AnyJailCgroup::V2(c) => c.cpu_usage_usec().ok(),
+            AnyJailCgroup::V1(_) => None,
+        }
+    }
+
+    /// How many tasks the kernel's OOM killer killed in the cgroup for reaching its memory
+    /// limit (`oom_kill` in v2 `memory.events`, v1 `memory.oom_control`); `None` where
+    /// the kernel does not say.
+    #[must_use]
+    pub fn oom_kills(&self) -> Option<u64> {
+        let file = match self {
+            AnyJailCgroup::V2(c) => c.path().join("memory.events"),
+            AnyJailCgroup::V1(c) => c.path().join("memory.oom_control"),
+        };
+        parse_oom_kill(&fs::read_to_string(file).ok()?)
+    }
+
+    /// Kills every task inside.
+    pub fn kill(&self) -> Result<(), CgroupError> {
+        match self {
+            AnyJailCgroup::V2(c) => c.kill(),
+            AnyJailCgroup::V1(c) => c.kill(),
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
@@ -831,6 +1367,182 @@ mod tests {
         assert_eq!(parse_cpu_stat_usage_usec(""), None);
     }
 
+    // --- cgroup v1 ---
+
+    const MOUNTINFO: &str = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755\n\
+        32 31 0:29 / MOUNT/cpu rw,relatime - cgroup cgroup rw,cpu\n\
+        35 31 0:32 / MOUNT/memory rw,relatime - cgroup cgroup rw,memory\n\
+        39 31 0:36 /outer MOUNT/pids rw,relatime - cgroup cgroup rw,pids\n\
+        41 31 0:38 / MOUNT/unified rw,relatime - cgroup2 cgroup2 rw\n";
+    const V1_CGROUP: &str = "8:pids:/outer/box\n4:memory:/process_api/abc\n1:cpu:/\n0::/\n";
+
+    fn fake_v1() -> (TempDir, String) {
+        let tmp = TempDir::new().unwrap();
+        let mount = tmp.path().display().to_string();
+        for dir in ["memory/process_api/abc", "pids/box", "cpu"] {
+            fs::create_dir_all(tmp.path().join(dir)).unwrap();
+        }
+        (tmp, MOUNTINFO.replace("MOUNT", &mount))
+    }
+
+    #[test]
+    fn v1_parents_are_own_cgroups_below_each_mount() {
+        let (tmp, mountinfo) = fake_v1();
+        let parents = find_v1_parents(&mountinfo, V1_CGROUP).unwrap();
+        let dirs: Vec<(V1Controller, PathBuf)> =
+            parents.dirs().into_iter().map(|(c, p)| (c, p.to_path_buf())).collect();
+        assert_eq!(
+            dirs,
+            vec![
+                (V1Controller::Memory, tmp.path().join("memory/process_api/abc")),
+                (V1Controller::Pids, tmp.path().join("pids/box")),
+                (V1Controller::Cpu, tmp.path().join("cpu")),
+            ],
+            "the pids mount shows /outer at its root"
+        );
+    }
+
+    #[test]
+    fn v1_needs_memory_and_pids_but_not_cpu() {
+        let (_tmp, mountinfo) = fake_v1();
+        let without_cpu: String = mountinfo
+            .lines()
+            .filter(|l| !l.ends_with(",cpu"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let parents = find_v1_parents(&without_cpu, V1_CGROUP).unwrap();
+        assert_eq!(parents.dirs().len(), 2);
+        let without_memory: String = mountinfo
+            .lines()
+            .filter(|l| !l.ends_with(",memory"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            find_v1_parents(&without_memory, V1_CGROUP).unwrap_err().reason,
+            "no cgroup v1 hierarchy holds the `memory` controller"
+        );
+        assert_eq!(
+            find_v1_parents(&mountinfo, "4:memory:/process_api/abc\n")
+                .unwrap_err()
+                .reason,
+            "this process is in no `pids` cgroup (/proc/self/cgroup)"
+        );
+        assert_eq!(
+            find_v1_parents(&mountinfo, "8:pids:/elsewhere\n4:memory:/process_api/abc\n")
+                .unwrap_err()
+                .reason,
+            "own `pids` cgroup `/elsewhere` is not below the mounted `/outer`"
+        );
+    }
+
+    #[test]
+    fn v1_create_cleans_up_when_a_write_fails() {
+        let (tmp, mountinfo) = fake_v1();
+        let parents = find_v1_parents(&mountinfo, V1_CGROUP).unwrap();
+        // A fake tree's mkdir makes no interface files: the first write fails, and what
+        // was made is removed again.
+        let error = JailCgroupV1::create(&parents, "jail", &limits()).unwrap_err();
+        assert!(
+            matches!(&error, CgroupError::Write { path, .. }
+                if *path == tmp.path().join("memory/process_api/abc/jail/memory.limit_in_bytes")),
+            "{error:?}"
+        );
+        assert!(!tmp.path().join("memory/process_api/abc/jail").exists());
+        assert!(!tmp.path().join("pids/box/jail").exists());
+    }
+
+    #[test]
+    fn v1_limits_are_written_exactly() {
+        let tmp = TempDir::new().unwrap();
+        let (memory, pids, cpu) = (tmp.path().join("m"), tmp.path().join("p"), tmp.path().join("c"));
+        fake_jail_dir(&memory, &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]);
+        fake_jail_dir(&pids, &["pids.max"]);
+        fake_jail_dir(&cpu, &["cpu.cfs_period_us", "cpu.cfs_quota_us"]);
+        assert!(write_v1_limits(V1Controller::Memory, &memory, &limits()).unwrap());
+        assert!(!write_v1_limits(V1Controller::Pids, &pids, &limits()).unwrap());
+        assert!(!write_v1_limits(V1Controller::Cpu, &cpu, &limits()).unwrap());
+        assert_eq!(read(&memory.join("memory.limit_in_bytes")), "536870912");
+        assert_eq!(read(&memory.join("memory.memsw.limit_in_bytes")), "536870912");
+        assert_eq!(read(&pids.join("pids.max")), "257");
+        assert_eq!(read(&cpu.join("cpu.cfs_period_us")), "100000");
+        assert_eq!(read(&cpu.join("cpu.cfs_quota_us")), "150000");
+
+        // Without swap accounting the memsw file is missing: not an error, never created.
+        let no_swap = tmp.path().join("n");
+        fake_jail_dir(&no_swap, &["memory.limit_in_bytes"]);
+        assert!(!write_v1_limits(V1Controller::Memory, &no_swap, &limits()).unwrap());
+        assert!(!no_swap.join("memory.memsw.limit_in_bytes").exists());
+    }
+
+    #[test]
+    fn v1_processes_usage_and_removal() {
+        let tmp = TempDir::new().unwrap();
+        let (memory, pids) = (tmp.path().join("m"), tmp.path().join("p"));
+        fake_jail_dir(&memory, &["cgroup.procs"]);
+        fake_jail_dir(&pids, &["cgroup.procs"]);
+        let jail = JailCgroupV1 {
+            dirs: vec![
+                (V1Controller::Memory, memory.clone()),
+                (V1Controller::Pids, pids.clone()),
+            ],
+            swap_limited: true,
+            owner: getpid(),
+            removed: false,
+        };
+        jail.add_process(Pid::from_raw(4321).unwrap()).unwrap();
+        assert_eq!(read(&memory.join("cgroup.procs")), "4321");
+        assert_eq!(read(&pids.join("cgroup.procs")), "4321");
+        assert!(!jail.cpu_limited());
+        assert_eq!(jail.path(), memory);
+        assert_eq!(jail.peak_memory().unwrap(), None);
+        fs::write(memory.join("memory.max_usage_in_bytes"), "1048576\n").unwrap();
+        assert_eq!(jail.peak_memory().unwrap(), Some(1_048_576));
+        // Empty `cgroup.procs` files: nothing to kill; the fake files keep the
+        // directories from removal, which is reported.
+        fs::write(memory.join("cgroup.procs"), "").unwrap();
+        jail.kill().unwrap();
+        assert!(matches!(jail.remove(), Err(CgroupError::Remove { .. })));
+    }
+
+    #[test]
+    fn stale_jail_cgroups_are_swept_and_nothing_else() {
+        let tmp = TempDir::new().unwrap();
+        let parent = tmp.path();
+        for dir in ["mcp-j-111-0", "mcp-j-222-3", "mcp-j-probe-111", "other", "mcp-j-111-x"] {
+            fs::create_dir(parent.join(dir)).unwrap();
+        }
+        // A v2 leftover gets cgroup.kill (a regular file here keeps it from removal,
+        // as a live cgroup's tasks would): it is written, not removed.
+        fs::write(parent.join("mcp-j-222-3/cgroup.kill"), "").unwrap();
+        let removed = sweep_stale(parent, |pid| pid == 333);
+        assert_eq!(removed, 1);
+        assert!(!parent.join("mcp-j-111-0").exists());
+        assert_eq!(read(&parent.join("mcp-j-222-3/cgroup.kill")), "1");
+        for kept in ["mcp-j-probe-111", "other", "mcp-j-111-x"] {
+            assert!(parent.join(kept).exists(), "{kept}");
+        }
+        fs::create_dir(parent.join("mcp-j-333-0")).unwrap();
+        assert_eq!(
+            sweep_stale(parent, |pid| pid == 333),
+            0,
+            "a live supervisor's cgroup stays"
+        );
+        assert!(parent.join("mcp-j-333-0").exists());
+    }
+
+    #[test]
+    fn cfs_quota_values() {
+        assert_eq!(cfs_quota_value(1000), "100000");
+        assert_eq!(cfs_quota_value(0), "1000");
+    }
+
+    #[test]
+    fn oom_kill_counts() {
+        assert_eq!(parse_oom_kill("oom_kill_disable 0\nunder_oom 0\noom_kill 2\n"), Some(2));
+        assert_eq!(parse_oom_kill("low 0\nhigh 0\nmax 5\noom 1\noom_kill 1\n"), Some(1));
+        assert_eq!(parse_oom_kill("oom_kill_disable 0\n"), None);
+    }
+
     #[test]
     fn names_are_one_component() {
         assert!(is_one_component("mcp-j-1234"));
@@ -847,6 +1559,7 @@ mod tests {
             pids: 256,
             fds: 1024,
             cpu_millicores: 1500,
+            max_file_size_bytes: 1 << 30,
         }
     }
 

@@ -2,8 +2,8 @@
 //!
 //! The helper writes the jail's maps from outside. An unprivileged caller may map only
 //! its own uid and gid. A root caller's jail maps to an unprivileged host id instead (see
-//! [`crate::spec::ROOT_CALLER_JAIL_HOST_ID`]), and the user's read-write paths are
-//! idmapped so that host root's files there behave as the jail user's.
+//! [`crate::host_ids`]), and the user's read-write paths are idmapped so that host root's
+//! files there behave as the jail user's.
 //!
 //! Also here: step 4, opening the mount trees of the user's paths from the descriptors the
 //! supervisor passed ([`open_user_trees`]).

@@ -26,11 +26,12 @@ use rustix::thread::{CapabilitySet, CapabilitySets, UnshareFlags};
 use crate::idmap::{IdMaps, open_user_trees};
 use crate::landlock_rules::{self, FsPolicy};
 use crate::limits;
+use crate::namespace_limits;
 use crate::plan::{self, HostLayout, MountOp};
 use crate::report::{LayerStatus, Record, Step};
 use crate::rootfs::{apply, mount_tmpfs, open_bind_sources};
 use crate::seccomp;
-use crate::spec::{JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
+use crate::spec::{HostIds, JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
 use crate::sys::{self, ChildStatus, Forked};
 
 /// The hidden first argument that makes `mcp-j` act as the jail helper.
@@ -151,8 +152,18 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     //    the read-write paths become idmapped mounts, while we still hold host root's
     //    CAP_SYS_ADMIN.
     let (caller_uid, caller_gid) = sys::real_ids();
-    let (jail_host_uid, jail_host_gid) = crate::spec::jail_host_ids(caller_uid, caller_gid);
     let privileged = caller_uid == 0;
+    if privileged && spec.host_ids.is_none() {
+        // The supervisor claims a root caller's host id; never fall back to a shared one.
+        return Err(Failure {
+            step: Step::MapIds,
+            errno: libc::EINVAL,
+        });
+    }
+    let HostIds {
+        uid: jail_host_uid,
+        gid: jail_host_gid,
+    } = crate::spec::jail_host_ids(spec.host_ids, caller_uid, caller_gid);
     let user_trees = open_user_trees(&ops, &passed, privileged.then_some((jail_host_uid, jail_host_gid)))?;
     // The host descriptors stay out of the jail: init inherits only the detached trees.
     drop(passed);
@@ -162,17 +173,34 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         rustix::thread::set_thread_groups(&[]).at(Step::MapIds)?;
     }
 
-    // 5. Clone init straight into new user, mount, PID, IPC, UTS, network and cgroup
-    //    namespaces: it is pid 1 of the new PID namespace. It waits on a pipe until its id
-    //    maps are written; the pipe then stays open as its lifeline to us.
+    // 4b. An unprivileged caller: the jail's IPC namespace is made here, in a user
+    //     namespace of our own whose root is the caller, so that its limits can be set
+    //     (the kernel lets only the IPC namespace's root uid write them; the jail's own
+    //     user namespace maps no root). The jail's ids then map to that root.
+    let (jail_host_uid, jail_host_gid) = if privileged {
+        (jail_host_uid, jail_host_gid)
+    } else {
+        let ipc_limited = ipc_namespace_of_our_own(caller_uid, caller_gid, spec.limits.memory_bytes)?;
+        report.send(Record::NamespaceLimits {
+            applied: namespace_limits::bit(namespace_limits::LimitGroup::IpcNamespace, ipc_limited),
+        });
+        (0, 0)
+    };
+
+    // 5. Clone init straight into new user, mount, PID, IPC (a root caller's; see 4b),
+    //    UTS, network and cgroup namespaces: it is pid 1 of the new PID namespace. It
+    //    waits on a pipe until its id maps are written; the pipe then stays open as its
+    //    lifeline to us.
     let (go_read, go_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::ForkInit)?;
-    let namespaces = UnshareFlags::NEWUSER
+    let mut namespaces = UnshareFlags::NEWUSER
         | UnshareFlags::NEWNS
         | UnshareFlags::NEWPID
-        | UnshareFlags::NEWIPC
         | UnshareFlags::NEWUTS
         | UnshareFlags::NEWNET
         | UnshareFlags::NEWCGROUP;
+    if privileged {
+        namespaces |= UnshareFlags::NEWIPC;
+    }
     let init_pid = match sys::clone_into_namespaces(namespaces).at(Step::UnshareNamespaces)? {
         Forked::Child => {
             drop(go_write);
@@ -187,8 +215,8 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     drop(user_trees);
 
     // 6. Map exactly one uid and one gid, from outside: the jail's, to the caller's own
-    //    (the only mapping an unprivileged caller may write) or, for root, to the
-    //    unprivileged host id chosen above. setgroups is denied first.
+    //    (through 4b's root, which is the caller) or, for root, to the unprivileged host
+    //    id the supervisor claimed. setgroups is denied first.
     let maps = IdMaps {
         uid: format!("{JAIL_UID} {jail_host_uid} 1\n"),
         gid: format!("{JAIL_GID} {jail_host_gid} 1\n"),
@@ -227,6 +255,23 @@ fn passed_path_fds(spec: &SandboxSpec) -> Result<Vec<RawFd>, Failure> {
         }
     }
     Ok(numbers)
+}
+
+/// Step 4b: move into a new user namespace mapping root to the caller, then into a new
+/// IPC namespace it owns, and set that namespace's limits. Returns whether they were set
+/// (a failure there only leaves the host's values, which the report says); a failure to
+/// make the namespaces is a setup failure.
+fn ipc_namespace_of_our_own(caller_uid: u32, caller_gid: u32, memory_bytes: u64) -> Result<bool, Failure> {
+    sys::unshare_namespaces(UnshareFlags::NEWUSER).at(Step::UnshareNamespaces)?;
+    IdMaps {
+        uid: format!("0 {caller_uid} 1\n"),
+        gid: format!("0 {caller_gid} 1\n"),
+    }
+    .write("/proc/self")
+    .at(Step::MapIds)?;
+    sys::unshare_namespaces(UnshareFlags::NEWIPC).at(Step::UnshareNamespaces)?;
+    let limits = namespace_limits::ipc_namespace_limits(memory_bytes);
+    Ok(namespace_limits::apply(Path::new(namespace_limits::PROC_SYS), limits).is_ok())
 }
 
 /// Ask for SIGKILL when the parent dies, then make sure it has not died already.
@@ -274,6 +319,19 @@ fn init(
     if !matches!(rustix::io::read(&lifeline, &mut go), Ok(1)) {
         sys::exit_now(SETUP_FAILED_EXIT);
     }
+
+    // 8b. Shrink what the jail's own namespaces let it pin: the IPC namespace's SysV and
+    //     mqueue limits now, while a root caller's init is still host uid 0 (which those
+    //     sysctls require); the user namespace's counts are opened now, through the
+    //     host's /proc, and written in 13b (max_mnt_namespaces = 0 would stop our mounts).
+    let proc_sys = Path::new(namespace_limits::PROC_SYS);
+    let ipc_limited = privileged
+        && namespace_limits::apply(
+            proc_sys,
+            namespace_limits::ipc_namespace_limits(spec.limits.memory_bytes),
+        )
+        .is_ok();
+    let user_limits = namespace_limits::PendingLimits::open(proc_sys, namespace_limits::user_namespace_limits()).ok();
     if privileged {
         let (uid, gid) = (
             rustix::process::Uid::from_raw(JAIL_UID),
@@ -338,6 +396,14 @@ fn init(
 
     // 13. The host's name does not leak in.
     rustix::system::sethostname(JAIL_HOSTNAME.as_bytes()).at(Step::SetHostname)?;
+
+    // 13b. The user namespace's counts (inotify, fanotify, namespaces), before the program
+    //      exists; then tell the supervisor what holds.
+    let user_limited = user_limits.is_some_and(|pending| pending.write().is_ok());
+    report.send(Record::NamespaceLimits {
+        applied: namespace_limits::bit(namespace_limits::LimitGroup::IpcNamespace, ipc_limited)
+            | namespace_limits::bit(namespace_limits::LimitGroup::UserNamespace, user_limited),
+    });
 
     // 14. Fork the program. Signals are blocked first so none is lost before init's loop
     //     reads them; init needs a handler for each, or the kernel drops them for a pid 1.

@@ -4,7 +4,7 @@
 //! Takes a plain [`SandboxSpec`] (program, environment, paths, limits) and runs the program
 //! in a jail built from the kernel's own isolation: user, mount, PID, IPC, UTS, network and
 //! cgroup namespaces; `pivot_root` into a read-only tmpfs root; Landlock; every capability
-//! dropped; no_new_privs; seccomp last; rlimits (or cgroup v2). It knows nothing of MCP.
+//! dropped; no_new_privs; seccomp last; rlimits, the jail's own namespace limits, and a cgroup where the machine allows one. It knows nothing of MCP.
 //! docs/SANDBOX.md lists the setup steps in order; [`jail`] follows it one to one.
 //!
 //! ## Compatibility
@@ -19,11 +19,13 @@
 //! by the escape suite in `crates/mcp-j-cli/tests`.
 
 pub mod cgroup;
+pub mod host_ids;
 pub mod host_path;
 mod idmap;
 pub mod jail;
 pub mod landlock_rules;
 pub mod limits;
+pub mod namespace_limits;
 pub mod plan;
 pub mod probe;
 pub mod report;

@@ -2,11 +2,14 @@
 //!
 //! # Overview
 //!
-//! The jail's limits come from [`Limits`]. Where the supervisor could prepare a cgroup v2
-//! with the memory, pids and cpu controllers (see [`crate::cgroup`]), the cgroup bounds the
-//! whole jail and the rlimits here only cover what a cgroup does not (open files, core
-//! dumps, locked memory, scheduling priority). Without cgroup v2, rlimits are the fallback:
-//! they bound memory per process, the number of tasks, and nothing of CPU.
+//! The jail's limits come from [`Limits`]. Where the supervisor could prepare a cgroup
+//! (a delegated v2, or v1 for a root caller; see [`crate::cgroup`]), the cgroup bounds
+//! the whole jail's memory and tasks (and CPU where the controller is there), and the
+//! rlimits here only cover what a cgroup does not (open files, file size, core dumps,
+//! locked memory, message queues, scheduling priority). Without a cgroup, rlimits are the
+//! fallback: they bound memory per process only (no aggregate: reported *absent*), the
+//! number of tasks, and nothing of CPU. The jail's own namespace limits
+//! ([`crate::namespace_limits`]) hold in both cases.
 //!
 //! [`rlimit_plan`] builds the list as data, with no I/O, so that it is unit-tested here and
 //! applied by the jail in one loop (`setrlimit` with soft = hard, before `execve`).
@@ -37,6 +40,7 @@
 use rustix::process::{Resource, Rlimit};
 use serde::{Deserialize, Serialize};
 
+use crate::cgroup::CgroupCoverage;
 use crate::report::LayerStatus;
 use crate::spec::Limits;
 
@@ -54,6 +58,11 @@ pub const MEMLOCK_BYTES: u64 = 8 * 1024 * 1024;
 /// while the limit still bounds what `RLIMIT_DATA` does not count: shared anonymous
 /// mappings (`MAP_SHARED | MAP_ANONYMOUS`, shmem).
 pub const ADDRESS_SPACE_HEADROOM_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// `RLIMIT_MSGQUEUE` for the jail: 800 KiB, Linux's default, stated so that it holds
+/// whatever the caller's own limit is. POSIX message queues are kernel memory that no
+/// process's memory limit counts.
+pub const MSGQUEUE_BYTES: u64 = 819_200;
 
 /// A resource the jail limits with `setrlimit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +83,10 @@ pub enum RlimitResource {
     Rtprio,
     /// `RLIMIT_NICE`: how far the nice value may be lowered (priority raised).
     Nice,
+    /// `RLIMIT_FSIZE`: the largest file a process may write.
+    Fsize,
+    /// `RLIMIT_MSGQUEUE`: bytes of POSIX message queues of the jail's uid.
+    Msgqueue,
 }
 
 impl RlimitResource {
@@ -89,6 +102,8 @@ impl RlimitResource {
             RlimitResource::Memlock => Resource::Memlock,
             RlimitResource::Rtprio => Resource::Rtprio,
             RlimitResource::Nice => Resource::Nice,
+            RlimitResource::Fsize => Resource::Fsize,
+            RlimitResource::Msgqueue => Resource::Msgqueue,
         }
     }
 
@@ -104,6 +119,8 @@ impl RlimitResource {
             RlimitResource::Memlock => "RLIMIT_MEMLOCK",
             RlimitResource::Rtprio => "RLIMIT_RTPRIO",
             RlimitResource::Nice => "RLIMIT_NICE",
+            RlimitResource::Fsize => "RLIMIT_FSIZE",
+            RlimitResource::Msgqueue => "RLIMIT_MSGQUEUE",
         }
     }
 }
@@ -140,8 +157,12 @@ impl RlimitSetting {
 /// - `RLIMIT_MEMLOCK` = [`MEMLOCK_BYTES`].
 /// - `RLIMIT_RTPRIO` = 0 and `RLIMIT_NICE` = 0: no real-time scheduling and no priority
 ///   above normal, so the program can't starve the host's tasks.
+/// - `RLIMIT_FSIZE` = `max_file_size_bytes`: no file (on disk, tmpfs, or a memfd, whose
+///   `write` and `ftruncate` the kernel checks against it too) grows past it; the writer
+///   gets `SIGXFSZ` (which kills it unless handled) and `EFBIG`.
+/// - `RLIMIT_MSGQUEUE` = [`MSGQUEUE_BYTES`].
 ///
-/// When `limits_by_cgroup` is false (no delegated cgroup v2), also:
+/// When `limits_by_cgroup` is false (no cgroup), also:
 /// - `RLIMIT_NPROC` = `pids + 1`. Inside the jail's own user namespace it is counted per
 ///   (user namespace, uid) since Linux 5.14, and the jail's uid is used by the jail only,
 ///   so it bounds the jail's tasks (threads count). The `+ 1` is the jail's init (pid 1),
@@ -155,15 +176,16 @@ impl RlimitSetting {
 /// - `RLIMIT_AS` = `memory_bytes` + [`ADDRESS_SPACE_HEADROOM_BYTES`]: a looser backstop that
 ///   also bounds shared anonymous mappings, which `RLIMIT_DATA` does not count.
 ///
-/// These three bound each process, not the jail: without cgroup v2 there is no aggregate
-/// memory limit, and [`describe_limit_enforcement`] reports memory as partial.
+/// These three bound each process, not the jail: without a cgroup there is no aggregate
+/// memory limit, and [`describe_limit_enforcement`] reports memory as absent.
 ///
 /// When `limits_by_cgroup` is true, the cgroup bounds pids and memory for the whole jail,
 /// and these three are left out: a per-process memory rlimit under a cgroup would only
 /// break runtimes that reserve address space, and the cgroup already counts the tasks.
 ///
 /// CPU has no entry in either mode: `RLIMIT_CPU` counts total CPU seconds, not a rate,
-/// and would kill a long-lived server after its budget; a quota needs cgroup v2 `cpu.max`.
+/// and would kill a long-lived server after its budget; a quota needs a cgroup (`cpu.max`,
+/// or v1 `cpu.cfs_quota_us`).
 #[must_use]
 pub fn rlimit_plan(limits: &Limits, limits_by_cgroup: bool) -> Vec<RlimitSetting> {
     let setting = |resource, value| RlimitSetting { resource, value };
@@ -173,6 +195,8 @@ pub fn rlimit_plan(limits: &Limits, limits_by_cgroup: bool) -> Vec<RlimitSetting
         setting(RlimitResource::Memlock, MEMLOCK_BYTES),
         setting(RlimitResource::Rtprio, 0),
         setting(RlimitResource::Nice, 0),
+        setting(RlimitResource::Fsize, limits.max_file_size_bytes),
+        setting(RlimitResource::Msgqueue, MSGQUEUE_BYTES),
     ];
     if !limits_by_cgroup {
         plan.extend([
@@ -187,7 +211,7 @@ pub fn rlimit_plan(limits: &Limits, limits_by_cgroup: bool) -> Vec<RlimitSetting
     plan
 }
 
-/// A resource of [`Limits`], plus core dumps.
+/// A resource of [`Limits`], plus core dumps and the namespace quotas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
@@ -199,84 +223,181 @@ pub enum LimitKind {
     Fds,
     /// `cpu_millicores`.
     Cpu,
+    /// `max_file_size_bytes`.
+    FileSize,
     /// No core files.
     CoreDumps,
+    /// The jail's user namespace's own counts (inotify, fanotify, namespaces).
+    UserQuotas,
+    /// The jail's IPC namespace's SysV and POSIX message queue limits.
+    IpcLimits,
 }
 
 impl LimitKind {
-    /// The layer name in reports (`memory`, `pids`, `fds`, `cpu`, `core_dumps`).
+    /// The layer name in reports (`memory`, `pids`, `fds`, `cpu`, `file_size`,
+    /// `core_dumps`, `user_quotas`, `ipc_limits`).
     pub fn name(self) -> &'static str {
         match self {
             LimitKind::Memory => "memory",
             LimitKind::Pids => "pids",
             LimitKind::Fds => "fds",
             LimitKind::Cpu => "cpu",
+            LimitKind::FileSize => "file_size",
             LimitKind::CoreDumps => "core_dumps",
+            LimitKind::UserQuotas => "user_quotas",
+            LimitKind::IpcLimits => "ipc_limits",
         }
     }
 }
 
 /// What enforces one limit, for `doctor` and the audit report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LimitEnforcement {
     /// Which limit.
     pub kind: LimitKind,
     /// How well it holds.
     pub status: LayerStatus,
     /// By what means, in a few words.
-    pub means: &'static str,
+    pub means: String,
 }
+
+/// What nothing bounds without a cgroup (the escape suite's `memory_pinning_*` tests
+/// measure it: a jail's unix socket buffers are kernel memory no rlimit counts).
+pub const UNBOUNDED_WITHOUT_CGROUP: &str = "unix socket buffers";
 
 /// Per limit, how well it holds and by what means.
 ///
-/// `limits_by_cgroup`: the jail runs in a cgroup v2 with memory, pids and cpu limits.
-/// `jail_host_uid`: the host uid the jail's uid maps to. Host uid 0 matters without a
-/// cgroup: the kernel never applies `RLIMIT_NPROC` to tasks whose real uid is host root
-/// (`copy_process` exempts `INIT_USER`), so then nothing bounds the number of tasks.
+/// `cgroup`: what the jail's cgroup covers (memory and pids for the whole jail, swap and
+/// CPU as it says), `None` without one. `namespace_limits`: the bit set of
+/// [`crate::namespace_limits::LimitGroup`]s the jail's init applied, `None` when setup
+/// did not get that far.
 ///
-/// A status never over-reports: a per-process bound is [`LayerStatus::Partial`]
-/// when the spec asks for a bound on the whole jail.
+/// A status never over-reports: without a cgroup, memory is [`LayerStatus::Absent`] — the
+/// per-process rlimits bound one process's heap, not what the jail pins in the kernel
+/// (memfds, shared memory, socket buffers) — and the means says what still bounds what.
 #[must_use]
-pub fn describe_limit_enforcement(limits_by_cgroup: bool, jail_host_uid: u32) -> Vec<LimitEnforcement> {
-    use LayerStatus::{Absent, Enforced, Partial};
+pub fn describe_limit_enforcement(
+    cgroup: Option<CgroupCoverage>,
+    namespace_limits: Option<u32>,
+) -> Vec<LimitEnforcement> {
+    use crate::namespace_limits::{LimitGroup, applied};
+    use LayerStatus::{Absent, Enforced};
 
-    let entry = |kind, status, means| LimitEnforcement { kind, status, means };
-    let (memory, pids, cpu) = if limits_by_cgroup {
-        (
-            entry(
-                LimitKind::Memory,
-                Enforced,
-                "cgroup v2 memory.max for the whole jail (and memory.swap.max = 0 where the kernel accounts swap)",
-            ),
-            entry(LimitKind::Pids, Enforced, "cgroup v2 pids.max for the whole jail"),
-            entry(LimitKind::Cpu, Enforced, "cgroup v2 cpu.max for the whole jail"),
-        )
-    } else {
-        let pids = if jail_host_uid == 0 {
-            entry(
-                LimitKind::Pids,
-                Absent,
-                "none: RLIMIT_NPROC does not apply to host uid 0, and pids.max needs cgroup v2",
+    let entry = |kind, status, means: String| LimitEnforcement { kind, status, means };
+    let ipc_applied = namespace_limits.is_some_and(|bits| applied(bits, LimitGroup::IpcNamespace));
+    let user_applied = namespace_limits.is_some_and(|bits| applied(bits, LimitGroup::UserNamespace));
+    let (memory, pids, cpu) = match cgroup {
+        Some(c) => {
+            let v = c.version;
+            let (memory_file, swap_file, pids_file, cpu_file) = if v == 2 {
+                ("memory.max", "memory.swap.max = 0", "pids.max", "cpu.max")
+            } else {
+                (
+                    "memory.limit_in_bytes",
+                    "memory.memsw.limit_in_bytes",
+                    "pids.max",
+                    "cpu.cfs_quota_us",
+                )
+            };
+            let swap = if c.swap {
+                format!(" and {swap_file}")
+            } else {
+                " (swap not accounted by this kernel)".into()
+            };
+            (
+                entry(
+                    LimitKind::Memory,
+                    Enforced,
+                    format!(
+                        "cgroup v{v} {memory_file}{swap} for the whole jail (charges memory, memfds, SysV shm \
+                         and unix socket buffers)"
+                    ),
+                ),
+                entry(
+                    LimitKind::Pids,
+                    Enforced,
+                    format!("cgroup v{v} {pids_file} for the whole jail"),
+                ),
+                if c.cpu {
+                    entry(
+                        LimitKind::Cpu,
+                        Enforced,
+                        format!("cgroup v{v} {cpu_file} for the whole jail"),
+                    )
+                } else {
+                    entry(
+                        LimitKind::Cpu,
+                        Absent,
+                        format!("none: no cpu controller in cgroup v{v} here"),
+                    )
+                },
             )
-        } else {
-            entry(LimitKind::Pids, Enforced, "RLIMIT_NPROC in the jail's user namespace")
-        };
-        (
-            entry(
-                LimitKind::Memory,
-                Partial,
-                "RLIMIT_DATA per process (+RLIMIT_AS backstop); no aggregate limit without cgroup v2",
-            ),
-            pids,
-            entry(LimitKind::Cpu, Absent, "none: CPU quota needs cgroup v2 cpu.max"),
-        )
+        }
+        None => {
+            let shm = if ipc_applied {
+                "SysV shm in total <= the limit (kernel.shmall)"
+            } else {
+                "SysV shm not bounded (the IPC namespace's limits could not be set)"
+            };
+            (
+                entry(
+                    LimitKind::Memory,
+                    Absent,
+                    format!(
+                        "no aggregate limit (needs a delegated cgroup v2, or cgroup v1 for root); per process only: \
+                         RLIMIT_DATA (+RLIMIT_AS); {shm}; each memfd <= --max-file-size; {UNBOUNDED_WITHOUT_CGROUP} not bounded"
+                    ),
+                ),
+                entry(
+                    LimitKind::Pids,
+                    Enforced,
+                    "RLIMIT_NPROC in the jail's user namespace".into(),
+                ),
+                entry(
+                    LimitKind::Cpu,
+                    Absent,
+                    "none: a CPU quota needs a cgroup (v2 cpu.max, or v1 cpu for root)".into(),
+                ),
+            )
+        }
     };
     vec![
         memory,
         pids,
-        entry(LimitKind::Fds, Enforced, "RLIMIT_NOFILE per process"),
+        entry(LimitKind::Fds, Enforced, "RLIMIT_NOFILE per process".into()),
         cpu,
-        entry(LimitKind::CoreDumps, Enforced, "RLIMIT_CORE = 0"),
+        entry(
+            LimitKind::FileSize,
+            Enforced,
+            "RLIMIT_FSIZE per file (many files can still fill the filesystem)".into(),
+        ),
+        entry(LimitKind::CoreDumps, Enforced, "RLIMIT_CORE = 0".into()),
+        if user_applied {
+            entry(
+                LimitKind::UserQuotas,
+                Enforced,
+                "the jail's user namespace: inotify 16 instances, fanotify and namespaces none".into(),
+            )
+        } else {
+            entry(
+                LimitKind::UserQuotas,
+                Absent,
+                "not applied: shared with the caller's user".into(),
+            )
+        },
+        if ipc_applied {
+            entry(
+                LimitKind::IpcLimits,
+                Enforced,
+                "the jail's IPC namespace: kernel.shm*/msg*/sem, fs.mqueue.*; RLIMIT_MSGQUEUE".into(),
+            )
+        } else {
+            entry(
+                LimitKind::IpcLimits,
+                Absent,
+                "not set: host defaults; RLIMIT_MSGQUEUE".into(),
+            )
+        },
     ]
 }
 
@@ -293,6 +414,7 @@ mod tests {
             pids: 256,
             fds: 1024,
             cpu_millicores: 1500,
+            max_file_size_bytes: GIB,
         }
     }
 
@@ -310,6 +432,8 @@ mod tests {
                 setting(RlimitResource::Memlock, 8 * MIB),
                 setting(RlimitResource::Rtprio, 0),
                 setting(RlimitResource::Nice, 0),
+                setting(RlimitResource::Fsize, GIB),
+                setting(RlimitResource::Msgqueue, 819_200),
                 setting(RlimitResource::Nproc, 257),
                 setting(RlimitResource::Data, 512 * MIB),
                 setting(RlimitResource::As, 512 * MIB + 4 * GIB),
@@ -327,6 +451,8 @@ mod tests {
                 setting(RlimitResource::Memlock, 8 * MIB),
                 setting(RlimitResource::Rtprio, 0),
                 setting(RlimitResource::Nice, 0),
+                setting(RlimitResource::Fsize, GIB),
+                setting(RlimitResource::Msgqueue, 819_200),
             ]
         );
     }
@@ -345,6 +471,7 @@ mod tests {
             pids: u64::MAX,
             fds: 1024,
             cpu_millicores: 1000,
+            max_file_size_bytes: u64::MAX,
         };
         let plan = rlimit_plan(&huge, false);
         let value = |resource| plan.iter().find(|s| s.resource == resource).map(|s| s.value);
@@ -382,6 +509,8 @@ mod tests {
             (RlimitResource::Memlock, Resource::Memlock, "RLIMIT_MEMLOCK"),
             (RlimitResource::Rtprio, Resource::Rtprio, "RLIMIT_RTPRIO"),
             (RlimitResource::Nice, Resource::Nice, "RLIMIT_NICE"),
+            (RlimitResource::Fsize, Resource::Fsize, "RLIMIT_FSIZE"),
+            (RlimitResource::Msgqueue, Resource::Msgqueue, "RLIMIT_MSGQUEUE"),
         ];
         for (ours, theirs, name) in all {
             assert_eq!(ours.to_rustix(), theirs);
@@ -389,56 +518,106 @@ mod tests {
         }
     }
 
-    fn statuses(by_cgroup: bool, host_uid: u32) -> Vec<(LimitKind, LayerStatus)> {
-        describe_limit_enforcement(by_cgroup, host_uid)
+    const V2: CgroupCoverage = CgroupCoverage {
+        version: 2,
+        swap: true,
+        cpu: true,
+    };
+    const V1_NO_CPU: CgroupCoverage = CgroupCoverage {
+        version: 1,
+        swap: false,
+        cpu: false,
+    };
+    const ALL_NAMESPACE_LIMITS: u32 = 3;
+
+    fn statuses(cgroup: Option<CgroupCoverage>, bits: Option<u32>) -> Vec<(LimitKind, LayerStatus)> {
+        describe_limit_enforcement(cgroup, bits)
             .into_iter()
             .map(|e| (e.kind, e.status))
             .collect()
     }
 
+    fn means(cgroup: Option<CgroupCoverage>, bits: Option<u32>, kind: LimitKind) -> String {
+        describe_limit_enforcement(cgroup, bits)
+            .into_iter()
+            .find(|e| e.kind == kind)
+            .map(|e| e.means)
+            .unwrap_or_default()
+    }
+
     #[test]
     fn cgroup_enforces_everything() {
         use LayerStatus::Enforced;
-        let expected = vec![
-            (LimitKind::Memory, Enforced),
-            (LimitKind::Pids, Enforced),
-            (LimitKind::Fds, Enforced),
-            (LimitKind::Cpu, Enforced),
-            (LimitKind::CoreDumps, Enforced),
-        ];
-        assert_eq!(statuses(true, 1000), expected);
-        assert_eq!(statuses(true, 0), expected);
+        assert_eq!(
+            statuses(Some(V2), Some(ALL_NAMESPACE_LIMITS)),
+            vec![
+                (LimitKind::Memory, Enforced),
+                (LimitKind::Pids, Enforced),
+                (LimitKind::Fds, Enforced),
+                (LimitKind::Cpu, Enforced),
+                (LimitKind::FileSize, Enforced),
+                (LimitKind::CoreDumps, Enforced),
+                (LimitKind::UserQuotas, Enforced),
+                (LimitKind::IpcLimits, Enforced),
+            ]
+        );
+        assert!(means(Some(V2), None, LimitKind::Memory).contains("unix socket buffers)"));
     }
 
     #[test]
-    fn rlimits_alone_leave_memory_partial_and_cpu_absent() {
-        use LayerStatus::{Absent, Enforced, Partial};
+    fn cgroup_v1_names_its_files_and_a_missing_cpu_controller() {
+        let memory = means(Some(V1_NO_CPU), None, LimitKind::Memory);
+        assert!(
+            memory.starts_with("cgroup v1 memory.limit_in_bytes (swap not accounted"),
+            "{memory}"
+        );
+        let cpu = describe_limit_enforcement(Some(V1_NO_CPU), None)
+            .into_iter()
+            .find(|e| e.kind == LimitKind::Cpu)
+            .map(|e| e.status);
+        assert_eq!(cpu, Some(LayerStatus::Absent));
+    }
+
+    #[test]
+    fn without_a_cgroup_memory_is_absent_not_partial() {
+        use LayerStatus::{Absent, Enforced};
         assert_eq!(
-            statuses(false, 1000),
+            statuses(None, Some(LimitGroupBits::USER)),
             vec![
-                (LimitKind::Memory, Partial),
+                (LimitKind::Memory, Absent),
                 (LimitKind::Pids, Enforced),
                 (LimitKind::Fds, Enforced),
                 (LimitKind::Cpu, Absent),
+                (LimitKind::FileSize, Enforced),
                 (LimitKind::CoreDumps, Enforced),
+                (LimitKind::UserQuotas, Enforced),
+                (LimitKind::IpcLimits, Absent),
             ]
         );
+        let memory = means(None, Some(LimitGroupBits::USER), LimitKind::Memory);
+        assert!(memory.contains("SysV shm not bounded"), "{memory}");
+        assert!(memory.contains("unix socket buffers not bounded"), "{memory}");
+        let memory = means(None, Some(ALL_NAMESPACE_LIMITS), LimitKind::Memory);
+        assert!(memory.contains("SysV shm in total <= the limit"), "{memory}");
     }
 
     #[test]
-    fn nproc_is_not_reported_for_host_root() {
-        let pids = describe_limit_enforcement(false, 0)
-            .into_iter()
-            .find(|e| e.kind == LimitKind::Pids)
-            .map(|e| e.status);
-        assert_eq!(pids, Some(LayerStatus::Absent));
+    fn namespace_limits_not_reached_are_absent() {
+        let s = statuses(None, None);
+        assert_eq!(s[6], (LimitKind::UserQuotas, LayerStatus::Absent));
+        assert_eq!(s[7], (LimitKind::IpcLimits, LayerStatus::Absent));
+    }
+
+    struct LimitGroupBits;
+    impl LimitGroupBits {
+        const USER: u32 = 1;
     }
 
     #[test]
     fn every_limit_has_a_means_without_trailing_period() {
-        for mode in [false, true] {
-            for uid in [0, 1000] {
-                for e in describe_limit_enforcement(mode, uid) {
+        for cgroup in [None, Some(V2), Some(V1_NO_CPU)] {
+            for bits in [None, Some(0), Some(ALL_NAMESPACE_LIMITS)] {
+                for e in describe_limit_enforcement(cgroup, bits) {
                     assert!(!e.means.is_empty() && !e.means.ends_with('.'), "{e:?}");
                 }
             }
@@ -447,12 +626,12 @@ mod tests {
 
     #[test]
     fn serialises_with_lowercase_names() {
-        let json = serde_json::to_value(describe_limit_enforcement(false, 1000)).unwrap_or_default();
+        let json = serde_json::to_value(describe_limit_enforcement(None, None)).unwrap_or_default();
         assert_eq!(json[0]["kind"], "memory");
-        assert_eq!(json[0]["status"], "partial");
+        assert_eq!(json[0]["status"], "absent");
         assert_eq!(json[3]["status"], "absent");
-        assert_eq!(json[4]["kind"], "core_dumps");
-        assert_eq!(json[4]["status"], "enforced");
+        assert_eq!(json[5]["kind"], "core_dumps");
+        assert_eq!(json[5]["status"], "enforced");
     }
 
     #[test]
@@ -462,7 +641,10 @@ mod tests {
             LimitKind::Pids,
             LimitKind::Fds,
             LimitKind::Cpu,
+            LimitKind::FileSize,
             LimitKind::CoreDumps,
+            LimitKind::UserQuotas,
+            LimitKind::IpcLimits,
         ] {
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
         }

@@ -443,6 +443,8 @@ mod tests {
             limits: Limits::default(),
             no_subprocess: false,
             limits_by_cgroup: false,
+            host_ids: None,
+            require_memory_limit: false,
         }
     }
 

@@ -169,6 +169,12 @@ pub enum Record {
         /// The errno the caller got.
         errno: i32,
     },
+    /// Init set the namespace limits: the bit set of
+    /// [`crate::namespace_limits::LimitGroup`]s applied in full.
+    NamespaceLimits {
+        /// The bit set.
+        applied: u32,
+    },
 }
 
 /// Size of one encoded record.
@@ -185,6 +191,7 @@ impl Record {
             Record::ProgramExited { code } => (5, 0, code),
             Record::ProgramSignaled { signal } => (6, 0, signal),
             Record::ExecDenied { errno } => (7, 0, errno),
+            Record::NamespaceLimits { applied } => (8, applied, 0),
         };
         let mut out = [0u8; RECORD_SIZE];
         out[0..4].copy_from_slice(&tag.to_ne_bytes());
@@ -213,6 +220,7 @@ impl Record {
             5 => Record::ProgramExited { code: b },
             6 => Record::ProgramSignaled { signal: b },
             7 => Record::ExecDenied { errno: b },
+            8 => Record::NamespaceLimits { applied: a },
             _ => return None,
         })
     }
@@ -271,6 +279,24 @@ pub struct SandboxReport {
     pub layers: Vec<Layer>,
 }
 
+impl SandboxReport {
+    /// The limits that hold per process (or per file) only, not for the jail as a whole:
+    /// open files and file size always; memory when no cgroup bounds the jail's total
+    /// (then only `RLIMIT_DATA`/`RLIMIT_AS` per process remain).
+    #[must_use]
+    pub fn per_process_only(&self) -> Vec<&str> {
+        self.layers
+            .iter()
+            .filter(|l| match l.name.as_str() {
+                "fds" | "file_size" => true,
+                "memory" => l.status != LayerStatus::Enforced,
+                _ => false,
+            })
+            .map(|l| l.name.as_str())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +313,7 @@ mod tests {
             Record::ProgramExited { code: 255 },
             Record::ProgramSignaled { signal: 9 },
             Record::ExecDenied { errno: 1 },
+            Record::NamespaceLimits { applied: 3 },
         ];
         for step in Step::ALL {
             records.push(Record::SetupFailed { step, errno: 13 });
@@ -306,6 +333,23 @@ mod tests {
         buf[0] = 3;
         buf[4] = 9; // no such status
         assert_eq!(Record::decode(&buf), None);
+    }
+
+    #[test]
+    fn per_process_only_names_memory_without_a_cgroup() {
+        let report = |memory| SandboxReport {
+            layers: vec![
+                Layer::new("memory", memory, "m"),
+                Layer::new("pids", LayerStatus::Enforced, "p"),
+                Layer::new("fds", LayerStatus::Enforced, "f"),
+                Layer::new("file_size", LayerStatus::Enforced, "s"),
+            ],
+        };
+        assert_eq!(
+            report(LayerStatus::Absent).per_process_only(),
+            ["memory", "fds", "file_size"]
+        );
+        assert_eq!(report(LayerStatus::Enforced).per_process_only(), ["fds", "file_size"]);
     }
 
     #[test]

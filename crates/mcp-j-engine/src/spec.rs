@@ -27,9 +27,27 @@ pub struct SandboxSpec {
     pub limits: Limits,
     /// Forbid every execve after the one that starts the program.
     pub no_subprocess: bool,
-    /// Where limits are enforced by a cgroup v2 the supervisor prepared, the jail skips
+    /// Where limits are enforced by a cgroup the supervisor prepared, the jail skips
     /// the rlimits that the cgroup already covers.
     pub limits_by_cgroup: bool,
+    /// The host uid and gid the jail's ids map to, claimed by the supervisor for a root
+    /// caller (see [`crate::host_ids`]); `None`: the caller's own (the only ids an
+    /// unprivileged caller can map).
+    #[serde(default)]
+    pub host_ids: Option<HostIds>,
+    /// Refuse to run when no aggregate memory limit (a cgroup) can be enforced
+    /// (`policy.require_memory_limit`).
+    #[serde(default)]
+    pub require_memory_limit: bool,
+}
+
+/// A host uid and gid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostIds {
+    /// The host uid.
+    pub uid: u32,
+    /// The host gid.
+    pub gid: u32,
 }
 
 impl SandboxSpec {
@@ -72,7 +90,13 @@ pub struct Limits {
     pub fds: u64,
     /// CPU quota in millicores (1000 = one core).
     pub cpu_millicores: u64,
+    /// The largest file a process may write, in bytes (`RLIMIT_FSIZE`).
+    pub max_file_size_bytes: u64,
 }
+
+/// The smallest memory limit accepted: below it common programs cannot even start
+/// (`/bin/true` segfaults under 512 bytes), so a smaller value is a missing unit.
+pub const MIN_MEMORY_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -81,6 +105,7 @@ impl Default for Limits {
             pids: 256,
             fds: 1024,
             cpu_millicores: 1000,
+            max_file_size_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -90,23 +115,49 @@ impl Default for Limits {
 pub const JAIL_UID: u32 = 1000;
 /// See [`JAIL_UID`].
 pub const JAIL_GID: u32 = 1000;
-/// The host uid and gid the jail's ids map to when the caller is host root.
+/// The host ids the jail's ids map to: `claimed` (a root caller's own range id, see
+/// [`crate::host_ids`]) or else the caller's own.
 ///
-/// Mapping the jail to host uid 0 would make an escapee host root, and the kernel never
-/// applies `RLIMIT_NPROC` to tasks whose real uid is host root (`copy_process` exempts
-/// `INIT_USER`), so the task limit would not hold. The user's own paths are idmapped
-/// instead (host uid 0 appears as the jail's user), so the workdir still works.
-pub const ROOT_CALLER_JAIL_HOST_ID: u32 = 65534;
-
-/// The host uid/gid the jail's uid/gid map to for a caller with these real ids: the
-/// caller's own, except for root (see [`ROOT_CALLER_JAIL_HOST_ID`]).
-pub fn jail_host_ids(caller_uid: u32, caller_gid: u32) -> (u32, u32) {
-    if caller_uid == 0 {
-        (ROOT_CALLER_JAIL_HOST_ID, ROOT_CALLER_JAIL_HOST_ID)
-    } else {
-        (caller_uid, caller_gid)
-    }
+/// A root caller's jail is never mapped to host uid 0: that would make an escapee host
+/// root, and the kernel never applies `RLIMIT_NPROC` to tasks whose real uid is host root
+/// (`copy_process` exempts `INIT_USER`). The user's own paths are idmapped instead (host
+/// uid 0 appears as the jail's user), so the workdir still works.
+#[must_use]
+pub fn jail_host_ids(claimed: Option<HostIds>, caller_uid: u32, caller_gid: u32) -> HostIds {
+    claimed.unwrap_or(HostIds {
+        uid: caller_uid,
+        gid: caller_gid,
+    })
 }
 
 /// The jail's host name: the host's own name does not leak in.
 pub const JAIL_HOSTNAME: &str = "mcp-j";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claimed_id_wins_and_otherwise_the_caller_keeps_its_own() {
+        let claimed = HostIds { uid: 7, gid: 7 };
+        assert_eq!(jail_host_ids(Some(claimed), 0, 0), claimed);
+        assert_eq!(jail_host_ids(None, 1000, 100), HostIds { uid: 1000, gid: 100 });
+    }
+
+    #[test]
+    fn the_defaults_follow_the_interface() {
+        let d = Limits::default();
+        assert_eq!(d.max_file_size_bytes, 1 << 30);
+        assert!(d.memory_bytes >= MIN_MEMORY_BYTES);
+    }
+
+    #[test]
+    fn an_older_spec_without_the_new_fields_still_reads() {
+        let json = r#"{"program":"p","args":[],"env":[],"workdir":"Private","ro_paths":[],"rw_paths":[],
+            "limits":{"memory_bytes":1,"pids":1,"fds":4,"cpu_millicores":1,"max_file_size_bytes":1},
+            "no_subprocess":false,"limits_by_cgroup":false}"#;
+        let spec: SandboxSpec = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(spec.host_ids, None);
+        assert!(!spec.require_memory_limit);
+    }
+}

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cgroup::{DelegatedParent, JailCgroup};
+use crate::cgroup::{AnyJailCgroup, CgroupParent};
+use crate::host_ids::{self, HostIdClaim};
 use crate::jail::{FIRST_PATH_FD, HELPER_ARG, REPORT_FD, SPEC_FD};
 use crate::report::{Layer, LayerStatus, RECORD_SIZE, Record, SandboxReport, Step};
 use crate::spec::SandboxSpec;
@@ -47,6 +48,20 @@ pub enum SandboxError {
     /// A user path reached the supervisor without its descriptor ([`crate::HostPath::open`]).
     #[error("`{}` was not opened on the host before the jail started", .0.display())]
     Unopened(std::path::PathBuf),
+    /// `policy.require_memory_limit` is set and no aggregate memory limit can be enforced:
+    /// a policy refusal (exit 126), nothing ran.
+    #[error(
+        "refusing to run: `policy.require_memory_limit` is set and no aggregate memory limit can be \
+         enforced here ({reason}); `mcp-j doctor` shows what this machine offers (run as root for cgroup v1, \
+         or set MCP_J_CGROUP_PARENT to a delegated cgroup v2), or unset the policy"
+    )]
+    MemoryLimitRequired {
+        /// Why there is no cgroup.
+        reason: String,
+    },
+    /// No host id could be claimed for a root caller's jail.
+    #[error("cannot give the jail a host uid of its own")]
+    HostIds(#[source] host_ids::ClaimError),
     /// The helper ended without saying how.
     #[error("the jail helper ended unexpectedly ({0})")]
     Lost(String),
@@ -113,6 +128,10 @@ pub struct Finished {
     pub usage: Usage,
     /// Denials the sandbox observed (at most a bounded number).
     pub denials: Vec<Denial>,
+    /// The limits the jail ran under (for messages such as a `SIGXFSZ` death's).
+    pub limits: crate::spec::Limits,
+    /// The jail's cgroup reached its memory limit and the kernel killed a task of it.
+    pub memory_limit_hit: bool,
 }
 
 /// What the jail's standard streams are connected to.
@@ -148,11 +167,15 @@ pub struct Jail {
     program_end: Option<Outcome>,
     denials: Vec<Denial>,
     report_closed: bool,
-    limits_by_cgroup: bool,
     no_subprocess: bool,
-    /// The jail's own cgroup v2, removed (its processes killed first) on drop.
-    cgroup: Option<JailCgroup>,
-    jail_host_uid: u32,
+    limits: crate::spec::Limits,
+    /// The jail's own cgroup, removed (its processes killed first) on drop.
+    cgroup: Option<AnyJailCgroup>,
+    /// What init reported of [`crate::namespace_limits`].
+    namespace_limits: Option<u32>,
+    /// A root caller's host id, held until the jail is gone. Declared after `cgroup`
+    /// and `helper` so it is released last.
+    _host_id: Option<HostIdClaim>,
 }
 
 /// Signals and kills a jail from any thread. Processes are addressed by pidfd, so a
@@ -233,14 +256,14 @@ static JAIL_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl Jail {
     /// Start the helper and hand it `spec`. `exe` is our own binary (normally
     /// `/proc/self/exe`), which must call [`crate::jail::helper_main`] when its first
-    /// argument is [`HELPER_ARG`]. With a delegated cgroup v2 parent, the jail gets a
+    /// argument is [`HELPER_ARG`]. With a cgroup parent (v2 or v1), the jail gets a
     /// cgroup of its own with the spec's limits (then the rlimits it covers are skipped);
     /// without, or if that cgroup cannot be made, rlimits enforce the limits.
     pub fn spawn(
         spec: &SandboxSpec,
         exe: &str,
         stdio: JailStdio,
-        cgroup_parent: Option<&DelegatedParent>,
+        cgroup_parent: Option<&CgroupParent>,
     ) -> Result<Jail, SandboxError> {
         // Refuse a bad plan here, with a message, rather than as an errno from the jail.
         crate::plan::mount_plan(spec, &crate::plan::HostLayout::probe(spec))?;
@@ -250,9 +273,27 @@ impl Jail {
             std::process::id(),
             JAIL_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let cgroup = cgroup_parent.and_then(|parent| JailCgroup::create(parent, &name, &spec.limits).ok());
+        let cgroup = match cgroup_parent.map(|parent| AnyJailCgroup::create(parent, &name, &spec.limits)) {
+            Some(Ok(cgroup)) => Some(cgroup),
+            Some(Err(e)) if spec.require_memory_limit => {
+                return Err(SandboxError::MemoryLimitRequired { reason: e.to_string() });
+            }
+            None if spec.require_memory_limit => {
+                return Err(SandboxError::MemoryLimitRequired {
+                    reason: "no delegated cgroup v2, and no cgroup v1 memory controller usable by this user".into(),
+                });
+            }
+            Some(Err(_)) | None => None,
+        };
+        // A root caller's jail gets a host uid of its own, never host root or a shared one.
+        let host_id = if sys::real_ids().0 == 0 {
+            Some(host_ids::claim_for_root_caller().map_err(SandboxError::HostIds)?)
+        } else {
+            None
+        };
         let mut spec = spec.clone();
         spec.limits_by_cgroup = cgroup.is_some();
+        spec.host_ids = host_id.as_ref().map(HostIdClaim::ids);
 
         // The user's paths travel as the descriptors opened on the host, at FIRST_PATH_FD
         // and up; the spec says which is where.
@@ -318,13 +359,11 @@ impl Jail {
             program_end: None,
             denials: Vec::new(),
             report_closed: false,
-            limits_by_cgroup: spec.limits_by_cgroup,
             no_subprocess: spec.no_subprocess,
+            limits: spec.limits,
             cgroup,
-            jail_host_uid: {
-                let (uid, gid) = sys::real_ids();
-                crate::spec::jail_host_ids(uid, gid).0
-            },
+            namespace_limits: None,
+            _host_id: host_id,
         })
     }
 
@@ -406,11 +445,14 @@ impl Jail {
             },
         };
         let report = self.report();
+        let memory_limit_hit = self.cgroup.as_ref().and_then(AnyJailCgroup::oom_kills).unwrap_or(0) > 0;
         let finished = |outcome| Finished {
             outcome,
             report: report.clone(),
             usage,
             denials: self.denials.clone(),
+            limits: self.limits,
+            memory_limit_hit,
         };
         if timed_out {
             return Ok(finished(Outcome::TimedOut));
@@ -425,6 +467,9 @@ impl Jail {
             Some(outcome) => Ok(finished(outcome)),
             // We killed the jail (grace period over) before init could report.
             None if self.control.was_killed() => Ok(finished(Outcome::Signaled(libc::SIGKILL))),
+            // The OOM killer of the jail's cgroup picked the helper or init: the jail ended
+            // as a whole, killed.
+            None if memory_limit_hit => Ok(finished(Outcome::Signaled(libc::SIGKILL))),
             None => Err(SandboxError::Lost(format!("{status:?}"))),
         }
     }
@@ -466,6 +511,10 @@ impl Jail {
                 Some(Record::ExecFailed { errno }) => self.exec_failure = Some(errno),
                 Some(Record::ProgramExited { code }) => self.program_end = Some(Outcome::Exited(code)),
                 Some(Record::ProgramSignaled { signal }) => self.program_end = Some(Outcome::Signaled(signal)),
+                // The helper (an unprivileged caller's IPC limits) and init each report.
+                Some(Record::NamespaceLimits { applied }) => {
+                    self.namespace_limits = Some(self.namespace_limits.unwrap_or(0) | applied);
+                }
                 Some(Record::ExecDenied { errno }) => self.denials.push(Denial {
                     what: "execve",
                     errno,
@@ -518,7 +567,8 @@ impl Jail {
                 "seccomp user notification: execve after the first fails with EPERM",
             ));
         }
-        for l in limits::describe_limit_enforcement(self.limits_by_cgroup, self.jail_host_uid) {
+        let coverage = self.cgroup.as_ref().map(AnyJailCgroup::coverage);
+        for l in limits::describe_limit_enforcement(coverage, self.namespace_limits) {
             layers.push(Layer::new(l.kind.name(), l.status, l.means));
         }
         SandboxReport { layers }

@@ -18,6 +18,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod limits;
 mod paths;
 
 use std::collections::BTreeSet;
