@@ -94,6 +94,7 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         limits: Limits::default(),
         no_subprocess: true,
         limits_by_cgroup: false,
+        covers: Vec::new(),
     };
     let stdio = JailStdio {
         stdin: Stdio::null(),

@@ -310,6 +310,7 @@ impl SandboxOpts {
                 no_subprocess: self.no_subprocess
                     || manifest.no_subprocess.or(config.policy.no_subprocess).unwrap_or(false),
                 limits_by_cgroup: false,
+                covers: Vec::new(),
             },
             timeout: self.timeout.or(manifest_timeout).or(config.limits.timeout.map(|t| t.0)),
             allow_tools: concat(&config.policy.allow_tools, manifest.allow_tools),

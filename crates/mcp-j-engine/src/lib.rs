@@ -19,6 +19,7 @@
 //! by the escape suite in `crates/mcp-j-cli/tests`.
 
 pub mod cgroup;
+pub mod exposure;
 mod idmap;
 pub mod jail;
 pub mod landlock_rules;

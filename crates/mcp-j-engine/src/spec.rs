@@ -30,6 +30,10 @@ pub struct SandboxSpec {
     /// Where limits are enforced by a cgroup v2 the supervisor prepared, the jail skips
     /// the rlimits that the cgroup already covers.
     pub limits_by_cgroup: bool,
+    /// Paths inside the exposed trees that init covers after every bind is attached
+    /// (project config read-only, host sockets unreachable): see [`crate::exposure`].
+    #[serde(default)]
+    pub covers: Vec<crate::exposure::Cover>,
 }
 
 /// The program's working directory.
