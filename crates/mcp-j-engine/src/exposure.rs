@@ -602,7 +602,7 @@ mod tests {
         let walked = walk(&[rw(root.join("repo").to_str().expect("utf-8"))]);
         assert_eq!(walked.cap_hit, None);
         let mut paths: Vec<_> = walked.found.iter().map(|f| (f.path.clone(), f.kind.clone())).collect();
-        paths.sort();
+        paths.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(
             paths,
             vec![

@@ -233,7 +233,7 @@ fn existing_target(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<Option<
         Err(e)
             if matches!(
                 e.raw_os_error(),
-                Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR | libc::EXDEV)
+                Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR | libc::EXDEV | libc::EACCES)
             ) =>
         {
             Ok(None)

@@ -224,3 +224,27 @@ fn proc_does_not_show_host_fingerprints() {
         f.assert_none();
     });
 }
+
+#[test]
+fn an_exposed_tree_too_deep_to_check_is_refused() {
+    crate::common::cli_test("an_exposed_tree_too_deep_to_check_is_refused", |run| {
+        let wd = run.tempdir();
+        // Positive control: a tree just within the depth cap (64 levels) runs.
+        let mut deep = wd.path().to_path_buf();
+        for _ in 0..63 {
+            deep.push("d");
+            run.mkdir(&deep);
+        }
+        run.exec().workdir(wd.path()).program(["/bin/true"]).run().assert_code(0);
+        // One level more, and mcp-j refuses before the jail starts, naming cap and path.
+        deep.push("d");
+        run.mkdir(&deep);
+        let out = run.exec().workdir(wd.path()).program(["/bin/true"]).run();
+        out.assert_code(125);
+        assert!(
+            out.stderr.contains("64 levels") && out.stderr.contains(s(&deep)),
+            "the refusal does not name the cap and the path:\n{}",
+            out.context()
+        );
+    });
+}
