@@ -25,12 +25,14 @@ pub fn survey(spec: &mut SandboxSpec) -> Result<Survey> {
     let read_only: Vec<&Path> = survey
         .covers()
         .iter()
-        .filter_map(|c| matches!(c, Cover::ReadOnly(_)).then(|| c.path()))
+        .filter(|c| matches!(c, Cover::ReadOnly(_)))
+        .map(Cover::path)
         .collect();
     let endpoints: Vec<&Path> = survey
         .covers()
         .iter()
-        .filter_map(|c| matches!(c, Cover::Endpoint(_)).then(|| c.path()))
+        .filter(|c| matches!(c, Cover::Endpoint(_)))
+        .map(Cover::path)
         .collect();
     if !read_only.is_empty() {
         eprintln!(

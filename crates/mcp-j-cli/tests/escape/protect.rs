@@ -235,7 +235,11 @@ fn an_exposed_tree_too_deep_to_check_is_refused() {
             deep.push("d");
             run.mkdir(&deep);
         }
-        run.exec().workdir(wd.path()).program(["/bin/true"]).run().assert_code(0);
+        run.exec()
+            .workdir(wd.path())
+            .program(["/bin/true"])
+            .run()
+            .assert_code(0);
         // One level more, and mcp-j refuses before the jail starts, naming cap and path.
         deep.push("d");
         run.mkdir(&deep);
