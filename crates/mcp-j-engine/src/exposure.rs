@@ -36,8 +36,8 @@ use crate::spec::{SandboxSpec, Workdir};
 /// At most this many directory entries are looked at, in all exposed trees together.
 /// More, and mcp-j refuses to start (exit 125): expose a smaller directory.
 pub const MAX_WALK_ENTRIES: usize = 200_000;
-/// Directories deeper than this many levels below an exposed path are not walked; one
-/// there, and mcp-j refuses to start (exit 125).
+/// Nothing may lie more than this many levels below an exposed path: an entry deeper, and
+/// mcp-j refuses to start (exit 125).
 pub const MAX_WALK_DEPTH: usize = 64;
 
 /// Names of project files and directories that host programs run code from (git hooks and
@@ -107,21 +107,44 @@ pub enum FoundKind {
     Endpoint,
 }
 
+/// The walk's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Caps {
+    entries: usize,
+    depth: usize,
+}
+
+/// The bounds of every walk mcp-j makes.
+const CAPS: Caps = Caps {
+    entries: MAX_WALK_ENTRIES,
+    depth: MAX_WALK_DEPTH,
+};
+
 /// The walk stopped at one of its caps.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CapHit {
     /// [`MAX_WALK_ENTRIES`] entries were looked at.
     #[error(
-        "the exposed trees hold more than {MAX_WALK_ENTRIES} entries (the cap on mcp-j's \
-         look for project config and sockets); it stopped at `{}`", .0.display()
+        "the exposed trees hold more than {cap} entries (the cap on mcp-j's look for project \
+         config and sockets); it stopped at `{}`", path.display()
     )]
-    Entries(PathBuf),
-    /// A directory deeper than [`MAX_WALK_DEPTH`].
+    Entries {
+        /// The cap.
+        cap: usize,
+        /// Where the walk stopped.
+        path: PathBuf,
+    },
+    /// An entry deeper than [`MAX_WALK_DEPTH`].
     #[error(
-        "`{}` is more than {MAX_WALK_DEPTH} levels deep (the cap on mcp-j's look for \
-         project config and sockets)", .0.display()
+        "`{}` is more than {cap} levels below an exposed path (the cap on mcp-j's look for \
+         project config and sockets)", path.display()
     )]
-    Depth(PathBuf),
+    Depth {
+        /// The cap.
+        cap: usize,
+        /// The first entry found too deep.
+        path: PathBuf,
+    },
 }
 
 /// What one walk found, and where it stopped if it hit a cap.
@@ -155,7 +178,7 @@ pub struct Quarantined {
 /// [`MAX_WALK_DEPTH`]): what to cover in the jail, and the project config that exists now.
 pub fn survey(spec: &SandboxSpec) -> Result<Survey, CapHit> {
     let roots = exposed_roots(spec);
-    let walked = walk(&roots);
+    let walked = walk(&roots, CAPS);
     if let Some(cap) = walked.cap_hit {
         return Err(cap);
     }
@@ -180,7 +203,7 @@ impl Survey {
             .filter(|r| r.access == Access::ReadWrite)
             .cloned()
             .collect();
-        let walked = walk(&rw);
+        let walked = walk(&rw, CAPS);
         let mut done = Quarantined {
             incomplete: walked.cap_hit,
             ..Quarantined::default()
@@ -342,9 +365,9 @@ fn open_dir_beneath(root_fd: BorrowedFd<'_>, rel: &Path) -> std::io::Result<Owne
 }
 
 /// Breadth first through every root (shallow entries first, so a cap cuts off the deep
-/// ones), counting every entry against [`MAX_WALK_ENTRIES`]. A nested root is left to its
+/// ones), counting every entry against `caps`. A nested root is left to its
 /// own walk. Directories that vanish or turn into symlinks meanwhile are skipped.
-fn walk(roots: &[Root]) -> Walked {
+fn walk(roots: &[Root], caps: Caps) -> Walked {
     let mut walked = Walked::default();
     let mut entries = 0usize;
     for root in roots {
@@ -368,8 +391,15 @@ fn walk(roots: &[Root]) -> Walked {
                 let rel_path = rel.join(name);
                 let path = root.path.join(&rel_path);
                 entries += 1;
-                if entries > MAX_WALK_ENTRIES {
-                    walked.cap_hit = Some(CapHit::Entries(path));
+                if entries > caps.entries {
+                    walked.cap_hit = Some(CapHit::Entries {
+                        cap: caps.entries,
+                        path,
+                    });
+                    return walked;
+                }
+                if rel_path.components().count() > caps.depth {
+                    walked.cap_hit = Some(CapHit::Depth { cap: caps.depth, path });
                     return walked;
                 }
                 let mut kind = entry.file_type();
@@ -399,10 +429,6 @@ fn walk(roots: &[Root]) -> Walked {
                         }
                         if roots.iter().any(|r| r.path == path) {
                             continue; // walked as a root of its own
-                        }
-                        if rel_path.components().count() >= MAX_WALK_DEPTH {
-                            walked.cap_hit = Some(CapHit::Depth(path));
-                            return walked;
                         }
                         queue.push_back(rel_path);
                     }
@@ -599,7 +625,7 @@ mod tests {
         std::os::unix::fs::symlink(root.join("outside"), root.join("repo/link")).expect("symlink");
         let _l = std::os::unix::net::UnixListener::bind(root.join("outside/s")).expect("bind");
         let _m = std::os::unix::net::UnixListener::bind(root.join("repo/.git/s")).expect("bind");
-        let walked = walk(&[rw(root.join("repo").to_str().expect("utf-8"))]);
+        let walked = walk(&[rw(root.join("repo").to_str().expect("utf-8"))], CAPS);
         assert_eq!(walked.cap_hit, None);
         let mut paths: Vec<_> = walked.found.iter().map(|f| (f.path.clone(), f.kind.clone())).collect();
         paths.sort_by(|a, b| a.0.cmp(&b.0));
@@ -614,15 +640,34 @@ mod tests {
     }
 
     #[test]
-    fn the_walk_stops_at_the_depth_cap() {
+    fn the_walk_stops_at_its_caps() {
         let (_dir, root) = tree();
-        let mut deep = root.clone();
-        for _ in 0..=MAX_WALK_DEPTH {
-            deep.push("d");
+        std::fs::create_dir_all(root.join("a/b/c")).expect("mkdir");
+        std::fs::write(root.join("f"), "").expect("write");
+        let roots = [ro(root.to_str().expect("utf-8"))];
+        // Within both caps: no hit.
+        let walked = walk(&roots, Caps { entries: 4, depth: 3 });
+        assert_eq!(walked.cap_hit, None);
+        let walked = walk(&roots, Caps { entries: 4, depth: 2 });
+        assert_eq!(
+            walked.cap_hit,
+            Some(CapHit::Depth {
+                cap: 2,
+                path: root.join("a/b/c")
+            })
+        );
+        let walked = walk(&roots, Caps { entries: 3, depth: 3 });
+        assert!(
+            matches!(walked.cap_hit, Some(CapHit::Entries { cap: 3, .. })),
+            "{:?}",
+            walked.cap_hit
+        );
+        let message = CapHit::Entries {
+            cap: MAX_WALK_ENTRIES,
+            path: "/w/x".into(),
         }
-        std::fs::create_dir_all(&deep).expect("mkdir");
-        let walked = walk(&[ro(root.to_str().expect("utf-8"))]);
-        assert!(matches!(walked.cap_hit, Some(CapHit::Depth(_))), "{:?}", walked.cap_hit);
+        .to_string();
+        assert!(message.contains("200000") && message.contains("/w/x"), "{message}");
     }
 
     #[test]
@@ -630,7 +675,7 @@ mod tests {
         let (_dir, root) = tree();
         std::fs::create_dir_all(root.join(".git")).expect("mkdir");
         let spec_roots = vec![rw(root.to_str().expect("utf-8"))];
-        let walked = walk(&spec_roots);
+        let walked = walk(&spec_roots, CAPS);
         let survey = Survey {
             before: project_config_paths(&walked.found),
             covers: covers(&spec_roots, &walked.found),

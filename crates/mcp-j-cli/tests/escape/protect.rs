@@ -231,7 +231,7 @@ fn an_exposed_tree_too_deep_to_check_is_refused() {
         let wd = run.tempdir();
         // Positive control: a tree just within the depth cap (64 levels) runs.
         let mut deep = wd.path().to_path_buf();
-        for _ in 0..63 {
+        for _ in 0..64 {
             deep.push("d");
             run.mkdir(&deep);
         }
@@ -246,7 +246,7 @@ fn an_exposed_tree_too_deep_to_check_is_refused() {
         let out = run.exec().workdir(wd.path()).program(["/bin/true"]).run();
         out.assert_code(125);
         assert!(
-            out.stderr.contains("64 levels") && out.stderr.contains(s(&deep)),
+            out.stderr.contains("more than 64 levels") && out.stderr.contains(s(&deep)),
             "the refusal does not name the cap and the path:\n{}",
             out.context()
         );
