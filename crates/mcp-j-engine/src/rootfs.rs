@@ -201,7 +201,7 @@ pub(crate) const PROC_MASKED_FILES: &[&str] = &[
 pub(crate) const PROC_MASKED_DIRS: &[&str] = &["bus", "fs", "scsi", "acpi", "asound", "driver"];
 
 /// Where the empty file that masks and covers are bound from lives on the root tmpfs
-/// while the root is built; removed before `pivot_root` ([`finish_covers`]).
+/// while the root is built; removed before `pivot_root` ([`apply_covers`]).
 const EMPTY_FILE: &str = "/.mcp-j-empty";
 
 /// Mask [`PROC_MASKED_FILES`] and [`PROC_MASKED_DIRS`] (those this kernel has).
@@ -297,7 +297,7 @@ fn empty_file_over(root: BorrowedFd<'_>, path: &Path, step: Step) -> Result<(), 
 /// Apply the covers of the user's trees ([`crate::plan::cover_ops`]) after every bind,
 /// then remove the empty file the masks and covers are bound from (they keep it alive;
 /// the jail's root does not show it).
-pub(crate) fn finish_covers(root: BorrowedFd<'_>, covers: &[MountOp]) -> Result<(), Failure> {
+pub(crate) fn apply_covers(root: BorrowedFd<'_>, covers: &[MountOp]) -> Result<(), Failure> {
     for op in covers {
         apply(root, op, None)?;
     }
