@@ -39,6 +39,7 @@ mod kernel;
 mod limits;
 mod net;
 mod pinning;
+mod plant;
 mod probe;
 mod procs;
 mod sys;
@@ -120,6 +121,7 @@ files:     read PATH | open PATH | write PATH | open-write PATH | mkdir PATH | u
            chmod PATH OCTAL | list DIR | grep-file PATH NEEDLE | setuid-file PATH
            setcap PATH | mknod PATH | fds | openat-fd FD NAME | link SRC DST
            rename SRC DST
+project:   plant-hook REPO | plant-repo DIR
 exec:      exec-true | execveat-true | exec-payload DIR | ldso-exec DIR | mmap-exec DIR
            memfd-exec
 processes: kill PID | proc-pids [HOSTPID] | ptrace PID | process-vm-readv PID | proc-init
@@ -171,6 +173,9 @@ fn dispatch(attack: &str, args: &[String]) -> Report {
         "openat-fd" => fs::openat_fd(need!(0, "FD"), need!(1, "NAME")),
         "link" => fs::link(need!(0, "SRC"), need!(1, "DST")),
         "rename" => fs::rename(need!(0, "SRC"), need!(1, "DST")),
+        // The user's project.
+        "plant-hook" => plant::plant_hook(need!(0, "REPO")),
+        "plant-repo" => plant::plant_repo(need!(0, "DIR")),
         // Exec.
         "exec-true" => fs::exec_true(),
         "execveat-true" => fs::execveat_true(),

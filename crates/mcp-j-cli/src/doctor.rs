@@ -102,6 +102,7 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         limits_by_cgroup: false,
         host_ids: None,
         require_memory_limit: false,
+        covers: Vec::new(),
     };
     let stdio = JailStdio {
         stdin: Stdio::null(),

@@ -9,6 +9,7 @@
 mod audit;
 mod config;
 mod doctor;
+mod exposure;
 mod run;
 mod sandbox_opts;
 mod units;
@@ -173,7 +174,8 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
     let (program, args) = command
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("no program given"))?;
-    let resolved = opts.resolve(program, args)?;
+    let mut resolved = opts.resolve(program, args)?;
+    let survey = exposure::survey(&mut resolved.spec)?;
     let session = audit::Session::start(&resolved, mcp_j_audit::Command::Exec, None)?;
     let result = (|| {
         let mut jail = Jail::spawn(
@@ -185,6 +187,7 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
         session.ready(&jail.wait_ready(READY_TIMEOUT)?);
         jail.wait(resolved.timeout)
     })();
+    exposure::quarantine(&survey);
     let finished = match result {
         Ok(done) => done,
         Err(e) => {

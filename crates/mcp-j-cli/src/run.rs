@@ -174,7 +174,8 @@ fn client_writer() -> std::io::Result<Writer> {
 
 pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbose: u8) -> Result<ExitCode> {
     let (program, args) = command.split_first().context("no program given")?;
-    let resolved = opts.resolve(program, args)?;
+    let mut resolved = opts.resolve(program, args)?;
+    let survey = crate::exposure::survey(&mut resolved.spec)?;
     let config = proxy_opts.config(&resolved)?;
     let policy = mcp_j_audit::McpPolicy {
         allowed_tools: (!config.tools.allow.is_empty()).then(|| config.tools.allow.iter().cloned().collect()),
@@ -183,7 +184,9 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
         max_message_bytes: Some(config.max_message_bytes as u64),
     };
     let session = crate::audit::Session::start(&resolved, mcp_j_audit::Command::Run, Some(policy))?;
-    match serve(&resolved, &config, proxy_opts.grace_period, verbose, &session) {
+    let served = serve(&resolved, &config, proxy_opts.grace_period, verbose, &session);
+    crate::exposure::quarantine(&survey);
+    match served {
         Ok(finished) => {
             session.end(&finished);
             finish(program, &finished, verbose)

@@ -513,6 +513,7 @@ impl SandboxOpts {
                 limits_by_cgroup: false,
                 host_ids: None,
                 require_memory_limit: config.policy.require_memory_limit.unwrap_or(false),
+                covers: Vec::new(),
             },
             timeout: self.timeout.or(manifest_timeout).or(config.limits.timeout.map(|t| t.0)),
             allow_tools: concat(&config.policy.allow_tools, manifest.allow_tools),

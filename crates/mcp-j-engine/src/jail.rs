@@ -29,7 +29,7 @@ use crate::limits;
 use crate::namespace_limits;
 use crate::plan::{self, HostLayout, MountOp};
 use crate::report::{LayerStatus, Record, Step};
-use crate::rootfs::{apply, mount_tmpfs, open_bind_sources};
+use crate::rootfs::{apply, apply_covers, mount_tmpfs, open_bind_sources};
 use crate::seccomp;
 use crate::spec::{HostIds, JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
 use crate::sys::{self, ChildStatus, Forked};
@@ -375,6 +375,8 @@ fn init(
     for (op, source) in ops.iter().zip(sources) {
         apply(root.as_fd(), op, source)?;
     }
+    // Inside the user's trees: project config read-only, host sockets covered.
+    apply_covers(root.as_fd(), &plan::cover_ops(spec))?;
 
     // 11. pivot_root into it and detach the old root: the host is gone from view.
     rustix::process::fchdir(root.as_fd()).at(Step::PivotRoot)?;

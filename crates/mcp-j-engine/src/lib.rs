@@ -19,6 +19,7 @@
 //! by the escape suite in `crates/mcp-j-cli/tests`.
 
 pub mod cgroup;
+pub mod exposure;
 pub mod host_ids;
 pub mod host_path;
 mod idmap;

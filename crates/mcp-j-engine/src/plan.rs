@@ -10,6 +10,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
+use crate::exposure::Cover;
 use crate::host_path::HostPath;
 use crate::spec::{JAIL_GID, JAIL_UID, SandboxSpec, Workdir};
 
@@ -74,6 +75,20 @@ pub enum MountOp {
         path: PathBuf,
         /// Its contents.
         contents: String,
+    },
+    /// Bind a path inside a user's read-write tree read-only over itself (project config
+    /// that host programs run code from). Applied after every bind; skipped if the path
+    /// is gone or became a symlink.
+    ReadOnlyOverItself {
+        /// Jail path.
+        path: PathBuf,
+    },
+    /// Bind an empty read-only file over a path inside a user's tree (a host unix socket
+    /// or FIFO: `connect` and FIFO writes ignore read-only mounts). Applied after every
+    /// bind; skipped if the path is gone or became a symlink or directory.
+    EmptyFileOver {
+        /// Jail path.
+        path: PathBuf,
     },
 }
 
@@ -408,6 +423,29 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
     Ok(ops)
 }
 
+/// The covers of `spec` ([`crate::exposure`]) as mount operations, for init to apply after
+/// every bind of [`mount_plan`]: parents first, and only paths strictly inside a tree the
+/// user exposed (the spec is the supervisor's, but a cover anywhere else would be a bug).
+pub fn cover_ops(spec: &SandboxSpec) -> Vec<MountOp> {
+    let roots: Vec<PathBuf> = writable_roots(spec)
+        .into_iter()
+        .chain(spec.ro_paths.iter().map(|p| p.path.clone()))
+        .collect();
+    let inside_a_root =
+        |p: &Path| check_user_path(p).is_ok() && roots.iter().any(|r| p.starts_with(r) && p != r.as_path());
+    let mut covers: Vec<&Cover> = spec.covers.iter().filter(|c| inside_a_root(c.path())).collect();
+    // Read-only binds first (an endpoint inside one is covered on top of it), each kind
+    // parents first.
+    covers.sort_by_key(|c| (matches!(c, Cover::Endpoint(_)), c.path().components().count()));
+    covers
+        .into_iter()
+        .map(|c| match c {
+            Cover::ReadOnly(path) => MountOp::ReadOnlyOverItself { path: path.clone() },
+            Cover::Endpoint(path) => MountOp::EmptyFileOver { path: path.clone() },
+        })
+        .collect()
+}
+
 /// Paths (inside the jail) where files may be written: the Landlock picture of the plan.
 pub fn writable_paths(spec: &SandboxSpec) -> Vec<PathBuf> {
     let mut paths = vec![PathBuf::from("/tmp"), PathBuf::from("/dev/shm")];
@@ -445,6 +483,7 @@ mod tests {
             limits_by_cgroup: false,
             host_ids: None,
             require_memory_limit: false,
+            covers: vec![],
         }
     }
 
@@ -668,5 +707,32 @@ mod tests {
         s.workdir = Workdir::Private;
         s.program = "./server.sh".into();
         assert_eq!(exec_exception(&s), None);
+    }
+
+    #[test]
+    fn covers_become_ops_inside_user_trees_only() {
+        let mut s = spec();
+        s.covers = vec![
+            Cover::Endpoint("/home/u/proj/.git/fsmonitor.ipc".into()),
+            Cover::ReadOnly("/home/u/proj/.git".into()),
+            Cover::ReadOnly("/home/u/proj".into()), // a root itself: not a cover
+            Cover::Endpoint("/opt/tools/run/agent.sock".into()),
+            Cover::ReadOnly("/etc/passwd".into()), // outside every user tree
+            Cover::ReadOnly("/home/u/proj/../x".into()),
+        ];
+        assert_eq!(
+            cover_ops(&s),
+            vec![
+                MountOp::ReadOnlyOverItself {
+                    path: "/home/u/proj/.git".into()
+                },
+                MountOp::EmptyFileOver {
+                    path: "/opt/tools/run/agent.sock".into()
+                },
+                MountOp::EmptyFileOver {
+                    path: "/home/u/proj/.git/fsmonitor.ipc".into()
+                },
+            ]
+        );
     }
 }

@@ -154,7 +154,10 @@ pub(crate) fn apply(root: BorrowedFd<'_>, op: &MountOp, source: Option<OwnedFd>)
             .at(Step::MountProc)?;
             attach(mnt.as_fd(), root, path, NodeKind::Dir, Step::MountProc)?;
             protect_proc(root, path)?;
+            mask_proc(root, path)?;
         }
+        MountOp::ReadOnlyOverItself { path } => read_only_over_itself(root, path)?,
+        MountOp::EmptyFileOver { path } => empty_file_over(root, path, Step::BindMount)?,
         MountOp::Bind { target, .. } => {
             let tree = source.ok_or(Failure {
                 step: Step::BindMount,
@@ -205,6 +208,143 @@ fn protect_proc(root: BorrowedFd<'_>, proc_path: &Path) -> Result<(), Failure> {
         .at(Step::ProtectProc)?;
     }
     Ok(())
+}
+
+/// Host facts in procfs that a jail has no need for: fingerprints of the machine
+/// (`cmdline`, `boot_id`, disks, buses, filesystems) and kernel internals. The list of
+/// Docker/containerd's default masked paths, plus the host leaks of issue 7. Each file is
+/// covered by an empty read-only file, each directory by an empty read-only tmpfs.
+pub(crate) const PROC_MASKED_FILES: &[&str] = &[
+    "cmdline",
+    "sys/kernel/random/boot_id",
+    "partitions",
+    "diskstats",
+    "swaps",
+    "kcore",
+    "kallsyms",
+    "kmsg",
+    "keys",
+    "key-users",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "latency_stats",
+    "interrupts",
+    "modules",
+    "iomem",
+    "ioports",
+    "vmallocinfo",
+    "slabinfo",
+    "config.gz",
+];
+/// See [`PROC_MASKED_FILES`].
+pub(crate) const PROC_MASKED_DIRS: &[&str] = &["bus", "fs", "scsi", "acpi", "asound", "driver"];
+
+/// Where the empty file that masks and covers are bound from lives on the root tmpfs
+/// while the root is built; removed before `pivot_root` ([`apply_covers`]).
+const EMPTY_FILE: &str = "/.mcp-j-empty";
+
+/// Mask [`PROC_MASKED_FILES`] and [`PROC_MASKED_DIRS`] (those this kernel has).
+fn mask_proc(root: BorrowedFd<'_>, proc_path: &Path) -> Result<(), Failure> {
+    for file in PROC_MASKED_FILES {
+        empty_file_over(root, &proc_path.join(file), Step::ProtectProc)?;
+    }
+    for dir in PROC_MASKED_DIRS {
+        let Some(target) = existing_target(root, &proc_path.join(dir)).at(Step::ProtectProc)? else {
+            continue;
+        };
+        let mnt = mount_tmpfs(4096, 0o555, Step::ProtectProc)?;
+        sys::mount_setattr(mnt.as_fd(), false, read_only_attributes()).at(Step::ProtectProc)?;
+        move_onto(mnt.as_fd(), target.as_fd(), Step::ProtectProc)?;
+    }
+    Ok(())
+}
+
+fn read_only_attributes() -> u64 {
+    sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC
+}
+
+/// The path under `root`, if it is still there as something other than a symlink (an
+/// O_PATH fd). A path that vanished, or whose components turned into symlinks, since the
+/// host was surveyed is `None`: there is nothing left there to cover.
+fn existing_target(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<Option<OwnedFd>> {
+    match open_in_root(root, path, None) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ENOENT | libc::ELOOP | libc::ENOTDIR | libc::EXDEV | libc::EACCES)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn move_onto(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>, step: Step) -> Result<(), Failure> {
+    rustix::mount::move_mount(
+        mnt,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .at(step)
+}
+
+/// Bind `path` read-only over itself (as [`protect_proc`] does), in the jail's own mount
+/// namespace. Only the top mount becomes read-only: a path the user exposed read-write
+/// inside it is a mount of its own and stays writable.
+fn read_only_over_itself(root: BorrowedFd<'_>, path: &Path) -> Result<(), Failure> {
+    let Some(target) = existing_target(root, path).at(Step::BindMount)? else {
+        return Ok(());
+    };
+    let tree = rustix::mount::open_tree(
+        target.as_fd(),
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .at(Step::BindMount)?;
+    sys::mount_setattr(tree.as_fd(), false, read_only_attributes()).at(Step::BindMount)?;
+    move_onto(tree.as_fd(), target.as_fd(), Step::BindMount)
+}
+
+/// Bind an empty read-only file over `path` (a file, socket or FIFO; a directory there
+/// now is left alone: it is no longer what was surveyed).
+fn empty_file_over(root: BorrowedFd<'_>, path: &Path, step: Step) -> Result<(), Failure> {
+    let Some(target) = existing_target(root, path).at(step)? else {
+        return Ok(());
+    };
+    let stat = rustix::fs::fstat(target.as_fd()).at(step)?;
+    if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
+        return Ok(());
+    }
+    let empty = open_in_root(root, Path::new(EMPTY_FILE), Some(NodeKind::File)).at(step)?;
+    let tree = rustix::mount::open_tree(
+        empty.as_fd(),
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .at(step)?;
+    sys::mount_setattr(tree.as_fd(), false, read_only_attributes()).at(step)?;
+    move_onto(tree.as_fd(), target.as_fd(), step)
+}
+
+/// Apply the covers of the user's trees ([`crate::plan::cover_ops`]) after every bind,
+/// then remove the empty file the masks and covers are bound from (they keep it alive;
+/// the jail's root does not show it).
+pub(crate) fn apply_covers(root: BorrowedFd<'_>, covers: &[MountOp]) -> Result<(), Failure> {
+    for op in covers {
+        apply(root, op, None)?;
+    }
+    match rustix::fs::unlinkat(root, &EMPTY_FILE[1..], rustix::fs::AtFlags::empty()) {
+        Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+        Err(e) => Err(e).at(Step::BindMount),
+    }
 }
 
 /// Attach a detached mount at `path` under `root`, creating the mount point.

@@ -39,6 +39,10 @@ pub struct SandboxSpec {
     /// (`policy.require_memory_limit`).
     #[serde(default)]
     pub require_memory_limit: bool,
+    /// Paths inside the exposed trees that init covers after every bind is attached
+    /// (project config read-only, host sockets unreachable): see [`crate::exposure`].
+    #[serde(default)]
+    pub covers: Vec<crate::exposure::Cover>,
 }
 
 /// A host uid and gid.

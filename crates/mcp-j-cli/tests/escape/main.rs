@@ -20,6 +20,7 @@
 mod common;
 mod limits;
 mod paths;
+mod protect;
 
 use std::collections::BTreeSet;
 use std::fs;
