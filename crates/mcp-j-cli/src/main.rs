@@ -9,6 +9,7 @@
 mod audit;
 mod config;
 mod doctor;
+mod pty;
 mod run;
 mod sandbox_opts;
 mod units;
@@ -49,7 +50,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run any program in the sandbox; stdin/stdout/stderr pass straight through
+    /// Run any program in the sandbox; stdin/stdout/stderr pass straight through (a terminal
+    /// through a pty of mcp-j's own, so the program cannot change the caller's)
     Exec {
         #[command(flatten)]
         sandbox: Box<SandboxOpts>,
@@ -165,16 +167,37 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
         .ok_or_else(|| anyhow::anyhow!("no program given"))?;
     let resolved = opts.resolve(program, args)?;
     let session = audit::Session::start(&resolved, mcp_j_audit::Command::Exec, None)?;
+    // A terminal on fds 0-2 is never handed to the jail: it gets a pty of ours (pty.rs).
+    // Dropping `terminal` on any path below puts the host terminal back.
+    let mut terminal = pty::Terminal::attach()?;
+    let stdio = match &terminal {
+        Some(t) => t.jail_stdio()?,
+        None => JailStdio::inherit(),
+    };
     let result = (|| {
-        let mut jail = Jail::spawn(
-            &resolved.spec,
-            "/proc/self/exe",
-            JailStdio::inherit(),
-            cgroup_parent().as_ref(),
-        )?;
+        let mut jail = Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent().as_ref())?;
+        if let Some(t) = &mut terminal
+            && let Err(e) = t.start()
+        {
+            jail.kill();
+            let _ = jail.wait(None);
+            return Ok(Err(e));
+        }
         session.ready(&jail.wait_ready(READY_TIMEOUT)?);
-        jail.wait(resolved.timeout)
+        jail.wait(resolved.timeout).map(Ok)
     })();
+    // The program's last output reaches the terminal before our own messages.
+    if let Some(t) = terminal {
+        t.finish();
+    }
+    let result = match result {
+        Ok(Err(e)) => {
+            session.failed(&e);
+            return Err(e);
+        }
+        Ok(Ok(done)) => Ok(done),
+        Err(e) => Err(e),
+    };
     let finished = match result {
         Ok(done) => done,
         Err(e) => {
