@@ -9,6 +9,7 @@
 mod audit;
 mod config;
 mod doctor;
+mod preflight;
 mod pty;
 mod run;
 mod sandbox_opts;
@@ -119,6 +120,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let usage_error = e.use_stderr();
             let _ = e.print();
+            let argv: Vec<String> = std::env::args().collect();
+            if let Some(note) = preflight::usage_note(&e, &argv) {
+                eprintln!("{note}");
+            }
             return if usage_error {
                 ExitCode::from(EXIT_MCP_J_FAILED)
             } else {
@@ -143,16 +148,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let loaded = config::Loaded::from_process(cli.config.as_deref(), &flags)?;
     match cli.command {
         Command::Exec { mut sandbox, command } => {
+            let command = preflight::strip_extra_separator(&command);
+            if let Some((program, args)) = command.split_first() {
+                preflight::refuse_network_launcher(program, args)?;
+            }
             sandbox.config = loaded.config;
-            exec(&sandbox, &command, cli.verbose)
+            exec(&sandbox, command, cli.verbose)
         }
         Command::Run {
             mut sandbox,
             proxy,
             command,
         } => {
+            let command = preflight::strip_extra_separator(&command);
+            if let Some((program, args)) = command.split_first() {
+                preflight::refuse_network_launcher(program, args)?;
+            }
             sandbox.config = loaded.config;
-            run::run(&sandbox, &proxy, &command, cli.verbose)
+            run::run(&sandbox, &proxy, command, cli.verbose)
         }
         Command::Doctor => doctor::doctor(cli.json),
         Command::Config {

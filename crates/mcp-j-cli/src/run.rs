@@ -175,6 +175,7 @@ fn client_writer() -> std::io::Result<Writer> {
 pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbose: u8) -> Result<ExitCode> {
     let (program, args) = command.split_first().context("no program given")?;
     let resolved = opts.resolve(program, args)?;
+    crate::preflight::warn_unpassed_env(crate::preflight::host_env(), &resolved.spec.env);
     let config = proxy_opts.config(&resolved)?;
     let policy = mcp_j_audit::McpPolicy {
         allowed_tools: (!config.tools.allow.is_empty()).then(|| config.tools.allow.iter().cloned().collect()),

@@ -117,3 +117,61 @@ fn not_executable_is_126_and_audit_log_is_accepted() {
             .assert_code(0);
     });
 }
+
+/// `npx`, `uvx` and `pipx run` download the server when they start; the sandbox has no
+/// network, so they would hang until the client gives up. mcp-j refuses them at once
+/// (125) and says what to do instead.
+#[test]
+fn launchers_that_download_are_refused_with_what_to_do_instead() {
+    common::cli_test("launchers_that_download_are_refused_with_what_to_do_instead", |run| {
+        for (command, hint) in [
+            (
+                &["npx", "-y", "@modelcontextprotocol/server-everything"][..],
+                "npm install --prefix",
+            ),
+            (&["/usr/bin/uvx", "mcp-server-time"][..], "bin/pip install"),
+            (&["pipx", "run", "mcp-server-time"][..], "bin/pip install"),
+        ] {
+            for sub in ["exec", "run"] {
+                let mut args = vec![sub, "--"];
+                args.extend_from_slice(command);
+                let out = run.exec().raw(&args).bound(std::time::Duration::from_secs(20)).run();
+                out.assert_code(125);
+                for needle in ["no network", "--ro", hint] {
+                    assert!(out.stderr.contains(needle), "`{needle}` missing:\n{}", out.context());
+                }
+            }
+        }
+    });
+}
+
+/// MCP Inspector strips the first `--`: the usage error says where the program goes and
+/// how to write it for the Inspector, and that form (`-- -- PROG`) works when no one
+/// strips anything.
+#[test]
+fn a_program_without_separator_is_explained_and_a_doubled_separator_works() {
+    sandbox_test(
+        "a_program_without_separator_is_explained_and_a_doubled_separator_works",
+        &[],
+        |run| {
+            for sub in ["exec", "run"] {
+                let out = run.exec().raw([sub, "--memory", "64M", "/bin/echo", "hi"]).run();
+                out.assert_code(125);
+                assert!(out.stderr.contains("unexpected argument"), "{}", out.context());
+                assert!(
+                    out.stderr.contains("go after `--`") && out.stderr.contains("-- -- PROG"),
+                    "{}",
+                    out.context()
+                );
+            }
+            let wd = run.tempdir();
+            let out = run
+                .exec()
+                .workdir(wd.path())
+                .program(["--", "/bin/echo", "doubled"])
+                .run();
+            out.assert_code(0);
+            assert_eq!(out.stdout, "doubled\n", "{}", out.context());
+        },
+    );
+}
