@@ -8,6 +8,7 @@
 
 mod audit;
 mod config;
+mod diagnose;
 mod doctor;
 mod preflight;
 mod pty;
@@ -189,6 +190,7 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
     };
     let result = (|| {
         let mut jail = Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent().as_ref())?;
+        jail.on_denial(diagnose::denial_printer());
         if let Some(t) = &mut terminal
             && let Err(e) = t.start()
         {

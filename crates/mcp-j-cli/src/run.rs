@@ -241,6 +241,7 @@ fn serve(
     let cgroup_parent = crate::cgroup_parent();
     let mut jail =
         Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent.as_ref()).map_err(crate::setup_context)?;
+    jail.on_denial(crate::diagnose::denial_printer());
     session.ready(&jail.wait_ready(crate::READY_TIMEOUT).map_err(crate::setup_context)?);
     let control = jail.control();
     let (server_in, server_out, server_err) = jail.take_stdio();

@@ -175,3 +175,40 @@ fn a_program_without_separator_is_explained_and_a_doubled_separator_works() {
         },
     );
 }
+
+/// `--no-subprocess` says on stderr which programs it refused, as it refuses them: the
+/// first 8 by name, then one line for the rest.
+#[test]
+fn no_subprocess_names_the_programs_it_refuses_on_stderr() {
+    sandbox_test("no_subprocess_names_the_programs_it_refuses_on_stderr", &[], |run| {
+        let script = "/bin/true; /usr/bin/git --version; \
+                      for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done; echo finished";
+        let out = run
+            .exec()
+            .opts(["--no-subprocess"])
+            .program(["/bin/sh", "-c", script])
+            .run();
+        out.assert_code(0);
+        assert_eq!(out.stdout, "finished\n", "{}", out.context());
+        let refused: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("mcp-j: --no-subprocess refused to start"))
+            .collect();
+        assert_eq!(refused.len(), 8, "{}", out.context());
+        assert!(
+            refused[0].contains("`/bin/true` (execve: EPERM)") && refused[0].contains("leave out --no-subprocess"),
+            "{}",
+            out.context()
+        );
+        assert!(refused[1].contains("`/usr/bin/git`"), "{}", out.context());
+        assert_eq!(
+            out.stderr
+                .matches("mcp-j: --no-subprocess refused more programs")
+                .count(),
+            1,
+            "{}",
+            out.context()
+        );
+    });
+}

@@ -169,7 +169,16 @@ pub enum Record {
         /// The errno the caller got.
         errno: i32,
     },
+    /// Part of the path of the program the next [`Record::ExecDenied`] refused, for the
+    /// user's message only: NUL-padded, in order (init is the only writer by then).
+    ExecDeniedName {
+        /// Up to 12 bytes of the path.
+        chunk: [u8; NAME_CHUNK],
+    },
 }
+
+/// Bytes of a program path per [`Record::ExecDeniedName`].
+pub const NAME_CHUNK: usize = 12;
 
 /// Size of one encoded record.
 pub const RECORD_SIZE: usize = 16;
@@ -177,6 +186,12 @@ pub const RECORD_SIZE: usize = 16;
 impl Record {
     /// Encode as `[tag, a, b, 0]`, native-endian u32s (both ends are this machine).
     pub fn encode(self) -> [u8; RECORD_SIZE] {
+        if let Record::ExecDeniedName { chunk } = self {
+            let mut out = [0u8; RECORD_SIZE];
+            out[0..4].copy_from_slice(&8u32.to_ne_bytes());
+            out[4..].copy_from_slice(&chunk);
+            return out;
+        }
         let (tag, a, b): (u32, u32, i32) = match self {
             Record::InitStarted { host_pid } => (1, 0, host_pid),
             Record::SetupFailed { step, errno } => (2, step as u32, errno),
@@ -185,6 +200,7 @@ impl Record {
             Record::ProgramExited { code } => (5, 0, code),
             Record::ProgramSignaled { signal } => (6, 0, signal),
             Record::ExecDenied { errno } => (7, 0, errno),
+            Record::ExecDeniedName { .. } => (8, 0, 0), // encoded above
         };
         let mut out = [0u8; RECORD_SIZE];
         out[0..4].copy_from_slice(&tag.to_ne_bytes());
@@ -213,6 +229,11 @@ impl Record {
             5 => Record::ProgramExited { code: b },
             6 => Record::ProgramSignaled { signal: b },
             7 => Record::ExecDenied { errno: b },
+            8 => {
+                let mut chunk = [0u8; NAME_CHUNK];
+                chunk.copy_from_slice(&buf[4..]);
+                Record::ExecDeniedName { chunk }
+            }
             _ => return None,
         })
     }
@@ -287,6 +308,9 @@ mod tests {
             Record::ProgramExited { code: 255 },
             Record::ProgramSignaled { signal: 9 },
             Record::ExecDenied { errno: 1 },
+            Record::ExecDeniedName {
+                chunk: *b"/usr/bin/git",
+            },
         ];
         for step in Step::ALL {
             records.push(Record::SetupFailed { step, errno: 13 });
