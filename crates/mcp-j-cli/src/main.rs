@@ -222,7 +222,9 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
         }
     };
     session.end(&finished);
-    run::finish(program, &finished, verbose)
+    let code = run::finish(program, &finished, verbose);
+    diagnose::explain_exec_failure(&resolved.spec, &finished);
+    code
 }
 
 /// How long setup may take before `sandbox.ready` is recorded with what is known so far.

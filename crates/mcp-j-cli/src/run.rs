@@ -187,7 +187,9 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
     match serve(&resolved, &config, proxy_opts.grace_period, verbose, &session) {
         Ok(finished) => {
             session.end(&finished);
-            finish(program, &finished, verbose)
+            let code = finish(program, &finished, verbose);
+            crate::diagnose::explain_exec_failure(&resolved.spec, &finished);
+            code
         }
         Err(e) => {
             session.failed(&e);
