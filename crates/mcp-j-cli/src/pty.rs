@@ -101,7 +101,10 @@ impl Terminal {
         }
 
         let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
-        let master = rustix::pty::openpt(flags).context("cannot open a pseudo-terminal (/dev/ptmx) for the jail")?;
+        let master = rustix::pty::openpt(flags).context(
+            "cannot open a pseudo-terminal (/dev/ptmx) for the jail, which never gets the caller's \
+             terminal; run without a terminal on stdin/stdout/stderr (`< /dev/null`, `| cat`)",
+        )?;
         rustix::pty::grantpt(&master).context("cannot set up the jail's pseudo-terminal (grantpt)")?;
         rustix::pty::unlockpt(&master).context("cannot set up the jail's pseudo-terminal (unlockpt)")?;
         let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags)
