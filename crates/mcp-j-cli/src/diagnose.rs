@@ -27,15 +27,23 @@ pub fn denial_printer() -> DenialHook {
             } else {
                 ""
             };
-            eprintln!(
+            say_whole_line(&format!(
                 "mcp-j: --no-subprocess refused to start {program} ({}: {}){hint}",
                 denial.what,
                 errno_name(denial.errno)
-            );
+            ));
         } else if seen == MAX_NAMED_DENIALS + 1 {
-            eprintln!("mcp-j: --no-subprocess refused more programs; the audit log (--audit-log) lists them");
+            say_whole_line("mcp-j: --no-subprocess refused more programs; the audit log (--audit-log) lists them");
         }
     })
+}
+
+/// One line on stderr in a single `write` (atomic on a pipe up to `PIPE_BUF`): the
+/// program writes to the same stderr at the same time, and `eprintln!` may split a line.
+fn say_whole_line(text: &str) {
+    use std::io::Write;
+    let line = format!("{text}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 fn errno_name(errno: i32) -> String {
