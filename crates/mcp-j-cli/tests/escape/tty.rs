@@ -176,7 +176,7 @@ fn the_jail_reads_and_writes_through_its_own_terminal() {
     sandbox_test("the_jail_reads_and_writes_through_its_own_terminal", &[], |run| {
         let mut pty = HostPty::open();
         let wd = run.tempdir();
-        let script = "stty size; read line; echo \"got:$line\"; stty size";
+        let script = "stty size; read line; echo \"got:$line\"; stty size; exit 3";
         let mut child = pty.start_mcp_j(run, wd.path(), &["/bin/sh", "-c", script]);
         let bound = Duration::from_secs(30);
         // The window size reached the program.
@@ -194,11 +194,43 @@ fn the_jail_reads_and_writes_through_its_own_terminal() {
         pty.wait_for("got:hello", &mut child, bound);
         pty.wait_for("50 100", &mut child, bound);
         let code = wait_bounded(&mut child, Duration::from_secs(30), &pty);
-        assert_eq!(code, Some(0), "terminal showed:\n{}", pty.text());
+        assert_eq!(
+            code,
+            Some(3),
+            "the program's exit status; terminal showed:\n{}",
+            pty.text()
+        );
         let after = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
         assert!(
             after.local_modes.contains(LocalModes::ICANON | LocalModes::ECHO),
             "mcp-j left the terminal in raw mode"
+        );
+    });
+}
+
+#[test]
+fn a_signal_to_mcp_j_puts_the_terminal_back() {
+    sandbox_test("a_signal_to_mcp_j_puts_the_terminal_back", &[], |run| {
+        let pty = HostPty::open();
+        let before = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+        let wd = run.tempdir();
+        let mut child = pty.start_mcp_j(run, wd.path(), &["/bin/sh", "-c", "echo started; sleep 30"]);
+        pty.wait_for("started", &mut child, Duration::from_secs(30));
+        // mcp-j relays in raw mode now.
+        let raw = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+        assert!(
+            !raw.local_modes.contains(LocalModes::ICANON),
+            "mcp-j did not switch to raw mode"
+        );
+        let pid = rustix::process::Pid::from_child(&child);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM to mcp-j");
+        let code = wait_bounded(&mut child, Duration::from_secs(20), &pty);
+        assert_eq!(code, Some(128 + 15), "terminal showed:\n{}", pty.text());
+        let after = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+        assert_eq!(
+            (after.local_modes, after.input_modes, after.output_modes),
+            (before.local_modes, before.input_modes, before.output_modes),
+            "the terminal was left as mcp-j had set it"
         );
     });
 }
