@@ -6,7 +6,8 @@
 //! is unchanged, and `O_NONBLOCK` is not set on the file description mcp-j shared.
 //! Positive controls: what the program writes arrives on the test's pty master, input
 //! written to the master reaches the program, and the window size (at start and after a
-//! resize) reaches the program.
+//! resize) reaches the program. `mcp-j run` hands the server pipes only: a terminal on its
+//! stderr does not reach the jail either.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -233,4 +234,44 @@ fn a_signal_to_mcp_j_puts_the_terminal_back() {
             "the terminal was left as mcp-j had set it"
         );
     });
+}
+
+#[test]
+fn run_gives_the_server_no_terminal_even_when_its_stderr_is_one() {
+    sandbox_test(
+        "run_gives_the_server_no_terminal_even_when_its_stderr_is_one",
+        &[],
+        |run| {
+            let pty = HostPty::open();
+            let before = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+            let wd = run.tempdir();
+            let mut cmd = run.runner.command(MCP_J);
+            cmd.args([
+                "run",
+                "--workdir",
+                s(wd.path()),
+                "--ro",
+                s(attack_dir()),
+                "--",
+                s(attack_bin()),
+                "tty",
+            ]);
+            cmd.current_dir(wd.path())
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::from(pty.slave.try_clone().expect("dup slave")));
+            let mut child = cmd.spawn().expect("start mcp-j run");
+            let code = wait_bounded(&mut child, Duration::from_secs(60), &pty);
+            // The attack found no terminal on fds 0-2 (its `error:` exit status), so it
+            // attacked nothing; our terminal is as it was.
+            assert_eq!(code, Some(2), "terminal showed:\n{}", pty.text());
+            assert_eq!(line_discipline(&pty.slave), 0, "the line discipline is no longer N_TTY");
+            let after = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+            assert_eq!(
+                (after.local_modes, after.input_modes, after.output_modes),
+                (before.local_modes, before.input_modes, before.output_modes),
+                "the terminal's modes changed"
+            );
+        },
+    );
 }
