@@ -109,8 +109,19 @@ impl Terminal {
         rustix::pty::unlockpt(&master).context("cannot set up the jail's pseudo-terminal (unlockpt)")?;
         let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags)
             .context("cannot open the jail's pseudo-terminal slave (TIOCGPTPEER)")?;
+        // Input is relayed (and the host terminal made raw) only from the foreground.
+        let input = if is_tty[0] && in_foreground(fds[0]) {
+            Some(dup(fds[0])?)
+        } else {
+            None
+        };
         // The program sees the host terminal's settings and size, on a pty of its own.
-        if let Ok(termios) = rustix::termios::tcgetattr(fds[first]) {
+        // Output is processed once: by the pty when the host terminal is raw, else by the
+        // host terminal (which then keeps its own `OPOST`).
+        if let Ok(mut termios) = rustix::termios::tcgetattr(fds[first]) {
+            if input.is_none() {
+                termios.output_modes.remove(rustix::termios::OutputModes::OPOST);
+            }
             let _ = rustix::termios::tcsetattr(&slave, OptionalActions::Now, &termios);
         }
         if let Ok(size) = rustix::termios::tcgetwinsize(fds[first]) {
@@ -123,11 +134,6 @@ impl Terminal {
 
         let output_fd = [1, 2, 0].into_iter().find(|&i| is_tty[i]).unwrap_or(first);
         let output = dup(fds[output_fd])?;
-        let input = if is_tty[0] && in_foreground(fds[0]) {
-            Some(dup(fds[0])?)
-        } else {
-            None
-        };
         Ok(Some(Terminal {
             host: Arc::new(Mutex::new(HostState { saved, restored: false })),
             master: Arc::new(master),
