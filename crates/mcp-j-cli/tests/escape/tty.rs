@@ -6,7 +6,8 @@
 //! is unchanged, and `O_NONBLOCK` is not set on the file description mcp-j shared.
 //! Positive controls: what the program writes arrives on the test's pty master, input
 //! written to the master reaches the program, and the window size (at start and after a
-//! resize) reaches the program. `mcp-j run` hands the server pipes only: a terminal on its
+//! resize) reaches the program, Ctrl-D is its end of input, and its exit status comes
+//! through; SIGTERM to mcp-j puts the terminal back. `mcp-j run` hands the server pipes only: a terminal on its
 //! stderr does not reach the jail either.
 
 use std::fs::File;
@@ -177,7 +178,7 @@ fn the_jail_reads_and_writes_through_its_own_terminal() {
     sandbox_test("the_jail_reads_and_writes_through_its_own_terminal", &[], |run| {
         let mut pty = HostPty::open();
         let wd = run.tempdir();
-        let script = "stty size; read line; echo \"got:$line\"; stty size; exit 3";
+        let script = "stty size; read line; echo \"got:$line\"; stty size; cat >/dev/null; exit 3";
         let mut child = pty.start_mcp_j(run, wd.path(), &["/bin/sh", "-c", script]);
         let bound = Duration::from_secs(30);
         // The window size reached the program.
@@ -194,6 +195,9 @@ fn the_jail_reads_and_writes_through_its_own_terminal() {
         pty.master.write_all(b"hello\r").expect("write to the master");
         pty.wait_for("got:hello", &mut child, bound);
         pty.wait_for("50 100", &mut child, bound);
+        // Ctrl-D on our terminal is end-of-file for the program (`cat` ends).
+        std::thread::sleep(Duration::from_millis(100));
+        pty.master.write_all(b"\x04").expect("write to the master");
         let code = wait_bounded(&mut child, Duration::from_secs(30), &pty);
         assert_eq!(
             code,
