@@ -5,10 +5,10 @@
 //! settings (echo, canonical mode: mcp-j's raw mode undone) are as before, the window size
 //! is unchanged, and `O_NONBLOCK` is not set on the file description mcp-j shared.
 //! Positive controls: what the program writes arrives on the test's pty master, input
-//! written to the master reaches the program, and the window size (at start and after a
+//! written to the master reaches the program, the window size (at start and after a
 //! resize) reaches the program, Ctrl-D is its end of input, and its exit status comes
-//! through; SIGTERM to mcp-j puts the terminal back. `mcp-j run` hands the server pipes only: a terminal on its
-//! stderr does not reach the jail either.
+//! through. SIGTERM to mcp-j puts the terminal back. `mcp-j run` hands the server pipes
+//! only: a terminal on its stderr does not reach the jail either.
 
 use std::fs::File;
 use std::io::{Read, Write};
