@@ -184,39 +184,34 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
     // A terminal on fds 0-2 is never handed to the jail: it gets a pty of ours (pty.rs).
     // Dropping `terminal` on any path below puts the host terminal back.
     let mut terminal = pty::Terminal::attach()?;
+    if terminal.is_some() && verbose > 0 {
+        eprintln!("mcp-j: the terminal on stdio reaches the program through a pty of mcp-j's own");
+    }
     let stdio = match &terminal {
         Some(t) => t.jail_stdio()?,
         None => JailStdio::inherit(),
     };
-    let result = (|| {
-        let mut jail = Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent().as_ref())?;
+    let result = (|| -> Result<mcp_j_engine::Finished> {
+        let mut jail =
+            Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent().as_ref()).map_err(setup_context)?;
         jail.on_denial(diagnose::denial_printer());
         if let Some(t) = &mut terminal
             && let Err(e) = t.start()
         {
             jail.kill();
             let _ = jail.wait(None);
-            return Ok(Err(e));
+            return Err(e);
         }
-        session.ready(&jail.wait_ready(READY_TIMEOUT)?);
-        jail.wait(resolved.timeout).map(Ok)
+        session.ready(&jail.wait_ready(READY_TIMEOUT).map_err(setup_context)?);
+        jail.wait(resolved.timeout).map_err(setup_context)
     })();
     // The program's last output reaches the terminal before our own messages.
     if let Some(t) = terminal {
         t.finish();
     }
-    let result = match result {
-        Ok(Err(e)) => {
-            session.failed(&e);
-            return Err(e);
-        }
-        Ok(Ok(done)) => Ok(done),
-        Err(e) => Err(e),
-    };
     let finished = match result {
         Ok(done) => done,
         Err(e) => {
-            let e = setup_context(e);
             session.failed(&e);
             return Err(e);
         }
