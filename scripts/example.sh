@@ -4,7 +4,9 @@
 # `mcp-j exec`, and prints the server's answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet -p mcp-j-cli
+# Cargo's own progress, on stderr: the first build takes a minute or two.
+echo "--- building mcp-j (cargo build --release -p mcp-j-cli):" >&2
+cargo build --release -p mcp-j-cli
 mcp_j=target/release/mcp-j
 
 "$mcp_j" doctor | sed -n '/mcp-j exec/,$p'

@@ -43,6 +43,7 @@ mod plant;
 mod probe;
 mod procs;
 mod sys;
+mod tty;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -137,6 +138,7 @@ kernel:    io-uring | unshare NS | clone-ns NS | clone3-ns NS | setns NS | mount
 network:   tcp-connect ADDR:PORT | tcp-bind ADDR:PORT | udp-send ADDR:PORT
            unix-abstract NAME | unix-path PATH | socket FAMILY | socket-highbits FAMILY
            netlink-up
+terminal:  tty (echo off, 1x1 window, O_NONBLOCK, TIOCSETD on fds 0-2 that are ttys)
 facts:     status | env | uname | features
 
 NS: user mount net pid ipc uts cgroup time
@@ -232,6 +234,8 @@ fn dispatch(attack: &str, args: &[String]) -> Report {
         "socket" => net::socket(need!(0, "FAMILY"), false),
         "socket-highbits" => net::socket(need!(0, "FAMILY"), true),
         "netlink-up" => net::netlink_up(),
+        // The terminal given as stdio.
+        "tty" => tty::tty(),
         // Facts.
         "status" => probe::status(),
         "env" => probe::env(),

@@ -288,13 +288,18 @@ fn config_path(explicit: Option<&Path>, env: &BTreeMap<String, String>) -> Resul
         }
         return Ok(Some(std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())));
     }
+    Ok(default_config_path(env).filter(|path| path.is_file()))
+}
+
+/// Where the config file is looked for without `--config`: `$XDG_CONFIG_HOME/mcp-j/
+/// config.toml`, else `~/.config/mcp-j/config.toml`; `None` with neither variable set.
+fn default_config_path(env: &BTreeMap<String, String>) -> Option<PathBuf> {
     let dir = match (env.get("XDG_CONFIG_HOME"), env.get("HOME")) {
         (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg),
         (_, Some(home)) if !home.is_empty() => Path::new(home).join(".config"),
-        _ => return Ok(None),
+        _ => return None,
     };
-    let path = dir.join("mcp-j").join("config.toml");
-    Ok(path.is_file().then_some(path))
+    Some(dir.join("mcp-j").join("config.toml"))
 }
 
 /// The merged configuration and where each value came from.
@@ -303,6 +308,10 @@ pub struct Loaded {
     figment: Figment,
     /// `file /path`, when there was a file.
     file: Option<PathBuf>,
+    /// Where the file was looked for (`--config`, or the default place), found or not.
+    looked_for: Option<PathBuf>,
+    /// Whether `--config` named it.
+    explicit: bool,
 }
 
 impl Loaded {
@@ -350,7 +359,17 @@ impl Loaded {
             )?;
         }
         let config: Config = figment.extract().map_err(describe)?;
-        let loaded = Loaded { config, figment, file };
+        let looked_for = match &file {
+            Some(path) => Some(path.clone()),
+            None => default_config_path(env),
+        };
+        let loaded = Loaded {
+            config,
+            figment,
+            file,
+            looked_for,
+            explicit: explicit.is_some(),
+        };
         loaded.check_secrets()?;
         loaded.check_memory()?;
         Ok(loaded)
@@ -391,6 +410,18 @@ impl Loaded {
             }
         }
         Ok(())
+    }
+
+    /// The config file looked for (if any) and what became of it.
+    fn file_status(&self) -> (Option<String>, &'static str) {
+        let path = self.looked_for.as_ref().map(|p| p.display().to_string());
+        let status = match (&self.looked_for, &self.file, self.explicit) {
+            (_, Some(_), true) => "flag --config, read",
+            (_, Some(_), false) => "default location, read",
+            (Some(_), None, _) => "default location, not found: defaults, MCP_J_* variables and flags apply",
+            (None, None, _) => "not looked for: neither XDG_CONFIG_HOME nor HOME is set",
+        };
+        (path, status)
     }
 
     /// Where the value of a dotted key came from.
@@ -601,13 +632,23 @@ impl fmt::Display for Row {
 /// `mcp-j config show [--json]`: the effective configuration, each value with its source.
 pub fn show(loaded: &Loaded, json: bool) -> Result<()> {
     let rows = loaded.rows();
+    let (file_value, file_status) = loaded.file_status();
     if json {
-        let object: serde_json::Map<String, serde_json::Value> = rows
+        let mut object: serde_json::Map<String, serde_json::Value> = rows
             .into_iter()
             .map(|r| (r.key, serde_json::json!({ "value": r.value, "source": r.source })))
             .collect();
+        object.insert(
+            "config_file".to_string(),
+            serde_json::json!({ "value": file_value, "source": file_status }),
+        );
         println!("{}", serde_json::to_string_pretty(&object)?);
     } else {
+        match &file_value {
+            Some(path) => println!("config file: {path} ({file_status})"),
+            None => println!("config file: none ({file_status})"),
+        }
+        println!();
         println!("{:<30} {:<24} SOURCE", "KEY", "VALUE");
         for row in rows {
             println!("{row}");

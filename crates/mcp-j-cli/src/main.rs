@@ -8,8 +8,11 @@
 
 mod audit;
 mod config;
+mod diagnose;
 mod doctor;
 mod exposure;
+mod preflight;
+mod pty;
 mod run;
 mod sandbox_opts;
 mod units;
@@ -53,7 +56,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run any program in the sandbox; stdin/stdout/stderr pass straight through
+    /// Run any program in the sandbox; stdin/stdout/stderr pass straight through (a terminal
+    /// through a pty of mcp-j's own, so the program cannot change the caller's)
     Exec {
         #[command(flatten)]
         sandbox: Box<SandboxOpts>,
@@ -121,6 +125,10 @@ fn main() -> ExitCode {
         Err(e) => {
             let usage_error = e.use_stderr();
             let _ = e.print();
+            let argv: Vec<String> = std::env::args().collect();
+            if let Some(note) = preflight::usage_note(&e, &argv) {
+                eprintln!("{note}");
+            }
             return if usage_error {
                 ExitCode::from(EXIT_MCP_J_FAILED)
             } else {
@@ -152,16 +160,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let loaded = config::Loaded::from_process(cli.config.as_deref(), &flags)?;
     match cli.command {
         Command::Exec { mut sandbox, command } => {
+            let command = preflight::strip_extra_separator(&command);
+            if let Some((program, args)) = command.split_first() {
+                preflight::refuse_network_launcher(program, args)?;
+            }
             sandbox.config = loaded.config;
-            exec(&sandbox, &command, cli.verbose)
+            exec(&sandbox, command, cli.verbose)
         }
         Command::Run {
             mut sandbox,
             proxy,
             command,
         } => {
+            let command = preflight::strip_extra_separator(&command);
+            if let Some((program, args)) = command.split_first() {
+                preflight::refuse_network_launcher(program, args)?;
+            }
             sandbox.config = loaded.config;
-            run::run(&sandbox, &proxy, &command, cli.verbose)
+            run::run(&sandbox, &proxy, command, cli.verbose)
         }
         Command::Doctor => doctor::doctor(cli.json),
         Command::Config {
@@ -177,27 +193,46 @@ fn exec(opts: &SandboxOpts, command: &[String], verbose: u8) -> Result<ExitCode>
     let mut resolved = opts.resolve(program, args)?;
     let survey = exposure::survey(&mut resolved.spec)?;
     let session = audit::Session::start(&resolved, mcp_j_audit::Command::Exec, None)?;
-    let result = (|| {
-        let mut jail = Jail::spawn(
-            &resolved.spec,
-            "/proc/self/exe",
-            JailStdio::inherit(),
-            cgroup_parent().as_ref(),
-        )?;
-        session.ready(&jail.wait_ready(READY_TIMEOUT)?);
-        jail.wait(resolved.timeout)
+    // A terminal on fds 0-2 is never handed to the jail: it gets a pty of ours (pty.rs).
+    // Dropping `terminal` on any path below puts the host terminal back.
+    let mut terminal = pty::Terminal::attach()?;
+    if terminal.is_some() && verbose > 0 {
+        eprintln!("mcp-j: the terminal on stdio reaches the program through a pty of mcp-j's own");
+    }
+    let stdio = match &terminal {
+        Some(t) => t.jail_stdio()?,
+        None => JailStdio::inherit(),
+    };
+    let result = (|| -> Result<mcp_j_engine::Finished> {
+        let mut jail =
+            Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent().as_ref()).map_err(setup_context)?;
+        jail.on_denial(diagnose::denial_printer());
+        if let Some(t) = &mut terminal
+            && let Err(e) = t.start()
+        {
+            jail.kill();
+            let _ = jail.wait(None);
+            return Err(e);
+        }
+        session.ready(&jail.wait_ready(READY_TIMEOUT).map_err(setup_context)?);
+        jail.wait(resolved.timeout).map_err(setup_context)
     })();
+    // The program's last output reaches the terminal before our own messages.
+    if let Some(t) = terminal {
+        t.finish();
+    }
     exposure::quarantine(&survey);
     let finished = match result {
         Ok(done) => done,
         Err(e) => {
-            let e = setup_context(e);
             session.failed(&e);
             return Err(e);
         }
     };
     session.end(&finished);
-    run::finish(program, &finished, verbose)
+    let code = run::finish(program, &finished, verbose);
+    diagnose::explain_exec_failure(&resolved.spec, &finished);
+    code
 }
 
 /// How long setup may take before `sandbox.ready` is recorded with what is known so far.

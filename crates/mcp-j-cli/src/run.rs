@@ -176,6 +176,7 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
     let (program, args) = command.split_first().context("no program given")?;
     let mut resolved = opts.resolve(program, args)?;
     let survey = crate::exposure::survey(&mut resolved.spec)?;
+    crate::preflight::warn_unpassed_env(crate::preflight::host_env(), &resolved.spec.env);
     let config = proxy_opts.config(&resolved)?;
     let policy = mcp_j_audit::McpPolicy {
         allowed_tools: (!config.tools.allow.is_empty()).then(|| config.tools.allow.iter().cloned().collect()),
@@ -189,7 +190,9 @@ pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbo
     match served {
         Ok(finished) => {
             session.end(&finished);
-            finish(program, &finished, verbose)
+            let code = finish(program, &finished, verbose);
+            crate::diagnose::explain_exec_failure(&resolved.spec, &finished);
+            code
         }
         Err(e) => {
             session.failed(&e);
@@ -243,6 +246,7 @@ fn serve(
     let cgroup_parent = crate::cgroup_parent();
     let mut jail =
         Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent.as_ref()).map_err(crate::setup_context)?;
+    jail.on_denial(crate::diagnose::denial_printer());
     session.ready(&jail.wait_ready(crate::READY_TIMEOUT).map_err(crate::setup_context)?);
     let control = jail.control();
     let (server_in, server_out, server_err) = jail.take_stdio();

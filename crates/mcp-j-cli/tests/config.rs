@@ -182,3 +182,43 @@ fn secret_errors_exit_125_without_the_value() {
         assert!(!out.stderr.contains("literal-s3cr3t-value"), "{}", out.stderr);
     });
 }
+
+#[test]
+fn config_show_names_the_config_file_it_looked_for() {
+    cli_test("config_show_names_the_config_file_it_looked_for", |run| {
+        let xdg = run.tempdir();
+        let expected = xdg.path().join("mcp-j").join("config.toml");
+        let show = |json: bool| {
+            let mut args = vec!["config", "show"];
+            if json {
+                args.push("--json");
+            }
+            let out = run.exec().env("XDG_CONFIG_HOME", xdg.path()).raw(args).run();
+            out.assert_code(0);
+            out.stdout
+        };
+        // Not there: the table says where it looked and that it found nothing.
+        let table = show(false);
+        let first = table.lines().next().unwrap_or_default();
+        assert_eq!(
+            first,
+            format!(
+                "config file: {} (default location, not found: defaults, MCP_J_* variables and flags apply)",
+                expected.display()
+            ),
+            "{table}"
+        );
+        // There: read.
+        run.mkdir(&xdg.path().join("mcp-j"));
+        run.write_file(&expected, b"[limits]\npids = 7\n", 0o600);
+        let table = show(false);
+        assert!(
+            table.starts_with(&format!("config file: {} (default location, read)", expected.display())),
+            "{table}"
+        );
+        let json: Value = serde_json::from_str(&show(true)).expect("JSON");
+        assert_eq!(json["config_file"]["value"], expected.display().to_string(), "{json}");
+        assert_eq!(json["config_file"]["source"], "default location, read", "{json}");
+        assert_eq!(json["limits.pids"]["value"], 7, "{json}");
+    });
+}

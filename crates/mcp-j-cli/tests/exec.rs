@@ -117,3 +117,230 @@ fn not_executable_is_126_and_audit_log_is_accepted() {
             .assert_code(0);
     });
 }
+
+/// `npx`, `uvx` and `pipx run` download the server when they start; the sandbox has no
+/// network, so they would hang until the client gives up. mcp-j refuses them at once
+/// (125) and says what to do instead.
+#[test]
+fn launchers_that_download_are_refused_with_what_to_do_instead() {
+    common::cli_test("launchers_that_download_are_refused_with_what_to_do_instead", |run| {
+        for (command, hint) in [
+            (
+                &["npx", "-y", "@modelcontextprotocol/server-everything"][..],
+                "npm install --prefix",
+            ),
+            (&["/usr/bin/uvx", "mcp-server-time"][..], "bin/pip install"),
+            (&["pipx", "run", "mcp-server-time"][..], "bin/pip install"),
+        ] {
+            for sub in ["exec", "run"] {
+                let mut args = vec![sub, "--"];
+                args.extend_from_slice(command);
+                let out = run.exec().raw(&args).bound(std::time::Duration::from_secs(20)).run();
+                out.assert_code(125);
+                for needle in ["no network", "--ro", hint] {
+                    assert!(out.stderr.contains(needle), "`{needle}` missing:\n{}", out.context());
+                }
+            }
+        }
+    });
+}
+
+/// MCP Inspector strips the first `--`: the usage error says where the program goes and
+/// how to write it for the Inspector, and that form (`-- -- PROG`) works when no one
+/// strips anything.
+#[test]
+fn a_program_without_separator_is_explained_and_a_doubled_separator_works() {
+    sandbox_test(
+        "a_program_without_separator_is_explained_and_a_doubled_separator_works",
+        &[],
+        |run| {
+            for sub in ["exec", "run"] {
+                let out = run.exec().raw([sub, "--memory", "64M", "/bin/echo", "hi"]).run();
+                out.assert_code(125);
+                assert!(out.stderr.contains("unexpected argument"), "{}", out.context());
+                assert!(
+                    out.stderr.contains("go after `--`") && out.stderr.contains("-- -- PROG"),
+                    "{}",
+                    out.context()
+                );
+            }
+            let wd = run.tempdir();
+            let out = run
+                .exec()
+                .workdir(wd.path())
+                .program(["--", "/bin/echo", "doubled"])
+                .run();
+            out.assert_code(0);
+            assert_eq!(out.stdout, "doubled\n", "{}", out.context());
+        },
+    );
+}
+
+/// `--no-subprocess` says on stderr which programs it refused, as it refuses them: the
+/// first 8 by name, then one line for the rest.
+#[test]
+fn no_subprocess_names_the_programs_it_refuses_on_stderr() {
+    sandbox_test("no_subprocess_names_the_programs_it_refuses_on_stderr", &[], |run| {
+        let script = "/bin/true; /usr/bin/git --version; \
+                      for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done; echo finished";
+        let out = run
+            .exec()
+            .opts(["--no-subprocess"])
+            .program(["/bin/sh", "-c", script])
+            .run();
+        out.assert_code(0);
+        assert_eq!(out.stdout, "finished\n", "{}", out.context());
+        // The shell writes its own complaints to the same stderr, a line in several
+        // writes: ours may land inside one of its lines, so look for ours anywhere.
+        let refused: Vec<&str> = out
+            .stderr
+            .match_indices("mcp-j: --no-subprocess refused to start ")
+            .map(|(i, _)| &out.stderr[i..])
+            .collect();
+        assert_eq!(refused.len(), 8, "{}", out.context());
+        let first = "mcp-j: --no-subprocess refused to start `/bin/true` (execve: EPERM) (to let the \
+                     program start others, leave out --no-subprocess";
+        assert!(refused[0].starts_with(first), "{}", out.context());
+        assert!(
+            refused[1].starts_with("mcp-j: --no-subprocess refused to start `/usr/bin/git` (execve: EPERM)\n"),
+            "{}",
+            out.context()
+        );
+        assert_eq!(
+            out.stderr
+                .matches("mcp-j: --no-subprocess refused more programs")
+                .count(),
+            1,
+            "{}",
+            out.context()
+        );
+    });
+}
+
+/// A program that cannot start in the sandbox gets a reason found on the host: a venv's
+/// `bin/python` that is a symlink into an unexposed interpreter tree names the target and
+/// the `--ro` that fixes it (and that `--ro` does fix it); a `#!` interpreter that is not
+/// exposed is named the same way; one in the workdir is named as not executable there.
+#[test]
+fn a_program_that_cannot_start_is_explained_from_the_host() {
+    sandbox_test("a_program_that_cannot_start_is_explained_from_the_host", &[], |run| {
+        use std::os::unix::fs::symlink;
+        let top = run.tempdir();
+        let t = top.path();
+        // A pyenv-like interpreter tree (the "interpreter" is a copy of /bin/true) and a
+        // venv whose python links into it.
+        let prefix = t.join("pyenv/versions/3.99");
+        for dir in [
+            "pyenv",
+            "pyenv/versions",
+            "pyenv/versions/3.99",
+            "pyenv/versions/3.99/bin",
+            "venv",
+            "venv/bin",
+        ] {
+            run.mkdir(&t.join(dir));
+        }
+        let interpreter = prefix.join("bin/python3");
+        let true_bin = std::fs::read("/bin/true").expect("read /bin/true");
+        run.write_file(&interpreter, &true_bin, 0o755);
+        let venv_python = t.join("venv/bin/python");
+        symlink(&interpreter, &venv_python).expect("symlink");
+        let s = |p: &std::path::Path| p.to_str().expect("UTF-8 path").to_owned();
+
+        let out = run
+            .exec()
+            .opt("--ro", t.join("venv"))
+            .program([s(&venv_python), "-c".into(), "1".into()])
+            .run();
+        out.assert_code(127);
+        let want = format!(
+            "the program `{}` is a symlink to `{}`, which is not exposed in the sandbox; add `--ro {}`",
+            venv_python.display(),
+            interpreter.display(),
+            prefix.display()
+        );
+        assert!(out.stderr.contains(&want), "expected `{want}`:\n{}", out.context());
+
+        // The suggested --ro works.
+        let out = run
+            .exec()
+            .opt("--ro", t.join("venv"))
+            .opt("--ro", &prefix)
+            .program([s(&venv_python)])
+            .run();
+        out.assert_code(0);
+
+        // A script whose #! interpreter is not exposed.
+        run.mkdir(&t.join("tools"));
+        let script = t.join("tools/serve");
+        run.write_file(&script, format!("#!{}\n", interpreter.display()).as_bytes(), 0o755);
+        let out = run.exec().opt("--ro", t.join("tools")).program([s(&script)]).run();
+        out.assert_code(127);
+        let want = format!(
+            "its interpreter (`#!` line) `{}` is not exposed in the sandbox; add `--ro {}`",
+            interpreter.display(),
+            prefix.display()
+        );
+        assert!(out.stderr.contains(&want), "expected `{want}`:\n{}", out.context());
+
+        // A #! interpreter in the (writable, not executable) workdir.
+        let wd = run.tempdir();
+        let local = wd.path().join("python3");
+        run.write_file(&local, &true_bin, 0o755);
+        run.write_file(&script, format!("#!{}\n", local.display()).as_bytes(), 0o755);
+        let out = run
+            .exec()
+            .workdir(wd.path())
+            .opt("--ro", t.join("tools"))
+            .program([s(&script)])
+            .run();
+        out.assert_code(126);
+        let want = format!(
+            "its interpreter (`#!` line) `{}` is in `{}`, which the sandbox mounts writable and so not executable",
+            local.display(),
+            std::fs::canonicalize(wd.path()).expect("canonical workdir").display()
+        );
+        assert!(out.stderr.contains(&want), "expected `{want}`:\n{}", out.context());
+    });
+}
+
+/// A program whose shared library lies in the (not executable) workdir: the loader fails
+/// with exit 127, and mcp-j says why and what to do.
+#[test]
+fn a_library_in_the_workdir_that_cannot_map_is_explained() {
+    sandbox_test("a_library_in_the_workdir_that_cannot_map_is_explained", &[], |run| {
+        let libc = [
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            "/usr/lib64/libc.so.6",
+            "/lib/aarch64-linux-gnu/libc.so.6",
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).is_file())
+        .expect("no libc.so.6 found");
+        let wd = run.tempdir();
+        let program = wd.path().join("prog");
+        run.write_file(&program, &std::fs::read("/bin/true").expect("read /bin/true"), 0o755);
+        run.write_file(
+            &wd.path().join("libc.so.6"),
+            &std::fs::read(libc).expect("read libc"),
+            0o755,
+        );
+        let dir = std::fs::canonicalize(wd.path()).expect("canonical workdir");
+        let env = format!("LD_LIBRARY_PATH={}", dir.display());
+        let out = run
+            .exec()
+            .workdir(wd.path())
+            .opt("--env", &env)
+            .program([program.to_str().expect("UTF-8")])
+            .run();
+        out.assert_code(127);
+        assert!(out.stderr.contains("failed to map segment"), "{}", out.context());
+        let want = format!(
+            "exit 127 from the program `{}`, which is in `{}`: the sandbox mounts that writable and so not executable",
+            dir.join("prog").display(),
+            dir.display()
+        );
+        assert!(out.stderr.contains(&want), "expected `{want}`:\n{}", out.context());
+        assert!(out.stderr.contains("`--ro DIR`"), "{}", out.context());
+    });
+}

@@ -270,3 +270,48 @@ fn a_socketpair_as_stdio_works() {
         assert_eq!(status.code(), Some(0));
     });
 }
+
+/// A client config's `env` block sets mcp-j's environment, not the server's: a variable
+/// that looks meant for the server and is not passed gets one warning naming it and the
+/// flag that passes it (never its value); passed, no warning.
+#[test]
+fn a_credential_in_mcp_js_environment_that_is_not_passed_is_named() {
+    sandbox_test(
+        "a_credential_in_mcp_js_environment_that_is_not_passed_is_named",
+        &[],
+        |run| {
+            let value = "value-of-the-token-0123456789";
+            let env = [("MY_SERVICE_TOKEN", value)];
+            let mut s = Session::start_with_env(run, &[], &[], &env);
+            assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
+            s.close_stdin();
+            assert_eq!(s.wait(Duration::from_secs(20)), Some(0));
+            let stderr = s.stderr();
+            let warning = "`MY_SERVICE_TOKEN` is set in mcp-j's environment but not passed to the server";
+            assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
+            assert!(
+                stderr.contains("--secret MY_SERVICE_TOKEN=env:MY_SERVICE_TOKEN"),
+                "{stderr}"
+            );
+            assert!(!stderr.contains(value), "the value was printed: {stderr}");
+
+            let opts = ["--secret", "MY_SERVICE_TOKEN=env:MY_SERVICE_TOKEN"];
+            let mut s = Session::start_with_env(run, &opts, &[], &env);
+            assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
+            s.close_stdin();
+            assert_eq!(s.wait(Duration::from_secs(20)), Some(0));
+            assert!(!s.stderr().contains("MY_SERVICE_TOKEN"), "{}", s.stderr());
+        },
+    );
+}
+
+/// The Inspector form `mcp-j run … -- -- PROG` serves as well when the client keeps both.
+#[test]
+fn a_doubled_separator_runs_the_server() {
+    sandbox_test("a_doubled_separator_runs_the_server", &[], |run| {
+        let mut s = Session::start(run, &["--"], &[]);
+        assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
+        s.close_stdin();
+        assert_eq!(s.wait(Duration::from_secs(20)), Some(0));
+    });
+}

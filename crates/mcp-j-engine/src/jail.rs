@@ -28,7 +28,7 @@ use crate::landlock_rules::{self, FsPolicy};
 use crate::limits;
 use crate::namespace_limits;
 use crate::plan::{self, HostLayout, MountOp};
-use crate::report::{LayerStatus, Record, Step};
+use crate::report::{LayerStatus, NAME_CHUNK, Record, Step};
 use crate::rootfs::{apply, apply_covers, mount_tmpfs, open_bind_sources};
 use crate::seccomp;
 use crate::spec::{HostIds, JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
@@ -552,6 +552,15 @@ fn init_loop(
                     } else {
                         Some(libc::EPERM)
                     };
+                    // The refused program's name, for the user's message only (the
+                    // decision above does not look at it), read while the caller waits.
+                    if errno.is_some() && denials_reported < MAX_REPORTED_DENIALS {
+                        for chunk in denied_program(&n).chunks(NAME_CHUNK) {
+                            let mut padded = [0u8; NAME_CHUNK];
+                            padded[..chunk.len()].copy_from_slice(chunk);
+                            report.send(Record::ExecDeniedName { chunk: padded });
+                        }
+                    }
                     // The caller may have died meanwhile (ENOENT): nothing to do then.
                     let _ = sys::seccomp_notif_send(l, n.id, errno);
                     // Tell the supervisor (for the audit log), up to a bound: a program
@@ -568,6 +577,29 @@ fn init_loop(
             }
         }
     }
+}
+
+/// How much of a refused program's path init reads and reports.
+const MAX_DENIED_NAME: usize = 120;
+
+/// The path an `execve`/`execveat` notification asks to run, read from the caller's
+/// memory (`/proc/PID/mem`, while it waits for our answer); empty if unreadable. The
+/// caller can change it under us, so this names the program in a message and nothing
+/// else.
+fn denied_program(n: &sys::SeccompNotification) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let address = match i64::from(n.nr) {
+        libc::SYS_execve => n.args[0],
+        libc::SYS_execveat => n.args[1],
+        _ => return Vec::new(),
+    };
+    let Ok(mem) = std::fs::File::open(format!("/proc/{}/mem", n.pid)) else {
+        return Vec::new();
+    };
+    let mut buf = [0u8; MAX_DENIED_NAME];
+    let len = mem.read_at(&mut buf, address).unwrap_or(0);
+    let path = &buf[..len];
+    path[..path.iter().position(|&b| b == 0).unwrap_or(len)].to_vec()
 }
 
 fn reap_one() -> std::io::Result<Option<(libc::pid_t, ChildStatus)>> {

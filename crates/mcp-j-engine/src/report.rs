@@ -175,7 +175,19 @@ pub enum Record {
         /// The bit set.
         applied: u32,
     },
+    /// Part of the path of the program the next [`Record::ExecDenied`] refused, for the
+    /// user's message only: NUL-padded, in order (init is the only writer by then).
+    ExecDeniedName {
+        /// Up to 12 bytes of the path.
+        chunk: [u8; NAME_CHUNK],
+    },
 }
+
+/// Bytes of a program path per [`Record::ExecDeniedName`].
+pub const NAME_CHUNK: usize = 12;
+
+/// The tag of [`Record::ExecDeniedName`], whose payload is 12 raw bytes, not two numbers.
+const EXEC_DENIED_NAME_TAG: u32 = 9;
 
 /// Size of one encoded record.
 pub const RECORD_SIZE: usize = 16;
@@ -183,6 +195,12 @@ pub const RECORD_SIZE: usize = 16;
 impl Record {
     /// Encode as `[tag, a, b, 0]`, native-endian u32s (both ends are this machine).
     pub fn encode(self) -> [u8; RECORD_SIZE] {
+        if let Record::ExecDeniedName { chunk } = self {
+            let mut out = [0u8; RECORD_SIZE];
+            out[0..4].copy_from_slice(&EXEC_DENIED_NAME_TAG.to_ne_bytes());
+            out[4..].copy_from_slice(&chunk);
+            return out;
+        }
         let (tag, a, b): (u32, u32, i32) = match self {
             Record::InitStarted { host_pid } => (1, 0, host_pid),
             Record::SetupFailed { step, errno } => (2, step as u32, errno),
@@ -192,6 +210,7 @@ impl Record {
             Record::ProgramSignaled { signal } => (6, 0, signal),
             Record::ExecDenied { errno } => (7, 0, errno),
             Record::NamespaceLimits { applied } => (8, applied, 0),
+            Record::ExecDeniedName { .. } => (EXEC_DENIED_NAME_TAG, 0, 0), // encoded above
         };
         let mut out = [0u8; RECORD_SIZE];
         out[0..4].copy_from_slice(&tag.to_ne_bytes());
@@ -221,6 +240,11 @@ impl Record {
             6 => Record::ProgramSignaled { signal: b },
             7 => Record::ExecDenied { errno: b },
             8 => Record::NamespaceLimits { applied: a },
+            EXEC_DENIED_NAME_TAG => {
+                let mut chunk = [0u8; NAME_CHUNK];
+                chunk.copy_from_slice(&buf[4..]);
+                Record::ExecDeniedName { chunk }
+            }
             _ => return None,
         })
     }
@@ -314,6 +338,9 @@ mod tests {
             Record::ProgramSignaled { signal: 9 },
             Record::ExecDenied { errno: 1 },
             Record::NamespaceLimits { applied: 3 },
+            Record::ExecDeniedName {
+                chunk: *b"/usr/bin/git",
+            },
         ];
         for step in Step::ALL {
             records.push(Record::SetupFailed { step, errno: 13 });

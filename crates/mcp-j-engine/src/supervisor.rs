@@ -115,7 +115,13 @@ pub struct Denial {
     pub errno: i32,
     /// When the supervisor heard of it.
     pub at: std::time::SystemTime,
+    /// The program it refused to run, as the caller named it, when init could read it
+    /// (for messages only: the caller could have changed it).
+    pub program: Option<String>,
 }
+
+/// Called with each denial as it happens (the CLI tells the user on stderr).
+pub type DenialHook = Box<dyn FnMut(&Denial) + Send>;
 
 /// A jail that has ended.
 #[derive(Debug, Clone)]
@@ -166,6 +172,9 @@ pub struct Jail {
     exec_failure: Option<i32>,
     program_end: Option<Outcome>,
     denials: Vec<Denial>,
+    /// The path bytes of the next denial, as [`Record::ExecDeniedName`]s bring them.
+    denied_name: Vec<u8>,
+    on_denial: Option<DenialHook>,
     report_closed: bool,
     no_subprocess: bool,
     limits: crate::spec::Limits,
@@ -358,6 +367,8 @@ impl Jail {
             exec_failure: None,
             program_end: None,
             denials: Vec::new(),
+            denied_name: Vec::new(),
+            on_denial: None,
             report_closed: false,
             no_subprocess: spec.no_subprocess,
             limits: spec.limits,
@@ -380,6 +391,11 @@ impl Jail {
             self.helper.stdout.take(),
             self.helper.stderr.take(),
         )
+    }
+
+    /// Call `hook` with each denial as the supervisor hears of it.
+    pub fn on_denial(&mut self, hook: DenialHook) {
+        self.on_denial = Some(hook);
     }
 
     /// A handle to signal or kill the jail from another thread while [`Jail::wait`] runs.
@@ -515,11 +531,22 @@ impl Jail {
                 Some(Record::NamespaceLimits { applied }) => {
                     self.namespace_limits = Some(self.namespace_limits.unwrap_or(0) | applied);
                 }
-                Some(Record::ExecDenied { errno }) => self.denials.push(Denial {
-                    what: "execve",
-                    errno,
-                    at: std::time::SystemTime::now(),
-                }),
+                Some(Record::ExecDeniedName { chunk }) => {
+                    self.denied_name.extend(chunk.iter().take_while(|&&b| b != 0));
+                }
+                Some(Record::ExecDenied { errno }) => {
+                    let name = std::mem::take(&mut self.denied_name);
+                    let denial = Denial {
+                        what: "execve",
+                        errno,
+                        at: std::time::SystemTime::now(),
+                        program: (!name.is_empty()).then(|| String::from_utf8_lossy(&name).into_owned()),
+                    };
+                    if let Some(hook) = &mut self.on_denial {
+                        hook(&denial);
+                    }
+                    self.denials.push(denial);
+                }
                 None => {}
             }
         }

@@ -290,6 +290,12 @@ pub fn install_seccomp_filter(prog: &[SockFilter], new_listener: bool) -> io::Re
 pub struct SeccompNotification {
     /// Cookie to answer with.
     pub id: u64,
+    /// The calling task, as the listener's PID namespace sees it.
+    pub pid: u32,
+    /// The system call number.
+    pub nr: i32,
+    /// Its arguments (pointers into the caller's memory, which it may change at any time).
+    pub args: [u64; 6],
 }
 
 /// `SECCOMP_IOCTL_NOTIF_RECV`.
@@ -300,7 +306,12 @@ pub fn seccomp_notif_recv(listener: BorrowedFd<'_>) -> io::Result<SeccompNotific
     // SAFETY: the ioctl writes at most sizeof(seccomp_notif) bytes into `notif`.
     let ret = unsafe { libc::ioctl(listener.as_raw_fd(), request, &mut notif as *mut libc::seccomp_notif) };
     check(ret.into())?;
-    Ok(SeccompNotification { id: notif.id })
+    Ok(SeccompNotification {
+        id: notif.id,
+        pid: notif.pid,
+        nr: notif.data.nr,
+        args: notif.data.args,
+    })
 }
 
 /// `SECCOMP_IOCTL_NOTIF_SEND`: let the call proceed (`errno == None`) or fail it with errno.

@@ -21,6 +21,7 @@ mod common;
 mod limits;
 mod paths;
 mod protect;
+mod tty;
 
 use std::collections::BTreeSet;
 use std::fs;
