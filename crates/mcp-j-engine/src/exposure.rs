@@ -529,7 +529,12 @@ mod tests {
             require_memory_limit: false,
             covers: vec![],
         };
-        assert_eq!(exposed_roots(&spec), vec![rw("/w"), rw("/w/out"), ro("/r")]);
+        let roots: Vec<(PathBuf, Access)> = exposed_roots(&spec).into_iter().map(|r| (r.path, r.access)).collect();
+        let want: Vec<(PathBuf, Access)> = [rw("/w"), rw("/w/out"), ro("/r")]
+            .into_iter()
+            .map(|r| (r.path, r.access))
+            .collect();
+        assert_eq!(roots, want);
     }
 
     #[test]
