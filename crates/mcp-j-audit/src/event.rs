@@ -266,6 +266,9 @@ pub struct Limits {
     /// Wall-clock limit in milliseconds.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
+    /// Largest file the program may write (`RLIMIT_FSIZE`), in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_file_size_bytes: Option<u64>,
     /// Whether the program may start other programs.
     pub no_subprocess: bool,
 }
@@ -624,11 +627,14 @@ impl SessionEnd {
 
 impl From<&mcp_j_engine::Denial> for SandboxDenial {
     fn from(d: &mcp_j_engine::Denial) -> Self {
-        if d.what == "execve" {
+        let mut denial = if d.what == "execve" {
             SandboxDenial::exec_denied(d.errno)
         } else {
             SandboxDenial::new("seccomp", d.what, d.errno)
-        }
+        };
+        // The program a refused execve named, as init read it (for the record only).
+        denial.detail = d.program.clone();
+        denial
     }
 }
 

@@ -64,6 +64,7 @@ fn every_event() -> Vec<String> {
         fds: Some(1024),
         cpu_millicores: Some(1000),
         timeout_ms: Some(30_000),
+        max_file_size_bytes: Some(1 << 30),
         no_subprocess: true,
     };
     start.policy = Some(McpPolicy {

@@ -70,6 +70,7 @@ impl Session {
             fds: Some(spec.limits.fds),
             cpu_millicores: Some(spec.limits.cpu_millicores),
             timeout_ms: resolved.timeout.map(|t| t.as_millis() as u64),
+            max_file_size_bytes: Some(spec.limits.max_file_size_bytes),
             no_subprocess: spec.no_subprocess,
         };
         start.policy = policy;

@@ -140,6 +140,8 @@ fn exec_sessions_record_denials_and_the_end() {
         );
         assert_eq!(events[2]["syscall"], "execve");
         assert_eq!(events[2]["errno_name"], "EPERM");
+        assert_eq!(events[2]["detail"], "/bin/true", "the refused program is on record");
+        assert_eq!(events[0]["limits"]["max_file_size_bytes"], 1u64 << 30);
         assert_eq!(events[3]["exit_code"], 3);
     });
 }
