@@ -69,11 +69,19 @@
 //! characters escaped (a server must not drive the user's terminal); its end does not end
 //! the session.
 //!
-//! **Backpressure and memory.** Each direction reads its next line only after the last one
-//! has been written: a client that stops reading stops the proxy reading the server, and
-//! the server then blocks on its own stdout. Per direction the proxy holds at most one
-//! line (≤ the limit), a 64 KiB read buffer and a 64 KiB write buffer; session state is
-//! bounded by `max_pending` and a 1 KiB cap on ids.
+//! **Backpressure and memory.** No direction waits on the other. Readers never write:
+//! what a line turns into is queued in the outbox of the stream it goes to, and that
+//! stream's writer drains it (see `proxy.rs`). While a write to the server waits for the
+//! server to read, the proxy goes on reading and relaying what the server writes, and the
+//! other way round. A direction's own messages are queued while less than 256 KiB of them
+//! are queued or being written; past that its reader waits, so a client that stops reading
+//! stops the proxy reading the server (the server then blocks on its own stdout), and a
+//! server that stops reading stops the proxy reading the client, and nothing else. The
+//! proxy's own answers to a peer (error replies to the client, refusals of server
+//! requests) are bounded in number (1024 waiting) rather than by the other direction's
+//! bytes. Per direction the proxy holds at most one line being read (≤ the limit) with a
+//! 64 KiB read buffer, and 256 KiB plus one message queued or being written, plus the
+//! answers; session state is bounded by `max_pending` and a 1 KiB cap on ids.
 //!
 //! **Parser differentials.** Wherever the proxy reads a key it refuses duplicates (after
 //! unescaping): `{"name":"allowed","name":"denied"}` would otherwise mean one tool to the

@@ -1018,3 +1018,168 @@ async fn a_full_pending_table_pauses_the_client_instead_of_failing_requests() {
         assert!(reply.get("error").is_none(), "{reply}");
     }
 }
+
+// ----- no direction waits on the other -------------------------------------------------------
+
+/// Pipelined requests with large arguments to a server that, like most, answers one
+/// request at a time and blocks writing its answer until it is read: with small pipes, the
+/// proxy must keep reading the server's answers while its write of the next request waits
+/// for the server's stdin to drain. (Before the outboxes, the writer to the server held a
+/// lock the reader of the server needed, and the three pipes filled and stayed full.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_large_requests_through_small_pipes_all_come_back() {
+    const REQUESTS: usize = 500;
+    const ARGUMENT: usize = 20_000;
+    let config = ProxyConfig::default();
+    let (mut client_tx, proxy_client_in) = tokio::io::duplex(4096);
+    let (proxy_client_out, client_rx) = tokio::io::duplex(4096);
+    let (proxy_server_in, server_rx) = tokio::io::duplex(4096);
+    let (mut server_tx, proxy_server_out) = tokio::io::duplex(4096);
+    let (err_tx, proxy_server_err) = tokio::io::duplex(64);
+    let (proxy_log, _log_rx) = tokio::io::duplex(64 * 1024);
+    // The server: read one request, write its answer (the same size), then the next.
+    let server = tokio::spawn(async move {
+        let mut lines = BufReader::new(server_rx).lines();
+        let mut answered = 0usize;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let request: Value = serde_json::from_str(&line).unwrap();
+            let text = request["params"]["arguments"]["text"].clone();
+            let answer =
+                json!({"jsonrpc": "2.0", "id": request["id"], "result": {"content": [{"type": "text", "text": text}]}});
+            server_tx.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+            answered += 1;
+        }
+        drop(err_tx);
+        answered
+    });
+    let writer = tokio::spawn(async move {
+        let text = "x".repeat(ARGUMENT);
+        for id in 0..REQUESTS {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": text}}});
+            client_tx.write_all(format!("{call}\n").as_bytes()).await.unwrap();
+        }
+        client_tx
+    });
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(client_rx).lines();
+        let mut seen = vec![false; REQUESTS];
+        for _ in 0..REQUESTS {
+            let line = lines.next_line().await.unwrap().expect("client output ended early");
+            let reply: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                reply["result"]["content"][0]["text"].as_str().map(str::len),
+                Some(ARGUMENT),
+                "{}",
+                &line[..200.min(line.len())]
+            );
+            let id = reply["id"].as_u64().unwrap() as usize;
+            assert!(!seen[id], "id {id} answered twice");
+            seen[id] = true;
+        }
+        lines
+    });
+    let proxy = tokio::spawn(async move {
+        run_proxy(
+            &config,
+            proxy_client_in,
+            proxy_client_out,
+            proxy_server_in,
+            proxy_server_out,
+            proxy_server_err,
+            proxy_log,
+            &crate::NoEvents,
+        )
+        .await
+    });
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        let _lines = reader.await.unwrap();
+        let client_tx = writer.await.unwrap();
+        drop(client_tx); // the client hangs up: the server sees EOF and exits
+        let answered = server.await.unwrap();
+        let ended = proxy.await.unwrap().unwrap();
+        (answered, ended)
+    })
+    .await
+    .expect("the proxy deadlocked: not every answer came back within 30 s");
+    assert_eq!(outcome, (REQUESTS, Ended::ClientClosedFirst));
+}
+
+/// The deterministic form of the case above: the server writes a megabyte of
+/// notifications before it reads anything while the client pipelines large requests.
+/// The write of the requests to the server must wait without stopping the proxy from
+/// reading (and relaying) what the server writes meanwhile.
+#[tokio::test]
+async fn a_server_that_writes_before_it_reads_does_not_stall_a_pipelining_client() {
+    const MESSAGES: usize = 50;
+    const PAYLOAD: usize = 20_000;
+    let config = ProxyConfig::default();
+    let (mut client_tx, proxy_client_in) = tokio::io::duplex(4096);
+    let (proxy_client_out, client_rx) = tokio::io::duplex(4096);
+    let (proxy_server_in, server_rx) = tokio::io::duplex(4096);
+    let (mut server_tx, proxy_server_out) = tokio::io::duplex(4096);
+    let (err_tx, proxy_server_err) = tokio::io::duplex(64);
+    let (proxy_log, _log_rx) = tokio::io::duplex(64 * 1024);
+    let payload = "y".repeat(PAYLOAD);
+    let server_payload = payload.clone();
+    let server = tokio::spawn(async move {
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": server_payload}});
+        for _ in 0..MESSAGES {
+            server_tx.write_all(format!("{note}\n").as_bytes()).await.unwrap();
+        }
+        let mut lines = BufReader::new(server_rx).lines();
+        let mut answered = 0usize;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let request: Value = serde_json::from_str(&line).unwrap();
+            let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": {}});
+            server_tx.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+            answered += 1;
+        }
+        drop(err_tx);
+        answered
+    });
+    let writer = tokio::spawn(async move {
+        for id in 0..MESSAGES {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": payload}}});
+            client_tx.write_all(format!("{call}\n").as_bytes()).await.unwrap();
+        }
+        client_tx
+    });
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(client_rx).lines();
+        let (mut notes, mut answers) = (0, 0);
+        while notes + answers < 2 * MESSAGES {
+            let line = lines.next_line().await.unwrap().expect("client output ended early");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["method"] == "notifications/message" {
+                notes += 1;
+            } else {
+                assert!(v.get("result").is_some(), "{v}");
+                answers += 1;
+            }
+        }
+        (notes, answers)
+    });
+    let proxy = tokio::spawn(async move {
+        run_proxy(
+            &config,
+            proxy_client_in,
+            proxy_client_out,
+            proxy_server_in,
+            proxy_server_out,
+            proxy_server_err,
+            proxy_log,
+            &crate::NoEvents,
+        )
+        .await
+    });
+    let (counts, answered) = tokio::time::timeout(Duration::from_secs(20), async {
+        let counts = reader.await.unwrap();
+        drop(writer.await.unwrap());
+        let answered = server.await.unwrap();
+        proxy.await.unwrap().unwrap();
+        (counts, answered)
+    })
+    .await
+    .expect("the proxy deadlocked");
+    assert_eq!((counts, answered), ((MESSAGES, MESSAGES), MESSAGES));
+}
