@@ -270,3 +270,103 @@ fn a_socketpair_as_stdio_works() {
         assert_eq!(status.code(), Some(0));
     });
 }
+
+/// Issue 7: 5000 `tools/call echo` with a 20 000-byte argument, pipelined (a writer thread
+/// and a reader thread) through `mcp-j run` to a plain Python server that answers one
+/// request at a time. Every answer must come back; a stall fails the test at the deadline
+/// instead of hanging it. (Before the proxy's outboxes, this stopped after 31–721 answers.)
+#[test]
+fn pipelined_large_requests_all_come_back() {
+    sandbox_test("pipelined_large_requests_all_come_back", &[], |run| {
+        const REQUESTS: usize = 5000;
+        const ARGUMENT: usize = 20_000;
+        const DEADLINE: Duration = Duration::from_secs(180);
+        // A deadlock shows as no answer at all for this long.
+        const STALL: Duration = Duration::from_secs(30);
+        let workdir = run.tempdir();
+        let mut cmd = Session::command(run, workdir.path(), &[], &["--no-record"]);
+        cmd.current_dir(workdir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn mcp-j run");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr_text = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let writer = std::thread::spawn(move || {
+            let text = "x".repeat(ARGUMENT);
+            let mut out = std::io::BufWriter::new(&mut stdin);
+            for id in 0..REQUESTS {
+                let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                                  "params": {"name": "echo", "arguments": {"text": text}}});
+                if writeln!(out, "{call}").is_err() {
+                    break;
+                }
+            }
+            let _ = out.flush();
+            drop(out);
+            stdin // kept open until every answer is in
+        });
+        let (progress_tx, progress) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut seen = vec![false; REQUESTS];
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let reply: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                let text_len = reply["result"]["content"][0]["text"].as_str().map(str::len);
+                let answer = match reply["id"].as_u64().map(|id| id as usize) {
+                    Some(id) if id < REQUESTS && !seen[id] && text_len == Some(ARGUMENT) => {
+                        seen[id] = true;
+                        Ok(())
+                    }
+                    _ => Err(line.chars().take(200).collect::<String>()),
+                };
+                if progress_tx.send(answer).is_err() || seen.iter().all(|s| *s) {
+                    break;
+                }
+            }
+        });
+        let start = Instant::now();
+        let mut answers = 0;
+        while answers < REQUESTS {
+            let left = DEADLINE.saturating_sub(start.elapsed());
+            let failure = match progress.recv_timeout(left.min(STALL)) {
+                Ok(Ok(())) => {
+                    answers += 1;
+                    continue;
+                }
+                Ok(Err(line)) => format!("a wrong or duplicate answer: {line}"),
+                Err(_) => {
+                    format!("{answers} of {REQUESTS} answers, then none for {STALL:?} or past {DEADLINE:?} (deadlock?)")
+                }
+            };
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{failure}; stderr: {}", stderr_text.join().unwrap_or_default());
+        }
+        reader.join().expect("reader");
+        drop(writer.join().expect("writer")); // the client hangs up
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("mcp-j did not exit after the client hung up");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "stderr: {}",
+            stderr_text.join().unwrap_or_default()
+        );
+    });
+}
