@@ -370,3 +370,39 @@ fn pipelined_large_requests_all_come_back() {
         );
     });
 }
+
+/// Issue 7: a `tools/call` without an id naming a denied tool was forwarded untouched. It
+/// is dropped (and logged); the server's own record proves it never arrived.
+#[test]
+fn a_tools_call_notification_never_reaches_the_server() {
+    sandbox_test("a_tools_call_notification_never_reaches_the_server", &[], |run| {
+        let mut s = Session::start(run, &["--deny-tool", "secret"], &[]);
+        s.send(&json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "secret", "arguments": {}}}));
+        s.send(
+            &json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}),
+        );
+        // Positive control: the allowed call with an id reaches the server and is answered.
+        let r = s.request(1, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
+        assert_eq!(r["result"]["content"][0]["text"], "hi", "{r}");
+        s.assert_silent(Duration::from_millis(300));
+        let calls: Vec<Value> = s
+            .received()
+            .into_iter()
+            .filter(|m| m["method"] == "tools/call")
+            .collect();
+        assert_eq!(
+            calls,
+            [json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": "hi"}}})],
+            "the server received a tools/call notification"
+        );
+        s.close_stdin();
+        s.wait(Duration::from_secs(20));
+        assert!(
+            s.stderr()
+                .contains("dropped a client tools/call notification for tool `secret`"),
+            "{}",
+            s.stderr()
+        );
+    });
+}

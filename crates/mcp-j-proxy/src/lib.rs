@@ -44,6 +44,14 @@
 //! `tools/list` request is filtered); a tool without a readable, unique `name` is removed
 //! too. A `tools` array in a `server/discover` result is filtered the same way.
 //!
+//! **Request methods without an id.** Policy applies to every message, request or not. A
+//! client notification whose method is one the policy works on (`tools/call`,
+//! `tools/list`, `server/discover`, `initialize`) and a server notification whose method is
+//! `sampling/createMessage`, `elicitation/create` or `roots/list` are not valid MCP, and a
+//! peer that dispatches on the method name would act on them (run a denied tool, show an
+//! elicitation): they are dropped and logged, whatever the policy, and never answered
+//! (there is no id to answer).
+//!
 //! **Server → client requests.** `sampling/createMessage`, `elicitation/create` and
 //! `roots/list` are governed by [`ServerRequestPolicy`]. A denied one is answered by the
 //! proxy itself (`-32601` "method not found", what a client without the feature answers)

@@ -18,6 +18,13 @@ use crate::message::{self, Body, Id, IdKey, Invalid, Message};
 /// `_meta` key under which 2026-07-28 requests carry the client's capabilities.
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
 
+/// Client→server request methods the proxy applies policy to (to their params or to their
+/// results). Sent as a notification (no id) they are not valid MCP and the policy could not
+/// be applied the same way (there is no result to filter, no caller to refuse), while a
+/// server that dispatches on the method name alone would act on them: such a notification
+/// is dropped and logged, whatever the policy.
+const CLIENT_POLICY_REQUESTS: [&str; 4] = ["tools/call", "tools/list", "server/discover", "initialize"];
+
 /// Longest method / tool name kept in session state and events.
 const MAX_NAME_BYTES: usize = 256;
 
@@ -574,6 +581,27 @@ impl Session {
             bytes,
         );
         event.method = Some(capped(method));
+        if CLIENT_POLICY_REQUESTS.contains(&method) {
+            let mut named = String::new();
+            if method == "tools/call" {
+                // The tool it names, for the record (the call is dropped whatever it is).
+                let (_, tool, hash) = self.tools_call(params);
+                if let Some(tool) = &tool {
+                    named = format!(" for tool `{}`", sanitize(tool.as_bytes()));
+                }
+                event.tool = tool;
+                event.args_sha256 = hash;
+            }
+            event.decision = dropped(format!("{method} sent as a notification (no id): not valid MCP"));
+            return Outcome {
+                event: Some(event),
+                log: Some(format!(
+                    "dropped a client {} notification{named}: it is a request method and needs an id; never forwarded",
+                    sanitize(method.as_bytes())
+                )),
+                ..Outcome::default()
+            };
+        }
         if let Some(why) = self.closed {
             event.decision = dropped(why);
             return Outcome {
@@ -733,6 +761,20 @@ impl Session {
             }
             Body::Notification { method, params } => {
                 event.method = Some(capped(method));
+                if ClientFeature::of_method(method).is_some() {
+                    // A sampling, elicitation or roots request without an id is not valid
+                    // MCP, and a client that dispatches on the method name would act on it
+                    // with no way to refuse: dropped, whatever the policy.
+                    event.decision = dropped(format!("{method} sent as a notification (no id): not valid MCP"));
+                    return Outcome {
+                        event: Some(event),
+                        log: Some(format!(
+                            "dropped a server {} notification: it is a request method and needs an id; never forwarded",
+                            sanitize(method.as_bytes())
+                        )),
+                        ..Outcome::default()
+                    };
+                }
                 if method == "notifications/cancelled"
                     && let Some(key) = cancelled_request_id(*params)
                 {

@@ -1183,3 +1183,95 @@ async fn a_server_that_writes_before_it_reads_does_not_stall_a_pipelining_client
     .expect("the proxy deadlocked");
     assert_eq!((counts, answered), ((MESSAGES, MESSAGES), MESSAGES));
 }
+
+// ----- policy applies whether or not a message has an id -----------------------------------
+
+#[tokio::test]
+async fn a_tools_call_notification_is_dropped_and_logged_whatever_the_tool() {
+    let mut h = start(policy(&[], &["secret_tool"]));
+    // The issue's bypass: the denied tool, called without an id.
+    h.client_send(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"secret_tool","arguments":{}}}"#)
+        .await;
+    // Escaped spellings of the method name are the same method.
+    h.client_send(r#"{"jsonrpc":"2.0","method":"tools\/call","params":{"name":"secret_tool"}}"#)
+        .await;
+    // An allowed tool without an id is not valid MCP either.
+    h.client_send(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"t":1}}}"#)
+        .await;
+    // The other request methods the policy works on, as notifications.
+    for method in ["tools/list", "server/discover", "initialize"] {
+        h.client_send(&format!(
+            r#"{{"jsonrpc":"2.0","method":"{method}","params":{{"capabilities":{{"sampling":{{}}}}}}}}"#
+        ))
+        .await;
+    }
+    h.server_sees_only_sentinel(1).await;
+    // Nothing was answered to the client either (notifications get no answer).
+    h.client_sees_only_sentinel(1).await;
+    let ev = h.events();
+    let drops: Vec<&ProxyEvent> = ev
+        .iter()
+        .filter(|e| e.kind == MessageKind::Notification && matches!(e.decision, Decision::Dropped { .. }))
+        .collect();
+    assert_eq!(drops.len(), 6, "{ev:?}");
+    assert_eq!(drops[0].tool.as_deref(), Some("secret_tool"));
+    assert_eq!(drops[0].method.as_deref(), Some("tools/call"));
+    assert_eq!(drops[2].tool.as_deref(), Some("echo"));
+    assert!(drops[2].args_sha256.is_some());
+    let log = h.log_text();
+    assert_eq!(
+        log.matches("dropped a client tools/call notification for tool `secret_tool`")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("dropped a client tools/list notification"), "{log}");
+    // The same call with an id is refused as before, and an allowed one with an id passes.
+    h.client_send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"secret_tool"}}"#)
+        .await;
+    assert_eq!(error_code(&h.client_json().await), -32602);
+    let call = r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo"}}"#;
+    h.client_send(call).await;
+    assert_eq!(h.server_raw().await, call);
+    // Other notifications pass.
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    h.client_send(note).await;
+    assert_eq!(h.server_raw().await, note);
+}
+
+#[tokio::test]
+async fn server_requests_sent_as_notifications_never_reach_the_client() {
+    for server_requests in [
+        crate::ServerRequestPolicy::default(),
+        crate::ServerRequestPolicy::allow_all(),
+    ] {
+        let mut h = start(ProxyConfig {
+            server_requests,
+            ..ProxyConfig::default()
+        });
+        for method in [
+            "sampling/createMessage",
+            "elicitation/create",
+            "roots/list",
+            "elicitation\\/create",
+        ] {
+            h.server_send(&format!(
+                r#"{{"jsonrpc":"2.0","method":"{method}","params":{{"message":"Your GitHub token, please"}}}}"#
+            ))
+            .await;
+        }
+        h.client_sees_only_sentinel(1).await;
+        // Nothing was sent back to the server: there is no id to answer.
+        h.server_sees_only_sentinel(1).await;
+        let drops = h
+            .events()
+            .iter()
+            .filter(|e| e.direction == Direction::ServerToClient && matches!(e.decision, Decision::Dropped { .. }))
+            .count();
+        assert_eq!(drops, 4, "{server_requests:?}");
+        assert_eq!(
+            h.log_text().matches("it is a request method and needs an id").count(),
+            4
+        );
+    }
+}
