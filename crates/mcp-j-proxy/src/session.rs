@@ -491,22 +491,24 @@ impl Session {
         if method != "initialize" && !raw.contains("_meta") && !raw.contains("\\u") {
             return keep;
         }
+        // A duplicate or undecodable (lone surrogate) name where the capabilities are read:
+        // the proxy and the server could read different capabilities.
         let duplicate = || ClientRequest::Reject {
             code: message::INVALID_REQUEST,
-            reason: "duplicate key in params".to_owned(),
-            message: "invalid request: duplicate key in params",
+            reason: "duplicate or undecodable key in params".to_owned(),
+            message: "invalid request: duplicate or undecodable key in params",
         };
         let mut obj = match RawObject::parse(params) {
             Ok(obj) => obj,
-            Err(ObjectError::DuplicateKey) => return duplicate(),
-            Err(_) => return keep,
+            Err(ObjectError::DuplicateKey | ObjectError::Invalid) => return duplicate(),
+            Err(ObjectError::NotObject) => return keep,
         };
         let mut removed: Vec<&'static str> = Vec::new();
         let strip = |caps: &str, removed: &mut Vec<&'static str>| -> Result<Option<String>, ()> {
             let mut caps = match RawObject::parse_str(caps) {
                 Ok(c) => c,
-                Err(ObjectError::DuplicateKey) => return Err(()),
-                Err(_) => return Ok(None),
+                Err(ObjectError::DuplicateKey | ObjectError::Invalid) => return Err(()),
+                Err(ObjectError::NotObject) => return Ok(None),
             };
             let n = caps.remove_where(|k| match ClientFeature::of_capability(k) {
                 Some(f) if !policy.allows(f) => {
@@ -533,8 +535,8 @@ impl Session {
         if let Some(meta) = obj.get("_meta") {
             let mut meta = match RawObject::parse_str(meta) {
                 Ok(m) => m,
-                Err(ObjectError::DuplicateKey) => return duplicate(),
-                Err(_) => {
+                Err(ObjectError::DuplicateKey | ObjectError::Invalid) => return duplicate(),
+                Err(ObjectError::NotObject) => {
                     return if changed {
                         self.params_rewrite(obj, removed)
                     } else {

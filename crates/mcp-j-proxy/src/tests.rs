@@ -478,12 +478,19 @@ async fn denied_tool_call_is_answered_32602_and_never_reaches_the_server() {
 #[tokio::test]
 async fn tool_call_name_tricks_are_refused() {
     let mut h = start(policy(&["echo"], &[]));
+    // Names that two parsers could read differently: not a valid request at all.
     for params in [
         r#"{"name":"echo","name":"rm"}"#,
         r#"{"name":"echo","\u006eame":"rm"}"#,
-        r#"{"name":["rm"]}"#,
-        r#"{"arguments":{}}"#,
+        r#"{"name":"echo","n\udc00":"rm"}"#,
     ] {
+        h.client_send(&format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#
+        ))
+        .await;
+        assert_eq!(error_code(&h.client_json().await), -32600, "{params}");
+    }
+    for params in [r#"{"name":["rm"]}"#, r#"{"arguments":{}}"#, r#"{"name":"echo\ud800"}"#] {
         h.client_send(&format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#
         ))
@@ -1274,4 +1281,249 @@ async fn server_requests_sent_as_notifications_never_reach_the_client() {
             4
         );
     }
+}
+
+// ----- the cases the contract leaves open (docs/CLI.md) ---------------------------------------
+
+fn nested(id: u64, depth: usize) -> String {
+    // The message object is level 1, so `params` adds `depth - 1` levels.
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"x","params":{}{}}}"#,
+        "[".repeat(depth - 1),
+        "]".repeat(depth - 1)
+    )
+}
+
+#[tokio::test]
+async fn edge_nesting_64_levels_pass_65_are_refused_with_the_id() {
+    let mut h = start(ProxyConfig::default());
+    let ok = nested(1, 64);
+    h.client_send(&ok).await;
+    assert_eq!(h.server_raw().await, ok);
+    h.client_send(&nested(2, 65)).await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32600, json!(2)));
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("deeper than 64"),
+        "{r}"
+    );
+    // The id is read even far past the limit, wherever it is in the object.
+    h.client_send(&format!(
+        r#"{{"jsonrpc":"2.0","method":"x","params":{}1{},"id":"late"}}"#,
+        "{\"a\":".repeat(100_000),
+        "}".repeat(100_000)
+    ))
+    .await;
+    assert_eq!(h.client_json().await["id"], "late");
+    h.server_sees_only_sentinel(1).await;
+    // From the server: dropped and logged, never relayed.
+    let deep_note = format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{}{}}}"#,
+        "[".repeat(64),
+        "]".repeat(64)
+    );
+    h.server_send(&deep_note).await;
+    h.client_sees_only_sentinel(1).await;
+    assert!(h.log_text().contains("deeper than 64"), "{}", h.log_text());
+}
+
+#[tokio::test]
+async fn edge_ids_over_1024_bytes_are_refused_in_both_directions() {
+    let mut h = start(ProxyConfig::default());
+    // 1024 bytes of id text (quotes included) is the limit and passes.
+    let at_limit = format!(r#"{{"jsonrpc":"2.0","id":"{}","method":"ping"}}"#, "a".repeat(1022));
+    h.client_send(&at_limit).await;
+    assert_eq!(h.server_raw().await, at_limit);
+    h.client_send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"{}","method":"ping"}}"#,
+        "b".repeat(1023)
+    ))
+    .await;
+    let r = h.client_json().await;
+    // The id cannot be echoed (it is what is wrong), so the answer carries null.
+    assert_eq!((error_code(&r), r["id"].clone()), (-32600, Value::Null));
+    assert_eq!(r["error"]["message"], "id longer than 1024 bytes");
+    let long_number = format!(r#"{{"jsonrpc":"2.0","id":{},"method":"ping"}}"#, "9".repeat(40));
+    h.client_send(&long_number).await;
+    assert_eq!(
+        error_code(&h.client_json().await),
+        -32600,
+        "integers past 30 digits too"
+    );
+    h.server_sees_only_sentinel(1).await;
+    // A server request with such an id cannot be answered: dropped, not relayed.
+    h.server_send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"{}","method":"ping"}}"#,
+        "c".repeat(2000)
+    ))
+    .await;
+    h.client_sees_only_sentinel(1).await;
+    h.server_sees_only_sentinel(2).await;
+}
+
+#[tokio::test]
+async fn edge_lone_surrogates_pass_in_values_and_are_refused_where_the_proxy_reads() {
+    let mut h = start(policy(&[], &["secret"]));
+    // In a value the proxy does not read: forwarded byte for byte (both ways).
+    let call =
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"t":"\ud800 \udc00x"}}}"#;
+    h.client_send(call).await;
+    assert_eq!(h.server_raw().await, call);
+    let answer = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"\ud800"}]}}"#;
+    h.server_send(answer).await;
+    assert_eq!(h.client_raw().await, answer);
+    // Where the proxy decodes a string to decide, it is refused: the proxy and the peer
+    // could read different names.
+    for (line, code, id) in [
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools\ud800/call","params":{}}"#,
+            -32600,
+            json!(2),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":"\udc00","method":"ping"}"#,
+            -32600,
+            Value::Null,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":4,"method":"ping","x\ud800":1}"#,
+            -32600,
+            Value::Null,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":5,"method":"ping","params":{"k\ud800":1}}"#,
+            -32600,
+            json!(5),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"secret\ud800"}}"#,
+            -32602,
+            json!(6),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{"capabilities":{"sampling":{},"x\ud800":{}}}}"#,
+            -32600,
+            json!(7),
+        ),
+    ] {
+        h.client_send(line).await;
+        let r = h.client_json().await;
+        assert_eq!((error_code(&r), r["id"].clone()), (code, id), "{line}");
+    }
+    h.server_sees_only_sentinel(1).await;
+    // From the server, a lone surrogate in a method name: dropped.
+    h.server_send(r#"{"jsonrpc":"2.0","method":"notifications/\ud800"}"#)
+        .await;
+    h.client_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn edge_a_byte_order_mark_is_not_json() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send_bytes(b"\xef\xbb\xbf{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}")
+        .await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32700, Value::Null));
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("byte order mark"),
+        "{r}"
+    );
+    h.server_sees_only_sentinel(1).await;
+    let server_bom = "\u{feff}{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}";
+    h.server_send(server_bom).await;
+    h.client_sees_only_sentinel(1).await;
+    assert!(h.log_text().contains("byte order mark"), "{}", h.log_text());
+}
+
+#[tokio::test]
+async fn edge_blank_lines_are_skipped_silently_both_ways() {
+    let mut h = start(ProxyConfig::default());
+    for blank in [&b""[..], b" ", b"\t \r", b"\r"] {
+        h.client_send_bytes(blank).await;
+        h.server_send(std::str::from_utf8(blank).unwrap()).await;
+    }
+    h.server_sees_only_sentinel(1).await;
+    h.client_sees_only_sentinel(1).await;
+    // No answer, no event, no log line for them.
+    assert_eq!(h.events().len(), 2, "{:?}", h.events());
+    assert_eq!(h.log_text(), "");
+}
+
+#[tokio::test]
+async fn edge_duplicate_members_in_params_are_refused_whatever_the_method() {
+    let mut h = start(ProxyConfig::default());
+    for (line, id) in [
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a","uri":"file:///etc/shadow"}}"#,
+            json!(1),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{},"arguments":{"x":1}}}"#,
+            json!(2),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":3,"method":"ping","params":{"a":1,"\u0061":2}}"#,
+            json!(3),
+        ),
+        // A notification cannot be answered by id: the answer carries null.
+        (
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"requestId":2}}"#,
+            Value::Null,
+        ),
+    ] {
+        h.client_send(line).await;
+        let r = h.client_json().await;
+        assert_eq!((error_code(&r), r["id"].clone()), (-32600, id), "{line}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("duplicate member in `params`"),
+            "{r}"
+        );
+    }
+    // Deeper than `params` itself the proxy does not read, and passes the bytes on.
+    let nested = r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"p":1,"p":2}}}"#;
+    h.client_send(nested).await;
+    assert_eq!(h.server_raw().await, nested);
+    h.server_sees_only_sentinel(1).await;
+    // From the server: dropped and logged.
+    h.server_send(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1,"progress":2}}"#)
+        .await;
+    h.client_sees_only_sentinel(1).await;
+    assert!(
+        h.log_text().contains("duplicate member in `params`"),
+        "{}",
+        h.log_text()
+    );
+}
+
+#[tokio::test]
+async fn edge_client_responses_to_nothing_are_dropped_and_logged() {
+    let mut h = start(ProxyConfig::default());
+    // No server request pending at all.
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+    h.client_send(r#"{"jsonrpc":"2.0","id":"x","error":{"code":-1,"message":"m"}}"#)
+        .await;
+    h.client_send(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"m"}}"#)
+        .await;
+    // A server request the proxy refused itself (sampling is denied): the client never saw
+    // it, so an answer to it is forged.
+    h.server_send(r#"{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}"#)
+        .await;
+    assert_eq!(error_code(&h.server_json().await), -32601);
+    h.client_send(r#"{"jsonrpc":"2.0","id":"s1","result":{"role":"assistant"}}"#)
+        .await;
+    h.server_sees_only_sentinel(1).await;
+    // Never answered (responses get no answer): the client sees nothing either.
+    h.client_sees_only_sentinel(1).await;
+    let log = h.log_text();
+    assert_eq!(log.matches("no server request is pending with it").count(), 3, "{log}");
+    assert!(log.contains("dropped a client error response with a null id"), "{log}");
+    let drops = h
+        .events()
+        .iter()
+        .filter(|e| e.direction == Direction::ClientToServer && matches!(e.decision, Decision::Dropped { .. }))
+        .count();
+    assert_eq!(drops, 4);
 }
