@@ -406,3 +406,49 @@ fn a_tools_call_notification_never_reaches_the_server() {
         );
     });
 }
+
+/// Issue 7: `--deny-tool` naming a tool the server never lists (a typo) denies nothing; mcp-j
+/// says so once, after the first complete `tools/list`, with the close matches.
+#[test]
+fn a_tool_policy_naming_unlisted_tools_is_warned_about_once() {
+    sandbox_test("a_tool_policy_naming_unlisted_tools_is_warned_about_once", &[], |run| {
+        let mut s = Session::start(
+            run,
+            &[
+                "--deny-tool",
+                "secrets",
+                "--deny-tool",
+                "echo",
+                "--allow-tool",
+                "nothing-like-it",
+            ],
+            &[],
+        );
+        for id in 1..=2 {
+            let list = s.request(id, "tools/list", json!({}));
+            assert!(list["result"]["tools"].is_array(), "{list}");
+        }
+        s.close_stdin();
+        s.wait(Duration::from_secs(20));
+        let stderr = s.stderr();
+        assert_eq!(
+            stderr.matches("warning: the server lists no tool named by").count(),
+            1,
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "--allow-tool `nothing-like-it`, --deny-tool `secrets` (did you mean `secret`?) among its 3 tools"
+            ),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("`echo`"), "echo is listed: {stderr}");
+
+        // Positive control: names the server lists, no warning.
+        let mut s = Session::start(run, &["--deny-tool", "secret"], &[]);
+        s.request(1, "tools/list", json!({}));
+        s.close_stdin();
+        s.wait(Duration::from_secs(20));
+        assert!(!s.stderr().contains("warning"), "{}", s.stderr());
+    });
+}

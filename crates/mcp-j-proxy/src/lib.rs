@@ -42,7 +42,10 @@
 //! no oracle. Every `tools/list` result is filtered (each page of a paginated listing, and
 //! the listings that follow `notifications/tools/list_changed`, since every result to a
 //! `tools/list` request is filtered); a tool without a readable, unique `name` is removed
-//! too. A `tools` array in a `server/discover` result is filtered the same way.
+//! too. A `tools` array in a `server/discover` result is filtered the same way. When the
+//! first complete listing (every page, up to the one without `nextCursor`) lacks a tool the
+//! policy names, a warning goes to stderr once, with close matches: a typo in
+//! `--deny-tool` denies nothing.
 //!
 //! **Request methods without an id.** Policy applies to every message, request or not. A
 //! client notification whose method is one the policy works on (`tools/call`,

@@ -2,7 +2,7 @@
 //! I/O. [`Session::client_frame`] and [`Session::server_frame`] take one framed line and
 //! return an [`Outcome`]: what to write to whom, the event, and a log line.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -89,6 +89,9 @@ pub struct Session {
     /// Set once the server no longer takes requests: why.
     closed: Option<&'static str>,
     seq: u64,
+    /// The tool names of the server's first complete listing, page by page, until it is
+    /// complete and checked against the tool policy (`None` then).
+    first_listing: Option<BTreeSet<String>>,
 }
 
 /// A JSON-RPC error response, as bytes.
@@ -204,6 +207,7 @@ impl Session {
             server_pending: HashMap::new(),
             closed: None,
             seq: 0,
+            first_listing: (!config.tools.is_open()).then(BTreeSet::new),
         }
     }
 
@@ -823,7 +827,21 @@ impl Session {
                             ..Outcome::default()
                         }
                     }
-                    Body::Response { result, .. } => self.server_result(&pending, result, event),
+                    Body::Response { result, .. } => {
+                        let warning = if pending.filter_tools {
+                            self.note_listing(result.get())
+                        } else {
+                            None
+                        };
+                        let mut outcome = self.server_result(&pending, result, event);
+                        if let Some(warning) = warning {
+                            outcome.log = Some(match outcome.log.take() {
+                                Some(log) => format!("{log}; {warning}"),
+                                None => warning,
+                            });
+                        }
+                        outcome
+                    }
                     _ => Outcome::default(),
                 }
             }
@@ -989,6 +1007,108 @@ impl Session {
         }
         None
     }
+}
+
+/// Most tool names kept from the first listing (a hostile server could list millions).
+const MAX_LISTED_NAMES: usize = 10_000;
+
+impl Session {
+    /// Takes the tool names of one page of the server's first tool listing. When the
+    /// listing is complete (a page without `nextCursor`), returns the warning, once, for
+    /// the names the tool policy gives that the server does not list: typically a typo,
+    /// with which `--deny-tool` would deny nothing.
+    fn note_listing(&mut self, result: &str) -> Option<String> {
+        let seen = self.first_listing.as_mut()?;
+        let obj = RawObject::parse_str(result).ok()?;
+        let tools = json::raw_array(obj.get("tools")?)?;
+        for tool in tools {
+            if seen.len() >= MAX_LISTED_NAMES {
+                break;
+            }
+            if let Some(name) = RawObject::parse(tool)
+                .ok()
+                .and_then(|t| t.get("name").and_then(json::as_string).map(|n| capped(&n)))
+            {
+                seen.insert(name);
+            }
+        }
+        if obj.get("nextCursor").is_some_and(|c| c.trim() != "null") {
+            return None; // more pages to come
+        }
+        let seen = self.first_listing.take()?;
+        let policy = &self.config.tools;
+        let unknown: Vec<String> = [("--allow-tool", &policy.allow), ("--deny-tool", &policy.deny)]
+            .into_iter()
+            .flat_map(|(flag, names)| names.iter().map(move |n| (flag, n)))
+            .filter(|(_, name)| !seen.contains(name.as_str()))
+            .map(|(flag, name)| {
+                let close = close_matches(name, &seen);
+                let hint = if close.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (did you mean `{}`?)", close.join("`, `"))
+                };
+                format!("{flag} `{}`{hint}", sanitize(name.as_bytes()))
+            })
+            .collect();
+        if unknown.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "warning: the server lists no tool named by {} among its {} tools; tool names match exactly (this also holds for allow_tools and deny_tools in a manifest)",
+            unknown.join(", "),
+            seen.len()
+        ))
+    }
+}
+
+/// Listed names close to `name`: the same letters ignoring case, `-`, `_` and spaces, one
+/// containing the other that way, or within a small edit distance. At most three.
+pub(crate) fn close_matches(name: &str, listed: &BTreeSet<String>) -> Vec<String> {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_' | ' ' | '.'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let wanted = squash(name);
+    // Edits a typo may take: one in a very short name, two or three in longer ones.
+    let typos = if wanted.len() <= 3 {
+        1
+    } else {
+        (wanted.len() / 4).clamp(2, 3)
+    };
+    let mut out: Vec<String> = Vec::new();
+    for candidate in listed {
+        let other = squash(candidate);
+        let near = other == wanted
+            || (wanted.len() >= 4 && other.contains(&wanted))
+            || (other.len() >= 4 && wanted.contains(&other))
+            || (wanted.len() <= 64 && other.len() <= 64 && edit_distance(&wanted, &other) <= typos);
+        if near {
+            out.push(sanitize(candidate.as_bytes()));
+            if out.len() == 3 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Levenshtein distance over chars (the callers keep both strings short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The `requestId` of a `notifications/cancelled`.

@@ -1527,3 +1527,68 @@ async fn edge_client_responses_to_nothing_are_dropped_and_logged() {
         .count();
     assert_eq!(drops, 4);
 }
+
+// ----- a policy naming tools the server does not have ------------------------------------------
+
+#[tokio::test]
+async fn unknown_tool_names_in_the_policy_are_warned_about_once_after_the_whole_first_listing() {
+    let mut h = start(policy(&[], &["longRunningOperation", "echo", "zzz"]));
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"add"}],"nextCursor":"2"}}"#)
+        .await;
+    h.client_json().await;
+    assert!(
+        !h.log_text().contains("warning"),
+        "not before the last page: {}",
+        h.log_text()
+    );
+    h.client_send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":"2"}}"#)
+        .await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"trigger-long-running-operation"}]}}"#)
+        .await;
+    h.client_json().await;
+    let log = h.log_text();
+    assert_eq!(log.matches("warning:").count(), 1, "{log}");
+    assert!(
+        log.contains(
+            "--deny-tool `longRunningOperation` (did you mean `trigger-long-running-operation`?), --deny-tool `zzz` among its 3 tools"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("`echo`"), "echo is listed: {log}");
+    // Once: a later listing says nothing more.
+    h.client_send(r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]}}"#).await;
+    h.client_json().await;
+    h.client_sees_only_sentinel(1).await;
+    assert_eq!(h.log_text().matches("warning:").count(), 1);
+
+    // Positive control: every name listed, no warning.
+    let mut h = start(policy(&["echo"], &["add"]));
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"add"}]}}"#)
+        .await;
+    h.client_json().await;
+    h.client_sees_only_sentinel(1).await;
+    assert_eq!(h.log_text(), "");
+}
+
+#[test]
+fn close_matches_find_case_separator_and_typo_variants() {
+    let listed: std::collections::BTreeSet<String> = ["trigger-long-running-operation", "get_file", "echo", "readFile"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        crate::session::close_matches("longRunningOperation", &listed),
+        ["trigger-long-running-operation"]
+    );
+    assert_eq!(crate::session::close_matches("get-file", &listed), ["get_file"]);
+    assert_eq!(crate::session::close_matches("read_file", &listed), ["readFile"]);
+    assert_eq!(crate::session::close_matches("ecoh", &listed), ["echo"]);
+    assert!(crate::session::close_matches("delete_repo", &listed).is_empty());
+}
