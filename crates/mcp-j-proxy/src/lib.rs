@@ -95,8 +95,11 @@
 //! answers; session state is bounded by `max_pending` and a 1 KiB cap on ids.
 //!
 //! **Parser differentials.** Wherever the proxy reads a key it refuses duplicates (after
-//! unescaping): `{"name":"allowed","name":"denied"}` would otherwise mean one tool to the
-//! proxy and another to a last-wins server.
+//! unescaping) and names it cannot decode (a lone surrogate escape): `{"name":"allowed",
+//! "name":"denied"}` would otherwise mean one tool to the proxy and another to a last-wins
+//! server. The first level of every object `params` is checked so, whatever the method. A
+//! line starting with a byte order mark is not JSON (`-32700`). docs/CLI.md ("Proxy: cases
+//! the contract leaves open") lists these cases and what each gets.
 //!
 //! ## Both MCP generations on one pipe
 //! Nothing is decided per connection: the handshake era (`initialize`, protocol versions
@@ -125,7 +128,9 @@
 //! with a fake client and a fake server, one test per rule, asserting what each side
 //! receives (and does not), byte for byte where bytes must be kept; a bounded-memory test
 //! streams a 50 MiB line and max-size floods at a client that does not read, asserting the
-//! readers' peak buffer sizes and that the server is blocked. Property tests
+//! readers' peak buffer sizes and that the server is blocked; two deadlock tests pipeline
+//! large requests through 4 KiB pipes to a server that answers one at a time (and to one
+//! that writes a megabyte before it reads), bounded by a timeout. Property tests
 //! (`tests/properties.rs`) check that the codec never panics nor yields a frame over the
 //! limit for arbitrary bytes split anywhere (against a reference model), that validation
 //! never panics on arbitrary JSON, and that no disallowed tool ever appears in a filtered
