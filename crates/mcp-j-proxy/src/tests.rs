@@ -1592,3 +1592,80 @@ fn close_matches_find_case_separator_and_typo_variants() {
     assert_eq!(crate::session::close_matches("ecoh", &listed), ["echo"]);
     assert!(crate::session::close_matches("delete_repo", &listed).is_empty());
 }
+
+/// The proxy's own answers to the server (refused sampling requests) go to the server's
+/// stdin too; queuing them must not make the reader of the server wait for the server to
+/// read its stdin, which is full of the client's large requests.
+#[tokio::test]
+async fn answers_to_the_server_never_stop_the_proxy_reading_it() {
+    const REQUESTS: usize = 50;
+    const ASKS: usize = 500;
+    let config = ProxyConfig::default();
+    let (mut client_tx, proxy_client_in) = tokio::io::duplex(4096);
+    let (proxy_client_out, client_rx) = tokio::io::duplex(4096);
+    let (proxy_server_in, server_rx) = tokio::io::duplex(4096);
+    let (mut server_tx, proxy_server_out) = tokio::io::duplex(4096);
+    let (err_tx, proxy_server_err) = tokio::io::duplex(64);
+    let (proxy_log, _log_rx) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(async move {
+        // Ask first (all refused by the default policy), and a lot, then read.
+        for i in 0..ASKS {
+            let ask = json!({"jsonrpc": "2.0", "id": format!("s{i}"), "method": "sampling/createMessage", "params": {"messages": [], "pad": "p".repeat(1000)}});
+            server_tx.write_all(format!("{ask}\n").as_bytes()).await.unwrap();
+        }
+        let mut lines = BufReader::new(server_rx).lines();
+        let (mut refusals, mut requests) = (0usize, 0usize);
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let msg: Value = serde_json::from_str(&line).unwrap();
+            if msg.get("method").is_some() {
+                requests += 1;
+                let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": {}});
+                server_tx.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+            } else {
+                assert_eq!(error_code(&msg), -32601, "{msg}");
+                refusals += 1;
+            }
+        }
+        drop(err_tx);
+        (refusals, requests)
+    });
+    let writer = tokio::spawn(async move {
+        let text = "x".repeat(20_000);
+        for id in 0..REQUESTS {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": text}}});
+            client_tx.write_all(format!("{call}\n").as_bytes()).await.unwrap();
+        }
+        client_tx
+    });
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(client_rx).lines();
+        for _ in 0..REQUESTS {
+            let line = lines.next_line().await.unwrap().expect("client output ended early");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert!(v.get("result").is_some(), "the client got {v}");
+        }
+    });
+    let proxy = tokio::spawn(async move {
+        run_proxy(
+            &config,
+            proxy_client_in,
+            proxy_client_out,
+            proxy_server_in,
+            proxy_server_out,
+            proxy_server_err,
+            proxy_log,
+            &crate::NoEvents,
+        )
+        .await
+    });
+    let counts = tokio::time::timeout(Duration::from_secs(20), async {
+        reader.await.unwrap();
+        drop(writer.await.unwrap());
+        let counts = server.await.unwrap();
+        proxy.await.unwrap().unwrap();
+        counts
+    })
+    .await
+    .expect("the proxy stalled");
+    assert_eq!(counts, (ASKS, REQUESTS));
+}
