@@ -8,11 +8,12 @@
 //! reading of the other direction: while the proxy waits for the server to take the next
 //! request, it keeps reading and relaying the server's answers, and the other way round.
 //!
-//! Each outbox is bounded. Messages of its own direction (the client's messages to the
-//! server; the server's messages to the client) are queued while fewer than
-//! [`OUTBOX_BYTES`] are queued or being written; past that their reader waits, which is
-//! the backpressure: a peer that stops reading stops the flow towards it, and only that
-//! flow. The proxy's own answers to the stream's peer, queued by the *other* reader (an
+//! Each outbox is bounded. Before a reader reads the next line of its direction (the
+//! client's messages to the server; the server's messages to the client), it drops its copy
+//! of the last one and waits until fewer than [`OUTBOX_BYTES`] of that direction are queued
+//! or being written: that is the backpressure. A peer that stops reading stops the flow
+//! towards it, and only that flow, and a direction holds at most the line being read plus
+//! what its outbox holds (under the bound, plus one message). The proxy's own answers to the stream's peer, queued by the *other* reader (an
 //! error answer to a client line, the refusal of a denied server request), are bounded in
 //! number instead ([`ANSWER_BACKLOG`]), so that a reader never waits on the bytes of the
 //! opposite direction; only a peer that stops reading its answers altogether for that many
@@ -229,7 +230,24 @@ impl Outbox {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `line` (a newline is added), waiting while its class's bound is reached.
+    /// Waits until the outbox has room for [`Class::Relay`] bytes (or is closed or broken).
+    /// The reader feeding the outbox calls this before reading its next line.
+    async fn wait_for_room(&self) {
+        loop {
+            let space = self.space.notified();
+            {
+                let s = self.state();
+                if s.closed || s.broken || s.relay_queued + s.relay_writing < OUTBOX_BYTES {
+                    return;
+                }
+            }
+            space.await;
+        }
+    }
+
+    /// Queues `line` (a newline is added). A [`Class::Relay`] message is always taken (its
+    /// reader waited for room before reading it); an [`Class::Answer`] waits while
+    /// [`ANSWER_BACKLOG`] answers are queued.
     async fn push(&self, class: Class, line: &[u8], request: Option<&IdKey>) -> Result<(), Refused> {
         loop {
             let space = self.space.notified();
@@ -242,7 +260,7 @@ impl Outbox {
                     return Err(Refused::Closed);
                 }
                 let room = match class {
-                    Class::Relay => s.relay_queued + s.relay_writing < OUTBOX_BYTES,
+                    Class::Relay => true,
                     Class::Answer => s.answers < ANSWER_BACKLOG,
                 };
                 if room {
@@ -417,6 +435,8 @@ impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
                 }
                 space.await;
             }
+            reader.release();
+            self.to_server.wait_for_room().await;
             let frame = match reader.next_frame().await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -473,6 +493,8 @@ impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
 
     async fn server_reader<SO: AsyncRead + Unpin>(&self, reader: &mut LineReader<SO>) -> Result<(), ProxyError> {
         let result = loop {
+            reader.release();
+            self.to_client.wait_for_room().await;
             let frame = match reader.next_frame().await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break Ok(()),
