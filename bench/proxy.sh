@@ -11,12 +11,16 @@
 #      at p50);
 #   3. memory: the mcp-j process's own peak RSS (VmHWM) after N=N_SMALL and N=N pings, and
 #      while the server floods large results at a client that reads slowly (goal: a few
-#      MiB, not growing with N).
+#      MiB, not growing with N);
+#   4. pipelined large messages: N_LARGE tools/call with a LARGE_BYTES argument, each
+#      answered with a LARGE_BYTES result, pipelined so that every pipe fills both ways;
+#      msg/s through run and exec, and the ratio run/exec (a proxy whose directions wait on
+#      each other stalls here, and the run fails at TIMEOUT).
 #
-# Environment: TESTS (which of tp,lat,flood; default all three), ROUNDS (default 5), N (100000), N_SMALL (10000), WINDOW (most pings in
+# Environment: TESTS (which of tp,lat,flood,large; default all four), ROUNDS (default 5), N (100000), N_SMALL (10000), WINDOW (most pings in
 # flight, default 4000: the proxy answers requests beyond its 4096 pending with an error,
 # 0 = no limit), LAT_N (5000), LAT_WARMUP (500), FLOOD_ROUNDS (2), FLOOD_COUNTS ("50,200"),
-# FLOOD_MIB (4), TIMEOUT (per mcp-j invocation, default 120 s), PERF=1 (after the tables,
+# FLOOD_MIB (4), N_LARGE (5000), LARGE_BYTES (20000), TIMEOUT (per mcp-j invocation, default 120 s), PERF=1 (after the tables,
 # profile one more N-ping run of `mcp-j run` with perf record and print where the time goes;
 # not with --as), CPUS (e.g. 0: pin the client, mcp-j and the server to these CPUs with
 # taskset; default: no pinning).
@@ -33,7 +37,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 
-TESTS="${TESTS:-tp,lat,flood}"
+TESTS="${TESTS:-tp,lat,flood,large}"
 ROUNDS="${ROUNDS:-5}"
 N="${N:-100000}"
 N_SMALL="${N_SMALL:-10000}"
@@ -43,6 +47,8 @@ LAT_WARMUP="${LAT_WARMUP:-500}"
 FLOOD_ROUNDS="${FLOOD_ROUNDS:-2}"
 FLOOD_COUNTS="${FLOOD_COUNTS:-50,200}"
 FLOOD_MIB="${FLOOD_MIB:-4}"
+N_LARGE="${N_LARGE:-5000}"
+LARGE_BYTES="${LARGE_BYTES:-20000}"
 TIMEOUT="${TIMEOUT:-120}"
 PERF="${PERF:-}"
 CPUS="${CPUS:-}"
@@ -101,7 +107,7 @@ echo "machine:  $(nproc) CPUs ($cpu), kernel $(uname -r), load $(cut -d' ' -f1-3
 echo "mcp-j:    $rev"
 echo "python:   $(/usr/bin/python3 --version 2>&1) (/usr/bin/python3)"
 echo "as:       ${as_user:-root}"
-echo "settings: TESTS=$TESTS CPUS=${CPUS:-any} ROUNDS=$ROUNDS N=$N N_SMALL=$N_SMALL WINDOW=$WINDOW LAT_N=$LAT_N LAT_WARMUP=$LAT_WARMUP FLOOD_ROUNDS=$FLOOD_ROUNDS FLOOD_COUNTS=$FLOOD_COUNTS FLOOD_MIB=$FLOOD_MIB TIMEOUT=$TIMEOUT"
+echo "settings: TESTS=$TESTS CPUS=${CPUS:-any} ROUNDS=$ROUNDS N=$N N_SMALL=$N_SMALL WINDOW=$WINDOW LAT_N=$LAT_N LAT_WARMUP=$LAT_WARMUP FLOOD_ROUNDS=$FLOOD_ROUNDS FLOOD_COUNTS=$FLOOD_COUNTS FLOOD_MIB=$FLOOD_MIB N_LARGE=$N_LARGE LARGE_BYTES=$LARGE_BYTES TIMEOUT=$TIMEOUT"
 echo
 
 "${runner[@]}" /usr/bin/python3 "$repo/bench/proxy_client.py" \
@@ -109,7 +115,8 @@ echo
   --workdir "$scratch/work" --tests "$TESTS" --rounds "$ROUNDS" --n "$N" --n-small "$N_SMALL" \
   --window "$WINDOW" --lat-n "$LAT_N" --lat-warmup "$LAT_WARMUP" \
   --flood-rounds "$FLOOD_ROUNDS" --flood-counts "$FLOOD_COUNTS" \
-  --flood-bytes "$((FLOOD_MIB * 1024 * 1024))" --timeout "$TIMEOUT" "${perf_args[@]}"
+  --flood-bytes "$((FLOOD_MIB * 1024 * 1024))" --n-large "$N_LARGE" --large-bytes "$LARGE_BYTES" \
+  --timeout "$TIMEOUT" "${perf_args[@]}"
 
 if [[ -n "$PERF" ]]; then
   echo

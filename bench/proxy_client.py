@@ -21,6 +21,12 @@ Tests (see bench/README.md for how to read the output):
               bytes as fast as it can, while the client reads slowly (CHUNK bytes, then a
               sleep); the proxy must hold back, not buffer. Each reply's id, head and length
               are checked.
+  large       pipelined large messages both ways: a writer thread sends N_LARGE tools/call
+              with an argument of LARGE_BYTES bytes (at most WINDOW in flight) while the
+              main thread reads the N_LARGE results of LARGE_BYTES bytes; every pipe fills,
+              so a proxy whose directions wait on each other stalls here (and the run fails
+              at its timeout). msg/s = N_LARGE / (first write .. last reply); each reply's
+              id (in order) and length are checked as it arrives.
 
 Exits non-zero if any mcp-j invocation fails (non-zero status, timeout) or a reply is
 missing, duplicated or wrong.
@@ -358,6 +364,81 @@ def flood(o, variant, count):
     return {"mib_s": mib_s, **stats}
 
 
+def large(o, variant, n):
+    s = Server(o, variant, f"large{n}", ["--result-bytes", str(o.large_bytes)])
+    s.handshake()
+    arg = b"y" * o.large_bytes
+    per = max(1, WRITE_CHUNK // (o.large_bytes + 100))
+    if o.window:
+        per = max(1, min(per, o.window // 4))
+
+    def request(i):
+        return (b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"fill",'
+                b'"arguments":{"text":"%s"}}}\n' % (i, arg))
+
+    window = o.window
+    lock = threading.Condition()
+    received = [0]
+    done = [False]
+    werr = []
+
+    def writer():
+        try:
+            sent = 0
+            for j in range(1, n + 1, per):
+                batch = b"".join(request(i) for i in range(j, min(n, j + per - 1) + 1))
+                k = min(n, j + per - 1) - j + 1
+                if window:
+                    with lock:
+                        while sent + k - received[0] > window and not done[0]:
+                            lock.wait()
+                if done[0]:
+                    return
+                s.write_all(batch)
+                sent += k
+        except OSError as e:
+            werr.append(e)
+
+    def reply_len(i):
+        return len(b'{"jsonrpc":"2.0","id":%d,"result":{"content":[{"type":"text","text":"' % i) \
+            + o.large_bytes + len(b'"}]}}')
+
+    got = 0
+    cur = b""
+    t = threading.Thread(target=writer, daemon=True)
+    t0 = time.perf_counter_ns()
+    t.start()
+    while got < n:
+        chunk = os.read(s.r, 1 << 20)
+        if not chunk:
+            s.fail(f"end of file after {got} of {n} replies")
+        cur += chunk
+        while True:
+            nl = cur.find(b"\n")
+            if nl < 0:
+                break
+            line, cur = cur[:nl], cur[nl + 1:]
+            got += 1
+            head = b'{"jsonrpc":"2.0","id":%d,"result":' % got
+            if not line.startswith(head) or len(line) != reply_len(got):
+                s.fail(f"reply {got}: head {line[:64]!r}, {len(line)} bytes (want {reply_len(got)})")
+        if window:
+            with lock:
+                received[0] = got
+                lock.notify()
+    t1 = time.perf_counter_ns()
+    with lock:
+        done[0] = True
+        lock.notify()
+    t.join(timeout=o.timeout)
+    if werr:
+        s.fail(f"writing requests failed: {werr[0]}")
+    s.rest = cur
+    stats = s.finish()
+    secs = (t1 - t0) / 1e9
+    return {"rate": n / secs, "mib_s": 2 * n * o.large_bytes / 2**20 / secs, **stats}
+
+
 def pct(xs, q):
     s = sorted(xs)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -373,7 +454,8 @@ def main():
     ap.add_argument("--server", required=True, help="the bench server, inside --ro")
     ap.add_argument("--ro", required=True, help="read-only directory holding the server")
     ap.add_argument("--workdir", required=True)
-    ap.add_argument("--tests", default="tp,lat,flood", help="which of tp,lat,flood to run")
+    ap.add_argument("--tests", default="tp,lat,flood,large",
+                    help="which of tp,lat,flood,large to run")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--n-small", type=int, default=10_000)
@@ -387,6 +469,8 @@ def main():
     ap.add_argument("--flood-chunk", type=int, default=2**20,
                     help="the slow reader sleeps after each this many bytes")
     ap.add_argument("--flood-sleep", type=float, default=0.010)
+    ap.add_argument("--n-large", type=int, default=5000)
+    ap.add_argument("--large-bytes", type=int, default=20_000)
     ap.add_argument("--timeout", type=int, default=120)
     ap.add_argument("--perf-cmd", help="after the tables, profile one extra throughput run of "
                     "`mcp-j run` (N pings) with this command + `-p PID`, e.g. "
@@ -397,14 +481,16 @@ def main():
     os.chdir(o.workdir)
     flood_counts = [int(x) for x in o.flood_counts.split(",") if x]
     which = set(o.tests.split(","))
-    if not which <= {"tp", "lat", "flood"}:
-        ap.error("--tests: use tp, lat and flood")
+    if not which <= {"tp", "lat", "flood", "large"}:
+        ap.error("--tests: use tp, lat, flood and large")
 
     tests = []
     if "tp" in which:
         tests += [("tp", o.n), ("tp", o.n_small)]
     if "lat" in which:
         tests += [("lat", None)]
+    if "large" in which:
+        tests += [("large", o.n_large)]
     tp_ns = [a for t, a in tests if t == "tp"]
     floods = flood_counts if "flood" in which and o.flood_rounds else []
     res = {}  # (test, arg, variant) -> list of per-run results
@@ -414,6 +500,8 @@ def main():
             r = throughput(o, variant, arg)
         elif test == "lat":
             r = latency(o, variant)
+        elif test == "large":
+            r = large(o, variant, arg)
         else:
             r = flood(o, variant, arg)
         res.setdefault((test, arg, variant), []).append(r)
@@ -507,6 +595,28 @@ def main():
         verdict = "met" if add50 < o.goal_p50_us else "NOT met"
         print(f"  goal: under {o.goal_p50_us:.0f} µs added at p50: {verdict} ({add50:+.1f} µs)")
 
+    if "large" in which:
+        n = o.n_large
+        print(f"\npipelined large messages: {n:,} tools/call with a {o.large_bytes:,}-byte argument, "
+              f"each answered with a {o.large_bytes:,}-byte result"
+              + (f", at most {o.window} in flight" if o.window else ", no window"))
+        print(f"  {'variant':<8}{'median msg/s':>14}{'min':>10}{'max':>10}{'MiB/s both ways':>17}"
+              f"{'mcp-j process CPU/msg':>23}")
+        for v in VARIANTS:
+            rs = res[("large", n, v)]
+            rates = [r["rate"] for r in rs]
+            cpu = med(r["cpu"] for r in rs) / n / 1e3
+            print(f"  {v:<8}{med(rates):>14,.0f}{min(rates):>10,.0f}{max(rates):>10,.0f}"
+                  f"{med(r['mib_s'] for r in rs):>17,.0f}{cpu:>20,.2f} µs")
+        run = [r["rate"] for r in res[("large", n, "run")]]
+        exe = [r["rate"] for r in res[("large", n, "exec")]]
+        paired = sorted(a / b for a, b in zip(run, exe))
+        ratio = med(run) / med(exe)
+        print(f"  run/exec  ratio of medians {ratio:.4f}  (per-round ratios {paired[0]:.4f}-{paired[-1]:.4f})")
+        verdict = "met" if ratio >= o.goal_ratio else "NOT met"
+        print(f"  goal: run/exec >= {o.goal_ratio}: {verdict} ({ratio:.4f}); every run got all "
+              f"{n:,} replies (a stall fails the run at its timeout)")
+
     print(f"\nmemory: peak RSS (VmHWM) of the mcp-j process itself, read just before its stdin "
           f"closes (run: median and max over runs, and its thread count then)")
     print(f"  {'test':<34}{'run median':>11}{'run max':>9}{'threads':>9}{'exec max':>10}"
@@ -514,6 +624,8 @@ def main():
     rows = [(f"throughput, N={n:,}", ("tp", n)) for n in tp_ns]
     if "lat" in which:
         rows.append((f"latency, {o.lat_n + o.lat_warmup} pings", ("lat", None)))
+    if "large" in which:
+        rows.append((f"large, {o.n_large:,} x {o.large_bytes / 1000:g} kB each way", ("large", o.n_large)))
     for c in floods:
         rows.append((f"flood {c} x {o.flood_bytes / 2**20:g} MiB, slow reader", ("flood", c)))
     worst = 0.0

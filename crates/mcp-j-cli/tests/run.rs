@@ -315,3 +315,185 @@ fn a_doubled_separator_runs_the_server() {
         assert_eq!(s.wait(Duration::from_secs(20)), Some(0));
     });
 }
+
+/// Issue 7: 5000 `tools/call echo` with a 20 000-byte argument, pipelined (a writer thread
+/// and a reader thread) through `mcp-j run` to a plain Python server that answers one
+/// request at a time. Every answer must come back; a stall fails the test at the deadline
+/// instead of hanging it. (Before the proxy's outboxes, this stopped after 31–721 answers.)
+#[test]
+fn pipelined_large_requests_all_come_back() {
+    sandbox_test("pipelined_large_requests_all_come_back", &[], |run| {
+        const REQUESTS: usize = 5000;
+        const ARGUMENT: usize = 20_000;
+        const DEADLINE: Duration = Duration::from_secs(180);
+        // A deadlock shows as no answer at all for this long.
+        const STALL: Duration = Duration::from_secs(30);
+        let workdir = run.tempdir();
+        let mut cmd = Session::command(run, workdir.path(), &[], &["--no-record"]);
+        cmd.current_dir(workdir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn mcp-j run");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let stderr_text = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
+        let writer = std::thread::spawn(move || {
+            let text = "x".repeat(ARGUMENT);
+            let mut out = std::io::BufWriter::new(&mut stdin);
+            for id in 0..REQUESTS {
+                let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                                  "params": {"name": "echo", "arguments": {"text": text}}});
+                if writeln!(out, "{call}").is_err() {
+                    break;
+                }
+            }
+            let _ = out.flush();
+            drop(out);
+            stdin // kept open until every answer is in
+        });
+        let (progress_tx, progress) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut seen = vec![false; REQUESTS];
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let reply: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                let text_len = reply["result"]["content"][0]["text"].as_str().map(str::len);
+                let answer = match reply["id"].as_u64().map(|id| id as usize) {
+                    Some(id) if id < REQUESTS && !seen[id] && text_len == Some(ARGUMENT) => {
+                        seen[id] = true;
+                        Ok(())
+                    }
+                    _ => Err(line.chars().take(200).collect::<String>()),
+                };
+                if progress_tx.send(answer).is_err() || seen.iter().all(|s| *s) {
+                    break;
+                }
+            }
+        });
+        let start = Instant::now();
+        let mut answers = 0;
+        while answers < REQUESTS {
+            let left = DEADLINE.saturating_sub(start.elapsed());
+            let failure = match progress.recv_timeout(left.min(STALL)) {
+                Ok(Ok(())) => {
+                    answers += 1;
+                    continue;
+                }
+                Ok(Err(line)) => format!("a wrong or duplicate answer: {line}"),
+                Err(_) => {
+                    format!("{answers} of {REQUESTS} answers, then none for {STALL:?} or past {DEADLINE:?} (deadlock?)")
+                }
+            };
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{failure}; stderr: {}", stderr_text.join().unwrap_or_default());
+        }
+        reader.join().expect("reader");
+        drop(writer.join().expect("writer")); // the client hangs up
+        let start = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                let _ = child.kill();
+                panic!("mcp-j did not exit after the client hung up");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(
+            status.code(),
+            Some(0),
+            "stderr: {}",
+            stderr_text.join().unwrap_or_default()
+        );
+    });
+}
+
+/// Issue 7: a `tools/call` without an id naming a denied tool was forwarded untouched. It
+/// is dropped (and logged); the server's own record proves it never arrived.
+#[test]
+fn a_tools_call_notification_never_reaches_the_server() {
+    sandbox_test("a_tools_call_notification_never_reaches_the_server", &[], |run| {
+        let mut s = Session::start(run, &["--deny-tool", "secret"], &[]);
+        s.send(&json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "secret", "arguments": {}}}));
+        s.send(
+            &json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}),
+        );
+        // Positive control: the allowed call with an id reaches the server and is answered.
+        let r = s.request(1, "tools/call", json!({"name": "echo", "arguments": {"text": "hi"}}));
+        assert_eq!(r["result"]["content"][0]["text"], "hi", "{r}");
+        s.assert_silent(Duration::from_millis(300));
+        let calls: Vec<Value> = s
+            .received()
+            .into_iter()
+            .filter(|m| m["method"] == "tools/call")
+            .collect();
+        assert_eq!(
+            calls,
+            [json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                    "params": {"name": "echo", "arguments": {"text": "hi"}}})],
+            "the server received a tools/call notification"
+        );
+        s.close_stdin();
+        s.wait(Duration::from_secs(20));
+        assert!(
+            s.stderr()
+                .contains("dropped a client tools/call notification for tool `secret`"),
+            "{}",
+            s.stderr()
+        );
+    });
+}
+
+/// Issue 7: `--deny-tool` naming a tool the server never lists (a typo) denies nothing; mcp-j
+/// says so once, after the first complete `tools/list`, with the close matches.
+#[test]
+fn a_tool_policy_naming_unlisted_tools_is_warned_about_once() {
+    sandbox_test("a_tool_policy_naming_unlisted_tools_is_warned_about_once", &[], |run| {
+        let mut s = Session::start(
+            run,
+            &[
+                "--deny-tool",
+                "secrets",
+                "--deny-tool",
+                "echo",
+                "--allow-tool",
+                "nothing-like-it",
+            ],
+            &[],
+        );
+        for id in 1..=2 {
+            let list = s.request(id, "tools/list", json!({}));
+            assert!(list["result"]["tools"].is_array(), "{list}");
+        }
+        s.close_stdin();
+        s.wait(Duration::from_secs(20));
+        let stderr = s.stderr();
+        assert_eq!(
+            stderr.matches("warning: the server lists no tool named by").count(),
+            1,
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains(
+                "--allow-tool `nothing-like-it`, --deny-tool `secrets` (did you mean `secret`?) among its 3 tools"
+            ),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("`echo`"), "echo is listed: {stderr}");
+
+        // Positive control: names the server lists, no warning.
+        let mut s = Session::start(run, &["--deny-tool", "secret"], &[]);
+        s.request(1, "tools/list", json!({}));
+        s.close_stdin();
+        s.wait(Duration::from_secs(20));
+        assert!(!s.stderr().contains("warning"), "{}", s.stderr());
+    });
+}

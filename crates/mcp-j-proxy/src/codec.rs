@@ -280,6 +280,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         Ok(Some(self.codec.frame(found, &self.buf)))
     }
 
+    /// Drops the bytes of the frame last returned (the codec would at the next
+    /// [`LineReader::next_frame`]), so that a caller about to wait holds no copy of a line
+    /// it has already passed on.
+    pub fn release(&mut self) {
+        self.codec.begin();
+    }
+
     /// Whether a whole line is already buffered, so the next [`LineReader::next_frame`]
     /// returns without reading (and so without blocking). Writers flush when it is not.
     pub fn has_complete_line(&self) -> bool {

@@ -23,21 +23,25 @@ use serde_json::value::RawValue;
 /// not, in one pass without recursion.
 pub fn depth_exceeds(bytes: &[u8], max: usize) -> bool {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if b == b'\\' {
-                escaped = true;
-            } else if b == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                // Jump over the string (most of a large message): to the next quote that
+                // is not escaped. An unterminated string runs to the end of the line.
+                i += 1;
+                loop {
+                    let Some(k) = bytes.get(i..).and_then(|rest| memchr::memchr2(b'"', b'\\', rest)) else {
+                        return false;
+                    };
+                    i += k;
+                    if bytes[i] == b'\\' {
+                        i += 2;
+                    } else {
+                        break;
+                    }
+                }
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -47,6 +51,7 @@ pub fn depth_exceeds(bytes: &[u8], max: usize) -> bool {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     false
 }
@@ -237,8 +242,54 @@ mod tests {
         assert!(!depth_exceeds(br#"{"a":[1,{"b":"[[[[["}]}"#, 3));
         assert!(depth_exceeds(br#"{"a":[1,{"b":[]}]}"#, 3));
         assert!(!depth_exceeds(br#"{"a":"\"[[[["}"#, 1));
+        assert!(
+            !depth_exceeds(br#"{"a":"\\"}"#, 1),
+            "an escaped backslash ends no string"
+        );
+        assert!(depth_exceeds(br#"{"a":"\\","b":[]}"#, 1));
+        assert!(!depth_exceeds(br#"{"a":"unterminated [[[["#, 1));
+        assert!(!depth_exceeds(br#"{"a":"ends in a backslash\"#, 1));
         let deep = "[".repeat(100_000);
         assert!(depth_exceeds(deep.as_bytes(), 64));
+    }
+
+    /// The byte-at-a-time scan `depth_exceeds` replaced (it jumps over strings now).
+    fn depth_exceeds_reference(bytes: &[u8], max: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in bytes {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if b == b'\\' {
+                    escaped = true;
+                } else if b == b'"' {
+                    in_string = false;
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        return true;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        false
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn depth_scan_agrees_with_the_reference(
+            bytes in proptest::collection::vec(proptest::sample::select(b"[]{}\"\\ax".to_vec()), 0..64),
+            max in 0usize..6,
+        ) {
+            proptest::prop_assert_eq!(depth_exceeds(&bytes, max), depth_exceeds_reference(&bytes, max));
+        }
     }
 
     #[test]

@@ -42,7 +42,18 @@
 //! no oracle. Every `tools/list` result is filtered (each page of a paginated listing, and
 //! the listings that follow `notifications/tools/list_changed`, since every result to a
 //! `tools/list` request is filtered); a tool without a readable, unique `name` is removed
-//! too. A `tools` array in a `server/discover` result is filtered the same way.
+//! too. A `tools` array in a `server/discover` result is filtered the same way. When the
+//! first complete listing (every page, up to the one without `nextCursor`) lacks a tool the
+//! policy names, a warning goes to stderr once, with close matches: a typo in
+//! `--deny-tool` denies nothing.
+//!
+//! **Request methods without an id.** Policy applies to every message, request or not. A
+//! client notification whose method is one the policy works on (`tools/call`,
+//! `tools/list`, `server/discover`, `initialize`) and a server notification whose method is
+//! `sampling/createMessage`, `elicitation/create` or `roots/list` are not valid MCP, and a
+//! peer that dispatches on the method name would act on them (run a denied tool, show an
+//! elicitation): they are dropped and logged, whatever the policy, and never answered
+//! (there is no id to answer).
 //!
 //! **Server → client requests.** `sampling/createMessage`, `elicitation/create` and
 //! `roots/list` are governed by [`ServerRequestPolicy`]. A denied one is answered by the
@@ -69,15 +80,26 @@
 //! characters escaped (a server must not drive the user's terminal); its end does not end
 //! the session.
 //!
-//! **Backpressure and memory.** Each direction reads its next line only after the last one
-//! has been written: a client that stops reading stops the proxy reading the server, and
-//! the server then blocks on its own stdout. Per direction the proxy holds at most one
-//! line (≤ the limit), a 64 KiB read buffer and a 64 KiB write buffer; session state is
-//! bounded by `max_pending` and a 1 KiB cap on ids.
+//! **Backpressure and memory.** No direction waits on the other. Readers never write:
+//! what a line turns into is queued in the outbox of the stream it goes to, and that
+//! stream's writer drains it (see `proxy.rs`). While a write to the server waits for the
+//! server to read, the proxy goes on reading and relaying what the server writes, and the
+//! other way round. A direction's own messages are queued while less than 256 KiB of them
+//! are queued or being written; past that its reader waits, so a client that stops reading
+//! stops the proxy reading the server (the server then blocks on its own stdout), and a
+//! server that stops reading stops the proxy reading the client, and nothing else. The
+//! proxy's own answers to a peer (error replies to the client, refusals of server
+//! requests) are bounded in number (1024 waiting) rather than by the other direction's
+//! bytes. Per direction the proxy holds at most one line being read (≤ the limit) with a
+//! 64 KiB read buffer, and 256 KiB plus one message queued or being written, plus the
+//! answers; session state is bounded by `max_pending` and a 1 KiB cap on ids.
 //!
 //! **Parser differentials.** Wherever the proxy reads a key it refuses duplicates (after
-//! unescaping): `{"name":"allowed","name":"denied"}` would otherwise mean one tool to the
-//! proxy and another to a last-wins server.
+//! unescaping) and names it cannot decode (a lone surrogate escape): `{"name":"allowed",
+//! "name":"denied"}` would otherwise mean one tool to the proxy and another to a last-wins
+//! server. The first level of every object `params` is checked so, whatever the method. A
+//! line starting with a byte order mark is not JSON (`-32700`). docs/CLI.md ("Proxy: cases
+//! the contract leaves open") lists these cases and what each gets.
 //!
 //! ## Both MCP generations on one pipe
 //! Nothing is decided per connection: the handshake era (`initialize`, protocol versions
@@ -106,7 +128,9 @@
 //! with a fake client and a fake server, one test per rule, asserting what each side
 //! receives (and does not), byte for byte where bytes must be kept; a bounded-memory test
 //! streams a 50 MiB line and max-size floods at a client that does not read, asserting the
-//! readers' peak buffer sizes and that the server is blocked. Property tests
+//! readers' peak buffer sizes and that the server is blocked; two deadlock tests pipeline
+//! large requests through 4 KiB pipes to a server that answers one at a time (and to one
+//! that writes a megabyte before it reads), bounded by a timeout. Property tests
 //! (`tests/properties.rs`) check that the codec never panics nor yields a frame over the
 //! limit for arbitrary bytes split anywhere (against a reference model), that validation
 //! never panics on arbitrary JSON, and that no disallowed tool ever appears in a filtered

@@ -1,12 +1,15 @@
 //! JSON-RPC 2.0 message validation: one line in, a classified [`Message`] or an
 //! [`Invalid`] with the error code to answer.
 //!
-//! Order of checks: UTF-8 (else -32700), nesting depth by byte scan (else -32600), a single
-//! JSON object (array → batch → -32600; not JSON → -32700), then the envelope: `jsonrpc`
-//! exactly `"2.0"`, `id` a string or an integer (`null` only on error responses), `method`
-//! a string, `params` an object or array, exactly one of `result` / `error` on responses,
-//! `error` an object with an integer `code` and a string `message`. Duplicate envelope
-//! members are refused. Nothing here recurses: values the proxy does not need stay raw.
+//! Order of checks: UTF-8 (else -32700), no byte order mark (else -32700), nesting depth by
+//! byte scan (else -32600), a single JSON object (array → batch → -32600; not JSON →
+//! -32700), then the envelope: member names decodable (a lone surrogate escape → -32600),
+//! `jsonrpc` exactly `"2.0"`, `id` a string (≤ 1 KiB, decodable) or an integer (`null`
+//! only on error responses), `method` a decodable string, `params` an object or array, an
+//! object `params` with unique, decodable member names, exactly one of `result` / `error`
+//! on responses, `error` an object with an integer `code` and a string `message`.
+//! Duplicate envelope members are refused. Nothing here recurses: values the proxy does not
+//! need stay raw (and are forwarded as they came, lone surrogates included).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -65,11 +68,11 @@ pub struct Id<'a> {
 pub fn parse_id(raw: &str) -> Result<Option<Id<'_>>, &'static str> {
     let text = raw.trim();
     if text.len() > MAX_ID_BYTES {
-        return Err("id too long");
+        return Err("id longer than 1024 bytes");
     }
     match text.as_bytes().first() {
         Some(b'"') => {
-            let s = json::as_string(text).ok_or("id is not a valid string")?;
+            let s = json::as_string(text).ok_or("id is not a valid string (a lone surrogate escape?)")?;
             Ok(Some(Id {
                 key: IdKey::Str(s.into_owned().into_boxed_str()),
                 raw: text,
@@ -220,6 +223,13 @@ pub fn parse(line: &[u8], max_depth: usize) -> Result<Message<'_>, Invalid> {
             salvage_id(text),
         ));
     }
+    if text.starts_with('\u{feff}') {
+        // RFC 8259 lets a parser ignore a BOM, but the proxy forwards the original bytes and
+        // the peer may not ignore it: refused, like any other line that is not JSON.
+        return Err(Invalid::parse(
+            "not valid JSON: the line starts with a byte order mark (U+FEFF)",
+        ));
+    }
     match text.trim_start().as_bytes().first() {
         Some(b'{') => {}
         Some(b'[') => {
@@ -238,6 +248,12 @@ pub fn parse(line: &[u8], max_depth: usize) -> Result<Message<'_>, Invalid> {
     let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| match e.classify() {
         Category::Data => Invalid::request(
             "malformed JSON-RPC message (duplicate or mistyped member)",
+            salvage_id(text),
+        ),
+        // Valid JSON text whose member names cannot be decoded: a lone surrogate escape
+        // (`"\ud800"`) in a name the proxy must compare. Skipping values does not decode them.
+        _ if serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok() => Invalid::request(
+            "a member name is not valid Unicode (lone surrogate escape)",
             salvage_id(text),
         ),
         _ => Invalid::parse("not valid JSON"),
@@ -259,7 +275,12 @@ pub fn parse(line: &[u8], max_depth: usize) -> Result<Message<'_>, Invalid> {
 
     if let Some(method) = env.method {
         let Some(method) = json::as_string(method.get()) else {
-            return Err(Invalid::request("`method` must be a string", id_text()));
+            let reason = if method.get().starts_with('"') {
+                "`method` is not valid Unicode (lone surrogate escape)"
+            } else {
+                "`method` must be a string"
+            };
+            return Err(Invalid::request(reason, id_text()));
         };
         if env.result.is_some() || env.error.is_some() {
             return Err(Invalid::request(
@@ -271,6 +292,21 @@ pub fn parse(line: &[u8], max_depth: usize) -> Result<Message<'_>, Invalid> {
             let first = params.get().trim_start().as_bytes().first().copied();
             if !matches!(first, Some(b'{' | b'[')) {
                 return Err(Invalid::request("`params` must be an object or an array", id_text()));
+            }
+            // Peers disagree on duplicate names (first wins, last wins, error) and on
+            // undecodable ones: a `params` the proxy and the peer could read differently is
+            // refused whether or not the proxy reads it for this method.
+            match json::RawObject::parse(params) {
+                Ok(_) | Err(json::ObjectError::NotObject) => {}
+                Err(json::ObjectError::DuplicateKey) => {
+                    return Err(Invalid::request("duplicate member in `params`", id_text()));
+                }
+                Err(json::ObjectError::Invalid) => {
+                    return Err(Invalid::request(
+                        "a member name in `params` is not valid Unicode (lone surrogate escape)",
+                        id_text(),
+                    ));
+                }
             }
         }
         let body = match id {

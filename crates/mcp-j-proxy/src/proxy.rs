@@ -1,11 +1,29 @@
-//! The I/O around the [`Session`]: three concurrent loops on one task (client → server,
-//! server → client, server stderr), each reading only when its previous message has been
-//! written, so a peer that stops reading stops the flow instead of growing a queue.
+//! The I/O around the [`Session`]: two readers (the client's input, the server's output),
+//! two writers (to the client, to the server) and the relay of the server's stderr, as
+//! concurrent futures on one task.
+//!
+//! A reader never writes. It decides on each line and queues what is to be sent in the
+//! [`Outbox`] of that output stream, and the stream's writer drains its outbox. So a write
+//! that waits (a peer not reading) holds up only what is queued behind it, never the
+//! reading of the other direction: while the proxy waits for the server to take the next
+//! request, it keeps reading and relaying the server's answers, and the other way round.
+//!
+//! Each outbox is bounded. Before a reader reads the next line of its direction (the
+//! client's messages to the server; the server's messages to the client), it drops its copy
+//! of the last one and waits until fewer than [`OUTBOX_BYTES`] of that direction are queued
+//! or being written: that is the backpressure. A peer that stops reading stops the flow
+//! towards it, and only that flow, and a direction holds at most the line being read plus
+//! what its outbox holds (under the bound, plus one message). The proxy's own answers to the stream's peer, queued by the *other* reader (an
+//! error answer to a client line, the refusal of a denied server request), are bounded in
+//! number instead ([`ANSWER_BACKLOG`]), so that a reader never waits on the bytes of the
+//! opposite direction; only a peer that stops reading its answers altogether for that many
+//! of them stops the reader that makes them.
 
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
 
 use crate::codec::{Frame, LineReader};
 use crate::config::ProxyConfig;
@@ -13,11 +31,19 @@ use crate::event::EventSink;
 use crate::message::IdKey;
 use crate::session::{Outcome, Session, sanitize};
 
-/// Write buffer per output stream; larger messages bypass it.
-const WRITE_BUFFER: usize = 64 * 1024;
+/// Bytes of a direction's own messages an outbox takes while earlier ones are queued or
+/// being written (one message is always taken when the outbox is empty, whatever its size).
+pub const OUTBOX_BYTES: usize = 256 * 1024;
+
+/// How many of the proxy's own answers may wait in an outbox before the reader making
+/// them waits too.
+pub const ANSWER_BACKLOG: usize = 1024;
+
+/// Capacity an outbox's buffers are shrunk back to after a large message.
+const IDLE_CAPACITY: usize = 2 * OUTBOX_BYTES;
 
 /// How long the end of the session waits for a client message already taken in to be
-/// dealt with (its answer written) before returning.
+/// dealt with (its answer queued) before returning.
 const CLIENT_SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// How the session ended. Either way [`run_proxy`] returned because the server's stdout
@@ -110,38 +136,44 @@ where
 {
     let io = Io {
         session: Mutex::new(Session::new(config)),
-        client_out: tokio::sync::Mutex::new(ClientOut {
-            w: BufWriter::with_capacity(WRITE_BUFFER, client_out),
-            dead: false,
-        }),
-        server_in: tokio::sync::Mutex::new(Some(BufWriter::with_capacity(WRITE_BUFFER, server_in))),
+        to_server: Outbox::default(),
+        to_client: Outbox::default(),
         log: tokio::sync::Mutex::new(our_stderr),
         client_turn: tokio::sync::Mutex::new(()),
-        pending_space: tokio::sync::Notify::new(),
-        unflushed: tokio::sync::Mutex::new(Vec::new()),
+        pending_space: Notify::new(),
         events,
         stderr_prefix: &config.stderr_prefix,
     };
 
-    let client_fut = io.client_loop(client);
-    let server_fut = io.server_loop(server);
+    let client_fut = io.client_reader(client);
+    let server_fut = io.server_reader(server);
     let stderr_fut = io.stderr_loop(stderr);
-    tokio::pin!(client_fut, server_fut, stderr_fut);
+    let to_server_fut = io.server_writer(server_in);
+    let to_client_fut = io.client_writer(client_out);
+    tokio::pin!(client_fut, server_fut, stderr_fut, to_server_fut, to_client_fut);
     let mut client_done = false;
     let mut stderr_done = false;
-    let result = loop {
+    let mut to_server_done = false;
+    let mut to_client_done = false;
+    let mut result: Option<(Result<(), ProxyError>, bool)> = None;
+    // Until the server's output has ended and everything queued for the client is written
+    // (or the client is gone).
+    while result.is_none() || !to_client_done {
         tokio::select! {
-            r = &mut server_fut => break r,
+            r = &mut server_fut, if result.is_none() => result = Some((r, client_done)),
+            () = &mut to_client_fut, if !to_client_done => to_client_done = true,
             () = &mut client_fut, if !client_done => client_done = true,
+            () = &mut to_server_fut, if !to_server_done => to_server_done = true,
             () = &mut stderr_fut, if !stderr_done => stderr_done = true,
         }
-    };
+    }
     if !stderr_done {
         // The server's last words (a crash trace) usually follow its stdout closing.
         let _ = tokio::time::timeout(config.stderr_drain, &mut stderr_fut).await;
     }
+    let (result, client_closed_first) = result.unwrap_or((Ok(()), false));
     result.map(|()| {
-        if client_done {
+        if client_closed_first {
             Ended::ClientClosedFirst
         } else {
             Ended::ServerClosedFirst
@@ -149,42 +181,189 @@ where
     })
 }
 
-struct ClientOut<W> {
-    w: BufWriter<W>,
-    dead: bool,
+/// Which queue-bound applies to a message in an [`Outbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// A message of the outbox's own direction, queued by the reader that feeds it:
+    /// bounded by [`OUTBOX_BYTES`].
+    Relay,
+    /// The proxy's answer to the outbox's peer, queued by the other reader: bounded by
+    /// [`ANSWER_BACKLOG`], never by the bytes of the direction.
+    Answer,
 }
 
-struct Io<'a, CO, SI, LOG> {
+/// Why an [`Outbox`] did not take a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The stream was closed on purpose (the client hung up, or the session is over).
+    Closed,
+    /// Writing to the stream failed: its peer no longer reads.
+    Broken,
+}
+
+/// The bytes waiting for one output stream: whole lines, in order, and the client requests
+/// among them (answered with an error if the write fails).
+#[derive(Default)]
+struct Outbox {
+    state: Mutex<OutboxState>,
+    /// Wakes the writer: something was queued, or the outbox was closed.
+    ready: Notify,
+    /// Wakes producers: room was made.
+    space: Notify,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    queued: Vec<u8>,
+    requests: Vec<IdKey>,
+    /// [`Class::Relay`] bytes queued, and being written by the writer.
+    relay_queued: usize,
+    relay_writing: usize,
+    /// [`Class::Answer`] messages queued.
+    answers: usize,
+    closed: bool,
+    broken: bool,
+}
+
+impl Outbox {
+    fn state(&self) -> MutexGuard<'_, OutboxState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until the outbox has room for [`Class::Relay`] bytes (or is closed or broken).
+    /// The reader feeding the outbox calls this before reading its next line.
+    async fn wait_for_room(&self) {
+        loop {
+            let space = self.space.notified();
+            {
+                let s = self.state();
+                if s.closed || s.broken || s.relay_queued + s.relay_writing < OUTBOX_BYTES {
+                    return;
+                }
+            }
+            space.await;
+        }
+    }
+
+    /// Queues `line` (a newline is added). A [`Class::Relay`] message is always taken (its
+    /// reader waited for room before reading it); an [`Class::Answer`] waits while
+    /// [`ANSWER_BACKLOG`] answers are queued.
+    async fn push(&self, class: Class, line: &[u8], request: Option<&IdKey>) -> Result<(), Refused> {
+        loop {
+            let space = self.space.notified();
+            {
+                let mut s = self.state();
+                if s.broken {
+                    return Err(Refused::Broken);
+                }
+                if s.closed {
+                    return Err(Refused::Closed);
+                }
+                let room = match class {
+                    Class::Relay => true,
+                    Class::Answer => s.answers < ANSWER_BACKLOG,
+                };
+                if room {
+                    s.queued.extend_from_slice(line);
+                    s.queued.push(b'\n');
+                    match class {
+                        Class::Relay => s.relay_queued += line.len() + 1,
+                        Class::Answer => s.answers += 1,
+                    }
+                    if let Some(request) = request {
+                        s.requests.push(request.clone());
+                    }
+                    drop(s);
+                    self.ready.notify_one();
+                    return Ok(());
+                }
+            }
+            space.await;
+        }
+    }
+
+    /// No more messages: the writer ends once what is queued is written.
+    fn close(&self) {
+        self.state().closed = true;
+        self.ready.notify_one();
+        self.space.notify_waiters();
+    }
+
+    /// Writes everything queued to `w`, batch by batch, until the outbox is closed and
+    /// empty. On a failed write the outbox breaks (later pushes are refused) and the error
+    /// comes back with the client requests that were in the failed batch or still queued.
+    async fn drain<W: AsyncWrite + Unpin>(&self, w: &mut W) -> Result<(), (io::Error, Vec<IdKey>)> {
+        let mut batch: Vec<u8> = Vec::new();
+        loop {
+            let requests = loop {
+                let ready = self.ready.notified();
+                {
+                    let mut s = self.state();
+                    if !s.queued.is_empty() {
+                        std::mem::swap(&mut s.queued, &mut batch);
+                        s.relay_writing = std::mem::take(&mut s.relay_queued);
+                        s.answers = 0;
+                        break std::mem::take(&mut s.requests);
+                    }
+                    if s.closed {
+                        return Ok(());
+                    }
+                }
+                ready.await;
+            };
+            // Answers taken out: room for more of them.
+            self.space.notify_waiters();
+            let written = async {
+                w.write_all(&batch).await?;
+                w.flush().await
+            }
+            .await;
+            batch.clear();
+            if batch.capacity() > IDLE_CAPACITY {
+                batch.shrink_to(IDLE_CAPACITY);
+            }
+            let mut s = self.state();
+            s.relay_writing = 0;
+            if let Err(e) = written {
+                s.broken = true;
+                let mut failed = requests;
+                failed.append(&mut s.requests);
+                s.queued = Vec::new();
+                s.relay_queued = 0;
+                s.answers = 0;
+                drop(s);
+                self.space.notify_waiters();
+                return Err((e, failed));
+            }
+            drop(s);
+            self.space.notify_waiters();
+        }
+    }
+}
+
+struct Io<'a, LOG> {
     session: Mutex<Session>,
-    client_out: tokio::sync::Mutex<ClientOut<CO>>,
-    /// `None` once closed (client EOF) or broken (the server stopped reading).
-    server_in: tokio::sync::Mutex<Option<BufWriter<SI>>>,
+    to_server: Outbox,
+    to_client: Outbox,
     log: tokio::sync::Mutex<LOG>,
-    /// Held by the client loop from taking a message in until it is dealt with; taken by
-    /// the server loop at the end so such a message is answered before returning.
+    /// Held by the client reader from taking a message in until it is dealt with; taken
+    /// by the server reader at the end so such a message is answered before returning.
     client_turn: tokio::sync::Mutex<()>,
-    /// Signalled when the server answers: the client loop may have room to read again.
-    pending_space: tokio::sync::Notify,
-    /// Client requests written into the server's buffer since its last successful flush:
-    /// if the flush fails, these are the ones to answer with an error.
-    unflushed: tokio::sync::Mutex<Vec<IdKey>>,
+    /// Signalled when client requests leave the pending table: the client reader may
+    /// have room to read again.
+    pending_space: Notify,
     events: &'a dyn EventSink,
     stderr_prefix: &'a str,
 }
 
-/// Buffered: the loops flush when their input has no complete line left (see
-/// [`Io::flush_if_idle`]), so a burst of messages costs one write, not one per message.
-async fn write_line<W: AsyncWrite + Unpin>(w: &mut BufWriter<W>, bytes: &[u8]) -> io::Result<()> {
-    w.write_all(bytes).await?;
-    w.write_all(b"\n").await
+/// Which reader a decision came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Client,
+    Server,
 }
 
-impl<CO, SI, LOG> Io<'_, CO, SI, LOG>
-where
-    CO: AsyncWrite + Unpin,
-    SI: AsyncWrite + Unpin,
-    LOG: AsyncWrite + Unpin,
-{
+impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
     fn session(&self) -> MutexGuard<'_, Session> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than stopping would; carry on with them.
@@ -201,97 +380,17 @@ where
         let _ = log.flush().await;
     }
 
-    async fn write_client(&self, bytes: &[u8]) {
-        let mut out = self.client_out.lock().await;
-        if out.dead {
-            return;
-        }
-        if let Err(e) = write_line(&mut out.w, bytes).await {
-            out.dead = true;
-            drop(out);
-            self.log(&format!(
-                "writing to the client failed ({e}); discarding what is left for it"
-            ))
-            .await;
-        }
-    }
-
-    /// Writes to the server's stdin; `false` when it is closed or the write failed.
-    async fn write_server(&self, bytes: &[u8]) -> bool {
-        let mut guard = self.server_in.lock().await;
-        let Some(w) = guard.as_mut() else { return false };
-        match write_line(w, bytes).await {
-            Ok(()) => true,
-            Err(e) => {
-                *guard = None;
-                drop(guard);
-                self.log(&format!(
-                    "writing to the MCP server failed ({e}); it no longer reads requests"
-                ))
-                .await;
-                false
-            }
-        }
-    }
-
-    /// Flush both outputs unless `reader` already holds another whole line: the loop is
-    /// about to read, and may block, so nothing may stay in a buffer.
-    async fn flush_if_idle<R: AsyncRead + Unpin>(&self, reader: &LineReader<R>) {
-        if !reader.has_complete_line() {
-            self.flush_outputs().await;
-        }
-    }
-
-    /// Answer a request that could not be written to the server.
-    async fn server_input_failed(&self, request: Option<&IdKey>) {
-        let failed = self.session().server_input_failed(request);
+    /// Answer a client request that will not reach the server (its stdin is broken).
+    async fn server_input_failed(&self, request: &IdKey) {
+        let failed = self.session().server_input_failed(Some(request));
         if let Some((reply, event)) = failed {
             self.events.event(&event);
-            self.write_client(&reply).await;
+            self.pending_space.notify_waiters();
+            let _ = self.to_client.push(Class::Answer, &reply, None).await;
         }
     }
 
-    async fn flush_outputs(&self) {
-        // The server first: a failed flush answers the requests it held, to the client.
-        let mut server = self.server_in.lock().await;
-        let unsent = match server.as_mut() {
-            Some(w) => match w.flush().await {
-                Ok(()) => {
-                    self.unflushed.lock().await.clear();
-                    None
-                }
-                Err(e) => {
-                    *server = None;
-                    Some(e)
-                }
-            },
-            None => None,
-        };
-        drop(server);
-        if let Some(e) = unsent {
-            self.log(&format!(
-                "writing to the MCP server failed ({e}); it no longer reads requests"
-            ))
-            .await;
-            let requests = std::mem::take(&mut *self.unflushed.lock().await);
-            for request in &requests {
-                self.server_input_failed(Some(request)).await;
-            }
-        }
-        let mut out = self.client_out.lock().await;
-        if !out.dead
-            && let Err(e) = out.w.flush().await
-        {
-            out.dead = true;
-            drop(out);
-            self.log(&format!(
-                "writing to the client failed ({e}); discarding what is left for it"
-            ))
-            .await;
-        }
-    }
-
-    async fn apply(&self, outcome: Outcome, line: &[u8]) {
+    async fn apply(&self, outcome: Outcome, line: &[u8], from: Source) {
         if let Some(event) = &outcome.event {
             self.events.event(event);
         }
@@ -299,31 +398,45 @@ where
             self.log(text).await;
         }
         if let Some(payload) = &outcome.to_server {
-            if self.write_server(payload.bytes(line)).await {
-                if let Some(request) = outcome.request.clone() {
-                    self.unflushed.lock().await.push(request);
-                }
+            let class = if from == Source::Client {
+                Class::Relay
             } else {
-                self.server_input_failed(outcome.request.as_ref()).await;
+                Class::Answer
+            };
+            let queued = self
+                .to_server
+                .push(class, payload.bytes(line), outcome.request.as_ref())
+                .await;
+            if queued.is_err()
+                && let Some(request) = &outcome.request
+            {
+                self.server_input_failed(request).await;
             }
         }
         if let Some(payload) = &outcome.to_client {
-            self.write_client(payload.bytes(line)).await;
+            let class = if from == Source::Server {
+                Class::Relay
+            } else {
+                Class::Answer
+            };
+            // Refused: the client is gone (logged once by its writer).
+            let _ = self.to_client.push(class, payload.bytes(line), None).await;
         }
     }
 
-    async fn client_loop<CI: AsyncRead + Unpin>(&self, reader: &mut LineReader<CI>) {
+    async fn client_reader<CI: AsyncRead + Unpin>(&self, reader: &mut LineReader<CI>) {
         loop {
             // Backpressure: with the pending table full, wait for answers before reading
-            // the client again (after flushing, so the server has what it must answer).
+            // the client again.
             loop {
                 let space = self.pending_space.notified();
                 if !self.session().client_pending_full() {
                     break;
                 }
-                self.flush_outputs().await;
                 space.await;
             }
+            reader.release();
+            self.to_server.wait_for_room().await;
             let frame = match reader.next_frame().await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
@@ -341,19 +454,47 @@ where
                 Frame::Oversize { .. } => &[],
             };
             let outcome = self.session().client_frame(&frame);
-            self.apply(outcome, line).await;
-            self.flush_if_idle(reader).await;
+            self.apply(outcome, line, Source::Client).await;
         }
-        self.flush_outputs().await;
-        // The client hung up: close the server's stdin now, so it can exit on its own.
-        let writer = self.server_in.lock().await.take();
-        if let Some(mut w) = writer {
-            let _ = w.shutdown().await;
+        // The client hung up: the server's stdin is closed once what is queued for it is
+        // written, so the server can exit on its own.
+        self.to_server.close();
+    }
+
+    async fn server_writer<SI: AsyncWrite + Unpin>(&self, mut server_in: SI) {
+        match self.to_server.drain(&mut server_in).await {
+            Ok(()) => {
+                let _ = server_in.shutdown().await;
+            }
+            Err((e, requests)) => {
+                self.log(&format!(
+                    "writing to the MCP server failed ({e}); it no longer reads requests"
+                ))
+                .await;
+                // From now on the session answers client requests itself.
+                let _ = self.session().server_input_failed(None);
+                for request in &requests {
+                    self.server_input_failed(request).await;
+                }
+            }
+        }
+        // Dropping it closes the server's stdin.
+        drop(server_in);
+    }
+
+    async fn client_writer<CO: AsyncWrite + Unpin>(&self, mut client_out: CO) {
+        if let Err((e, _)) = self.to_client.drain(&mut client_out).await {
+            self.log(&format!(
+                "writing to the client failed ({e}); discarding what is left for it"
+            ))
+            .await;
         }
     }
 
-    async fn server_loop<SO: AsyncRead + Unpin>(&self, reader: &mut LineReader<SO>) -> Result<(), ProxyError> {
+    async fn server_reader<SO: AsyncRead + Unpin>(&self, reader: &mut LineReader<SO>) -> Result<(), ProxyError> {
         let result = loop {
+            reader.release();
+            self.to_client.wait_for_room().await;
             let frame = match reader.next_frame().await {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break Ok(()),
@@ -364,20 +505,20 @@ where
                 Frame::Oversize { .. } => &[],
             };
             let outcome = self.session().server_frame(&frame);
-            self.apply(outcome, line).await;
+            self.apply(outcome, line, Source::Server).await;
             self.pending_space.notify_waiters();
-            self.flush_if_idle(reader).await;
         };
-        self.flush_outputs().await;
         let replies = self.session().server_closed();
+        self.pending_space.notify_waiters();
         for (reply, event) in replies {
             self.events.event(&event);
-            self.write_client(&reply).await;
+            let _ = self.to_client.push(Class::Relay, &reply, None).await;
         }
-        self.flush_outputs().await;
         // A client message taken in concurrently is answered (the session now answers
-        // requests itself) before we return; don't wait on a stuck write for long.
+        // requests itself) before the client's stream is closed; don't wait on a stuck
+        // write for long.
         let _turn = tokio::time::timeout(CLIENT_SETTLE, self.client_turn.lock()).await;
+        self.to_client.close();
         result
     }
 

@@ -2,7 +2,7 @@
 //! I/O. [`Session::client_frame`] and [`Session::server_frame`] take one framed line and
 //! return an [`Outcome`]: what to write to whom, the event, and a log line.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::time::Instant;
 
@@ -17,6 +17,13 @@ use crate::message::{self, Body, Id, IdKey, Invalid, Message};
 
 /// `_meta` key under which 2026-07-28 requests carry the client's capabilities.
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+
+/// Client→server request methods the proxy applies policy to (to their params or to their
+/// results). Sent as a notification (no id) they are not valid MCP and the policy could not
+/// be applied the same way (there is no result to filter, no caller to refuse), while a
+/// server that dispatches on the method name alone would act on them: such a notification
+/// is dropped and logged, whatever the policy.
+const CLIENT_POLICY_REQUESTS: [&str; 4] = ["tools/call", "tools/list", "server/discover", "initialize"];
 
 /// Longest method / tool name kept in session state and events.
 const MAX_NAME_BYTES: usize = 256;
@@ -82,6 +89,9 @@ pub struct Session {
     /// Set once the server no longer takes requests: why.
     closed: Option<&'static str>,
     seq: u64,
+    /// The tool names of the server's first complete listing, page by page, until it is
+    /// complete and checked against the tool policy (`None` then).
+    first_listing: Option<BTreeSet<String>>,
 }
 
 /// A JSON-RPC error response, as bytes.
@@ -197,6 +207,7 @@ impl Session {
             server_pending: HashMap::new(),
             closed: None,
             seq: 0,
+            first_listing: (!config.tools.is_open()).then(BTreeSet::new),
         }
     }
 
@@ -484,22 +495,24 @@ impl Session {
         if method != "initialize" && !raw.contains("_meta") && !raw.contains("\\u") {
             return keep;
         }
+        // A duplicate or undecodable (lone surrogate) name where the capabilities are read:
+        // the proxy and the server could read different capabilities.
         let duplicate = || ClientRequest::Reject {
             code: message::INVALID_REQUEST,
-            reason: "duplicate key in params".to_owned(),
-            message: "invalid request: duplicate key in params",
+            reason: "duplicate or undecodable key in params".to_owned(),
+            message: "invalid request: duplicate or undecodable key in params",
         };
         let mut obj = match RawObject::parse(params) {
             Ok(obj) => obj,
-            Err(ObjectError::DuplicateKey) => return duplicate(),
-            Err(_) => return keep,
+            Err(ObjectError::DuplicateKey | ObjectError::Invalid) => return duplicate(),
+            Err(ObjectError::NotObject) => return keep,
         };
         let mut removed: Vec<&'static str> = Vec::new();
         let strip = |caps: &str, removed: &mut Vec<&'static str>| -> Result<Option<String>, ()> {
             let mut caps = match RawObject::parse_str(caps) {
                 Ok(c) => c,
-                Err(ObjectError::DuplicateKey) => return Err(()),
-                Err(_) => return Ok(None),
+                Err(ObjectError::DuplicateKey | ObjectError::Invalid) => return Err(()),
+                Err(ObjectError::NotObject) => return Ok(None),
             };
             let n = caps.remove_where(|k| match ClientFeature::of_capability(k) {
                 Some(f) if !policy.allows(f) => {
@@ -526,8 +539,8 @@ impl Session {
         if let Some(meta) = obj.get("_meta") {
             let mut meta = match RawObject::parse_str(meta) {
                 Ok(m) => m,
-                Err(ObjectError::DuplicateKey) => return duplicate(),
-                Err(_) => {
+                Err(ObjectError::DuplicateKey | ObjectError::Invalid) => return duplicate(),
+                Err(ObjectError::NotObject) => {
                     return if changed {
                         self.params_rewrite(obj, removed)
                     } else {
@@ -574,6 +587,27 @@ impl Session {
             bytes,
         );
         event.method = Some(capped(method));
+        if CLIENT_POLICY_REQUESTS.contains(&method) {
+            let mut named = String::new();
+            if method == "tools/call" {
+                // The tool it names, for the record (the call is dropped whatever it is).
+                let (_, tool, hash) = self.tools_call(params);
+                if let Some(tool) = &tool {
+                    named = format!(" for tool `{}`", sanitize(tool.as_bytes()));
+                }
+                event.tool = tool;
+                event.args_sha256 = hash;
+            }
+            event.decision = dropped(format!("{method} sent as a notification (no id): not valid MCP"));
+            return Outcome {
+                event: Some(event),
+                log: Some(format!(
+                    "dropped a client {} notification{named}: it is a request method and needs an id; never forwarded",
+                    sanitize(method.as_bytes())
+                )),
+                ..Outcome::default()
+            };
+        }
         if let Some(why) = self.closed {
             event.decision = dropped(why);
             return Outcome {
@@ -733,6 +767,20 @@ impl Session {
             }
             Body::Notification { method, params } => {
                 event.method = Some(capped(method));
+                if ClientFeature::of_method(method).is_some() {
+                    // A sampling, elicitation or roots request without an id is not valid
+                    // MCP, and a client that dispatches on the method name would act on it
+                    // with no way to refuse: dropped, whatever the policy.
+                    event.decision = dropped(format!("{method} sent as a notification (no id): not valid MCP"));
+                    return Outcome {
+                        event: Some(event),
+                        log: Some(format!(
+                            "dropped a server {} notification: it is a request method and needs an id; never forwarded",
+                            sanitize(method.as_bytes())
+                        )),
+                        ..Outcome::default()
+                    };
+                }
                 if method == "notifications/cancelled"
                     && let Some(key) = cancelled_request_id(*params)
                 {
@@ -779,7 +827,21 @@ impl Session {
                             ..Outcome::default()
                         }
                     }
-                    Body::Response { result, .. } => self.server_result(&pending, result, event),
+                    Body::Response { result, .. } => {
+                        let warning = if pending.filter_tools {
+                            self.note_listing(result.get())
+                        } else {
+                            None
+                        };
+                        let mut outcome = self.server_result(&pending, result, event);
+                        if let Some(warning) = warning {
+                            outcome.log = Some(match outcome.log.take() {
+                                Some(log) => format!("{log}; {warning}"),
+                                None => warning,
+                            });
+                        }
+                        outcome
+                    }
                     _ => Outcome::default(),
                 }
             }
@@ -945,6 +1007,108 @@ impl Session {
         }
         None
     }
+}
+
+/// Most tool names kept from the first listing (a hostile server could list millions).
+const MAX_LISTED_NAMES: usize = 10_000;
+
+impl Session {
+    /// Takes the tool names of one page of the server's first tool listing. When the
+    /// listing is complete (a page without `nextCursor`), returns the warning, once, for
+    /// the names the tool policy gives that the server does not list: typically a typo,
+    /// with which `--deny-tool` would deny nothing.
+    fn note_listing(&mut self, result: &str) -> Option<String> {
+        let seen = self.first_listing.as_mut()?;
+        let obj = RawObject::parse_str(result).ok()?;
+        let tools = json::raw_array(obj.get("tools")?)?;
+        for tool in tools {
+            if seen.len() >= MAX_LISTED_NAMES {
+                break;
+            }
+            if let Some(name) = RawObject::parse(tool)
+                .ok()
+                .and_then(|t| t.get("name").and_then(json::as_string).map(|n| capped(&n)))
+            {
+                seen.insert(name);
+            }
+        }
+        if obj.get("nextCursor").is_some_and(|c| c.trim() != "null") {
+            return None; // more pages to come
+        }
+        let seen = self.first_listing.take()?;
+        let policy = &self.config.tools;
+        let unknown: Vec<String> = [("--allow-tool", &policy.allow), ("--deny-tool", &policy.deny)]
+            .into_iter()
+            .flat_map(|(flag, names)| names.iter().map(move |n| (flag, n)))
+            .filter(|(_, name)| !seen.contains(name.as_str()))
+            .map(|(flag, name)| {
+                let close = close_matches(name, &seen);
+                let hint = if close.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (did you mean `{}`?)", close.join("`, `"))
+                };
+                format!("{flag} `{}`{hint}", sanitize(name.as_bytes()))
+            })
+            .collect();
+        if unknown.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "warning: the server lists no tool named by {} among its {} tools; tool names match exactly (this also holds for allow_tools and deny_tools in a manifest)",
+            unknown.join(", "),
+            seen.len()
+        ))
+    }
+}
+
+/// Listed names close to `name`: the same letters ignoring case, `-`, `_` and spaces, one
+/// containing the other that way, or within a small edit distance. At most three.
+pub(crate) fn close_matches(name: &str, listed: &BTreeSet<String>) -> Vec<String> {
+    let squash = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | '_' | ' ' | '.'))
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let wanted = squash(name);
+    // Edits a typo may take: one in a very short name, two or three in longer ones.
+    let typos = if wanted.len() <= 3 {
+        1
+    } else {
+        (wanted.len() / 4).clamp(2, 3)
+    };
+    let mut out: Vec<String> = Vec::new();
+    for candidate in listed {
+        let other = squash(candidate);
+        let near = other == wanted
+            || (wanted.len() >= 4 && other.contains(&wanted))
+            || (other.len() >= 4 && wanted.contains(&other))
+            || (wanted.len() <= 64 && other.len() <= 64 && edit_distance(&wanted, &other) <= typos);
+        if near {
+            out.push(sanitize(candidate.as_bytes()));
+            if out.len() == 3 {
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Levenshtein distance over chars (the callers keep both strings short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 /// The `requestId` of a `notifications/cancelled`.

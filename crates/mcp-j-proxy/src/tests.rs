@@ -478,12 +478,19 @@ async fn denied_tool_call_is_answered_32602_and_never_reaches_the_server() {
 #[tokio::test]
 async fn tool_call_name_tricks_are_refused() {
     let mut h = start(policy(&["echo"], &[]));
+    // Names that two parsers could read differently: not a valid request at all.
     for params in [
         r#"{"name":"echo","name":"rm"}"#,
         r#"{"name":"echo","\u006eame":"rm"}"#,
-        r#"{"name":["rm"]}"#,
-        r#"{"arguments":{}}"#,
+        r#"{"name":"echo","n\udc00":"rm"}"#,
     ] {
+        h.client_send(&format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#
+        ))
+        .await;
+        assert_eq!(error_code(&h.client_json().await), -32600, "{params}");
+    }
+    for params in [r#"{"name":["rm"]}"#, r#"{"arguments":{}}"#, r#"{"name":"echo\ud800"}"#] {
         h.client_send(&format!(
             r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#
         ))
@@ -1017,4 +1024,648 @@ async fn a_full_pending_table_pauses_the_client_instead_of_failing_requests() {
         assert_eq!(reply["id"], expected);
         assert!(reply.get("error").is_none(), "{reply}");
     }
+}
+
+// ----- no direction waits on the other -------------------------------------------------------
+
+/// Pipelined requests with large arguments to a server that, like most, answers one
+/// request at a time and blocks writing its answer until it is read: with small pipes, the
+/// proxy must keep reading the server's answers while its write of the next request waits
+/// for the server's stdin to drain. (Before the outboxes, the writer to the server held a
+/// lock the reader of the server needed, and the three pipes filled and stayed full.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_large_requests_through_small_pipes_all_come_back() {
+    const REQUESTS: usize = 500;
+    const ARGUMENT: usize = 20_000;
+    let config = ProxyConfig::default();
+    let (mut client_tx, proxy_client_in) = tokio::io::duplex(4096);
+    let (proxy_client_out, client_rx) = tokio::io::duplex(4096);
+    let (proxy_server_in, server_rx) = tokio::io::duplex(4096);
+    let (mut server_tx, proxy_server_out) = tokio::io::duplex(4096);
+    let (err_tx, proxy_server_err) = tokio::io::duplex(64);
+    let (proxy_log, _log_rx) = tokio::io::duplex(64 * 1024);
+    // The server: read one request, write its answer (the same size), then the next.
+    let server = tokio::spawn(async move {
+        let mut lines = BufReader::new(server_rx).lines();
+        let mut answered = 0usize;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let request: Value = serde_json::from_str(&line).unwrap();
+            let text = request["params"]["arguments"]["text"].clone();
+            let answer =
+                json!({"jsonrpc": "2.0", "id": request["id"], "result": {"content": [{"type": "text", "text": text}]}});
+            server_tx.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+            answered += 1;
+        }
+        drop(err_tx);
+        answered
+    });
+    let writer = tokio::spawn(async move {
+        let text = "x".repeat(ARGUMENT);
+        for id in 0..REQUESTS {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": text}}});
+            client_tx.write_all(format!("{call}\n").as_bytes()).await.unwrap();
+        }
+        client_tx
+    });
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(client_rx).lines();
+        let mut seen = vec![false; REQUESTS];
+        for _ in 0..REQUESTS {
+            let line = lines.next_line().await.unwrap().expect("client output ended early");
+            let reply: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                reply["result"]["content"][0]["text"].as_str().map(str::len),
+                Some(ARGUMENT),
+                "{}",
+                &line[..200.min(line.len())]
+            );
+            let id = reply["id"].as_u64().unwrap() as usize;
+            assert!(!seen[id], "id {id} answered twice");
+            seen[id] = true;
+        }
+        lines
+    });
+    let proxy = tokio::spawn(async move {
+        run_proxy(
+            &config,
+            proxy_client_in,
+            proxy_client_out,
+            proxy_server_in,
+            proxy_server_out,
+            proxy_server_err,
+            proxy_log,
+            &crate::NoEvents,
+        )
+        .await
+    });
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        let _lines = reader.await.unwrap();
+        let client_tx = writer.await.unwrap();
+        drop(client_tx); // the client hangs up: the server sees EOF and exits
+        let answered = server.await.unwrap();
+        let ended = proxy.await.unwrap().unwrap();
+        (answered, ended)
+    })
+    .await
+    .expect("the proxy deadlocked: not every answer came back within 30 s");
+    assert_eq!(outcome, (REQUESTS, Ended::ClientClosedFirst));
+}
+
+/// The deterministic form of the case above: the server writes a megabyte of
+/// notifications before it reads anything while the client pipelines large requests.
+/// The write of the requests to the server must wait without stopping the proxy from
+/// reading (and relaying) what the server writes meanwhile.
+#[tokio::test]
+async fn a_server_that_writes_before_it_reads_does_not_stall_a_pipelining_client() {
+    const MESSAGES: usize = 50;
+    const PAYLOAD: usize = 20_000;
+    let config = ProxyConfig::default();
+    let (mut client_tx, proxy_client_in) = tokio::io::duplex(4096);
+    let (proxy_client_out, client_rx) = tokio::io::duplex(4096);
+    let (proxy_server_in, server_rx) = tokio::io::duplex(4096);
+    let (mut server_tx, proxy_server_out) = tokio::io::duplex(4096);
+    let (err_tx, proxy_server_err) = tokio::io::duplex(64);
+    let (proxy_log, _log_rx) = tokio::io::duplex(64 * 1024);
+    let payload = "y".repeat(PAYLOAD);
+    let server_payload = payload.clone();
+    let server = tokio::spawn(async move {
+        let note = json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"data": server_payload}});
+        for _ in 0..MESSAGES {
+            server_tx.write_all(format!("{note}\n").as_bytes()).await.unwrap();
+        }
+        let mut lines = BufReader::new(server_rx).lines();
+        let mut answered = 0usize;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let request: Value = serde_json::from_str(&line).unwrap();
+            let answer = json!({"jsonrpc": "2.0", "id": request["id"], "result": {}});
+            server_tx.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+            answered += 1;
+        }
+        drop(err_tx);
+        answered
+    });
+    let writer = tokio::spawn(async move {
+        for id in 0..MESSAGES {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": payload}}});
+            client_tx.write_all(format!("{call}\n").as_bytes()).await.unwrap();
+        }
+        client_tx
+    });
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(client_rx).lines();
+        let (mut notes, mut answers) = (0, 0);
+        while notes + answers < 2 * MESSAGES {
+            let line = lines.next_line().await.unwrap().expect("client output ended early");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v["method"] == "notifications/message" {
+                notes += 1;
+            } else {
+                assert!(v.get("result").is_some(), "{v}");
+                answers += 1;
+            }
+        }
+        (notes, answers)
+    });
+    let proxy = tokio::spawn(async move {
+        run_proxy(
+            &config,
+            proxy_client_in,
+            proxy_client_out,
+            proxy_server_in,
+            proxy_server_out,
+            proxy_server_err,
+            proxy_log,
+            &crate::NoEvents,
+        )
+        .await
+    });
+    let (counts, answered) = tokio::time::timeout(Duration::from_secs(20), async {
+        let counts = reader.await.unwrap();
+        drop(writer.await.unwrap());
+        let answered = server.await.unwrap();
+        proxy.await.unwrap().unwrap();
+        (counts, answered)
+    })
+    .await
+    .expect("the proxy deadlocked");
+    assert_eq!((counts, answered), ((MESSAGES, MESSAGES), MESSAGES));
+}
+
+// ----- policy applies whether or not a message has an id -----------------------------------
+
+#[tokio::test]
+async fn a_tools_call_notification_is_dropped_and_logged_whatever_the_tool() {
+    let mut h = start(policy(&[], &["secret_tool"]));
+    // The issue's bypass: the denied tool, called without an id.
+    h.client_send(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"secret_tool","arguments":{}}}"#)
+        .await;
+    // Escaped spellings of the method name are the same method.
+    h.client_send(r#"{"jsonrpc":"2.0","method":"tools\/call","params":{"name":"secret_tool"}}"#)
+        .await;
+    // An allowed tool without an id is not valid MCP either.
+    h.client_send(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"t":1}}}"#)
+        .await;
+    // The other request methods the policy works on, as notifications.
+    for method in ["tools/list", "server/discover", "initialize"] {
+        h.client_send(&format!(
+            r#"{{"jsonrpc":"2.0","method":"{method}","params":{{"capabilities":{{"sampling":{{}}}}}}}}"#
+        ))
+        .await;
+    }
+    h.server_sees_only_sentinel(1).await;
+    // Nothing was answered to the client either (notifications get no answer).
+    h.client_sees_only_sentinel(1).await;
+    let ev = h.events();
+    let drops: Vec<&ProxyEvent> = ev
+        .iter()
+        .filter(|e| e.kind == MessageKind::Notification && matches!(e.decision, Decision::Dropped { .. }))
+        .collect();
+    assert_eq!(drops.len(), 6, "{ev:?}");
+    assert_eq!(drops[0].tool.as_deref(), Some("secret_tool"));
+    assert_eq!(drops[0].method.as_deref(), Some("tools/call"));
+    assert_eq!(drops[2].tool.as_deref(), Some("echo"));
+    assert!(drops[2].args_sha256.is_some());
+    let log = h.log_text();
+    assert_eq!(
+        log.matches("dropped a client tools/call notification for tool `secret_tool`")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("dropped a client tools/list notification"), "{log}");
+    // The same call with an id is refused as before, and an allowed one with an id passes.
+    h.client_send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"secret_tool"}}"#)
+        .await;
+    assert_eq!(error_code(&h.client_json().await), -32602);
+    let call = r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo"}}"#;
+    h.client_send(call).await;
+    assert_eq!(h.server_raw().await, call);
+    // Other notifications pass.
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+    h.client_send(note).await;
+    assert_eq!(h.server_raw().await, note);
+}
+
+#[tokio::test]
+async fn server_requests_sent_as_notifications_never_reach_the_client() {
+    for server_requests in [
+        crate::ServerRequestPolicy::default(),
+        crate::ServerRequestPolicy::allow_all(),
+    ] {
+        let mut h = start(ProxyConfig {
+            server_requests,
+            ..ProxyConfig::default()
+        });
+        for method in [
+            "sampling/createMessage",
+            "elicitation/create",
+            "roots/list",
+            "elicitation\\/create",
+        ] {
+            h.server_send(&format!(
+                r#"{{"jsonrpc":"2.0","method":"{method}","params":{{"message":"Your GitHub token, please"}}}}"#
+            ))
+            .await;
+        }
+        h.client_sees_only_sentinel(1).await;
+        // Nothing was sent back to the server: there is no id to answer.
+        h.server_sees_only_sentinel(1).await;
+        let drops = h
+            .events()
+            .iter()
+            .filter(|e| e.direction == Direction::ServerToClient && matches!(e.decision, Decision::Dropped { .. }))
+            .count();
+        assert_eq!(drops, 4, "{server_requests:?}");
+        assert_eq!(
+            h.log_text().matches("it is a request method and needs an id").count(),
+            4
+        );
+    }
+}
+
+// ----- the cases the contract leaves open (docs/CLI.md) ---------------------------------------
+
+fn nested(id: u64, depth: usize) -> String {
+    // The message object is level 1, so `params` adds `depth - 1` levels.
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"x","params":{}{}}}"#,
+        "[".repeat(depth - 1),
+        "]".repeat(depth - 1)
+    )
+}
+
+#[tokio::test]
+async fn edge_nesting_64_levels_pass_65_are_refused_with_the_id() {
+    let mut h = start(ProxyConfig::default());
+    let ok = nested(1, 64);
+    h.client_send(&ok).await;
+    assert_eq!(h.server_raw().await, ok);
+    h.client_send(&nested(2, 65)).await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32600, json!(2)));
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("deeper than 64"),
+        "{r}"
+    );
+    // The id is read even far past the limit, wherever it is in the object.
+    h.client_send(&format!(
+        r#"{{"jsonrpc":"2.0","method":"x","params":{}1{},"id":"late"}}"#,
+        "{\"a\":".repeat(100_000),
+        "}".repeat(100_000)
+    ))
+    .await;
+    assert_eq!(h.client_json().await["id"], "late");
+    h.server_sees_only_sentinel(1).await;
+    // From the server: dropped and logged, never relayed.
+    let deep_note = format!(
+        r#"{{"jsonrpc":"2.0","method":"notifications/message","params":{}{}}}"#,
+        "[".repeat(64),
+        "]".repeat(64)
+    );
+    h.server_send(&deep_note).await;
+    h.client_sees_only_sentinel(1).await;
+    assert!(h.log_text().contains("deeper than 64"), "{}", h.log_text());
+}
+
+#[tokio::test]
+async fn edge_ids_over_1024_bytes_are_refused_in_both_directions() {
+    let mut h = start(ProxyConfig::default());
+    // 1024 bytes of id text (quotes included) is the limit and passes.
+    let at_limit = format!(r#"{{"jsonrpc":"2.0","id":"{}","method":"ping"}}"#, "a".repeat(1022));
+    h.client_send(&at_limit).await;
+    assert_eq!(h.server_raw().await, at_limit);
+    h.client_send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"{}","method":"ping"}}"#,
+        "b".repeat(1023)
+    ))
+    .await;
+    let r = h.client_json().await;
+    // The id cannot be echoed (it is what is wrong), so the answer carries null.
+    assert_eq!((error_code(&r), r["id"].clone()), (-32600, Value::Null));
+    assert_eq!(r["error"]["message"], "id longer than 1024 bytes");
+    let long_number = format!(r#"{{"jsonrpc":"2.0","id":{},"method":"ping"}}"#, "9".repeat(40));
+    h.client_send(&long_number).await;
+    assert_eq!(
+        error_code(&h.client_json().await),
+        -32600,
+        "integers past 30 digits too"
+    );
+    h.server_sees_only_sentinel(1).await;
+    // A server request with such an id cannot be answered: dropped, not relayed.
+    h.server_send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"{}","method":"ping"}}"#,
+        "c".repeat(2000)
+    ))
+    .await;
+    h.client_sees_only_sentinel(1).await;
+    h.server_sees_only_sentinel(2).await;
+}
+
+#[tokio::test]
+async fn edge_lone_surrogates_pass_in_values_and_are_refused_where_the_proxy_reads() {
+    let mut h = start(policy(&[], &["secret"]));
+    // In a value the proxy does not read: forwarded byte for byte (both ways).
+    let call =
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"t":"\ud800 \udc00x"}}}"#;
+    h.client_send(call).await;
+    assert_eq!(h.server_raw().await, call);
+    let answer = r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"\ud800"}]}}"#;
+    h.server_send(answer).await;
+    assert_eq!(h.client_raw().await, answer);
+    // Where the proxy decodes a string to decide, it is refused: the proxy and the peer
+    // could read different names.
+    for (line, code, id) in [
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools\ud800/call","params":{}}"#,
+            -32600,
+            json!(2),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":"\udc00","method":"ping"}"#,
+            -32600,
+            Value::Null,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":4,"method":"ping","x\ud800":1}"#,
+            -32600,
+            Value::Null,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":5,"method":"ping","params":{"k\ud800":1}}"#,
+            -32600,
+            json!(5),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"secret\ud800"}}"#,
+            -32602,
+            json!(6),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":7,"method":"initialize","params":{"capabilities":{"sampling":{},"x\ud800":{}}}}"#,
+            -32600,
+            json!(7),
+        ),
+    ] {
+        h.client_send(line).await;
+        let r = h.client_json().await;
+        assert_eq!((error_code(&r), r["id"].clone()), (code, id), "{line}");
+    }
+    h.server_sees_only_sentinel(1).await;
+    // From the server, a lone surrogate in a method name: dropped.
+    h.server_send(r#"{"jsonrpc":"2.0","method":"notifications/\ud800"}"#)
+        .await;
+    h.client_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn edge_a_byte_order_mark_is_not_json() {
+    let mut h = start(ProxyConfig::default());
+    h.client_send_bytes(b"\xef\xbb\xbf{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}")
+        .await;
+    let r = h.client_json().await;
+    assert_eq!((error_code(&r), r["id"].clone()), (-32700, Value::Null));
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("byte order mark"),
+        "{r}"
+    );
+    h.server_sees_only_sentinel(1).await;
+    let server_bom = "\u{feff}{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}";
+    h.server_send(server_bom).await;
+    h.client_sees_only_sentinel(1).await;
+    assert!(h.log_text().contains("byte order mark"), "{}", h.log_text());
+}
+
+#[tokio::test]
+async fn edge_blank_lines_are_skipped_silently_both_ways() {
+    let mut h = start(ProxyConfig::default());
+    for blank in [&b""[..], b" ", b"\t \r", b"\r"] {
+        h.client_send_bytes(blank).await;
+        h.server_send(std::str::from_utf8(blank).unwrap()).await;
+    }
+    h.server_sees_only_sentinel(1).await;
+    h.client_sees_only_sentinel(1).await;
+    // No answer, no event, no log line for them.
+    assert_eq!(h.events().len(), 2, "{:?}", h.events());
+    assert_eq!(h.log_text(), "");
+}
+
+#[tokio::test]
+async fn edge_duplicate_members_in_params_are_refused_whatever_the_method() {
+    let mut h = start(ProxyConfig::default());
+    for (line, id) in [
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///a","uri":"file:///etc/shadow"}}"#,
+            json!(1),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{},"arguments":{"x":1}}}"#,
+            json!(2),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":3,"method":"ping","params":{"a":1,"\u0061":2}}"#,
+            json!(3),
+        ),
+        // A notification cannot be answered by id: the answer carries null.
+        (
+            r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1,"requestId":2}}"#,
+            Value::Null,
+        ),
+    ] {
+        h.client_send(line).await;
+        let r = h.client_json().await;
+        assert_eq!((error_code(&r), r["id"].clone()), (-32600, id), "{line}");
+        assert!(
+            r["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("duplicate member in `params`"),
+            "{r}"
+        );
+    }
+    // Deeper than `params` itself the proxy does not read, and passes the bytes on.
+    let nested = r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"echo","arguments":{"p":1,"p":2}}}"#;
+    h.client_send(nested).await;
+    assert_eq!(h.server_raw().await, nested);
+    h.server_sees_only_sentinel(1).await;
+    // From the server: dropped and logged.
+    h.server_send(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progress":1,"progress":2}}"#)
+        .await;
+    h.client_sees_only_sentinel(1).await;
+    assert!(
+        h.log_text().contains("duplicate member in `params`"),
+        "{}",
+        h.log_text()
+    );
+}
+
+#[tokio::test]
+async fn edge_client_responses_to_nothing_are_dropped_and_logged() {
+    let mut h = start(ProxyConfig::default());
+    // No server request pending at all.
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#).await;
+    h.client_send(r#"{"jsonrpc":"2.0","id":"x","error":{"code":-1,"message":"m"}}"#)
+        .await;
+    h.client_send(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"m"}}"#)
+        .await;
+    // A server request the proxy refused itself (sampling is denied): the client never saw
+    // it, so an answer to it is forged.
+    h.server_send(r#"{"jsonrpc":"2.0","id":"s1","method":"sampling/createMessage","params":{}}"#)
+        .await;
+    assert_eq!(error_code(&h.server_json().await), -32601);
+    h.client_send(r#"{"jsonrpc":"2.0","id":"s1","result":{"role":"assistant"}}"#)
+        .await;
+    h.server_sees_only_sentinel(1).await;
+    // Never answered (responses get no answer): the client sees nothing either.
+    h.client_sees_only_sentinel(1).await;
+    let log = h.log_text();
+    assert_eq!(log.matches("no server request is pending with it").count(), 3, "{log}");
+    assert!(log.contains("dropped a client error response with a null id"), "{log}");
+    let drops = h
+        .events()
+        .iter()
+        .filter(|e| e.direction == Direction::ClientToServer && matches!(e.decision, Decision::Dropped { .. }))
+        .count();
+    assert_eq!(drops, 4);
+}
+
+// ----- a policy naming tools the server does not have ------------------------------------------
+
+#[tokio::test]
+async fn unknown_tool_names_in_the_policy_are_warned_about_once_after_the_whole_first_listing() {
+    let mut h = start(policy(&[], &["longRunningOperation", "echo", "zzz"]));
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"add"}],"nextCursor":"2"}}"#)
+        .await;
+    h.client_json().await;
+    assert!(
+        !h.log_text().contains("warning"),
+        "not before the last page: {}",
+        h.log_text()
+    );
+    h.client_send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":"2"}}"#)
+        .await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"trigger-long-running-operation"}]}}"#)
+        .await;
+    h.client_json().await;
+    let log = h.log_text();
+    assert_eq!(log.matches("warning:").count(), 1, "{log}");
+    assert!(
+        log.contains(
+            "--deny-tool `longRunningOperation` (did you mean `trigger-long-running-operation`?), --deny-tool `zzz` among its 3 tools"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("`echo`"), "echo is listed: {log}");
+    // Once: a later listing says nothing more.
+    h.client_send(r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[]}}"#).await;
+    h.client_json().await;
+    h.client_sees_only_sentinel(1).await;
+    assert_eq!(h.log_text().matches("warning:").count(), 1);
+
+    // Positive control: every name listed, no warning.
+    let mut h = start(policy(&["echo"], &["add"]));
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    h.server_raw().await;
+    h.server_send(r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"},{"name":"add"}]}}"#)
+        .await;
+    h.client_json().await;
+    h.client_sees_only_sentinel(1).await;
+    assert_eq!(h.log_text(), "");
+}
+
+#[test]
+fn close_matches_find_case_separator_and_typo_variants() {
+    let listed: std::collections::BTreeSet<String> = ["trigger-long-running-operation", "get_file", "echo", "readFile"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(
+        crate::session::close_matches("longRunningOperation", &listed),
+        ["trigger-long-running-operation"]
+    );
+    assert_eq!(crate::session::close_matches("get-file", &listed), ["get_file"]);
+    assert_eq!(crate::session::close_matches("read_file", &listed), ["readFile"]);
+    assert_eq!(crate::session::close_matches("ecoh", &listed), ["echo"]);
+    assert!(crate::session::close_matches("delete_repo", &listed).is_empty());
+}
+
+/// The proxy's own answers to the server (refused sampling requests) go to the server's
+/// stdin too; queuing them must not make the reader of the server wait for the server to
+/// read its stdin, which is full of the client's large requests.
+#[tokio::test]
+async fn answers_to_the_server_never_stop_the_proxy_reading_it() {
+    const REQUESTS: usize = 50;
+    const ASKS: usize = 500;
+    let config = ProxyConfig::default();
+    let (mut client_tx, proxy_client_in) = tokio::io::duplex(4096);
+    let (proxy_client_out, client_rx) = tokio::io::duplex(4096);
+    let (proxy_server_in, server_rx) = tokio::io::duplex(4096);
+    let (mut server_tx, proxy_server_out) = tokio::io::duplex(4096);
+    let (err_tx, proxy_server_err) = tokio::io::duplex(64);
+    let (proxy_log, _log_rx) = tokio::io::duplex(64 * 1024);
+    let server = tokio::spawn(async move {
+        // Ask first (all refused by the default policy), and a lot, then read.
+        for i in 0..ASKS {
+            let ask = json!({"jsonrpc": "2.0", "id": format!("s{i}"), "method": "sampling/createMessage", "params": {"messages": [], "pad": "p".repeat(1000)}});
+            server_tx.write_all(format!("{ask}\n").as_bytes()).await.unwrap();
+        }
+        let mut lines = BufReader::new(server_rx).lines();
+        let (mut refusals, mut requests) = (0usize, 0usize);
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let msg: Value = serde_json::from_str(&line).unwrap();
+            if msg.get("method").is_some() {
+                requests += 1;
+                let answer = json!({"jsonrpc": "2.0", "id": msg["id"], "result": {}});
+                server_tx.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+            } else {
+                assert_eq!(error_code(&msg), -32601, "{msg}");
+                refusals += 1;
+            }
+        }
+        drop(err_tx);
+        (refusals, requests)
+    });
+    let writer = tokio::spawn(async move {
+        let text = "x".repeat(20_000);
+        for id in 0..REQUESTS {
+            let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": text}}});
+            client_tx.write_all(format!("{call}\n").as_bytes()).await.unwrap();
+        }
+        client_tx
+    });
+    let reader = tokio::spawn(async move {
+        let mut lines = BufReader::new(client_rx).lines();
+        for _ in 0..REQUESTS {
+            let line = lines.next_line().await.unwrap().expect("client output ended early");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            assert!(v.get("result").is_some(), "the client got {v}");
+        }
+    });
+    let proxy = tokio::spawn(async move {
+        run_proxy(
+            &config,
+            proxy_client_in,
+            proxy_client_out,
+            proxy_server_in,
+            proxy_server_out,
+            proxy_server_err,
+            proxy_log,
+            &crate::NoEvents,
+        )
+        .await
+    });
+    let counts = tokio::time::timeout(Duration::from_secs(20), async {
+        reader.await.unwrap();
+        drop(writer.await.unwrap());
+        let counts = server.await.unwrap();
+        proxy.await.unwrap().unwrap();
+        counts
+    })
+    .await
+    .expect("the proxy stalled");
+    assert_eq!(counts, (ASKS, REQUESTS));
 }
