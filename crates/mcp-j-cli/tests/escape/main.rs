@@ -18,6 +18,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod seccomp;
 
 use std::collections::BTreeSet;
 use std::fs;
