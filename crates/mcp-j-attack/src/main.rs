@@ -131,6 +131,7 @@ kernel:    io-uring | unshare NS | clone-ns NS | clone3-ns NS | setns NS | mount
            sethostname | setuid | raise-limits | sched | settime | syslog
            x32-syscall | int80-syscall
 allowlist: syscall NAME | personality PERSONA | tiocsetd | ioctl-fionbio
+           ioctl-socket gifmetric|gifindex
 network:   tcp-connect ADDR:PORT | tcp-bind ADDR:PORT | udp-send ADDR:PORT
            unix-abstract NAME | unix-path PATH | socket FAMILY | socket-highbits FAMILY
            netlink-up
@@ -220,6 +221,7 @@ fn dispatch(attack: &str, args: &[String]) -> Report {
         "personality" => syscalls::personality(need!(0, "PERSONA")),
         "tiocsetd" => syscalls::tiocsetd(),
         "ioctl-fionbio" => syscalls::ioctl_fionbio(),
+        "ioctl-socket" => syscalls::ioctl_socket(need!(0, "REQUEST")),
         // Network.
         "tcp-connect" => net::tcp_connect(need!(0, "ADDR:PORT")),
         "tcp-bind" => net::tcp_bind(need!(0, "ADDR:PORT")),

@@ -847,8 +847,8 @@ fn git(run: &Run, dir: &Path, args: &[&str]) {
         .args(args)
         .env("HOME", dir)
         .env("GIT_CONFIG_NOSYSTEM", "1");
-    let out = run_bounded(cmd, Duration::from_secs(30), &format!("git {}", args.join(" ")))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let out =
+        run_bounded(cmd, Duration::from_secs(30), &format!("git {}", args.join(" "))).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(out.code, Some(0), "git {args:?} failed\n{}", out.context());
 }
 

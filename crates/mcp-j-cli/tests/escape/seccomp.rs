@@ -113,3 +113,13 @@ fn the_line_discipline_cannot_be_switched() {
         run.attack(&["control", "ioctl-fionbio"]).check_ok().unwrap();
     });
 }
+
+#[test]
+fn ioctls_outside_the_allowlist_get_enotty() {
+    sandbox_test("ioctls_outside_the_allowlist_get_enotty", &[], |run| {
+        // The kernel alone answers SIOCGIFMETRIC for anyone: ENOTTY is the filter's.
+        run.attack(&["ioctl-socket", "gifmetric"]).assert_denied(&["ENOTTY"]);
+        // Positive control: the lookup `if_nametoindex` makes, on the same kind of socket.
+        run.attack(&["control", "ioctl-socket", "gifindex"]).check_ok().unwrap();
+    });
+}
