@@ -7,22 +7,24 @@
 //!    filter cannot read, so libc falls back to `clone` and `openat`, whose arguments we
 //!    check), and, under `--no-subprocess`, hand
 //!    `execve`/`execveat` to the jail's init by user notification;
-//! 2. the **allowlist** ([`syscall_filter`]), one program in two parts:
-//!    - the *refusals*: the calls named in [`denied_syscalls`] fail with EPERM, never a fake
-//!      success, and so do the calls whose arguments ask for too much (a persona other than
-//!      the default, a socket family or protocol outside [`ALLOWED_SOCKETS`], the terminal
-//!      `ioctl`s in [`DENIED_IOCTLS`], namespace flags to `clone`, setuid/setgid mode bits,
+//! 2. the **allowlist** ([`syscall_filter`]), one program whose answers are:
+//!    - EPERM for the calls named in [`denied_syscalls`], never a fake success, and for
+//!      the calls whose arguments ask for too much (a persona other than the default, a
+//!      socket family or protocol outside [`ALLOWED_SOCKETS`], the terminal `ioctl`s in
+//!      [`DENIED_IOCTLS`], namespace flags to `clone`, setuid/setgid mode bits,
 //!      `memfd_create` without `MFD_NOEXEC_SEAL`); the same calls with ordinary arguments
-//!      are allowed right there;
-//!    - the *allowlist* proper: the calls in [`allowed_syscalls`] are allowed, and every
-//!      other call — whatever the next kernel adds — fails with ENOSYS, which programs read
+//!      are allowed;
+//!    - ENOTTY for an `ioctl` request outside [`ALLOWED_IOCTLS`], the kernel's own answer
+//!      to a request a file does not support;
+//!    - allowed for the calls in [`allowed_syscalls`];
+//!    - ENOSYS for every other call — whatever the next kernel adds — which programs read
 //!      as "this kernel does not have it" and fall back from.
 //!
 //! The kernel runs every filter and takes the most severe answer, so the two compose; on a
 //! tie between two errnos the filter installed last (the guard) wins. Nothing on a hot path
 //! traps to user space: only `execve` under `--no-subprocess`. From Linux 5.11 the kernel
-//! caches "allowed whatever the arguments" per syscall number, so the length of the
-//! allowlist costs nothing on the calls it allows without looking at arguments.
+//! caches "allowed whatever the arguments" per syscall number, so the calls allowed without
+//! a look at their arguments run no BPF at all.
 
 use std::collections::BTreeMap;
 
@@ -515,7 +517,7 @@ pub fn allowed_syscalls() -> Vec<(&'static str, Vec<(&'static str, i64)>)> {
 }
 
 /// System calls allowed only with some arguments (see the module docs): they are decided
-/// by the refusal part of [`syscall_filter`] and are not in [`allowed_syscalls`].
+/// by the argument part of [`syscall_filter`] and are not in [`allowed_syscalls`].
 pub fn argument_checked_syscalls() -> Vec<(&'static str, i64)> {
     let mut calls = vec![
         ("ioctl", libc::SYS_ioctl),
@@ -744,14 +746,11 @@ fn socket_refusals(pair: bool) -> Result<Vec<SeccompRule>, SeccompBuildError> {
     Ok(rules)
 }
 
-/// The refusal part: named calls and refused arguments → EPERM; the argument-checked calls
-/// with ordinary arguments → allowed; anything else → allowed *by this part*, which then
-/// falls through to the allowlist (see [`syscall_filter`]).
+/// The argument part: refused arguments → EPERM; the argument-checked calls with ordinary
+/// arguments → allowed; anything else → allowed *by this part*, which then falls through
+/// to the allowlist (see [`syscall_filter`]).
 fn refusal_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompBuildError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for (_, nr) in denied_syscalls() {
-        rules.insert(nr, vec![]);
-    }
 
     // ioctl(fd, request, …): the request is an unsigned int.
     let ioctl_rules = DENIED_IOCTLS
@@ -801,19 +800,6 @@ fn refusal_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompBuildError>
     Ok(rules)
 }
 
-/// The ioctl part: `ioctl` with a request in neither [`ALLOWED_IOCTLS`] nor
-/// [`DENIED_IOCTLS`] → ENOTTY; anything else → allowed *by this part*, which
-/// [`syscall_filter`] turns into "passed on".
-fn ioctl_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompBuildError> {
-    let listed = ALLOWED_IOCTLS
-        .iter()
-        .flat_map(|(_, requests)| requests.iter())
-        .chain(DENIED_IOCTLS)
-        .map(|(_, req)| int_cond(1, SeccompCmpOp::Ne, *req))
-        .collect::<Result<_, _>>()?;
-    Ok(BTreeMap::from([(libc::SYS_ioctl, vec![rule(listed)?])]))
-}
-
 fn compile(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
     mismatch: SeccompAction,
@@ -826,46 +812,45 @@ fn compile(
 /// The allowlist filter (see the module docs).
 ///
 /// seccompiler gives a program two answers, and this one needs four (ENOTTY, EPERM, allow,
-/// ENOSYS), so it is three seccompiler programs joined, each starting over (architecture
-/// check, syscall number) where the one before passes a call on:
-/// 1. the ioctl part answers ENOTTY or passes: every "allow" in it becomes a jump to the
-///    instruction after it (all jumps in a classic BPF program go forward, so a part only
-///    ever jumps within itself or to its end);
-/// 2. the refusal part answers EPERM, allows the argument-checked calls whose arguments
-///    pass, or passes: its last instruction, the "no syscall number matched" answer, is
-///    reached only by jumps from inside it, and dropping it makes them land on part 3;
-/// 3. the allowlist part answers allow or ENOSYS.
+/// ENOSYS), so it is four parts joined, each starting over where the one before passes a
+/// call on. A part "passes" by jumping to the instruction after its end; all jumps in a
+/// classic BPF program go forward, so a part only ever jumps within itself or to its end:
+/// 1. the ioctl part (made here): an `ioctl` request in neither [`ALLOWED_IOCTLS`] nor
+///    [`DENIED_IOCTLS`] → ENOTTY; anything else passes;
+/// 2. the refusal part (made here): a call in [`denied_syscalls`] → EPERM; anything else
+///    passes;
+/// 3. the argument part (seccompiler): refused arguments → EPERM; the argument-checked
+///    calls otherwise allowed; anything else passes — its last instruction, the "no syscall
+///    number matched" answer, is reached only by jumps from inside it, and dropping it makes
+///    them land on part 4;
+/// 4. the allowlist part (made here): allow or ENOSYS.
+///
+/// Parts 1, 2 and 4 are binary searches over ranges of numbers (see [`set_search`]), so the
+/// whole program is a few hundred instructions and any one call walks a few dozen of them:
+/// the kernel walks it once per syscall number when it prepares its action cache, at
+/// install time, on every jail's startup.
 pub fn syscall_filter() -> Result<Vec<SockFilter>, SeccompBuildError> {
-    let mut prog = compile(
-        ioctl_rules()?,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::ENOTTY as u32),
-    )?;
-    let len = prog.len();
-    for (i, insn) in prog.iter_mut().enumerate() {
-        if insn.code == BPF_RET_K && insn.k == RET_ALLOW {
-            *insn = stmt(BPF_JA, (len - 1 - i) as u32);
-        }
-    }
-    let mut refusals = compile(
+    let mut prog = ioctl_part();
+    prog.extend(refusal_part());
+    let mut arguments = compile(
         refusal_rules()?,
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
     )?;
-    let allowed: Vec<i64> = allowed_syscalls()
-        .into_iter()
-        .flat_map(|(_, calls)| calls)
-        .map(|(_, nr)| nr)
-        .collect();
-    let allowlist = allowlist_part(&allowed);
-    // The refusal part always ends with its fall-through answer; anything else means
+    // The argument part always ends with its fall-through answer; anything else means
     // seccompiler changed its layout, and joining would be wrong.
-    match refusals.pop() {
+    match arguments.pop() {
         Some(last) if last.code == BPF_RET_K && last.k == RET_ALLOW => {}
         _ => return Err(SeccompBuildError::Join),
     }
-    prog.extend(refusals);
-    prog.extend(allowlist);
+    prog.extend(arguments);
+    let allowed: Vec<u32> = allowed_syscalls()
+        .into_iter()
+        .flat_map(|(_, calls)| calls)
+        .map(|(_, nr)| nr as u32)
+        .collect();
+    prog.push(stmt(BPF_LD_W_ABS, OFFSET_NR));
+    prog.extend(set_search(&allowed, RET_ALLOW, RET_ERRNO | libc::ENOSYS as u32));
     if prog.len() > BPF_MAXINSNS {
         return Err(SeccompBuildError::Backend(seccompiler::BackendError::FilterTooLarge(
             prog.len(),
@@ -874,74 +859,112 @@ pub fn syscall_filter() -> Result<Vec<SockFilter>, SeccompBuildError> {
     Ok(prog)
 }
 
+/// Turns every "allow" of `part` into "pass": a jump to the instruction after its end.
+fn passing(mut part: Vec<SockFilter>) -> Vec<SockFilter> {
+    let len = part.len();
+    for (i, insn) in part.iter_mut().enumerate() {
+        if insn.code == BPF_RET_K && insn.k == RET_ALLOW {
+            *insn = stmt(BPF_JA, (len - 1 - i) as u32);
+        }
+    }
+    part
+}
+
+/// Part 1 (see [`syscall_filter`]); it also kills any other architecture, whose numbers
+/// mean other calls.
+fn ioctl_part() -> Vec<SockFilter> {
+    let listed: Vec<u32> = ALLOWED_IOCTLS
+        .iter()
+        .flat_map(|(_, requests)| requests.iter())
+        .chain(DENIED_IOCTLS)
+        .map(|(_, req)| *req as u32)
+        .collect();
+    let mut part = vec![
+        stmt(BPF_LD_W_ABS, OFFSET_ARCH),
+        jump(BPF_JEQ_K, AUDIT_ARCH, 1, 0),
+        stmt(BPF_RET_K, RET_KILL_PROCESS),
+        stmt(BPF_LD_W_ABS, OFFSET_NR),
+        jump(BPF_JEQ_K, libc::SYS_ioctl as u32, 1, 0),
+        stmt(BPF_RET_K, RET_ALLOW),
+        // The request is an unsigned int: its low 32 bits, whatever the upper ones hold.
+        stmt(BPF_LD_W_ABS, OFFSET_ARG1_LOW),
+    ];
+    part.extend(set_search(&listed, RET_ALLOW, RET_ERRNO | libc::ENOTTY as u32));
+    passing(part)
+}
+
+/// Part 2 (see [`syscall_filter`]).
+fn refusal_part() -> Vec<SockFilter> {
+    let denied: Vec<u32> = denied_syscalls().into_iter().map(|(_, nr)| nr as u32).collect();
+    let mut part = vec![stmt(BPF_LD_W_ABS, OFFSET_NR)];
+    part.extend(set_search(&denied, RET_ERRNO | libc::EPERM as u32, RET_ALLOW));
+    passing(part)
+}
+
 /// The name `jail.rs` and `probe.rs` install the filter by: the allowlist filter.
 // Kept while those files change on other branches; rename the callers to `syscall_filter`.
 pub fn deny_filter() -> Result<Vec<SockFilter>, SeccompBuildError> {
     syscall_filter()
 }
 
-/// A run of consecutive allowed syscall numbers, `first..=last`.
+/// A run of consecutive values, `first..=last`.
 #[derive(Clone, Copy)]
-struct NrRange {
+struct ValueRange {
     first: u32,
     last: u32,
 }
 
-/// How many ranges a leaf of the allowlist tree tests one after the other.
+/// How many ranges a leaf of a [`set_search`] tests one after the other.
 const LEAF_RANGES: usize = 4;
 
-/// The allowlist part, generated here rather than by seccompiler, which would test every
-/// number in turn (a thousand instructions for ~300 calls, walked in full for every number
-/// when the kernel prepares its action cache at install time): consecutive numbers become
-/// ranges, and a binary search over the ranges answers in about twenty instructions.
-fn allowlist_part(allowed: &[i64]) -> Vec<SockFilter> {
-    let mut nrs: Vec<u32> = allowed.iter().map(|nr| *nr as u32).collect();
-    nrs.sort_unstable();
-    nrs.dedup();
-    let mut ranges: Vec<NrRange> = Vec::new();
-    for nr in nrs {
+/// Code that answers `hit` when the accumulator holds one of `values`, else `miss`.
+/// seccompiler would test every value in turn; here consecutive values become ranges and
+/// a binary search over the ranges answers in about twenty instructions.
+fn set_search(values: &[u32], hit: u32, miss: u32) -> Vec<SockFilter> {
+    let mut values = values.to_vec();
+    values.sort_unstable();
+    values.dedup();
+    let mut ranges: Vec<ValueRange> = Vec::new();
+    for value in values {
         match ranges.last_mut() {
-            Some(r) if r.last + 1 == nr => r.last = nr,
-            _ => ranges.push(NrRange { first: nr, last: nr }),
+            Some(r) if r.last.checked_add(1) == Some(value) => r.last = value,
+            _ => ranges.push(ValueRange {
+                first: value,
+                last: value,
+            }),
         }
     }
-    // The architecture was checked by the first part; load the number again, whatever the
-    // part before left in the accumulator.
-    let mut prog = vec![stmt(BPF_LD_W_ABS, OFFSET_NR)];
-    prog.extend(range_search(&ranges));
-    prog
+    range_search(&ranges, hit, miss)
 }
 
-/// Code that allows a number in one of `ranges` (sorted, disjoint) and answers ENOSYS to
-/// any other. Jump offsets of the conditional jumps stay tiny (inside a leaf, or 0/1 at a
-/// branch); the far jump at a branch is a `BPF_JA`, which has 32 bits.
-fn range_search(ranges: &[NrRange]) -> Vec<SockFilter> {
-    let enosys = RET_ERRNO | libc::ENOSYS as u32;
+/// [`set_search`] over sorted, disjoint ranges. The conditional jumps' offsets stay tiny
+/// (inside a leaf, or 0/1 at a branch); the far jump at a branch is a `BPF_JA`, which has
+/// 32 bits.
+fn range_search(ranges: &[ValueRange], hit: u32, miss: u32) -> Vec<SockFilter> {
     if ranges.len() <= LEAF_RANGES {
-        // For each range: above it → the next range; else in it → allow; else (in the gap
-        // below it, the ranges before having been passed) → ENOSYS. Then ENOSYS, allow.
+        // For each range: above it → the next range; else in it → hit; else (in the gap
+        // below it, the ranges before having been passed) → miss. Then miss, hit.
         let n = ranges.len();
         let mut leaf = Vec::with_capacity(2 * n + 2);
         for (i, r) in ranges.iter().enumerate() {
             let after = 2 * i + 2; // index of the instruction after this range's pair
-            let deny = 2 * n;
-            let allow = 2 * n + 1;
+            let (to_miss, to_hit) = (2 * n - after, 2 * n + 1 - after);
             leaf.push(jump(BPF_JGT_K, r.last, 1, 0));
-            leaf.push(jump(BPF_JGE_K, r.first, (allow - after) as u8, (deny - after) as u8));
+            leaf.push(jump(BPF_JGE_K, r.first, to_hit as u8, to_miss as u8));
         }
-        leaf.push(stmt(BPF_RET_K, enosys));
-        leaf.push(stmt(BPF_RET_K, RET_ALLOW));
+        leaf.push(stmt(BPF_RET_K, miss));
+        leaf.push(stmt(BPF_RET_K, hit));
         return leaf;
     }
     let (low, high) = ranges.split_at(ranges.len() / 2);
-    let low_code = range_search(low);
-    // Numbers from the first range of the upper half up go there, over the lower half.
+    let low_code = range_search(low, hit, miss);
+    // Values from the first range of the upper half up go there, over the lower half.
     let mut branch = vec![
         jump(BPF_JGE_K, high[0].first, 0, 1),
         stmt(BPF_JA, low_code.len() as u32),
     ];
     branch.extend(low_code);
-    branch.extend(range_search(high));
+    branch.extend(range_search(high, hit, miss));
     branch
 }
 
@@ -959,6 +982,11 @@ const BPF_JA: u16 = (libc::BPF_JMP | libc::BPF_JA) as u16;
 // Offsets in struct seccomp_data.
 const OFFSET_NR: u32 = 0;
 const OFFSET_ARCH: u32 = 4;
+/// The low 32 bits of the second argument (`args[1]`, a u64 at offset 24).
+#[cfg(target_endian = "little")]
+const OFFSET_ARG1_LOW: u32 = 24;
+#[cfg(target_endian = "big")]
+const OFFSET_ARG1_LOW: u32 = 28;
 
 /// Seccomp return values.
 pub const RET_KILL_PROCESS: u32 = 0x8000_0000;
@@ -1109,20 +1137,22 @@ mod tests {
     #[test]
     fn the_range_search_answers_every_number() {
         // Ranges of every shape: single numbers, runs, gaps of one, many leaves.
-        let allowed: Vec<i64> = (0..400)
+        let allowed: Vec<u32> = (0..400)
             .filter(|n| n % 7 != 3 && n % 11 != 5 && !(150..170).contains(n))
             .collect();
-        let prog = allowlist_part(&allowed);
+        let search = |values: &[u32]| {
+            let mut prog = vec![stmt(BPF_LD_W_ABS, OFFSET_NR)];
+            prog.extend(set_search(values, RET_ALLOW, ENOSYS));
+            prog
+        };
+        let prog = search(&allowed);
         for nr in 0..450u32 {
-            let want = if allowed.contains(&i64::from(nr)) {
-                RET_ALLOW
-            } else {
-                ENOSYS
-            };
+            let want = if allowed.contains(&nr) { RET_ALLOW } else { ENOSYS };
             assert_eq!(run(&prog, &call(i64::from(nr), &[])), want, "{nr}");
         }
         assert_eq!(run(&prog, &call(0x4000_0000, &[])), ENOSYS);
-        assert_eq!(run(&allowlist_part(&[]), &call(0, &[])), ENOSYS);
+        assert_eq!(run(&search(&[]), &call(0, &[])), ENOSYS);
+        assert_eq!(run(&search(&[u32::MAX]), &call(0xffff_ffff, &[])), RET_ALLOW);
     }
 
     #[test]
