@@ -749,7 +749,7 @@ fn socket_refusals(pair: bool) -> Result<Vec<SeccompRule>, SeccompBuildError> {
 /// The argument part: refused arguments → EPERM; the argument-checked calls with ordinary
 /// arguments → allowed; anything else → allowed *by this part*, which then falls through
 /// to the allowlist (see [`syscall_filter`]).
-fn refusal_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompBuildError> {
+fn argument_rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, SeccompBuildError> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
 
     // ioctl(fd, request, …): the request is an unsigned int.
@@ -833,7 +833,7 @@ pub fn syscall_filter() -> Result<Vec<SockFilter>, SeccompBuildError> {
     let mut prog = ioctl_part();
     prog.extend(refusal_part());
     let mut arguments = compile(
-        refusal_rules()?,
+        argument_rules()?,
         SeccompAction::Allow,
         SeccompAction::Errno(libc::EPERM as u32),
     )?;
