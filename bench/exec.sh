@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Benchmark `mcp-j exec` against bubblewrap and the bare program, interleaved in one run.
 #
-#   bench/exec.sh [--as USER]
+#   bench/exec.sh [--as USER] [--against OLD_MCPJ]
 #
 # Measures (see bench/README.md for how to read the output):
 #   1. startup: `mcp-j exec -- /bin/true` vs an equivalent `bwrap … -- /bin/true` vs bare
 #      /bin/true, round-robin, so machine noise hits all three alike;
 #   2. per-syscall overhead: /usr/bin/python3 import-heavy, getppid and open+close loops,
-#      sandboxed vs bare, each minus its own /bin/true median so startup cancels out.
+#      sandboxed vs bare, each minus its own /bin/true median so startup cancels out;
+#   3. with --against OLD_MCPJ (a copy of an earlier build's target/release/mcp-j): startup of
+#      that binary vs this one, interleaved (AB_ROUNDS, default 150), with the median of the
+#      paired ratios — what a change to mcp-j itself (a larger seccomp filter, say) costs,
+#      with machine noise hitting both alike.
 #
 # Environment: ROUNDS (startup rounds, default 300), PY_ROUNDS (python rounds, spread evenly
 # over the startup rounds, default 30), WARMUP (default 3), SHOW_BWRAP=1 (print the bwrap
@@ -17,9 +21,11 @@
 set -euo pipefail
 
 as_user=""
+against=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --as) as_user="${2:?--as needs a user name}"; shift 2 ;;
+    --against) against="${2:?--against needs the path of an earlier mcp-j binary}"; shift 2 ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "exec.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -28,6 +34,11 @@ done
 ROUNDS="${ROUNDS:-300}"
 PY_ROUNDS="${PY_ROUNDS:-30}"
 WARMUP="${WARMUP:-3}"
+AB_ROUNDS="${AB_ROUNDS:-150}"
+if [[ -n "$against" && ! -x "$against" ]]; then
+  echo "exec.sh: --against $against is not an executable (copy target/release/mcp-j of the earlier build)" >&2
+  exit 2
+fi
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
@@ -78,4 +89,31 @@ echo
   --rounds "$ROUNDS" --py-rounds "$PY_ROUNDS" --warmup "$WARMUP" \
   ${SHOW_BWRAP:+--show-bwrap}
 echo
+if [[ -n "$against" ]]; then
+  "${runner[@]}" /usr/bin/python3 - "$against" "$mcpj" "$work" "$AB_ROUNDS" "$WARMUP" <<'PY'
+import statistics, subprocess, sys, time
+
+old, new, work, rounds, warmup = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+times = {old: [], new: []}
+for i in range(warmup + rounds):
+    for binary in (old, new) if i % 2 == 0 else (new, old):
+        start = time.perf_counter()
+        done = subprocess.run([binary, "exec", "--workdir", work, "--", "/bin/true"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        elapsed = (time.perf_counter() - start) * 1000
+        if done.returncode != 0:
+            sys.exit(f"exec.sh: {binary} exec -- /bin/true exited {done.returncode}")
+        if i >= warmup:
+            times[binary].append(elapsed)
+print(f"startup A/B: /bin/true, {rounds} interleaved rounds")
+print(f"  {'variant':40s} {'median':>7s} {'p10':>7s} {'p25':>7s}   (ms)")
+for label, binary in (("this build", new), (old, old)):
+    v = sorted(times[binary])
+    q = lambda p: v[int(p * (len(v) - 1))]
+    print(f"  {label[-40:]:40s} {statistics.median(v):7.2f} {q(0.10):7.2f} {q(0.25):7.2f}")
+paired = statistics.median(n / o for n, o in zip(times[new], times[old]))
+print(f"  this build / earlier: median of paired ratios {paired:.3f}")
+PY
+  echo
+fi
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine inflates means and upper percentiles; p10 is the least disturbed)"

@@ -2,10 +2,11 @@
 # Installs the real MCP servers and clients the end-to-end tests run (tests/real_servers.rs)
 # into .deps/ at the repository root, and nowhere else (caches included):
 #
-#   .deps/node   @modelcontextprotocol/server-everything, from tests-deps/package-lock.json
-#                (npm ci: exact versions and integrity hashes), run with /usr/bin/node
+#   .deps/node   @modelcontextprotocol/server-everything, server-filesystem and server-memory,
+#                from tests-deps/package-lock.json (npm ci: exact versions and integrity
+#                hashes), run with /usr/bin/node
 #   .deps/py     a venv of the system /usr/bin/python3 with the official MCP Python SDK
-#                (`mcp`) and mcp-server-time, exactly tests-deps/requirements.txt
+#                (`mcp`), mcp-server-time and mcp-server-git, exactly tests-deps/requirements.txt
 #   .deps/rmcp   bin/rmcp-client: the official Rust SDK's client (rmcp), built from
 #                tests-deps/rmcp-client with cargo --locked (about 40 s; skip: --no-rmcp)
 #   .deps/cache  npm's and pip's download caches (cargo uses its usual CARGO_HOME, as the
@@ -87,7 +88,7 @@ readable() { chmod -R go+rX,go-w "$1"; }
 start=$(date +%s.%N)
 did=()
 
-# --- npm: server-everything --------------------------------------------------------------
+# --- npm: the node servers ---------------------------------------------------------------
 node_key=$(
   {
     digest "$SRC/package.json" "$SRC/package-lock.json"
@@ -104,14 +105,16 @@ else
   # --ignore-scripts: no package runs code at install time (none of these needs to).
   (cd "$DEPS/node" && "$NPM" ci --ignore-scripts --omit=dev --no-audit --no-fund >&2) ||
     die "npm ci failed"
-  entry=$DEPS/node/node_modules/@modelcontextprotocol/server-everything/dist/index.js
-  [ -f "$entry" ] || die "npm ci succeeded but $entry is missing"
+  for server in everything filesystem memory; do
+    entry=$DEPS/node/node_modules/@modelcontextprotocol/server-$server/dist/index.js
+    [ -f "$entry" ] || die "npm ci succeeded but $entry is missing"
+  done
   readable "$DEPS/node"
   echo "$node_key" >"$DEPS/node/.installed"
   did+=(node)
 fi
 
-# --- PyPI: the MCP Python SDK and mcp-server-time ----------------------------------------
+# --- PyPI: the MCP Python SDK, mcp-server-time, mcp-server-git ---------------------------
 py_key=$(
   {
     digest "$SRC/requirements.txt"
@@ -131,8 +134,8 @@ else
   "$DEPS/py/bin/python" -m pip install --quiet --no-deps --only-binary=:all: \
     --require-virtualenv -r "$SRC/requirements.txt" >&2 || die "pip install failed"
   "$DEPS/py/bin/python" -m pip check >&2 || die "tests-deps/requirements.txt is not self-consistent"
-  "$DEPS/py/bin/python" -c 'import mcp, mcp.client.stdio, mcp_server_time' ||
-    die "the venv cannot import mcp / mcp_server_time"
+  "$DEPS/py/bin/python" -c 'import mcp, mcp.client.stdio, mcp_server_time, mcp_server_git' ||
+    die "the venv cannot import mcp / mcp_server_time / mcp_server_git"
   readable "$DEPS/py"
   echo "$py_key" >"$DEPS/py/.installed"
   did+=(py)

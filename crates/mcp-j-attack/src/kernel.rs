@@ -23,7 +23,7 @@ const NOWHERE: &CStr = c"/nonexistent-mcp-j-attack";
 
 /// Runs one syscall step in a child: `Ok(detail)` if it succeeded, else its errno (or the
 /// signal that killed the child).
-fn attempt(step: impl FnOnce() -> i64) -> Result<String, Errno> {
+pub(crate) fn attempt(step: impl FnOnce() -> i64) -> Result<String, Errno> {
     match sys::in_child(step, STEP_BOUND) {
         Ok(ChildEnd::Returned(r)) if r < 0 => Err(Errno(-r as i32)),
         Ok(ChildEnd::Returned(r)) => Ok(format!("returned {r}")),
@@ -34,7 +34,7 @@ fn attempt(step: impl FnOnce() -> i64) -> Result<String, Errno> {
     }
 }
 
-fn single(what: &str, step: impl FnOnce() -> i64) -> Report {
+pub(crate) fn single(what: &str, step: impl FnOnce() -> i64) -> Report {
     Report::all(vec![(what.to_owned(), attempt(step))])
 }
 

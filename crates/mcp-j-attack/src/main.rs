@@ -43,6 +43,7 @@ mod plant;
 mod probe;
 mod procs;
 mod sys;
+mod syscalls;
 mod tty;
 
 use std::io::Write;
@@ -135,6 +136,8 @@ kernel:    io-uring | unshare NS | clone-ns NS | clone3-ns NS | setns NS | mount
            keyctl | bpf | perf-event | userfaultfd | ioctl KIND FD | open-by-handle-at
            sethostname | setuid | raise-limits | sched | settime | syslog
            x32-syscall | int80-syscall
+allowlist: syscall NAME | personality PERSONA | tiocsetd | ioctl-fionbio
+           ioctl-socket gifmetric|gifindex
 network:   tcp-connect ADDR:PORT | tcp-bind ADDR:PORT | udp-send ADDR:PORT
            unix-abstract NAME | unix-path PATH | socket FAMILY | socket-highbits FAMILY
            netlink-up
@@ -144,6 +147,9 @@ facts:     status | env | uname | features
 NS: user mount net pid ipc uts cgroup time
 mount KIND: tmpfs bind remount-rw(PATH) fsopen open-tree move-mount mount-setattr umount
             pivot-root chroot
+syscall NAME: modify-ldt fanotify-init memfd-secret listmount statmount open-tree-attr
+            quotactl-fd get-mempolicy unknown getppid
+personality PERSONA: read-implies-exec addr-no-randomize linux32 linux query
 ioctl KIND: tiocsti tioclinux tiocsti-highbits tioclinux-highbits; FD: a number or `null`
 socket FAMILY: see `mcp-j-attack socket help`";
 
@@ -225,6 +231,12 @@ fn dispatch(attack: &str, args: &[String]) -> Report {
         "syslog" => kernel::syslog(),
         "x32-syscall" => kernel::x32_syscall(),
         "int80-syscall" => kernel::int80_syscall(),
+        // Outside the seccomp allowlist, or refused by its arguments.
+        "syscall" => syscalls::syscall(need!(0, "NAME")),
+        "personality" => syscalls::personality(need!(0, "PERSONA")),
+        "tiocsetd" => syscalls::tiocsetd(),
+        "ioctl-fionbio" => syscalls::ioctl_fionbio(),
+        "ioctl-socket" => syscalls::ioctl_socket(need!(0, "REQUEST")),
         // Network.
         "tcp-connect" => net::tcp_connect(need!(0, "ADDR:PORT")),
         "tcp-bind" => net::tcp_bind(need!(0, "ADDR:PORT")),

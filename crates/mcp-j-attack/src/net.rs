@@ -113,6 +113,43 @@ const FAMILIES: &[(&str, libc::c_int, libc::c_int, libc::c_int)] = &[
     ("mctp", 45, libc::SOCK_DGRAM, 0),
     ("rxrpc", libc::AF_RXRPC, libc::SOCK_DGRAM, libc::AF_INET),
     ("pppox", libc::AF_PPPOX, libc::SOCK_STREAM, 0),
+    // Netlink beyond routing, and IP protocols beyond TCP and UDP: refused by the filter.
+    (
+        "netlink-sock-diag",
+        libc::AF_NETLINK,
+        libc::SOCK_RAW,
+        libc::NETLINK_SOCK_DIAG,
+    ),
+    ("netlink-audit", libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_AUDIT),
+    ("netlink-xfrm", libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_XFRM),
+    (
+        "netlink-connector",
+        libc::AF_NETLINK,
+        libc::SOCK_DGRAM,
+        libc::NETLINK_CONNECTOR,
+    ),
+    (
+        "netlink-netfilter",
+        libc::AF_NETLINK,
+        libc::SOCK_RAW,
+        libc::NETLINK_NETFILTER,
+    ),
+    (
+        "netlink-kobject-uevent",
+        libc::AF_NETLINK,
+        libc::SOCK_DGRAM,
+        libc::NETLINK_KOBJECT_UEVENT,
+    ),
+    (
+        "netlink-generic",
+        libc::AF_NETLINK,
+        libc::SOCK_RAW,
+        libc::NETLINK_GENERIC,
+    ),
+    ("inet-mptcp", libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_MPTCP),
+    ("inet6-mptcp", libc::AF_INET6, libc::SOCK_STREAM, libc::IPPROTO_MPTCP),
+    ("inet-udplite", libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE),
+    ("inet6-udplite", libc::AF_INET6, libc::SOCK_DGRAM, libc::IPPROTO_UDPLITE),
     // Allowed families, refused by the kernel for lack of capabilities.
     ("inet-raw", libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
     ("inet6-raw", libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6),
@@ -121,6 +158,14 @@ const FAMILIES: &[(&str, libc::c_int, libc::c_int, libc::c_int)] = &[
     // Allowed families (positive controls).
     ("unix", libc::AF_UNIX, libc::SOCK_STREAM, 0),
     ("inet-tcp", libc::AF_INET, libc::SOCK_STREAM, 0),
+    (
+        "inet-tcp-by-number",
+        libc::AF_INET,
+        libc::SOCK_STREAM,
+        libc::IPPROTO_TCP,
+    ),
+    ("inet6-tcp", libc::AF_INET6, libc::SOCK_STREAM, 0),
+    ("inet-udp-by-number", libc::AF_INET, libc::SOCK_DGRAM, libc::IPPROTO_UDP),
     ("inet6-udp", libc::AF_INET6, libc::SOCK_DGRAM, 0),
     ("netlink-route", libc::AF_NETLINK, libc::SOCK_RAW, 0),
 ];

@@ -3,8 +3,9 @@
 //! # What runs
 //!
 //! `scripts/install-test-deps.sh` installs, into `.deps/` at the repository root:
-//! `@modelcontextprotocol/server-everything` (npm, run with the system `/usr/bin/node`) and a
-//! venv of the system `/usr/bin/python3` with the SDK (`mcp`) and `mcp-server-time` (PyPI).
+//! `@modelcontextprotocol/server-everything`, `server-filesystem` and `server-memory` (npm,
+//! run with the system `/usr/bin/node`) and a venv of the system `/usr/bin/python3` with the
+//! SDK (`mcp`), `mcp-server-time` and `mcp-server-git` (PyPI).
 //! The client drivers `tests-deps/clients/*.py` run on the HOST, as the runner, with that
 //! venv's python; they spawn `mcp-j run … -- SERVER` through the SDK's stdio client,
 //! connect, list every tool, call one and print a JSON summary, which these tests check:
@@ -21,6 +22,13 @@
 //! `--ro .deps/py` and nothing else. Neither needs an environment variable, network, a
 //! writable directory (each test checks the workdir is still empty afterwards) or a
 //! subprocess (the `exec` baseline runs them with `--no-subprocess`).
+//!
+//! Three more servers exercise what a real workload asks of the seccomp allowlist (a node
+//! server reading and writing files, one keeping its data in a file, a Python server
+//! running `git` as a subprocess): server-filesystem serves its `--workdir`, server-memory
+//! keeps its graph in a file there (`--env MEMORY_FILE_PATH=…`), and mcp-server-git works
+//! on a repository the test creates there, running `/usr/bin/git` (the sandbox shows
+//! `/usr`). Each test checks the result on the host side too.
 //!
 //! # When `.deps` is missing
 //!
@@ -66,6 +74,10 @@ struct Deps {
     node_modules: PathBuf,
     /// server-everything's entry point.
     everything: PathBuf,
+    /// server-filesystem's entry point.
+    filesystem: PathBuf,
+    /// server-memory's entry point.
+    memory: PathBuf,
     /// `.deps/py`: the venv, exposed read-only to mcp-server-time.
     venv: PathBuf,
     /// The venv's python (a symlink to /usr/bin/python3, which the sandbox shows).
@@ -94,6 +106,8 @@ fn locate() -> Result<Deps, String> {
     let venv = real(dir.join("py"));
     let deps = Deps {
         everything: node_modules.join("@modelcontextprotocol/server-everything/dist/index.js"),
+        filesystem: node_modules.join("@modelcontextprotocol/server-filesystem/dist/index.js"),
+        memory: node_modules.join("@modelcontextprotocol/server-memory/dist/index.js"),
         python: venv.join("bin/python"),
         node_modules,
         venv,
@@ -104,7 +118,10 @@ fn locate() -> Result<Deps, String> {
     let needed = [
         dir.join("node/.installed"),
         deps.everything.clone(),
+        deps.filesystem.clone(),
+        deps.memory.clone(),
         dir.join("py/.installed"),
+        deps.venv.join("lib/python3.11/site-packages/mcp_server_git"),
         deps.python.clone(),
         deps.clients.join("handshake_client.py"),
         deps.clients.join("auto_client.py"),
@@ -169,25 +186,55 @@ enum Server {
     Everything,
     /// `mcp-server-time` (Python SDK 2.x: both eras).
     Time,
+    /// `@modelcontextprotocol/server-filesystem`, serving the workdir.
+    Filesystem,
+    /// `@modelcontextprotocol/server-memory`, its graph in `memory.jsonl` in the workdir.
+    Memory,
+    /// `mcp-server-git`, on the repository that is the workdir.
+    Git,
 }
 
 impl Server {
-    /// What the server needs in the sandbox: its install, read-only. Nothing else.
-    fn sandbox_opts(self, deps: &Deps) -> Vec<OsString> {
+    /// What the server needs in the sandbox: its install, read-only, and for the memory
+    /// server where to keep its graph. Nothing else.
+    fn sandbox_opts(self, deps: &Deps, workdir: &Path) -> Vec<OsString> {
         let dir = match self {
-            Server::Everything => &deps.node_modules,
-            Server::Time => &deps.venv,
+            Server::Everything | Server::Filesystem | Server::Memory => &deps.node_modules,
+            Server::Time | Server::Git => &deps.venv,
         };
-        vec!["--ro".into(), dir.into()]
+        let mut opts: Vec<OsString> = vec!["--ro".into(), dir.into()];
+        if let Server::Memory = self {
+            let mut file = OsString::from("MEMORY_FILE_PATH=");
+            file.push(workdir.join(MEMORY_FILE));
+            opts.extend(["--env".into(), file]);
+        }
+        opts
     }
 
-    fn argv(self, deps: &Deps) -> Vec<OsString> {
+    fn argv(self, deps: &Deps, workdir: &Path) -> Vec<OsString> {
+        let node = |entry: &Path| -> Vec<OsString> { vec!["/usr/bin/node".into(), entry.into()] };
         match self {
             Server::Everything => vec!["/usr/bin/node".into(), deps.everything.clone().into(), "stdio".into()],
             Server::Time => vec![deps.python.clone().into(), "-m".into(), "mcp_server_time".into()],
+            Server::Filesystem => {
+                let mut argv = node(&deps.filesystem);
+                argv.push(workdir.into());
+                argv
+            }
+            Server::Memory => node(&deps.memory),
+            Server::Git => vec![
+                deps.python.clone().into(),
+                "-m".into(),
+                "mcp_server_git".into(),
+                "--repository".into(),
+                workdir.into(),
+            ],
         }
     }
 }
+
+/// Where server-memory keeps its graph, in the workdir.
+const MEMORY_FILE: &str = "memory.jsonl";
 
 #[derive(Clone, Copy, Debug)]
 enum Client {
@@ -234,6 +281,9 @@ struct Session<'a> {
     subcommand: &'static str,
     opts: Vec<OsString>,
     driver_args: Vec<String>,
+    /// A workdir the test made (and checks afterwards); `None`: a fresh one that must stay
+    /// empty.
+    workdir: Option<&'a Path>,
 }
 
 impl<'a> Session<'a> {
@@ -246,7 +296,14 @@ impl<'a> Session<'a> {
             subcommand: "run",
             opts: Vec::new(),
             driver_args: Vec::new(),
+            workdir: None,
         }
+    }
+
+    /// Run the server in `dir` (the test's own, which the server may write to).
+    fn in_workdir(mut self, dir: &'a Path) -> Self {
+        self.workdir = Some(dir);
+        self
     }
 
     /// `mcp-j exec` instead of `run`: stdio straight through, no proxy.
@@ -286,24 +343,20 @@ impl<'a> Session<'a> {
 
     /// Runs the driver to the end; panics unless it reports success.
     fn go(self) -> Summary {
-        let workdir = self.run.tempdir();
-        let mut mcp_j: Vec<OsString> = vec![
-            MCP_J.into(),
-            self.subcommand.into(),
-            "--workdir".into(),
-            workdir.path().into(),
-        ];
-        mcp_j.extend(self.server.sandbox_opts(self.deps));
+        let fresh = self.run.tempdir();
+        let workdir = self.workdir.unwrap_or(fresh.path());
+        let mut mcp_j: Vec<OsString> = vec![MCP_J.into(), self.subcommand.into(), "--workdir".into(), workdir.into()];
+        mcp_j.extend(self.server.sandbox_opts(self.deps, workdir));
         mcp_j.extend(self.opts);
         mcp_j.push("--".into());
-        mcp_j.extend(self.server.argv(self.deps));
+        mcp_j.extend(self.server.argv(self.deps, workdir));
 
         let mut cmd = self.client.command(self.run, self.deps);
         cmd.args(&self.driver_args)
             .args(["--timeout", &DRIVER_TIMEOUT_SECS.to_string()])
             .arg("--")
             .args(&mcp_j)
-            .current_dir(workdir.path());
+            .current_dir(workdir);
         let desc = format!(
             "{} {} -- {} (as {})",
             self.client.name(),
@@ -313,7 +366,10 @@ impl<'a> Session<'a> {
         );
         let out = run_bounded(cmd, DRIVER_BOUND, &desc).unwrap_or_else(|e| panic!("{e}"));
         let summary = Summary::parse(out);
-        let leftovers: Vec<String> = std::fs::read_dir(workdir.path())
+        if self.workdir.is_some() {
+            return summary;
+        }
+        let leftovers: Vec<String> = std::fs::read_dir(fresh.path())
             .map(|d| {
                 d.filter_map(Result::ok)
                     .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -712,5 +768,118 @@ fn rmcp_client_through_run_in_both_eras() {
         s.assert_handshake_era();
         s.assert_lists(&["echo"], &["get-env"]);
         s.assert_refused();
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// Servers that read and write files and run a subprocess: what the seccomp allowlist must
+// keep working for node, python and git
+
+/// server-filesystem reads a file the test put in its workdir, and writes one the host then
+/// finds there.
+#[test]
+fn filesystem_server_reads_and_writes_its_workdir() {
+    real_test("filesystem_server_reads_and_writes_its_workdir", |run, deps| {
+        let dir = run.tempdir();
+        let note = dir.path().join("note.txt");
+        run.write_file(&note, b"written on the host\n", 0o644);
+
+        let args = serde_json::json!({ "path": note }).to_string();
+        let s = Session::new(run, deps, Client::Handshake, Server::Filesystem)
+            .in_workdir(dir.path())
+            .call("read_text_file", &args)
+            .go();
+        s.assert_lists(&["read_text_file", "write_file", "list_directory"], &[]);
+        if s.call_text() != "written on the host\n" {
+            s.fail("read_text_file did not return the file's contents");
+        }
+
+        let reply = dir.path().join("reply.txt");
+        let args = serde_json::json!({ "path": reply, "content": "written in the jail\n" }).to_string();
+        let s = Session::new(run, deps, Client::Auto, Server::Filesystem)
+            .in_workdir(dir.path())
+            .call("write_file", &args)
+            .go();
+        match std::fs::read_to_string(&reply) {
+            Ok(text) if text == "written in the jail\n" => {}
+            other => s.fail(&format!("write_file left {other:?} in {} on the host", reply.display())),
+        }
+    });
+}
+
+/// server-memory creates an entity in one session, keeps it in its file in the workdir, and
+/// a second session reads the graph back.
+#[test]
+fn memory_server_keeps_its_graph_across_sessions() {
+    real_test("memory_server_keeps_its_graph_across_sessions", |run, deps| {
+        let dir = run.tempdir();
+        let entity = r#"{"entities": [{"name": "mcp-j", "entityType": "sandbox",
+            "observations": ["runs untrusted MCP servers"]}]}"#;
+        let s = Session::new(run, deps, Client::Handshake, Server::Memory)
+            .in_workdir(dir.path())
+            .call("create_entities", entity)
+            .go();
+        s.assert_lists(&["create_entities", "read_graph", "search_nodes"], &[]);
+        let file = dir.path().join(MEMORY_FILE);
+        match std::fs::read_to_string(&file) {
+            Ok(text) if text.contains("runs untrusted MCP servers") => {}
+            other => s.fail(&format!("{} on the host holds {other:?}", file.display())),
+        }
+
+        let s = Session::new(run, deps, Client::Auto, Server::Memory)
+            .in_workdir(dir.path())
+            .call("read_graph", "{}")
+            .go();
+        let text = s.call_text();
+        if !(text.contains("\"mcp-j\"") && text.contains("runs untrusted MCP servers")) {
+            s.fail("read_graph did not return the entity the first session created");
+        }
+    });
+}
+
+/// Runs `git ARGS` in `dir` as the runner (so the repository is the runner's own), with no
+/// user or system configuration.
+fn git(run: &Run, dir: &Path, args: &[&str]) {
+    let mut cmd = run.runner.command("/usr/bin/git");
+    cmd.arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=mcp-j test", "-c", "user.email=test@mcp-j.invalid"])
+        .args(args)
+        .env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    let out =
+        run_bounded(cmd, Duration::from_secs(30), &format!("git {}", args.join(" "))).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.code, Some(0), "git {args:?} failed\n{}", out.context());
+}
+
+/// mcp-server-git runs `git` (a subprocess, /usr/bin/git) on a repository the test made:
+/// `git_log` finds the commit, `git_status` sees the file the host added after it.
+#[test]
+fn git_server_runs_git_on_a_repository_in_its_workdir() {
+    real_test("git_server_runs_git_on_a_repository_in_its_workdir", |run, deps| {
+        let dir = run.tempdir();
+        run.write_file(&dir.path().join("README"), b"a repository for mcp-server-git\n", 0o644);
+        git(run, dir.path(), &["init", "-q", "-b", "main"]);
+        git(run, dir.path(), &["add", "README"]);
+        git(run, dir.path(), &["commit", "-q", "-m", "first commit from the host"]);
+        run.write_file(&dir.path().join("untracked.txt"), b"new\n", 0o644);
+
+        let repo = serde_json::json!({ "repo_path": dir.path() }).to_string();
+        let s = Session::new(run, deps, Client::Handshake, Server::Git)
+            .in_workdir(dir.path())
+            .call("git_log", &repo)
+            .go();
+        s.assert_lists(&["git_status", "git_log", "git_diff"], &[]);
+        if !s.call_text().contains("first commit from the host") {
+            s.fail("git_log did not show the commit");
+        }
+
+        let s = Session::new(run, deps, Client::Auto, Server::Git)
+            .in_workdir(dir.path())
+            .call("git_status", &repo)
+            .go();
+        if !(s.call_text().contains("On branch main") && s.call_text().contains("untracked.txt")) {
+            s.fail("git_status did not report the branch and the untracked file");
+        }
     });
 }

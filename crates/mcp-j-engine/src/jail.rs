@@ -694,12 +694,12 @@ fn harden_and_exec(
     // 22. no_new_privs: nothing we exec can gain privileges (setuid bits, file caps).
     rustix::thread::set_no_new_privs(true).at(Step::NoNewPrivs)?;
 
-    // 23. seccomp, last: the deny set, then the guard (with the exec listener).
-    let deny = seccomp::deny_filter().map_err(|_| Failure {
+    // 23. seccomp, last: the allowlist, then the guard (with the exec listener).
+    let allowlist = seccomp::syscall_filter().map_err(|_| Failure {
         step: Step::Seccomp,
         errno: libc::EINVAL,
     })?;
-    sys::install_seccomp_filter(&deny, false).at(Step::Seccomp)?;
+    sys::install_seccomp_filter(&allowlist, false).at(Step::Seccomp)?;
     let listener = sys::install_seccomp_filter(&seccomp::guard_filter(spec.no_subprocess), spec.no_subprocess)
         .at(Step::Seccomp)?;
     if let (Some(listener), Some(tx)) = (listener, listener_tx) {

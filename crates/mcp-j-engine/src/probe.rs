@@ -121,8 +121,8 @@ fn run_probe(name: &str) -> Result<String, String> {
         }
         "seccomp" => {
             rustix::thread::set_no_new_privs(true).map_err(errno_text)?;
-            let deny = seccomp::deny_filter().map_err(|e| e.to_string())?;
-            sys::install_seccomp_filter(&deny, false).map_err(errno_text)?;
+            let allowlist = seccomp::syscall_filter().map_err(|e| e.to_string())?;
+            sys::install_seccomp_filter(&allowlist, false).map_err(errno_text)?;
             // Enforced for real: a denied call must now fail with EPERM.
             match rustix::process::chroot("/") {
                 Err(rustix::io::Errno::PERM) if seccomp_mode().as_deref() == Some("2") => Ok("filter mode".into()),

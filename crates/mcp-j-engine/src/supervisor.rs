@@ -579,7 +579,7 @@ impl Jail {
             Layer::new(
                 "seccomp",
                 LayerStatus::Enforced,
-                "deny set with EPERM, x32 guard, foreign architectures killed",
+                "allowlist (unlisted calls ENOSYS, named refusals EPERM, argument filters), x32 guard, foreign architectures killed",
             ),
             Layer::new(
                 "network",

@@ -21,6 +21,7 @@ mod common;
 mod limits;
 mod paths;
 mod protect;
+mod seccomp;
 mod tty;
 
 use std::collections::BTreeSet;
