@@ -183,29 +183,7 @@ fn protect_proc(root: BorrowedFd<'_>, proc_path: &Path) -> Result<(), Failure> {
         let Ok(target) = open_in_root(root, &path, None) else {
             continue; // not on this kernel
         };
-        let tree = rustix::mount::open_tree(
-            target.as_fd(),
-            "",
-            OpenTreeFlags::OPEN_TREE_CLONE
-                | OpenTreeFlags::OPEN_TREE_CLOEXEC
-                | OpenTreeFlags::AT_RECURSIVE
-                | OpenTreeFlags::AT_EMPTY_PATH,
-        )
-        .at(Step::ProtectProc)?;
-        sys::mount_setattr(
-            tree.as_fd(),
-            true,
-            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV | sys::MOUNT_ATTR_NOEXEC,
-        )
-        .at(Step::ProtectProc)?;
-        rustix::mount::move_mount(
-            tree.as_fd(),
-            "",
-            target.as_fd(),
-            "",
-            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
-        )
-        .at(Step::ProtectProc)?;
+        rebind_read_only(target.as_fd(), true, Step::ProtectProc)?;
     }
     Ok(())
 }
@@ -300,17 +278,24 @@ fn read_only_over_itself(root: BorrowedFd<'_>, path: &Path) -> Result<(), Failur
     let Some(target) = existing_target(root, path).at(Step::BindMount)? else {
         return Ok(());
     };
+    rebind_read_only(target.as_fd(), false, Step::BindMount)
+}
+
+/// Clone the mount tree at `target` and move it back on top of itself read-only (nosuid,
+/// nodev, noexec): `recursive` makes every mount below read-only too, else only the top
+/// one (a read-write mount of its own inside it stays writable).
+fn rebind_read_only(target: BorrowedFd<'_>, recursive: bool, step: Step) -> Result<(), Failure> {
     let tree = rustix::mount::open_tree(
-        target.as_fd(),
+        target,
         "",
         OpenTreeFlags::OPEN_TREE_CLONE
             | OpenTreeFlags::OPEN_TREE_CLOEXEC
             | OpenTreeFlags::AT_RECURSIVE
             | OpenTreeFlags::AT_EMPTY_PATH,
     )
-    .at(Step::BindMount)?;
-    sys::mount_setattr(tree.as_fd(), false, read_only_attributes()).at(Step::BindMount)?;
-    move_onto(tree.as_fd(), target.as_fd(), Step::BindMount)
+    .at(step)?;
+    sys::mount_setattr(tree.as_fd(), recursive, read_only_attributes()).at(step)?;
+    move_onto(tree.as_fd(), target, step)
 }
 
 /// Bind an empty read-only file over `path` (a file, socket or FIFO; a directory there
