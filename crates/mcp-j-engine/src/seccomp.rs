@@ -825,7 +825,7 @@ fn compile(
 ///    them land on part 4;
 /// 4. the allowlist part (made here): allow or ENOSYS.
 ///
-/// Parts 1, 2 and 4 are binary searches over ranges of numbers (see [`set_search`]), so the
+/// Parts 1, 2 and 4 are binary searches over ranges of numbers (see `set_search`), so the
 /// whole program is a few hundred instructions and any one call walks a few dozen of them:
 /// the kernel walks it once per syscall number when it prepares its action cache, at
 /// install time, on every jail's startup.
@@ -908,7 +908,7 @@ struct ValueRange {
     last: u32,
 }
 
-/// How many ranges a leaf of a [`set_search`] tests one after the other.
+/// How many ranges a leaf of a `set_search` tests one after the other.
 const LEAF_RANGES: usize = 4;
 
 /// Code that answers `hit` when the accumulator holds one of `values`, else `miss`.
@@ -931,7 +931,7 @@ fn set_search(values: &[u32], hit: u32, miss: u32) -> Vec<SockFilter> {
     range_search(&ranges, hit, miss)
 }
 
-/// [`set_search`] over sorted, disjoint ranges. The conditional jumps' offsets stay tiny
+/// `set_search` over sorted, disjoint ranges. The conditional jumps' offsets stay tiny
 /// (inside a leaf, or 0/1 at a branch); the far jump at a branch is a `BPF_JA`, which has
 /// 32 bits.
 fn range_search(ranges: &[ValueRange], hit: u32, miss: u32) -> Vec<SockFilter> {
