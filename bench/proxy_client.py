@@ -199,6 +199,57 @@ class Server:
         return stats
 
 
+class PipelinedWriter:
+    """A thread that writes `batches` (bytes, one request a line) to the server while the
+    caller reads the replies; with a window, a write waits until it would not take more
+    than `window` requests in flight. The caller reports its count of replies with
+    `replied`, then `stop`s (all replies, or end of file: the writer gives up) and
+    `finish`es."""
+
+    def __init__(self, s, batches, window):
+        self.s, self.batches, self.window = s, batches, window
+        self.lock = threading.Condition()
+        self.received = 0
+        self.done = False
+        self.error = None
+        self.thread = threading.Thread(target=self.write, daemon=True)
+
+    def write(self):
+        try:
+            sent = 0
+            for data in self.batches:
+                k = data.count(b"\n")
+                if self.window:
+                    with self.lock:
+                        while sent + k - self.received > self.window and not self.done:
+                            self.lock.wait()
+                if self.done:
+                    return
+                self.s.write_all(data)
+                sent += k
+        except OSError as e:
+            self.error = e
+
+    def start(self):
+        self.thread.start()
+
+    def replied(self, count):
+        if self.window:
+            with self.lock:
+                self.received = count
+                self.lock.notify()
+
+    def stop(self):
+        with self.lock:
+            self.done = True
+            self.lock.notify()
+
+    def finish(self, timeout):
+        self.thread.join(timeout=timeout)
+        if self.error:
+            self.s.fail(f"writing requests failed: {self.error}")
+
+
 def throughput(o, variant, n, profile=None):
     s = Server(o, variant, f"tp{n}")
     s.handshake()
@@ -209,28 +260,7 @@ def throughput(o, variant, n, profile=None):
         per = max(1, min(per, o.window // 4))
     writes = [b"".join(ping(i) for i in range(j, min(n, j + per - 1) + 1))
               for j in range(1, n + 1, per)]
-    window = o.window
-    lock = threading.Condition()
-    received = [0]
-    done = [False]  # the reader stopped (all replies, or end of file): the writer gives up
-    werr = []
-
-    def writer():
-        try:
-            sent = 0
-            for data in writes:
-                k = data.count(b"\n")
-                if window:
-                    with lock:
-                        while sent + k - received[0] > window and not done[0]:
-                            lock.wait()
-                if done[0]:
-                    return
-                s.write_all(data)
-                sent += k
-        except OSError as e:
-            werr.append(e)
-
+    writer = PipelinedWriter(s, writes, o.window)
     perf = None
     if profile:
         perf = subprocess.Popen([*profile.split(), "-p", str(s.pid)],
@@ -238,29 +268,21 @@ def throughput(o, variant, n, profile=None):
         time.sleep(1.0)  # let it attach
     chunks = []
     lines = 0
-    t = threading.Thread(target=writer, daemon=True)
     t0 = time.perf_counter_ns()
-    t.start()
+    writer.start()
     while lines < n:
         chunk = os.read(s.r, 1 << 20)
         if not chunk:
             break
         chunks.append(chunk)
         lines += chunk.count(b"\n")
-        if window:
-            with lock:
-                received[0] = lines
-                lock.notify()
+        writer.replied(lines)
     t1 = time.perf_counter_ns()
-    with lock:
-        done[0] = True
-        lock.notify()
+    writer.stop()
     if perf:
         perf.send_signal(signal.SIGINT)
         perf.wait(timeout=o.timeout)
-    t.join(timeout=o.timeout)
-    if werr:
-        s.fail(f"writing requests failed: {werr[0]}")
+    writer.finish(o.timeout)
     if lines < n:
         s.fail(f"only {lines} of {n} replies before end of file")
     stats = s.finish()
@@ -376,28 +398,10 @@ def large(o, variant, n):
         return (b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"fill",'
                 b'"arguments":{"text":"%s"}}}\n' % (i, arg))
 
-    window = o.window
-    lock = threading.Condition()
-    received = [0]
-    done = [False]
-    werr = []
-
-    def writer():
-        try:
-            sent = 0
-            for j in range(1, n + 1, per):
-                batch = b"".join(request(i) for i in range(j, min(n, j + per - 1) + 1))
-                k = min(n, j + per - 1) - j + 1
-                if window:
-                    with lock:
-                        while sent + k - received[0] > window and not done[0]:
-                            lock.wait()
-                if done[0]:
-                    return
-                s.write_all(batch)
-                sent += k
-        except OSError as e:
-            werr.append(e)
+    # Built as the writer goes: all of them at once would hold N_LARGE x LARGE_BYTES.
+    batches = (b"".join(request(i) for i in range(j, min(n, j + per - 1) + 1))
+               for j in range(1, n + 1, per))
+    writer = PipelinedWriter(s, batches, o.window)
 
     def reply_len(i):
         return len(b'{"jsonrpc":"2.0","id":%d,"result":{"content":[{"type":"text","text":"' % i) \
@@ -405,9 +409,8 @@ def large(o, variant, n):
 
     got = 0
     cur = b""
-    t = threading.Thread(target=writer, daemon=True)
     t0 = time.perf_counter_ns()
-    t.start()
+    writer.start()
     while got < n:
         chunk = os.read(s.r, 1 << 20)
         if not chunk:
@@ -422,17 +425,10 @@ def large(o, variant, n):
             head = b'{"jsonrpc":"2.0","id":%d,"result":' % got
             if not line.startswith(head) or len(line) != reply_len(got):
                 s.fail(f"reply {got}: head {line[:64]!r}, {len(line)} bytes (want {reply_len(got)})")
-        if window:
-            with lock:
-                received[0] = got
-                lock.notify()
+        writer.replied(got)
     t1 = time.perf_counter_ns()
-    with lock:
-        done[0] = True
-        lock.notify()
-    t.join(timeout=o.timeout)
-    if werr:
-        s.fail(f"writing requests failed: {werr[0]}")
+    writer.stop()
+    writer.finish(o.timeout)
     s.rest = cur
     stats = s.finish()
     secs = (t1 - t0) / 1e9

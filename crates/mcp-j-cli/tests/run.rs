@@ -8,7 +8,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use common::sandbox_test;
@@ -17,6 +17,22 @@ use serde_json::{Value, json};
 
 fn error_code(reply: &Value) -> Option<i64> {
     reply["error"]["code"].as_i64()
+}
+
+/// The exit status of a bare `mcp-j run` child once the client has hung up: it must exit
+/// within 20 s, or it is killed and the test fails.
+fn exit_status_after_hangup(child: &mut Child) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return status;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("mcp-j did not exit after the client hung up");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -256,17 +272,7 @@ fn a_socketpair_as_stdio_works() {
             assert_eq!(reply, json!({"jsonrpc": "2.0", "id": id, "result": {}}));
         }
         writer.shutdown(std::net::Shutdown::Write).expect("shutdown");
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                panic!("mcp-j did not exit after the client hung up");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = exit_status_after_hangup(&mut child);
         assert_eq!(status.code(), Some(0));
     });
 }
@@ -396,17 +402,7 @@ fn pipelined_large_requests_all_come_back() {
         }
         reader.join().expect("reader");
         drop(writer.join().expect("writer")); // the client hangs up
-        let start = Instant::now();
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if start.elapsed() > Duration::from_secs(20) {
-                let _ = child.kill();
-                panic!("mcp-j did not exit after the client hung up");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = exit_status_after_hangup(&mut child);
         assert_eq!(
             status.code(),
             Some(0),
