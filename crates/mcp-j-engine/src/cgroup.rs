@@ -423,10 +423,7 @@ impl JailCgroup {
             return Err(CgroupError::InvalidName { name: name.to_owned() });
         }
         let path = parent.path.join(name);
-        fs::create_dir(&path).map_err(|source| CgroupError::Create {
-            path: path.clone(),
-            source,
-        })?;
+        create_cgroup_dir(&path)?;
         // From here on, an early return drops `cgroup`, which removes the directory.
         let mut cgroup = JailCgroup {
             path,
@@ -460,15 +457,7 @@ impl JailCgroup {
     /// The most memory the cgroup used, in bytes (`memory.peak`), or `None` on kernels
     /// before 5.19, which lack the file.
     pub fn peak_memory(&self) -> Result<Option<u64>, CgroupError> {
-        let path = self.path.join("memory.peak");
-        match fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse().map(Some).map_err(|_| CgroupError::Malformed {
-                path,
-                what: "a byte count",
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(CgroupError::Read { path, source }),
-        }
+        read_optional_bytes(self.path.join("memory.peak"))
     }
 
     /// The CPU time used by the cgroup's tasks, in microseconds (`usage_usec` in
@@ -513,6 +502,26 @@ impl Drop for JailCgroup {
         }
         let _ = write_file(&self.path.join("cgroup.kill"), "1");
         let _ = remove_dir_retrying(&self.path);
+    }
+}
+
+/// Makes a cgroup directory (the kernel fills it with its files).
+fn create_cgroup_dir(path: &Path) -> Result<(), CgroupError> {
+    fs::create_dir(path).map_err(|source| CgroupError::Create {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A byte count from a file the kernel may not have (`None` then).
+fn read_optional_bytes(path: PathBuf) -> Result<Option<u64>, CgroupError> {
+    match fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map(Some).map_err(|_| CgroupError::Malformed {
+            path,
+            what: "a byte count",
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CgroupError::Read { path, source }),
     }
 }
 
@@ -759,10 +768,7 @@ impl JailCgroupV1 {
         };
         for (controller, parent) in parents.dirs() {
             let path = parent.join(name);
-            fs::create_dir(&path).map_err(|source| CgroupError::Create {
-                path: path.clone(),
-                source,
-            })?;
+            create_cgroup_dir(&path)?;
             // From here on, an early return drops `cgroup`, which removes the directories.
             cgroup.dirs.push((controller, path.clone()));
             if write_v1_limits(controller, &path, limits)? {
@@ -800,15 +806,7 @@ impl JailCgroupV1 {
 
     /// The most memory the cgroup used (`memory.max_usage_in_bytes`).
     pub fn peak_memory(&self) -> Result<Option<u64>, CgroupError> {
-        let path = self.path().join("memory.max_usage_in_bytes");
-        match fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse().map(Some).map_err(|_| CgroupError::Malformed {
-                path,
-                what: "a byte count",
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(CgroupError::Read { path, source }),
-        }
+        read_optional_bytes(self.path().join("memory.max_usage_in_bytes"))
     }
 
     /// Kills every process of the cgroup. v1 has no `cgroup.kill`: each listed process is
