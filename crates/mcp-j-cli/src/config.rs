@@ -66,6 +66,7 @@ use mcp_j_engine::Limits;
 use mcp_j_engine::spec::MIN_MEMORY_BYTES;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::secret::SecretRef;
 use crate::units::{parse_duration, parse_size};
 
 /// The configuration file's schema (also what every layer must fit). Every value is
@@ -395,19 +396,12 @@ impl Loaded {
         }
     }
 
-    /// Secret references must be `env:VAR` or `file:PATH`; the message never shows one
-    /// that is not (it may be a value pasted by mistake).
+    /// Secret references must parse as a [`SecretRef`] (`env:VAR`, `file:PATH`); the
+    /// message never shows one that does not (it may be a value pasted by mistake).
     fn check_secrets(&self) -> Result<()> {
         for (name, reference) in &self.config.secrets {
             let key = format!("secrets.{name}");
-            crate::sandbox_opts::check_env_name(name)
-                .map_err(|e| anyhow!("`{key}` in {}: {e:#}", self.source(&key)))?;
-            if !(reference.starts_with("env:") || reference.starts_with("file:")) {
-                bail!(
-                    "`{key}` in {}: expected `env:VAR` or `file:PATH` (the value is not shown)",
-                    self.source(&key)
-                );
-            }
+            SecretRef::new(name, reference).map_err(|e| anyhow!("`{key}` in {}: {e}", self.source(&key)))?;
         }
         Ok(())
     }

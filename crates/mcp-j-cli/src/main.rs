@@ -15,6 +15,7 @@ mod preflight;
 mod pty;
 mod run;
 mod sandbox_opts;
+mod secret;
 mod units;
 
 use std::ffi::OsStr;
@@ -35,11 +36,11 @@ const EXIT_POLICY_REFUSED: u8 = 126;
 #[derive(Debug, Parser)]
 #[command(name = "mcp-j", version, about = "A secure runtime for untrusted MCP servers")]
 struct Cli {
-    /// Registry URL
-    #[arg(long, global = true, value_name = "URL")]
+    /// Registry URL (hidden until packages land: only `config show` reads it)
+    #[arg(long, global = true, value_name = "URL", hide = true)]
     registry: Option<String>,
-    /// Cache directory
-    #[arg(long = "cache-dir", global = true, value_name = "DIR")]
+    /// Cache directory (hidden until packages land: only `config show` reads it)
+    #[arg(long = "cache-dir", global = true, value_name = "DIR", hide = true)]
     cache_dir: Option<std::path::PathBuf>,
     /// Config file
     #[arg(long, global = true, value_name = "FILE")]

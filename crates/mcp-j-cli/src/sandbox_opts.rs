@@ -10,6 +10,7 @@ use mcp_j_engine::{HostPath, HostPathError, Limits, SandboxSpec, Workdir};
 use serde::Deserialize;
 
 use crate::config::Config;
+use crate::secret::{SecretRef, is_env_name};
 use crate::units::{parse_duration, parse_size};
 
 /// Sandbox options (docs: ../shared/INTERFACE.md, "Sandbox options").
@@ -34,8 +35,9 @@ pub struct SandboxOpts {
     /// Allow `--rw`/`--workdir` of a system directory (/etc, /usr, /var, …)
     #[arg(long = "allow-system-path")]
     pub allow_system_path: bool,
-    /// Allow egress to this host name or IP (not available yet)
-    #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
+    /// Allow egress to this host name or IP (not available yet: refused, and hidden from
+    /// `--help` until it works)
+    #[arg(long = "allow-net", value_name = "HOST[:PORT]", hide = true)]
     pub allow_net: Vec<String>,
     /// Set a variable (NAME=VALUE) or pass one from the host (NAME)
     #[arg(long = "env", value_name = "NAME[=VALUE]")]
@@ -104,38 +106,8 @@ pub struct Manifest {
     allow_server_requests: Vec<String>,
 }
 
-/// Where secrets come from; their values never reach a log or an error message.
-fn read_secret(spec: &str) -> Result<(String, String)> {
-    let Some((name, source)) = spec.split_once('=') else {
-        bail!(
-            "`--secret {}`: expected NAME=env:VAR or NAME=file:PATH",
-            redact_value(spec)
-        );
-    };
-    check_env_name(name)?;
-    let value = if let Some(var) = source.strip_prefix("env:") {
-        std::env::var(var).with_context(|| format!("secret `{name}`: environment variable `{var}` is not set"))?
-    } else if let Some(path) = source.strip_prefix("file:") {
-        let text = std::fs::read_to_string(path).with_context(|| format!("secret `{name}`: cannot read `{path}`"))?;
-        text.strip_suffix('\n').unwrap_or(&text).to_string()
-    } else {
-        bail!("secret `{name}`: the source must be env:VAR or file:PATH");
-    };
-    Ok((name.to_string(), value))
-}
-
-fn redact_value(spec: &str) -> String {
-    match spec.split_once('=') {
-        Some((name, _)) => format!("{name}=…"),
-        None => spec.to_string(),
-    }
-}
-
-pub(crate) fn check_env_name(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !ok {
+fn check_env_name(name: &str) -> Result<()> {
+    if !is_env_name(name) {
         bail!("`{name}` is not a valid environment variable name");
     }
     Ok(())
@@ -457,13 +429,12 @@ impl SandboxOpts {
                 }
             }
         }
-        let config_secrets: Vec<String> = config.secrets.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut secrets: Vec<(String, String)> = Vec::new();
-        for item in config_secrets.iter().chain(&manifest.secrets).chain(&self.secret) {
-            let (name, value) = read_secret(item)?;
-            secrets.retain(|(n, _)| *n != name);
-            secrets.push((name.clone(), value.clone()));
-            set_env(&mut env, name, value);
+        for secret in self.secret_refs(&manifest)? {
+            let value = secret.read()?;
+            secrets.retain(|(n, _)| *n != secret.name);
+            secrets.push((secret.name.clone(), value.clone()));
+            set_env(&mut env, secret.name, value);
         }
 
         // Each path is resolved once, here; the descriptor is what gets mounted.
@@ -524,6 +495,29 @@ impl SandboxOpts {
             secrets,
             system_paths,
         })
+    }
+}
+
+impl SandboxOpts {
+    /// The secrets of the configuration, the manifest and `--secret`, in that order (a
+    /// later one replaces an earlier one of the same name). Errors say where the bad
+    /// reference is, never what it says.
+    fn secret_refs(&self, manifest: &Manifest) -> Result<Vec<SecretRef>> {
+        let mut refs = Vec::new();
+        for (name, source) in &self.config.secrets {
+            refs.push(SecretRef::new(name, source).with_context(|| format!("`secrets.{name}` in the configuration"))?);
+        }
+        for item in &manifest.secrets {
+            let manifest_path = self.manifest.as_deref().unwrap_or(Path::new("")).display();
+            refs.push(
+                item.parse::<SecretRef>()
+                    .with_context(|| format!("`secrets` in manifest `{manifest_path}`"))?,
+            );
+        }
+        for item in &self.secret {
+            refs.push(item.parse::<SecretRef>().context("`--secret`")?);
+        }
+        Ok(refs)
     }
 }
 
@@ -775,7 +769,8 @@ mod tests {
             allow_net: vec!["example.com".into()],
             ..Default::default()
         });
-        assert!(err.is_err());
+        let text = format!("{:#}", err.err().expect("refused"));
+        assert!(text.contains("`--allow-net`) is not available yet"), "{text}");
     }
 
     #[test]
@@ -923,5 +918,34 @@ mod tests {
         .err()
         .expect("unreadable file");
         assert!(format!("{err:#}").contains("/nonexistent/mcp-j-secret"));
+    }
+
+    #[test]
+    fn manifest_secrets_use_the_same_parser_and_say_where() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = dir.path().join("m.json");
+        std::fs::write(&m, r#"{"secrets": ["M_SECRET=env:CARGO"]}"#).expect("write");
+        let r = resolve(SandboxOpts {
+            manifest: Some(m.clone()),
+            workdir: Some("private".into()),
+            ..Default::default()
+        })
+        .expect("resolve");
+        assert!(r.secrets.iter().any(|(name, _)| name == "M_SECRET"));
+
+        std::fs::write(&m, r#"{"secrets": ["M_SECRET=pasted-s3cr3t"]}"#).expect("write");
+        let err = resolve(SandboxOpts {
+            manifest: Some(m.clone()),
+            workdir: Some("private".into()),
+            ..Default::default()
+        })
+        .err()
+        .expect("refused");
+        let text = format!("{err:#}");
+        assert!(
+            text.contains(&format!("`secrets` in manifest `{}`", m.display())),
+            "{text}"
+        );
+        assert!(text.contains("`M_SECRET`") && !text.contains("pasted-s3cr3t"), "{text}");
     }
 }

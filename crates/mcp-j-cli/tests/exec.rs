@@ -344,3 +344,60 @@ fn a_library_in_the_workdir_that_cannot_map_is_explained() {
         assert!(out.stderr.contains("`--ro DIR`"), "{}", out.context());
     });
 }
+
+/// Flags that do nothing yet (`--registry`, `--cache-dir`, `--allow-net`) are not offered
+/// in `--help`, but are still parsed: `--allow-net` is refused (125) saying why, and the
+/// configuration still takes `--registry` and `--cache-dir`.
+#[test]
+fn flags_that_do_nothing_yet_are_hidden_but_still_parsed() {
+    common::cli_test("flags_that_do_nothing_yet_are_hidden_but_still_parsed", |run| {
+        for (args, shown) in [
+            (&["--help"][..], "--config"),
+            (&["exec", "--help"][..], "--secret"),
+            (&["run", "--help"][..], "--allow-tool"),
+            (&["exec", "-h"][..], "--secret"),
+        ] {
+            let out = run.exec().raw(args).run();
+            out.assert_code(0);
+            // The help was printed at all: an ordinary flag is in it.
+            assert!(out.stdout.contains(shown), "`{shown}` missing:\n{}", out.context());
+            for hidden in ["--registry", "--cache-dir", "--allow-net"] {
+                assert!(!out.stdout.contains(hidden), "`{hidden}` shown:\n{}", out.context());
+            }
+        }
+
+        let out = run
+            .exec()
+            .opts(["--allow-net", "example.com"])
+            .program(["/bin/true"])
+            .run();
+        out.assert_code(125);
+        assert!(
+            out.stderr
+                .contains("network egress (`--allow-net`) is not available yet"),
+            "{}",
+            out.context()
+        );
+
+        let out = run
+            .exec()
+            .raw([
+                "--registry",
+                "https://r.example",
+                "--cache-dir",
+                "/c",
+                "config",
+                "show",
+                "--json",
+            ])
+            .run();
+        out.assert_code(0);
+        for (value, source) in [("https://r.example", "flag --registry"), ("/c", "flag --cache-dir")] {
+            assert!(
+                out.stdout.contains(value) && out.stdout.contains(source),
+                "{}",
+                out.context()
+            );
+        }
+    });
+}
