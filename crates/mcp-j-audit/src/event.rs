@@ -7,8 +7,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use mcp_j_engine::SandboxReport;
-use mcp_j_proxy::{Decision, Direction, MessageKind, ProxyEvent};
 use serde::Serialize;
 
 /// The value of every event's `schema_version`. Bumped on any incompatible change.
@@ -295,20 +293,88 @@ pub struct SandboxReady {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jail_pid: Option<i32>,
     /// Every layer: `{name, status: enforced|partial|absent, means}`.
-    pub sandbox: SandboxReport,
+    pub sandbox: SandboxLayers,
 }
 
 impl SandboxReady {
-    /// From the engine's report.
-    pub fn new(report: SandboxReport, jail_pid: Option<i32>) -> Self {
-        SandboxReady {
-            jail_pid,
-            sandbox: report,
+    /// From the sandbox's layers.
+    pub fn new(sandbox: SandboxLayers, jail_pid: Option<i32>) -> Self {
+        SandboxReady { jail_pid, sandbox }
+    }
+}
+
+/// Every protection layer of one sandbox, as set up (the engine's report, as recorded).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SandboxLayers {
+    /// The layers, in setup order.
+    pub layers: Vec<SandboxLayer>,
+}
+
+/// One protection layer and how it is enforced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SandboxLayer {
+    /// Short stable name (`namespaces`, `landlock`, `seccomp`, `memory`, …).
+    pub name: String,
+    /// Enforced, partial or absent.
+    pub status: LayerStatus,
+    /// By what means (e.g. `Landlock ABI 7`, `RLIMIT_NOFILE`).
+    pub means: String,
+}
+
+impl SandboxLayer {
+    /// A layer.
+    pub fn new(name: &str, status: LayerStatus, means: impl Into<String>) -> Self {
+        SandboxLayer {
+            name: name.to_string(),
+            status,
+            means: means.into(),
         }
     }
 }
 
-/// `proxy.decision`, from a [`ProxyEvent`]. Argument values never appear, only a hash.
+/// See [`SandboxLayer::status`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LayerStatus {
+    /// Not in force at all.
+    Absent,
+    /// Some of it is in force; `means` says what is missing.
+    Partial,
+    /// Fully in force.
+    Enforced,
+}
+
+/// Which way a message was going (see [`ProxyDecision::direction`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the MCP client towards the server.
+    ClientToServer,
+    /// From the server towards the client.
+    ServerToClient,
+}
+
+/// What the message was, as far as the proxy could tell (see
+/// [`ProxyDecision::message_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    /// A request (has `method` and `id`).
+    Request,
+    /// A notification (has `method`, no `id`).
+    Notification,
+    /// A success response (`result`).
+    Response,
+    /// An error response (`error`).
+    ErrorResponse,
+    /// Not a valid JSON-RPC message.
+    Invalid,
+    /// A line over the size limit, discarded unread.
+    Oversize,
+}
+
+/// `proxy.decision`: one message the MCP proxy saw and what it did with it. Argument values
+/// never appear, only a hash.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProxyDecision {
     /// `client_to_server` or `server_to_client`.
@@ -346,32 +412,6 @@ pub struct ProxyDecision {
     /// For error responses: their JSON-RPC error code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<i64>,
-}
-
-impl From<&ProxyEvent> for ProxyDecision {
-    fn from(e: &ProxyEvent) -> Self {
-        let (decision, code, reason, rewritten) = match &e.decision {
-            Decision::Forwarded => ("forwarded", None, None, None),
-            Decision::Rejected { code, reason } => ("rejected", Some(*code), Some(reason.clone()), None),
-            Decision::Dropped { reason } => ("dropped", None, Some(reason.clone()), None),
-            Decision::Rewritten { what } => ("rewritten", None, None, Some(what.clone())),
-        };
-        ProxyDecision {
-            direction: e.direction,
-            message_kind: e.kind,
-            method: e.method.clone(),
-            request_id: e.id.clone(),
-            tool: e.tool.clone(),
-            decision,
-            code,
-            reason,
-            rewritten,
-            bytes: e.bytes,
-            duration_ms: e.duration.map(|d| d.as_secs_f64() * 1000.0),
-            args_sha256: e.args_sha256.clone(),
-            error_code: e.error_code,
-        }
-    }
 }
 
 /// `sandbox.denial`: an operation the sandbox refused and observed (e.g. an `execve`
@@ -414,7 +454,9 @@ impl SandboxDenial {
     }
 }
 
-fn errno_name(errno: i32) -> Option<&'static str> {
+/// The symbolic name of `errno` (`EPERM`), for the errnos a sandbox denial or a failed
+/// exec usually carries.
+pub fn errno_name(errno: i32) -> Option<&'static str> {
     Some(match errno {
         1 => "EPERM",
         2 => "ENOENT",
@@ -588,53 +630,6 @@ impl Resources {
             measured_by: Measure::None,
             peak_memory_scope: None,
         }
-    }
-}
-
-impl From<&mcp_j_engine::Usage> for Resources {
-    fn from(u: &mcp_j_engine::Usage) -> Self {
-        let cpu = Duration::from_micros(u.cpu_time_usec);
-        match u.measured_by {
-            "cgroup" => Resources::cgroup(Some(u.peak_memory_bytes), Some(cpu)),
-            "rusage" => Resources::rusage(u.peak_memory_bytes, cpu),
-            _ => Resources::unmeasured(),
-        }
-    }
-}
-
-impl SessionEnd {
-    /// From the engine's outcome and usage; `duration` since session start.
-    pub fn from_engine(outcome: mcp_j_engine::Outcome, usage: &mcp_j_engine::Usage, duration: Duration) -> Self {
-        use mcp_j_engine::Outcome as E;
-        let resources = Resources::from(usage);
-        match outcome {
-            E::Exited(code) => SessionEnd::exited(code, duration, resources),
-            E::Signaled(sig) => SessionEnd::signaled(sig, duration, resources),
-            E::TimedOut => SessionEnd::timed_out(None, duration, resources),
-            E::ExecFailed(errno) => SessionEnd {
-                resources,
-                ..SessionEnd::failed(
-                    format!(
-                        "the program could not be executed: errno {errno}{}",
-                        errno_name(errno).map(|n| format!(" ({n})")).unwrap_or_default()
-                    ),
-                    duration,
-                )
-            },
-        }
-    }
-}
-
-impl From<&mcp_j_engine::Denial> for SandboxDenial {
-    fn from(d: &mcp_j_engine::Denial) -> Self {
-        let mut denial = if d.what == "execve" {
-            SandboxDenial::exec_denied(d.errno)
-        } else {
-            SandboxDenial::new("seccomp", d.what, d.errno)
-        };
-        // The program a refused execve named, as init read it (for the record only).
-        denial.detail = d.program.clone();
-        denial
     }
 }
 

@@ -2,11 +2,12 @@
 //!
 //! - [`AuditLog`] is the sink: a file opened `O_APPEND` (mode 0600) getting one `write(2)`
 //!   per event, an in-memory log for tests, or [`AuditLog::null`] when no log is
-//!   configured. It implements [`mcp_j_proxy::EventSink`], turning each proxy event into a
-//!   `proxy.decision` event.
+//!   configured.
 //! - [`event`] holds the events: `session.start`, `sandbox.ready`, `proxy.decision`,
 //!   `sandbox.denial`, `session.end`. docs/AUDIT.md documents them and
-//!   docs/audit.schema.json is their JSON Schema.
+//!   docs/audit.schema.json is their JSON Schema. They carry this crate's own plain types:
+//!   the audit log depends on neither the sandbox engine nor the proxy (the `mcp-j` binary
+//!   converts their reports and events), so a new source of events adds no crate edge.
 //! - [`Redactor`] removes secret values and credential shapes from every string written;
 //!   [`RedactingWriter`] applies it line by line to a stream (the server's stderr).
 
@@ -16,9 +17,9 @@ pub mod redact;
 mod writer;
 
 pub use event::{
-    Access, AuditEvent, Command, EventBody, ExposedPath, HostInfo, Limits, McpPolicy, Measure, MemoryScope, Outcome,
-    ProcessInfo, ProxyDecision, Resources, SCHEMA_VERSION, SandboxDenial, SandboxReady, SessionEnd, SessionStart,
-    Source, SourceKind,
+    Access, AuditEvent, Command, Direction, EventBody, ExposedPath, HostInfo, LayerStatus, Limits, McpPolicy, Measure,
+    MemoryScope, MessageKind, Outcome, ProcessInfo, ProxyDecision, Resources, SCHEMA_VERSION, SandboxDenial,
+    SandboxLayer, SandboxLayers, SandboxReady, SessionEnd, SessionStart, Source, SourceKind, errno_name,
 };
 pub use log::{AuditLog, MemoryLines};
 pub use redact::{MIN_SECRET_LEN, Redactor};

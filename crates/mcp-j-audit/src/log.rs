@@ -8,13 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use mcp_j_engine::SandboxReport;
-use mcp_j_proxy::{EventSink, ProxyEvent};
 use serde_json::Value;
 
 use crate::event::{
-    AuditEvent, EventBody, HostInfo, ProxyDecision, SCHEMA_VERSION, SandboxDenial, SandboxReady, SessionEnd,
-    SessionStart, rfc3339_micros,
+    AuditEvent, EventBody, HostInfo, ProxyDecision, SCHEMA_VERSION, SandboxDenial, SandboxLayers, SandboxReady,
+    SessionEnd, SessionStart, rfc3339_micros,
 };
 use crate::redact::Redactor;
 
@@ -46,7 +44,8 @@ enum Sink {
 /// built as JSON, before it is serialised — so the line stays valid JSON whatever a secret
 /// contains. Numbers and object keys (all fixed names) are not redacted.
 ///
-/// Thread-safe; implements [`EventSink`] so the proxy can feed it directly.
+/// Thread-safe: the proxy's tasks record [`AuditLog::proxy_decision`]s through a shared
+/// reference.
 #[derive(Debug)]
 pub struct AuditLog {
     sink: Sink,
@@ -115,8 +114,8 @@ impl AuditLog {
         &self.redactor
     }
 
-    /// How many events could not be written (through the [`EventSink`] path, which cannot
-    /// return errors). Worth a warning at the end of the run when not zero.
+    /// How many events could not be written (through [`AuditLog::proxy_decision`], which
+    /// cannot return errors). Worth a warning at the end of the run when not zero.
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)
     }
@@ -188,9 +187,17 @@ impl AuditLog {
         self.record(start)
     }
 
-    /// `sandbox.ready` with the engine's report.
-    pub fn sandbox_ready(&self, report: &SandboxReport, jail_pid: Option<i32>) -> io::Result<()> {
-        self.record(SandboxReady::new(report.clone(), jail_pid))
+    /// `sandbox.ready` with the sandbox's layers.
+    pub fn sandbox_ready(&self, sandbox: &SandboxLayers, jail_pid: Option<i32>) -> io::Result<()> {
+        self.record(SandboxReady::new(sandbox.clone(), jail_pid))
+    }
+
+    /// `proxy.decision`. Called from the proxy's event path, which cannot handle errors: a
+    /// line that cannot be written is counted in [`AuditLog::failures`].
+    pub fn proxy_decision(&self, decision: ProxyDecision) {
+        if self.record(decision).is_err() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// `sandbox.denial`.
@@ -237,14 +244,6 @@ impl AuditLog {
                 }
                 Ok(())
             }
-        }
-    }
-}
-
-impl EventSink for AuditLog {
-    fn event(&self, event: &ProxyEvent) {
-        if self.record(ProxyDecision::from(event)).is_err() {
-            self.failures.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

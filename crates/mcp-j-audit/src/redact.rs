@@ -12,6 +12,7 @@
 //! secret that appears inside a token removes the whole token.
 
 use std::borrow::Cow;
+use std::sync::LazyLock;
 
 use regex::bytes::Regex;
 
@@ -34,15 +35,39 @@ struct Shape {
     group: usize,
 }
 
-/// Finds and removes secrets and credential-shaped strings. Build it once per run; it is
-/// cheap to share (`Arc`) and `Send + Sync`.
+/// The compiled credential shapes, shared by every [`Redactor`] of the process.
+struct Patterns {
+    shapes: Vec<Shape>,
+    pem_begin: Option<Regex>,
+    pem_end: Option<Regex>,
+}
+
+/// Compiled on first use, not when a [`Redactor`] is built: compiling the shapes costs more
+/// than the rest of a short `mcp-j exec`, which builds a redactor on every run but uses it
+/// only when there is something to redact (an audit log, the server's stderr, an error).
+static PATTERNS: LazyLock<Patterns> = LazyLock::new(|| Patterns {
+    shapes: [
+        shape("private-key", &format!(r"(?s-u){PEM_BEGIN}.*?(?:{PEM_END}|\z)"), 0),
+        shape("jwt", r"(?-u)\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", 0),
+        shape("bearer-token", r"(?i-u)\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", 1),
+        shape("github-token", r"(?-u)github_pat_[A-Za-z0-9_]{82,}", 0),
+        shape("github-token", r"(?-u)gh[pousr]_[A-Za-z0-9]{36,}", 0),
+        shape("api-key", r"(?-u)\bsk-[A-Za-z0-9_-]{20,}", 0),
+        shape("aws-access-key-id", r"(?-u)\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", 0),
+    ]
+    .into_iter()
+    .flatten()
+    .collect(),
+    pem_begin: Regex::new(PEM_BEGIN).ok(),
+    pem_end: Regex::new(PEM_END).ok(),
+});
+
+/// Finds and removes secrets and credential-shaped strings. Cheap to build (the shapes are
+/// compiled once per process, on first use), cheap to share (`Arc`), `Send + Sync`.
 pub struct Redactor {
     /// `(name, value)`, longest value first.
     secrets: Vec<(String, Vec<u8>)>,
     skipped: Vec<String>,
-    shapes: Vec<Shape>,
-    pem_begin: Option<Regex>,
-    pem_end: Option<Regex>,
 }
 
 impl std::fmt::Debug for Redactor {
@@ -90,25 +115,7 @@ impl Redactor {
             }
         }
         kept.sort_by_key(|(_, v)| std::cmp::Reverse(v.len()));
-        let shapes = [
-            shape("private-key", &format!(r"(?s-u){PEM_BEGIN}.*?(?:{PEM_END}|\z)"), 0),
-            shape("jwt", r"(?-u)\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+", 0),
-            shape("bearer-token", r"(?i-u)\bbearer\s+([A-Za-z0-9._~+/-]{8,}=*)", 1),
-            shape("github-token", r"(?-u)github_pat_[A-Za-z0-9_]{82,}", 0),
-            shape("github-token", r"(?-u)gh[pousr]_[A-Za-z0-9]{36,}", 0),
-            shape("api-key", r"(?-u)\bsk-[A-Za-z0-9_-]{20,}", 0),
-            shape("aws-access-key-id", r"(?-u)\b(?:AKIA|ASIA)[A-Z0-9]{16}\b", 0),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        Redactor {
-            secrets: kept,
-            skipped,
-            shapes,
-            pem_begin: Regex::new(PEM_BEGIN).ok(),
-            pem_end: Regex::new(PEM_END).ok(),
-        }
+        Redactor { secrets: kept, skipped }
     }
 
     /// Names of the secrets too short to be redacted (under [`MIN_SECRET_LEN`] bytes).
@@ -156,7 +163,7 @@ impl Redactor {
     /// Whether `text` opens a private-key block that it does not close (the rest of the
     /// block follows on later lines).
     pub(crate) fn opens_private_key(&self, text: &[u8]) -> bool {
-        let (Some(begin_re), Some(end_re)) = (&self.pem_begin, &self.pem_end) else {
+        let (Some(begin_re), Some(end_re)) = (&PATTERNS.pem_begin, &PATTERNS.pem_end) else {
             return false;
         };
         match begin_re.find_iter(text).last() {
@@ -167,7 +174,7 @@ impl Redactor {
 
     /// Where the private-key block that an earlier line opened ends in `text`, if it does.
     pub(crate) fn private_key_end(&self, text: &[u8]) -> Option<usize> {
-        self.pem_end.as_ref()?.find(text).map(|m| m.end())
+        PATTERNS.pem_end.as_ref()?.find(text).map(|m| m.end())
     }
 
     /// Every range to redact, merged and sorted, with the labels of what matched in it.
@@ -182,7 +189,7 @@ impl Redactor {
                 from = start + 1;
             }
         }
-        for shape in &self.shapes {
+        for shape in &PATTERNS.shapes {
             for caps in shape.regex.captures_iter(text) {
                 if let Some(m) = caps.get(shape.group) {
                     raw.push((m.start(), m.end(), shape.label.to_string()));
@@ -238,6 +245,12 @@ mod tests {
 
     fn alnum(n: usize) -> String {
         "aB3dE6gH9k".chars().cycle().take(n).collect()
+    }
+
+    #[test]
+    fn every_shape_compiles() {
+        assert_eq!(PATTERNS.shapes.len(), 7);
+        assert!(PATTERNS.pem_begin.is_some() && PATTERNS.pem_end.is_some());
     }
 
     #[test]

@@ -6,9 +6,27 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mcp_j_audit::{AuditLog, Redactor, Resources, SessionEnd};
-use mcp_j_proxy::{Decision, Direction, EventSink, MessageKind, ProxyEvent};
+use mcp_j_audit::{AuditLog, Direction, MessageKind, ProxyDecision, Redactor, Resources, SessionEnd};
 use serde_json::Value;
+
+/// A message the proxy dropped, for `reason`.
+fn dropped(reason: String, bytes: u64) -> ProxyDecision {
+    ProxyDecision {
+        direction: Direction::ServerToClient,
+        message_kind: MessageKind::Invalid,
+        method: None,
+        request_id: None,
+        tool: None,
+        decision: "dropped",
+        code: None,
+        reason: Some(reason),
+        rewritten: None,
+        bytes,
+        duration_ms: None,
+        args_sha256: None,
+        error_code: None,
+    }
+}
 
 #[test]
 fn two_logs_two_threads_every_line_parses() {
@@ -24,13 +42,7 @@ fn two_logs_two_threads_every_line_parses() {
             let reason = reason.clone();
             s.spawn(move || {
                 for i in 0..1000u64 {
-                    let e = ProxyEvent::new(
-                        Direction::ServerToClient,
-                        MessageKind::Invalid,
-                        Decision::Dropped { reason: reason.clone() },
-                        i,
-                    );
-                    log.event(&e);
+                    log.proxy_decision(dropped(reason.clone(), i));
                 }
             });
         }
@@ -77,15 +89,7 @@ fn secrets_never_reach_the_file() {
     let secret = "p\"ss\\w0rd\n";
     let log = AuditLog::open(&path, Arc::new(Redactor::new([("DB_PASS", secret)]))).unwrap();
     let token = format!("ghp_{}", "Z9".repeat(18));
-    let e = ProxyEvent::new(
-        Direction::ServerToClient,
-        MessageKind::Invalid,
-        Decision::Dropped {
-            reason: format!("garbage: {secret} {token}"),
-        },
-        1,
-    );
-    log.event(&e);
+    log.proxy_decision(dropped(format!("garbage: {secret} {token}"), 1));
     log.session_end(SessionEnd::failed(
         format!("setup failed near {secret}"),
         Duration::ZERO,

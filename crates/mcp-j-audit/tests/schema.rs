@@ -7,11 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_j_audit::{
-    Access, AuditLog, Command, ExposedPath, Limits, McpPolicy, Redactor, Resources, SandboxDenial, SessionEnd,
-    SessionStart, Source,
+    Access, AuditLog, Command, Direction, ExposedPath, LayerStatus, Limits, McpPolicy, MessageKind, ProxyDecision,
+    Redactor, Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd, SessionStart, Source,
 };
-use mcp_j_engine::{Layer, LayerStatus, SandboxReport};
-use mcp_j_proxy::{Decision, Direction, EventSink, MessageKind, ProxyEvent};
 use serde_json::Value;
 
 fn validator() -> jsonschema::Validator {
@@ -78,54 +76,52 @@ fn every_event() -> Vec<String> {
     exec.source = Source::registry("org/name@1.2.3", format!("sha256:{}", "ab".repeat(32)));
     log.session_start(exec).unwrap();
 
-    let report = SandboxReport {
+    let report = SandboxLayers {
         layers: vec![
-            Layer::new("namespaces", LayerStatus::Enforced, "user, mount, pid, net, ipc, uts"),
-            Layer::new("landlock", LayerStatus::Partial, "Landlock ABI 3"),
-            Layer::new("memory", LayerStatus::Absent, "no cgroup v2 delegation"),
+            SandboxLayer::new("namespaces", LayerStatus::Enforced, "user, mount, pid, net, ipc, uts"),
+            SandboxLayer::new("landlock", LayerStatus::Partial, "Landlock ABI 3"),
+            SandboxLayer::new("memory", LayerStatus::Absent, "no cgroup v2 delegation"),
         ],
     };
     log.sandbox_ready(&report, Some(4242)).unwrap();
 
-    let mut call = ProxyEvent::new(
-        Direction::ClientToServer,
-        MessageKind::Request,
-        Decision::Rejected {
-            code: -32602,
-            reason: "tool not allowed".into(),
-        },
-        93,
-    );
-    call.method = Some("tools/call".into());
-    call.id = Some("7".into());
-    call.tool = Some("delete_repo".into());
-    call.args_sha256 = Some("0f".repeat(32));
-    log.event(&call);
-    let mut resp = ProxyEvent::new(
-        Direction::ServerToClient,
-        MessageKind::ErrorResponse,
-        Decision::Forwarded,
-        50,
-    );
-    resp.duration = Some(Duration::from_micros(1500));
-    resp.error_code = Some(-32000);
-    log.event(&resp);
-    log.event(&ProxyEvent::new(
-        Direction::ServerToClient,
-        MessageKind::Invalid,
-        Decision::Dropped {
-            reason: "not JSON".into(),
-        },
-        12,
-    ));
-    log.event(&ProxyEvent::new(
-        Direction::ServerToClient,
-        MessageKind::Response,
-        Decision::Rewritten {
-            what: "tools/list: 2 tools hidden".into(),
-        },
-        400,
-    ));
+    let decision = |direction, message_kind, decision, bytes| ProxyDecision {
+        direction,
+        message_kind,
+        method: None,
+        request_id: None,
+        tool: None,
+        decision,
+        code: None,
+        reason: None,
+        rewritten: None,
+        bytes,
+        duration_ms: None,
+        args_sha256: None,
+        error_code: None,
+    };
+    log.proxy_decision(ProxyDecision {
+        method: Some("tools/call".into()),
+        request_id: Some("7".into()),
+        tool: Some("delete_repo".into()),
+        code: Some(-32602),
+        reason: Some("tool not allowed".into()),
+        args_sha256: Some("0f".repeat(32)),
+        ..decision(Direction::ClientToServer, MessageKind::Request, "rejected", 93)
+    });
+    log.proxy_decision(ProxyDecision {
+        duration_ms: Some(1.5),
+        error_code: Some(-32000),
+        ..decision(Direction::ServerToClient, MessageKind::ErrorResponse, "forwarded", 50)
+    });
+    log.proxy_decision(ProxyDecision {
+        reason: Some("not JSON".into()),
+        ..decision(Direction::ServerToClient, MessageKind::Invalid, "dropped", 12)
+    });
+    log.proxy_decision(ProxyDecision {
+        rewritten: Some("tools/list: 2 tools hidden".into()),
+        ..decision(Direction::ServerToClient, MessageKind::Response, "rewritten", 400)
+    });
 
     log.sandbox_denial(SandboxDenial::exec_denied(1)).unwrap();
     log.sandbox_denial(SandboxDenial::new("seccomp", "ptrace", 1)).unwrap();

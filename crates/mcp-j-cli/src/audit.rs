@@ -100,7 +100,7 @@ impl Session {
                  cgroup v2, or root with cgroup v1); `mcp-j doctor` says what this machine offers"
             );
         }
-        if let Err(e) = self.log.sandbox_ready(report, None) {
+        if let Err(e) = self.log.sandbox_ready(&crate::audit_glue::sandbox_layers(report), None) {
             eprintln!("mcp-j: cannot write the audit log: {e}");
         }
     }
@@ -108,9 +108,9 @@ impl Session {
     /// `sandbox.denial` for each denial, then `session.end`.
     pub fn end(&self, finished: &Finished) {
         for denial in &finished.denials {
-            let _ = self.log.record_at(mcp_j_audit::SandboxDenial::from(denial), denial.at);
+            let _ = self.log.record_at(crate::audit_glue::sandbox_denial(denial), denial.at);
         }
-        let end = SessionEnd::from_engine(finished.outcome, &finished.usage, self.started.elapsed());
+        let end = crate::audit_glue::session_end(finished.outcome, &finished.usage, self.started.elapsed());
         if let Err(e) = self.log.session_end(end) {
             eprintln!("mcp-j: cannot write the audit log: {e}");
         }

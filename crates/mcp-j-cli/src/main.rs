@@ -7,6 +7,7 @@
 #![allow(clippy::print_stdout)]
 
 mod audit;
+mod audit_glue;
 mod config;
 mod diagnose;
 mod doctor;

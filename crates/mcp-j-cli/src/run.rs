@@ -225,7 +225,9 @@ struct Events<'a> {
 
 impl EventSink for Events<'_> {
     fn event(&self, event: &ProxyEvent) {
-        self.audit.event(event);
+        if self.audit.is_enabled() {
+            self.audit.proxy_decision(crate::audit_glue::proxy_decision(event));
+        }
         self.stderr.event(event);
     }
 }
