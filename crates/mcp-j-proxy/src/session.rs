@@ -7,13 +7,14 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use crate::codec::Frame;
 use crate::config::{ClientFeature, ProxyConfig};
 use crate::event::{Decision, Direction, MessageKind, ProxyEvent};
 use crate::json::{self, ObjectError, RawObject};
 use crate::message::{self, Body, Id, IdKey, Invalid, Message};
+
+pub use crate::json::canonical_sha256;
 
 /// `_meta` key under which 2026-07-28 requests carry the client's capabilities.
 pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -140,23 +141,6 @@ pub fn sanitize(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-/// SHA-256 (hex) of a JSON value in canonical form: keys sorted, no whitespace. Falls back
-/// to the raw text when the value can't be held as a `serde_json::Value`.
-pub fn canonical_sha256(raw: &str) -> String {
-    let canonical = serde_json::from_str::<serde_json::Value>(raw)
-        .ok()
-        .and_then(|v| serde_json::to_vec(&v).ok());
-    let digest = match canonical {
-        Some(bytes) => Sha256::digest(&bytes),
-        None => Sha256::digest(raw.trim().as_bytes()),
-    };
-    let mut hex = String::with_capacity(64);
-    for b in digest {
-        let _ = write!(hex, "{b:02x}");
-    }
-    hex
 }
 
 fn kind_of(body: &Body<'_>) -> MessageKind {
