@@ -1,14 +1,24 @@
-//! Small JSON tools that never recurse and never reinterpret what they don't touch.
+//! Small JSON tools. Those that decide what is forwarded never recurse and never
+//! reinterpret what they don't touch; the canonical form, made only for a digest, recurses
+//! at most 128 levels (deeper text is hashed as it is).
 //!
 //! - [`depth_exceeds`]: a byte scan for nesting depth, run before any parser sees a line.
 //! - [`RawObject`]: one level of a JSON object as `(key, raw value text)` pairs in their
 //!   original order, duplicate keys rejected. Rewrites replace one value's text and write
 //!   the object back; every other byte of every other value is kept as it was (numbers are
 //!   never reparsed, so none lose precision).
+//! - [`error_response`], [`result_response`]: the JSON-RPC responses the proxy writes
+//!   itself, around an id and a result kept as their original text.
+//! - `canonical_json`, [`canonical_sha256`]: the RFC 8785 canonical form of a value and
+//!   its digest (the audit log's `args_sha256`), in `json/canonical.rs`.
 //!
 //! Duplicate keys are refused wherever the proxy reads a key, because parsers disagree on
 //! them (first wins, last wins, error): a message the proxy reads one way and the server
 //! or client another is how a policy gets bypassed.
+
+mod canonical;
+
+pub use canonical::canonical_sha256;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -223,6 +233,27 @@ pub fn push_json_string(out: &mut String, s: &str) {
         }
     }
     out.push('"');
+}
+
+/// A JSON-RPC error response, as bytes.
+pub fn error_response(id_raw: Option<&str>, code: i64, message: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(64 + message.len());
+    out.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
+    out.push_str(id_raw.unwrap_or("null"));
+    let _ = write!(out, ",\"error\":{{\"code\":{code},\"message\":");
+    push_json_string(&mut out, message);
+    out.push_str("}}");
+    out.into_bytes()
+}
+
+pub fn result_response(id_raw: &str, result: &str) -> Vec<u8> {
+    let mut out = String::with_capacity(40 + id_raw.len() + result.len());
+    out.push_str("{\"jsonrpc\":\"2.0\",\"id\":");
+    out.push_str(id_raw);
+    out.push_str(",\"result\":");
+    out.push_str(result);
+    out.push('}');
+    out.into_bytes()
 }
 
 /// `s` as a JSON string literal.

@@ -11,6 +11,17 @@
 //! audit layer. The crate knows nothing of the sandbox; the caller spawns the server and
 //! hands over its pipes.
 //!
+//! ## Modules
+//! - [`codec`]: the bounded line framing.
+//! - [`message`]: one line validated as one JSON-RPC 2.0 message; ids and error codes.
+//! - [`session`]: the decisions, without I/O; its `pending` part keeps the request ids of
+//!   both directions (pending tables, forged and late responses), its `policy` part the
+//!   MCP policy (tools, client capabilities, server requests).
+//! - `json`: generic JSON helpers: the depth scan, one object level kept as raw text, the
+//!   responses the proxy writes, and the RFC 8785 canonical form behind `args_sha256`.
+//! - [`config`]: [`ProxyConfig`] and the policies; [`event`]: [`ProxyEvent`] for the audit.
+//! - `proxy`: [`run_proxy`], the I/O: readers, outboxes, writers, the stderr relay.
+//!
 //! ## The rules
 //! **Framing.** One message per line (`\n`; a `\r` before it is removed). A line longer
 //! than [`ProxyConfig::max_message_bytes`] (default 5 MiB, both directions) is never
@@ -123,7 +134,8 @@
 //! None is needed for tools to work. Each can be allowed separately by the caller's policy.
 //!
 //! ## Test strategy
-//! Unit tests per module (codec framing, validation codes and ids, JSON helpers, policy,
+//! Unit tests per module (codec framing, validation codes and ids, JSON helpers and the
+//! canonical form against RFC 8785's examples and number table, policy,
 //! events); session tests in `src/tests.rs` drive [`run_proxy`] over in-memory duplex pipes
 //! with a fake client and a fake server, one test per rule, asserting what each side
 //! receives (and does not), byte for byte where bytes must be kept; a bounded-memory test
