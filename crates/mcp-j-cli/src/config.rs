@@ -636,17 +636,20 @@ pub fn show(loaded: &Loaded, json: bool) -> Result<()> {
             "config_file".to_string(),
             serde_json::json!({ "value": file_value, "source": file_status }),
         );
-        println!("{}", serde_json::to_string_pretty(&object)?);
+        crate::output::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&object)?))?;
     } else {
+        use std::fmt::Write as _;
+        let mut out = String::new();
         match &file_value {
-            Some(path) => println!("config file: {path} ({file_status})"),
-            None => println!("config file: none ({file_status})"),
+            Some(path) => writeln!(out, "config file: {path} ({file_status})")?,
+            None => writeln!(out, "config file: none ({file_status})")?,
         }
-        println!();
-        println!("{:<30} {:<24} SOURCE", "KEY", "VALUE");
+        writeln!(out)?;
+        writeln!(out, "{:<30} {:<24} SOURCE", "KEY", "VALUE")?;
         for row in rows {
-            println!("{row}");
+            writeln!(out, "{row}")?;
         }
+        crate::output::write_stdout(&out)?;
     }
     Ok(())
 }

@@ -188,9 +188,9 @@ pub fn doctor(json: bool) -> Result<ExitCode> {
         layers,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        crate::output::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
     } else {
-        print_human(&report);
+        crate::output::write_stdout(&human(&report)?)?;
     }
     Ok(if report.exec_works {
         ExitCode::SUCCESS
@@ -199,33 +199,41 @@ pub fn doctor(json: bool) -> Result<ExitCode> {
     })
 }
 
-fn print_human(d: &Doctor) {
-    println!("Kernel features (each probed in a throwaway process):");
+/// The report as text for a person.
+fn human(d: &Doctor) -> Result<String, std::fmt::Error> {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    writeln!(out, "Kernel features (each probed in a throwaway process):")?;
     for f in &d.features {
         let mark = if f.available { "yes" } else { "NO " };
-        println!(
+        writeln!(
+            out,
             "  {mark}  {:<20} {}",
             f.name,
             if f.detail.is_empty() { f.what } else { &f.detail }
-        );
+        )?;
     }
     let mark = if d.cgroup_v2.available { "yes" } else { "NO " };
-    println!("  {mark}  {:<20} {}", "cgroup_v2", d.cgroup_v2.detail);
+    writeln!(out, "  {mark}  {:<20} {}", "cgroup_v2", d.cgroup_v2.detail)?;
     let mark = if d.cgroup_v1.available { "yes" } else { "NO " };
-    println!("  {mark}  {:<20} {}", "cgroup_v1", d.cgroup_v1.detail);
-    println!();
+    writeln!(out, "  {mark}  {:<20} {}", "cgroup_v1", d.cgroup_v1.detail)?;
+    writeln!(out)?;
     match &d.exec_error {
-        None => println!("`mcp-j exec` works here and enforces (from a real run of /bin/true):"),
-        Some(e) => println!("`mcp-j exec` does NOT work here: {e}"),
+        None => writeln!(
+            out,
+            "`mcp-j exec` works here and enforces (from a real run of /bin/true):"
+        )?,
+        Some(e) => writeln!(out, "`mcp-j exec` does NOT work here: {e}")?,
     }
     for l in &d.layers {
         let status = format!("{:?}", l.status).to_lowercase();
-        println!("  {:<14} {:<9} {}", l.name, status, l.means);
+        writeln!(out, "  {:<14} {:<9} {}", l.name, status, l.means)?;
     }
     if !d.layers.is_empty() {
-        println!("Per process only: {}", d.per_process_only.join(", "));
+        writeln!(out, "Per process only: {}", d.per_process_only.join(", "))?;
     }
     for note in &d.notes {
-        println!("Note: {note}");
+        writeln!(out, "Note: {note}")?;
     }
+    Ok(out)
 }

@@ -1,7 +1,7 @@
 //! `mcp-j`: a secure runtime for untrusted MCP servers.
 //!
 //! Thin: parses flags, builds a sandbox spec, hands it to the engine, maps the outcome to
-//! the exit codes of ../shared/INTERFACE.md. Data goes to stdout, messages to stderr.
+//! the exit codes of docs/CLI.md ("Exit status"). Data goes to stdout, messages to stderr.
 
 // Printing data on stdout is this crate's job (the library crates may not).
 #![allow(clippy::print_stdout)]
@@ -12,6 +12,7 @@ mod config;
 mod diagnose;
 mod doctor;
 mod exposure;
+mod output;
 mod preflight;
 mod pty;
 mod run;
@@ -30,8 +31,7 @@ use crate::sandbox_opts::SandboxOpts;
 
 /// Exit status when mcp-j itself failed (bad usage, sandbox could not be set up).
 const EXIT_MCP_J_FAILED: u8 = 125;
-/// Exit status when policy refused to run the program (INTERFACE: "126 when policy or
-/// integrity checks refused to run it").
+/// Exit status when policy refused to run the program (docs/CLI.md, "Exit status").
 const EXIT_POLICY_REFUSED: u8 = 126;
 
 #[derive(Debug, Parser)]

@@ -26,7 +26,7 @@ use tokio::sync::oneshot;
 use crate::sandbox_opts::{Resolved, SandboxOpts};
 use crate::units::{parse_duration, parse_size};
 
-/// Proxy options (docs: ../shared/INTERFACE.md, "Proxy behaviour").
+/// Proxy options (docs/CLI.md, "mcp-j run: the proxy").
 #[derive(Debug, Clone, Args)]
 pub struct ProxyOpts {
     /// Largest JSON-RPC message, either direction; longer lines are discarded

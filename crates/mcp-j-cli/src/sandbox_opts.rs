@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::secret::{SecretRef, is_env_name};
 use crate::units::{parse_duration, parse_size};
 
-/// Sandbox options (docs: ../shared/INTERFACE.md, "Sandbox options").
+/// Sandbox options (docs/CLI.md, "Sandbox options").
 #[derive(Debug, Clone, Default, Args)]
 pub struct SandboxOpts {
     /// Permissions and limits as JSON (mirrors these flags; flags win)

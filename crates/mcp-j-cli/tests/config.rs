@@ -222,3 +222,39 @@ fn config_show_names_the_config_file_it_looked_for() {
         assert_eq!(json["limits.pids"]["value"], 7, "{json}");
     });
 }
+
+/// A reader that stops early (`mcp-j config show | head -1`) ends the output quietly: exit
+/// 0, no panic. The "pipe" is a socket whose other end is closed before mcp-j starts, so
+/// every write fails with EPIPE (Rust ignores SIGPIPE).
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    use std::os::fd::OwnedFd;
+    use std::process::{Command, Stdio};
+    for args in [&["config", "show"][..], &["config", "show", "--json"][..]] {
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+        drop(ours);
+        let mut child = Command::new(common::MCP_J)
+            .args(args)
+            .env("XDG_CONFIG_HOME", "/nonexistent/mcp-j-test")
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(OwnedFd::from(theirs)))
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn mcp-j");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("mcp-j {args:?} did not exit");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+        assert_eq!(status.code(), Some(0), "mcp-j {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "mcp-j {args:?}: {stderr}");
+    }
+}

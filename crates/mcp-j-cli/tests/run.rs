@@ -1,6 +1,6 @@
 //! `mcp-j run` end to end: a hostile client (this test, writing raw bytes) and a
 //! deliberately misbehaving server (`fixtures/fake_mcp_server.py`), through the real binary,
-//! as root and as the unprivileged user. Every rule of INTERFACE.md's "Proxy behaviour".
+//! as root and as the unprivileged user. Every rule of docs/CLI.md's proxy section.
 
 // Test helpers outside #[test] functions may panic on broken plumbing.
 #![allow(clippy::expect_used)]

@@ -81,7 +81,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// The exit status `mcp-j` reports, as docs/INTERFACE.md says: the program's own;
+    /// The exit status `mcp-j` reports, as docs/CLI.md ("Exit status") says: the program's own;
     /// 128+N for signal N; 124 on timeout; 127 not found; 126 not executable.
     pub fn exit_code(self) -> i32 {
         match self {
