@@ -35,8 +35,10 @@
 //! duplicate members, …): `-32600` with the request's id when it can be read, else `null`.
 //! Nesting deeper than [`ProxyConfig::max_depth`] (default 64): `-32600`, found by a byte
 //! scan before any parser runs (and no parser here recurses). Nothing invalid is forwarded.
-//! A request whose id is already pending is refused (`-32600`), as are requests beyond
-//! [`ProxyConfig::max_pending`].
+//! A request whose id is already pending is refused (`-32600`). While
+//! [`ProxyConfig::max_pending`] requests are pending the proxy stops reading the client
+//! (backpressure); a request that still gets past that is answered with
+//! [`ProxyConfig::pending_error_code`] ("too many requests pending").
 //!
 //! **Server → client.** Anything that is not a valid message (garbage, logs printed to
 //! stdout, oversize lines, batches) is dropped, logged on our stderr and reported; the
