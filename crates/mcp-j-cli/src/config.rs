@@ -407,7 +407,7 @@ impl Loaded {
     }
 
     /// The config file looked for (if any) and what became of it.
-    fn file_status(&self) -> (Option<String>, &'static str) {
+    pub fn file_status(&self) -> (Option<String>, &'static str) {
         let path = self.looked_for.as_ref().map(|p| p.display().to_string());
         let status = match (&self.looked_for, &self.file, self.explicit) {
             (_, Some(_), true) => "flag --config, read",
@@ -621,37 +621,6 @@ impl fmt::Display for Row {
         };
         write!(f, "{:<30} {:<24} {}", self.key, value, self.source)
     }
-}
-
-/// `mcp-j config show [--json]`: the effective configuration, each value with its source.
-pub fn show(loaded: &Loaded, json: bool) -> Result<()> {
-    let rows = loaded.rows();
-    let (file_value, file_status) = loaded.file_status();
-    if json {
-        let mut object: serde_json::Map<String, serde_json::Value> = rows
-            .into_iter()
-            .map(|r| (r.key, serde_json::json!({ "value": r.value, "source": r.source })))
-            .collect();
-        object.insert(
-            "config_file".to_string(),
-            serde_json::json!({ "value": file_value, "source": file_status }),
-        );
-        crate::output::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&object)?))?;
-    } else {
-        use std::fmt::Write as _;
-        let mut out = String::new();
-        match &file_value {
-            Some(path) => writeln!(out, "config file: {path} ({file_status})")?,
-            None => writeln!(out, "config file: none ({file_status})")?,
-        }
-        writeln!(out)?;
-        writeln!(out, "{:<30} {:<24} SOURCE", "KEY", "VALUE")?;
-        for row in rows {
-            writeln!(out, "{row}")?;
-        }
-        crate::output::write_stdout(&out)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

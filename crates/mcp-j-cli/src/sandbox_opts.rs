@@ -70,7 +70,7 @@ pub struct SandboxOpts {
     #[arg(long = "audit-log", value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
     /// The configuration (file, then `MCP_J_*` variables) under the manifest and these
-    /// flags; `main` sets it from the loaded configuration.
+    /// flags; `commands::exec` and `commands::run` set it from the loaded configuration.
     #[arg(skip)]
     pub config: Config,
 }

@@ -109,7 +109,7 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         stdout: Stdio::null(),
         stderr: Stdio::null(),
     };
-    let parent = crate::cgroup_parent();
+    let parent = super::cgroup_parent();
     let result = Jail::spawn(&spec, "/proc/self/exe", stdio, parent.as_ref())
         .and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
     match result {

@@ -18,13 +18,42 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use mcp_j_engine::{Finished, Jail, JailStdio, Outcome, SandboxError};
+use mcp_j_engine::{Finished, Jail, JailStdio, SandboxError};
 use mcp_j_proxy::{EventSink, ProxyConfig, ProxyEvent, ServerRequestPolicy, ToolPolicy};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
 
+use super::{READY_TIMEOUT, cgroup_parent, finish, setup_context};
 use crate::sandbox_opts::{Resolved, SandboxOpts};
 use crate::units::{parse_duration, parse_size};
+
+/// `mcp-j run`'s arguments: the sandbox flags, the proxy flags, the server.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub sandbox: Box<SandboxOpts>,
+    #[command(flatten)]
+    pub proxy: Box<ProxyOpts>,
+    /// The server and its arguments
+    #[arg(last = true, required = true, value_name = "PROG [ARGS]...")]
+    pub command: Vec<String>,
+}
+
+/// `mcp-j run --help`: how to use it as an MCP client's `command`.
+pub const RUN_EXAMPLES: &str = r#"Use it as the `command` of an MCP client. Install the server outside the sandbox
+(there is no network inside) and expose it read-only:
+
+  Claude Desktop (claude_desktop_config.json) and Cursor (~/.cursor/mcp.json):
+    {"mcpServers": {"time": {"command": "mcp-j", "args": ["run", "--ro", "/home/me/.mcp/time",
+        "--", "/home/me/.mcp/time/bin/python", "-m", "mcp_server_time"]}}}
+
+  VS Code (.vscode/mcp.json):
+    {"servers": {"time": {"type": "stdio", "command": "mcp-j", "args": ["run", "--ro",
+        "/home/me/.mcp/time", "--", "/home/me/.mcp/time/bin/python", "-m", "mcp_server_time"]}}}
+
+Exit status: the server's own; 128+N if signal N killed it; 124 on --timeout; 125 if mcp-j
+failed; 126/127 if the server could not be started. When the client closes stdin, the
+server's stdin is closed, then after --grace-period it gets SIGTERM, then SIGKILL."#;
 
 /// Proxy options (docs/CLI.md, "mcp-j run: the proxy").
 #[derive(Debug, Clone, Args)]
@@ -172,7 +201,18 @@ fn client_writer() -> std::io::Result<Writer> {
     })
 }
 
-pub fn run(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbose: u8) -> Result<ExitCode> {
+/// `mcp-j run`: refuse a downloading launcher, then serve `args.command` under the
+/// effective configuration `config`.
+pub fn run(mut args: RunArgs, config: crate::config::Config, verbose: u8) -> Result<ExitCode> {
+    let command = crate::preflight::strip_extra_separator(&args.command);
+    if let Some((program, program_args)) = command.split_first() {
+        crate::preflight::refuse_network_launcher(program, program_args)?;
+    }
+    args.sandbox.config = config;
+    run_in_sandbox(&args.sandbox, &args.proxy, command, verbose)
+}
+
+fn run_in_sandbox(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbose: u8) -> Result<ExitCode> {
     let (program, args) = command.split_first().context("no program given")?;
     let mut resolved = opts.resolve(program, args)?;
     let survey = crate::exposure::survey(&mut resolved.spec)?;
@@ -245,11 +285,10 @@ fn serve(
         stdout: Stdio::piped(),
         stderr: Stdio::piped(),
     };
-    let cgroup_parent = crate::cgroup_parent();
-    let mut jail =
-        Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent.as_ref()).map_err(crate::setup_context)?;
+    let parent = cgroup_parent();
+    let mut jail = Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, parent.as_ref()).map_err(setup_context)?;
     jail.on_denial(crate::diagnose::denial_printer());
-    session.ready(&jail.wait_ready(crate::READY_TIMEOUT).map_err(crate::setup_context)?);
+    session.ready(&jail.wait_ready(READY_TIMEOUT).map_err(setup_context)?);
     let control = jail.control();
     let (server_in, server_out, server_err) = jail.take_stdio();
     let (server_in, server_out, server_err) = match (server_in, server_out, server_err) {
@@ -342,40 +381,7 @@ fn serve(
     }
     match jail_result {
         Some(Ok(done)) => Ok(done),
-        Some(Err(e)) => Err(crate::setup_context(e)),
+        Some(Err(e)) => Err(setup_context(e)),
         None => anyhow::bail!("the sandbox ended without a status"),
     }
-}
-
-/// Report the end of a sandboxed run and turn it into our exit status.
-pub fn finish(program: &str, finished: &Finished, verbose: u8) -> Result<ExitCode> {
-    let outcome = finished.outcome;
-    if verbose > 0 {
-        for layer in &finished.report.layers {
-            let status = format!("{:?}", layer.status).to_lowercase();
-            eprintln!("mcp-j: {:<14} {:<9} {}", layer.name, status, layer.means);
-        }
-        eprintln!(
-            "mcp-j: per process only: {}",
-            finished.report.per_process_only().join(", ")
-        );
-    }
-    match outcome {
-        Outcome::TimedOut => eprintln!("mcp-j: timed out; the sandbox was killed"),
-        Outcome::Signaled(libc::SIGKILL) if finished.memory_limit_hit => eprintln!(
-            "mcp-j: the sandbox reached its memory limit of {} and was killed (raise it with --memory)",
-            crate::config::format_size(finished.limits.memory_bytes)
-        ),
-        Outcome::Signaled(libc::SIGXFSZ) => eprintln!(
-            "mcp-j: `{program}` was killed by SIGXFSZ: it wrote past the file size limit of {} \
-             (raise it with --max-file-size)",
-            crate::config::format_size(finished.limits.max_file_size_bytes)
-        ),
-        Outcome::ExecFailed(errno) => eprintln!(
-            "mcp-j: cannot run `{program}` in the sandbox: {}",
-            std::io::Error::from_raw_os_error(errno)
-        ),
-        _ => {}
-    }
-    Ok(ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(125)))
 }

@@ -1,0 +1,94 @@
+//! One module per subcommand: its clap arguments (where it has its own) and its body.
+//! `main.rs` parses the top-level flags, loads the configuration and dispatches here.
+//!
+//! What `exec`, `run` and `doctor` share to start a jail and report its end lives here too.
+
+pub mod config_show;
+pub mod doctor;
+pub mod exec;
+pub mod run;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use mcp_j_engine::{Finished, Outcome, SandboxError};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run any program in the sandbox; stdin/stdout/stderr pass straight through (a terminal
+    /// through a pty of mcp-j's own, so the program cannot change the caller's)
+    Exec(exec::ExecArgs),
+    /// Run a stdio MCP server in the sandbox, with a strict JSON-RPC proxy between the
+    /// client (our stdin/stdout) and the server
+    #[command(after_long_help = run::RUN_EXAMPLES)]
+    Run(run::RunArgs),
+    /// Which isolation features this machine offers, and what `exec` would enforce
+    Doctor,
+    /// The effective configuration (file, `MCP_J_*` variables, flags) and where each value
+    /// came from
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print each value with its source (`default`, `file …`, `env …`, `flag …`); secrets
+    /// are masked
+    Show,
+}
+
+/// How long setup may take before `sandbox.ready` is recorded with what is known so far.
+pub const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A sandbox error as the user should read it.
+pub fn setup_context(e: SandboxError) -> anyhow::Error {
+    match e {
+        e @ SandboxError::Setup { .. } => anyhow::Error::new(e)
+            .context("the sandbox could not be set up; `mcp-j doctor` tells what this machine offers"),
+        e => e.into(),
+    }
+}
+
+/// Where jail cgroups are made: a delegated cgroup v2 parent (`MCP_J_CGROUP_PARENT`, or
+/// found from our own cgroup), else for root the cgroup v1 hierarchies. `None` (rlimits
+/// and namespace limits only) when there is none.
+pub fn cgroup_parent() -> Option<mcp_j_engine::cgroup::CgroupParent> {
+    let configured = std::env::var_os("MCP_J_CGROUP_PARENT").map(std::path::PathBuf::from);
+    mcp_j_engine::cgroup::detect_any(configured.as_deref()).ok()
+}
+
+/// Report the end of a sandboxed run and turn it into our exit status.
+pub fn finish(program: &str, finished: &Finished, verbose: u8) -> Result<ExitCode> {
+    let outcome = finished.outcome;
+    if verbose > 0 {
+        for layer in &finished.report.layers {
+            let status = format!("{:?}", layer.status).to_lowercase();
+            eprintln!("mcp-j: {:<14} {:<9} {}", layer.name, status, layer.means);
+        }
+        eprintln!(
+            "mcp-j: per process only: {}",
+            finished.report.per_process_only().join(", ")
+        );
+    }
+    match outcome {
+        Outcome::TimedOut => eprintln!("mcp-j: timed out; the sandbox was killed"),
+        Outcome::Signaled(libc::SIGKILL) if finished.memory_limit_hit => eprintln!(
+            "mcp-j: the sandbox reached its memory limit of {} and was killed (raise it with --memory)",
+            crate::config::format_size(finished.limits.memory_bytes)
+        ),
+        Outcome::Signaled(libc::SIGXFSZ) => eprintln!(
+            "mcp-j: `{program}` was killed by SIGXFSZ: it wrote past the file size limit of {} \
+             (raise it with --max-file-size)",
+            crate::config::format_size(finished.limits.max_file_size_bytes)
+        ),
+        Outcome::ExecFailed(errno) => eprintln!(
+            "mcp-j: cannot run `{program}` in the sandbox: {}",
+            std::io::Error::from_raw_os_error(errno)
+        ),
+        _ => {}
+    }
+    Ok(ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(125)))
+}
