@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cgroup::{AnyJailCgroup, CgroupParent};
 use crate::host_ids::{self, HostIdClaim};
-use crate::jail::{FIRST_PATH_FD, HELPER_ARG, REPORT_FD, SPEC_FD};
-use crate::report::{Layer, LayerStatus, RECORD_SIZE, Record, SandboxReport, Step};
+use crate::jail::HELPER_ARG;
+use crate::report::{FIRST_PATH_FD, Layer, LayerStatus, RECORD_SIZE, REPORT_FD, Record, SPEC_FD, SandboxReport, Step};
 use crate::spec::SandboxSpec;
 use crate::{limits, sys};
 
