@@ -594,9 +594,9 @@ fn harden_and_exec(
         exec: plan::executable_paths(spec, host),
         devices: plan::DEV_NODES.iter().map(PathBuf::from).collect(),
     };
-    let status = landlock_rules::restrict_self(&policy).map_err(|_| Failure {
+    let status = landlock_rules::restrict_self(&policy).map_err(|e| Failure {
         step: Step::Landlock,
-        errno: libc::EPERM,
+        errno: landlock_rules::errno_of(&e).unwrap_or(libc::EPERM),
     })?;
     report.send(Record::Landlock {
         status,
