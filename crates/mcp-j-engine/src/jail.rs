@@ -580,11 +580,7 @@ fn harden_and_exec(
 
     // 24. Resource limits.
     for setting in limits::rlimit_plan(&spec.limits, spec.limits_by_cgroup) {
-        let limit = rustix::process::Rlimit {
-            current: Some(setting.value),
-            maximum: Some(setting.value),
-        };
-        rustix::process::setrlimit(setting.resource.to_rustix(), limit).at(Step::Rlimits)?;
+        rustix::process::setrlimit(setting.resource.to_rustix(), setting.rlimit()).at(Step::Rlimits)?;
     }
 
     // 25. Landlock over the same picture as the mounts. Refuse to go on without it.
@@ -619,6 +615,9 @@ fn harden_and_exec(
     drop_capabilities().at(Step::DropCapabilities)?;
 
     // 28. no_new_privs: nothing we exec can gain privileges (setuid bits, file caps).
+    //     Already set by step 25 (the landlock crate sets it when it enforces the ruleset,
+    //     as the kernel requires); kept here as the one place that promises it, in case
+    //     step 25 ever changes. docs/SANDBOX.md, step 28.
     rustix::thread::set_no_new_privs(true).at(Step::NoNewPrivs)?;
 
     // 29. seccomp, last: the allowlist, then the guard (with the exec listener).

@@ -58,7 +58,10 @@ pub fn restrict_self(policy: &FsPolicy) -> Result<LayerStatus, RulesetError> {
         .handle_access(AccessFs::from_all(REQUESTED_ABI))?
         .handle_access(AccessNet::from_all(REQUESTED_ABI))?
         .scope(Scope::from_all(REQUESTED_ABI))?
-        .create()?;
+        .create()?
+        // Enforcing a ruleset needs no_new_privs (or CAP_SYS_ADMIN): the crate sets it in
+        // restrict_self by default; asked for here so that no default can drop it.
+        .no_new_privs(true);
     let groups: [(&[PathBuf], BitFlags<AccessFs>); 4] = [
         (&policy.read, read_access()),
         (&policy.write, read_access() | write_access()),
