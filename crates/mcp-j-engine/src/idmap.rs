@@ -99,7 +99,7 @@ pub(crate) fn open_user_trees(
             continue;
         };
         let attrs = bind_attributes(*access);
-        let open: Box<dyn Fn() -> Result<OwnedFd, Failure>> = match source {
+        let open: Box<dyn Fn() -> rustix::io::Result<OwnedFd>> = match source {
             BindSource::Passed { helper_fd } => {
                 let fd = helper_fd
                     .and_then(|n| passed.iter().find(|(m, _)| *m == n))
@@ -117,7 +117,7 @@ pub(crate) fn open_user_trees(
             BindSource::Program(path) if *idmap && root_ids.is_some() => Box::new(move || open_program_tree(path)),
             BindSource::Named(_) | BindSource::Program(_) => continue,
         };
-        let tree = open()?;
+        let tree = open().at(Step::OpenUserPaths)?;
         let mapping = match (root_ids, idmap) {
             (Some((uid, gid)), true) => {
                 if userns.is_none() {
@@ -135,7 +135,7 @@ pub(crate) fn open_user_trees(
         match sys::mount_setattr_idmapped(tree.as_fd(), attrs, mapping.as_fd()) {
             Ok(()) => trees.push((i, tree)),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                let tree = open()?;
+                let tree = open().at(Step::OpenUserPaths)?;
                 sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::OpenUserPaths)?;
                 trees.push((i, tree));
             }

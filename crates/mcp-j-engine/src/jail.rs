@@ -317,7 +317,7 @@ fn init(
     // 14. Build the root: open every bind source while the host is visible, then carry
     //     the plan out on a fresh tmpfs.
     let sources = open_bind_sources(ops, user_trees)?;
-    let root = mount_tmpfs(plan::ROOT_TMPFS_BYTES, 0o755, Step::BuildRoot)?;
+    let root = mount_tmpfs(plan::ROOT_TMPFS_BYTES, 0o755)?;
     // The root needs a path for pivot_root; any host directory will do, as the mount
     // namespace is private and every source is already open.
     let staging = ["/tmp", "/mnt", "/run", "/var/tmp"]
