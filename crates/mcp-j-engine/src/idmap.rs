@@ -5,7 +5,7 @@
 //! [`crate::host_ids`]), and the user's read-write paths are idmapped so that host root's
 //! files there behave as the jail user's.
 //!
-//! Also here: step 4, opening the mount trees of the user's paths from the descriptors the
+//! Also here: step 5, opening the mount trees of the user's paths from the descriptors the
 //! supervisor passed ([`open_user_trees`]).
 
 use std::io::{Read, Write};
@@ -14,9 +14,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use rustix::mount::OpenTreeFlags;
 use rustix::thread::UnshareFlags;
 
-use crate::jail::{AtStep, Failure};
 use crate::plan::{BindSource, MountOp};
-use crate::report::Step;
+use crate::report::{AtStep, Failure, Step};
 use crate::rootfs::{bind_attributes, open_program_tree, open_tree_of};
 use crate::sys::{self, Forked};
 
@@ -41,10 +40,9 @@ impl IdMaps {
 /// jail creates belong to host root.
 fn idmapping_userns(jail_host_uid: u32, jail_host_gid: u32) -> Result<OwnedFd, Failure> {
     let (ready_read, ready_write) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::OpenBindSources)?;
-    let (hold_read, hold_write) =
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::OpenBindSources)?;
-    match sys::fork().at(Step::OpenBindSources)? {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::OpenUserPaths)?;
+    let (hold_read, hold_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::OpenUserPaths)?;
+    match sys::fork().at(Step::OpenUserPaths)? {
         Forked::Child => {
             drop(ready_read);
             drop(hold_write);
@@ -71,12 +69,12 @@ fn idmapping_userns(jail_host_uid: u32, jail_host_gid: u32) -> Result<OwnedFd, F
             })();
             drop(hold_write);
             let _ = sys::wait_blocking(pid);
-            result.at(Step::OpenBindSources)
+            result.at(Step::OpenUserPaths)
         }
     }
 }
 
-/// Step 4: the tree of every path the user exposed, opened in the helper as a detached
+/// Step 5: the tree of every path the user exposed, opened in the helper as a detached
 /// mount with its final attributes, from the descriptor the supervisor passed (`passed`:
 /// `(number, descriptor)`), never by name.
 ///
@@ -101,13 +99,13 @@ pub(crate) fn open_user_trees(
             continue;
         };
         let attrs = bind_attributes(*access);
-        let open: Box<dyn Fn() -> Result<OwnedFd, Failure>> = match source {
+        let open: Box<dyn Fn() -> rustix::io::Result<OwnedFd>> = match source {
             BindSource::Passed { helper_fd } => {
                 let fd = helper_fd
                     .and_then(|n| passed.iter().find(|(m, _)| *m == n))
                     .map(|(_, fd)| fd.as_fd())
                     .ok_or(Failure {
-                        step: Step::OpenBindSources,
+                        step: Step::OpenUserPaths,
                         errno: libc::EBADF,
                     })?;
                 if root_ids.is_none() {
@@ -119,7 +117,7 @@ pub(crate) fn open_user_trees(
             BindSource::Program(path) if *idmap && root_ids.is_some() => Box::new(move || open_program_tree(path)),
             BindSource::Named(_) | BindSource::Program(_) => continue,
         };
-        let tree = open()?;
+        let tree = open().at(Step::OpenUserPaths)?;
         let mapping = match (root_ids, idmap) {
             (Some((uid, gid)), true) => {
                 if userns.is_none() {
@@ -130,18 +128,18 @@ pub(crate) fn open_user_trees(
             _ => None,
         };
         let Some(mapping) = mapping else {
-            sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::BindMount)?;
+            sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::OpenUserPaths)?;
             trees.push((i, tree));
             continue;
         };
         match sys::mount_setattr_idmapped(tree.as_fd(), attrs, mapping.as_fd()) {
             Ok(()) => trees.push((i, tree)),
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                let tree = open()?;
-                sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::BindMount)?;
+                let tree = open().at(Step::OpenUserPaths)?;
+                sys::mount_setattr(tree.as_fd(), true, attrs).at(Step::OpenUserPaths)?;
                 trees.push((i, tree));
             }
-            Err(e) => return Err(e).at(Step::BindMount),
+            Err(e) => return Err(e).at(Step::OpenUserPaths),
         }
     }
     Ok(trees)
@@ -160,7 +158,7 @@ pub(crate) fn open_user_trees(
 /// fails with ESTALE. The tree is sent back over a socket; a failure is the child's exit
 /// code (an errno).
 fn clone_tree_unprivileged(source: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd, Failure> {
-    let step = Step::OpenBindSources;
+    let step = Step::OpenUserPaths;
     let (ours, theirs) = rustix::net::socketpair(
         rustix::net::AddressFamily::UNIX,
         rustix::net::SocketType::SEQPACKET,
@@ -172,7 +170,7 @@ fn clone_tree_unprivileged(source: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd
         Forked::Child => {
             drop(ours);
             let code = match clone_in_own_namespace(source, attrs) {
-                Ok(tree) => match crate::jail::send_fd(theirs.as_fd(), tree.as_fd()) {
+                Ok(tree) => match sys::send_fd(theirs.as_fd(), tree.as_fd()) {
                     Ok(()) => 0,
                     Err(e) => e.raw_os_error().unwrap_or(libc::EIO),
                 },
@@ -182,7 +180,7 @@ fn clone_tree_unprivileged(source: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd
         }
         Forked::Parent(pid) => {
             drop(theirs);
-            let tree = crate::jail::receive_fd(ours.as_fd());
+            let tree = sys::receive_fd(ours.as_fd());
             let status = sys::wait_blocking(pid).at(step)?;
             match (tree, status) {
                 (Some(tree), sys::ChildStatus::Exited(0)) => Ok(tree),

@@ -28,7 +28,7 @@ use crate::landlock_rules::{self, FsPolicy};
 use crate::limits;
 use crate::namespace_limits;
 use crate::plan::{self, HostLayout, MountOp};
-use crate::report::{LayerStatus, NAME_CHUNK, Record, Step};
+use crate::report::{AtStep, FIRST_PATH_FD, Failure, LayerStatus, NAME_CHUNK, REPORT_FD, Record, Step};
 use crate::rootfs::{apply, apply_covers, mount_tmpfs, open_bind_sources};
 use crate::seccomp;
 use crate::spec::{HostIds, JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
@@ -36,46 +36,8 @@ use crate::sys::{self, ChildStatus, Forked};
 
 /// The hidden first argument that makes `mcp-j` act as the jail helper.
 pub const HELPER_ARG: &str = "__mcp-j-jail";
-/// The helper reads the JSON spec from this descriptor until EOF.
-pub const SPEC_FD: RawFd = 3;
-/// The helper, init and the program (until execve) write [`Record`]s here.
-pub const REPORT_FD: RawFd = 4;
-/// The descriptors of the user's paths (`--ro`, `--rw`, the workdir), opened once on the
-/// host, are passed from this number up; the spec records which path is at which number.
-pub const FIRST_PATH_FD: RawFd = 5;
-
 /// Exit code of jail processes that failed before the program ran.
 const SETUP_FAILED_EXIT: i32 = 125;
-
-/// A setup step that failed, with its errno.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Failure {
-    pub(crate) step: Step,
-    pub(crate) errno: i32,
-}
-
-/// Attach the step to any error that carries an errno.
-pub(crate) trait AtStep<T> {
-    fn at(self, step: Step) -> Result<T, Failure>;
-}
-
-impl<T> AtStep<T> for std::io::Result<T> {
-    fn at(self, step: Step) -> Result<T, Failure> {
-        self.map_err(|e| Failure {
-            step,
-            errno: e.raw_os_error().unwrap_or(libc::EIO),
-        })
-    }
-}
-
-impl<T> AtStep<T> for rustix::io::Result<T> {
-    fn at(self, step: Step) -> Result<T, Failure> {
-        self.map_err(|e| Failure {
-            step,
-            errno: e.raw_os_error(),
-        })
-    }
-}
 
 /// The write end of the report pipe, shared by helper, init and program.
 struct Reporter(std::fs::File);
@@ -98,6 +60,7 @@ impl Reporter {
 /// Entry point of the helper process (`mcp-j __mcp-j-jail`). Never returns.
 pub fn helper_main() -> ! {
     let report = Reporter(std::fs::File::from(sys::adopt_report_fd()));
+    // 1. Read the spec.
     let spec = match read_spec() {
         Ok(spec) => spec,
         Err(f) => report.fail(f),
@@ -119,15 +82,15 @@ fn read_spec() -> Result<SandboxSpec, Failure> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Helper: steps 1–7 of docs/SANDBOX.md.
+// Helper: steps 1–9 of docs/SANDBOX.md (1, reading the spec, is `read_spec` above).
 // ---------------------------------------------------------------------------------------
 
 fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
-    // 1. Die with the supervisor.
+    // 2. Die with the supervisor.
     let parent = rustix::process::getppid();
     die_with_parent(parent)?;
 
-    // 2. Close every descriptor inherited from whoever started mcp-j, but the report pipe
+    // 3. Close every descriptor inherited from whoever started mcp-j, but the report pipe
     //    and the descriptors of the user's paths, which the supervisor passed.
     let path_fds = passed_path_fds(spec)?;
     let mut keep = path_fds.clone();
@@ -140,14 +103,14 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         .collect::<std::io::Result<_>>()
         .at(Step::CloseInheritedFds)?;
 
-    // 3. Plan the jail's filesystem while the host is in view.
+    // 4. Plan the jail's filesystem while the host is in view.
     let host = HostLayout::probe(spec);
     let ops = plan::mount_plan(spec, &host).map_err(|_| Failure {
-        step: Step::PlanMounts,
+        step: Step::PlanFilesystem,
         errno: libc::EINVAL,
     })?;
 
-    // 4. Open the user's paths now, from the descriptors passed (never by name again), as
+    // 5. Open the user's paths now, from the descriptors passed (never by name again), as
     //    detached mount trees. A root caller: the jail maps to an unprivileged host id, and
     //    the read-write paths become idmapped mounts, while we still hold host root's
     //    CAP_SYS_ADMIN.
@@ -156,7 +119,7 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     if privileged && spec.host_ids.is_none() {
         // The supervisor claims a root caller's host id; never fall back to a shared one.
         return Err(Failure {
-            step: Step::MapIds,
+            step: Step::OpenUserPaths,
             errno: libc::EINVAL,
         });
     }
@@ -170,13 +133,13 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     if privileged {
         // Host root's supplementary groups must not follow it into the jail (and cannot be
         // dropped there: setgroups is denied in the jail's namespace).
-        rustix::thread::set_thread_groups(&[]).at(Step::MapIds)?;
+        rustix::thread::set_thread_groups(&[]).at(Step::OpenUserPaths)?;
     }
 
-    // 4b. An unprivileged caller: the jail's IPC namespace is made here, in a user
-    //     namespace of our own whose root is the caller, so that its limits can be set
-    //     (the kernel lets only the IPC namespace's root uid write them; the jail's own
-    //     user namespace maps no root). The jail's ids then map to that root.
+    // 6. An unprivileged caller: the jail's IPC namespace is made here, in a user
+    //    namespace of our own whose root is the caller, so that its limits can be set
+    //    (the kernel lets only the IPC namespace's root uid write them; the jail's own
+    //    user namespace maps no root). The jail's ids then map to that root.
     let (jail_host_uid, jail_host_gid) = if privileged {
         (jail_host_uid, jail_host_gid)
     } else {
@@ -187,11 +150,11 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         (0, 0)
     };
 
-    // 5. Clone init straight into new user, mount, PID, IPC (a root caller's; see 4b),
+    // 7. Clone init straight into new user, mount, PID, IPC (a root caller's; see 6),
     //    UTS, network and cgroup namespaces: it is pid 1 of the new PID namespace. It
     //    waits on a pipe until its id maps are written; the pipe then stays open as its
     //    lifeline to us.
-    let (go_read, go_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::ForkInit)?;
+    let (go_read, go_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).at(Step::CloneInit)?;
     let mut namespaces = UnshareFlags::NEWUSER
         | UnshareFlags::NEWNS
         | UnshareFlags::NEWPID
@@ -201,7 +164,7 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     if privileged {
         namespaces |= UnshareFlags::NEWIPC;
     }
-    let init_pid = match sys::clone_into_namespaces(namespaces).at(Step::UnshareNamespaces)? {
+    let init_pid = match sys::clone_into_namespaces(namespaces).at(Step::CloneInit)? {
         Forked::Child => {
             drop(go_write);
             match init(spec, report, &host, &ops, user_trees, go_read, privileged) {
@@ -214,8 +177,8 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     drop(go_read);
     drop(user_trees);
 
-    // 6. Map exactly one uid and one gid, from outside: the jail's, to the caller's own
-    //    (through 4b's root, which is the caller) or, for root, to the unprivileged host
+    // 8. Map exactly one uid and one gid, from outside: the jail's, to the caller's own
+    //    (through 6's root, which is the caller) or, for root, to the unprivileged host
     //    id the supervisor claimed. setgroups is denied first.
     let maps = IdMaps {
         uid: format!("{JAIL_UID} {jail_host_uid} 1\n"),
@@ -229,9 +192,9 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     let mut go = std::fs::File::from(go_write);
     go.write_all(b"1").at(Step::MapIds)?;
 
-    // 7. Tell the supervisor where init is, then wait for it.
+    // 9. Tell the supervisor where init is, then wait for it.
     report.send(Record::InitStarted { host_pid: init_pid });
-    let status = sys::wait_blocking(init_pid).at(Step::ForkInit)?;
+    let status = sys::wait_blocking(init_pid).at(Step::ReportAndWait)?;
     drop(go);
     Ok(match status {
         ChildStatus::Exited(code) => code,
@@ -248,7 +211,7 @@ fn passed_path_fds(spec: &SandboxSpec) -> Result<Vec<RawFd>, Failure> {
             Some(n) if n >= FIRST_PATH_FD && !numbers.contains(&n) => numbers.push(n),
             _ => {
                 return Err(Failure {
-                    step: Step::ReadSpec,
+                    step: Step::CloseInheritedFds,
                     errno: libc::EBADF,
                 });
             }
@@ -257,19 +220,19 @@ fn passed_path_fds(spec: &SandboxSpec) -> Result<Vec<RawFd>, Failure> {
     Ok(numbers)
 }
 
-/// Step 4b: move into a new user namespace mapping root to the caller, then into a new
+/// Step 6: move into a new user namespace mapping root to the caller, then into a new
 /// IPC namespace it owns, and set that namespace's limits. Returns whether they were set
 /// (a failure there only leaves the host's values, which the report says); a failure to
 /// make the namespaces is a setup failure.
 fn ipc_namespace_of_our_own(caller_uid: u32, caller_gid: u32, memory_bytes: u64) -> Result<bool, Failure> {
-    sys::unshare_namespaces(UnshareFlags::NEWUSER).at(Step::UnshareNamespaces)?;
+    sys::unshare_namespaces(UnshareFlags::NEWUSER).at(Step::IpcNamespace)?;
     IdMaps {
         uid: format!("0 {caller_uid} 1\n"),
         gid: format!("0 {caller_gid} 1\n"),
     }
     .write("/proc/self")
-    .at(Step::MapIds)?;
-    sys::unshare_namespaces(UnshareFlags::NEWIPC).at(Step::UnshareNamespaces)?;
+    .at(Step::IpcNamespace)?;
+    sys::unshare_namespaces(UnshareFlags::NEWIPC).at(Step::IpcNamespace)?;
     let limits = namespace_limits::ipc_namespace_limits(memory_bytes);
     Ok(namespace_limits::apply(Path::new(namespace_limits::PROC_SYS), limits).is_ok())
 }
@@ -277,7 +240,7 @@ fn ipc_namespace_of_our_own(caller_uid: u32, caller_gid: u32, memory_bytes: u64)
 /// Ask for SIGKILL when the parent dies, then make sure it has not died already.
 fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), Failure> {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .at(Step::ParentDeathSignal)?;
+        .at(Step::DieWithSupervisor)?;
     if rustix::process::getppid() != parent {
         sys::exit_now(SETUP_FAILED_EXIT);
     }
@@ -285,7 +248,7 @@ fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), Failure> 
 }
 
 // ---------------------------------------------------------------------------------------
-// Init: steps 8–14.
+// Init: steps 10–20.
 // ---------------------------------------------------------------------------------------
 
 /// How many refused `execve`s init reports; later ones are refused silently.
@@ -310,20 +273,16 @@ fn init(
     lifeline: OwnedFd,
     privileged: bool,
 ) -> Result<i32, Failure> {
-    // 8. Wait until the helper has written our id maps (EOF: it died). A root caller's
-    //    init is still host uid 0, which the new namespace does not map: become the jail's
-    //    ids (capabilities in the namespace stay, as its root uid is unmapped, so the kernel
-    //    sees no "root to non-root" change). Then die with the helper; if it is already
-    //    gone, the lifeline pipe has no writer.
+    // 10. Wait until the helper has written our id maps (EOF: it died).
     let mut go = [0u8; 1];
     if !matches!(rustix::io::read(&lifeline, &mut go), Ok(1)) {
         sys::exit_now(SETUP_FAILED_EXIT);
     }
 
-    // 8b. Shrink what the jail's own namespaces let it pin: the IPC namespace's SysV and
+    // 11. Shrink what the jail's own namespaces let it pin: the IPC namespace's SysV and
     //     mqueue limits now, while a root caller's init is still host uid 0 (which those
     //     sysctls require); the user namespace's counts are opened now, through the
-    //     host's /proc, and written in 13b (max_mnt_namespaces = 0 would stop our mounts).
+    //     host's /proc, and written in 18 (max_mnt_namespaces = 0 would stop our mounts).
     let proc_sys = Path::new(namespace_limits::PROC_SYS);
     let ipc_limited = privileged
         && namespace_limits::apply(
@@ -332,36 +291,40 @@ fn init(
         )
         .is_ok();
     let user_limits = namespace_limits::PendingLimits::open(proc_sys, namespace_limits::user_namespace_limits()).ok();
+
+    // 12. A root caller's init is still host uid 0, which the new namespace does not map:
+    //     become the jail's ids (capabilities in the namespace stay, as its root uid is
+    //     unmapped, so the kernel sees no "root to non-root" change). Then die with the
+    //     helper; if it is already gone, the lifeline pipe has no writer.
     if privileged {
         let (uid, gid) = (
             rustix::process::Uid::from_raw(JAIL_UID),
             rustix::process::Gid::from_raw(JAIL_GID),
         );
-        rustix::thread::set_thread_res_gid(gid, gid, gid).at(Step::MapIds)?;
-        rustix::thread::set_thread_res_uid(uid, uid, uid).at(Step::MapIds)?;
+        rustix::thread::set_thread_res_gid(gid, gid, gid).at(Step::BecomeJailUser)?;
+        rustix::thread::set_thread_res_uid(uid, uid, uid).at(Step::BecomeJailUser)?;
     }
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .at(Step::ParentDeathSignal)?;
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)).at(Step::BecomeJailUser)?;
     if helper_is_gone(lifeline.as_fd()) {
         sys::exit_now(SETUP_FAILED_EXIT);
     }
     drop(lifeline);
 
-    // 9. Nothing we mount from here on propagates back to the host.
+    // 13. Nothing we mount from here on propagates back to the host.
     rustix::mount::mount_change("/", MountPropagationFlags::PRIVATE | MountPropagationFlags::REC)
         .at(Step::MakeMountsPrivate)?;
 
-    // 10. Build the root: open every bind source while the host is visible, then carry
-    //    the plan out on a fresh tmpfs.
+    // 14. Build the root: open every bind source while the host is visible, then carry
+    //     the plan out on a fresh tmpfs.
     let sources = open_bind_sources(ops, user_trees)?;
-    let root = mount_tmpfs(plan::ROOT_TMPFS_BYTES, 0o755, Step::MountRootTmpfs)?;
+    let root = mount_tmpfs(plan::ROOT_TMPFS_BYTES, 0o755)?;
     // The root needs a path for pivot_root; any host directory will do, as the mount
     // namespace is private and every source is already open.
     let staging = ["/tmp", "/mnt", "/run", "/var/tmp"]
         .into_iter()
         .find(|p| Path::new(p).is_dir())
         .ok_or(Failure {
-            step: Step::MountRootTmpfs,
+            step: Step::BuildRoot,
             errno: libc::ENOENT,
         })?;
     rustix::mount::move_mount(
@@ -371,43 +334,43 @@ fn init(
         staging,
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
-    .at(Step::MountRootTmpfs)?;
+    .at(Step::BuildRoot)?;
     for (op, source) in ops.iter().zip(sources) {
         apply(root.as_fd(), op, source)?;
     }
     // Inside the user's trees: project config read-only, host sockets covered.
     apply_covers(root.as_fd(), &plan::cover_ops(spec))?;
 
-    // 11. pivot_root into it and detach the old root: the host is gone from view.
+    // 15. pivot_root into it and detach the old root: the host is gone from view.
     rustix::process::fchdir(root.as_fd()).at(Step::PivotRoot)?;
     rustix::process::pivot_root(".", ".").at(Step::PivotRoot)?;
-    rustix::mount::unmount(".", UnmountFlags::DETACH).at(Step::DetachOldRoot)?;
+    rustix::mount::unmount(".", UnmountFlags::DETACH).at(Step::PivotRoot)?;
     rustix::process::chdir("/").at(Step::PivotRoot)?;
     drop(root);
 
-    // 12. The root itself becomes read-only.
+    // 16. The root itself becomes read-only.
     let new_root = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .at(Step::RemountRootReadOnly)?;
+        .at(Step::RootReadOnly)?;
     sys::mount_setattr(
         new_root.as_fd(),
         false,
         sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
     )
-    .at(Step::RemountRootReadOnly)?;
+    .at(Step::RootReadOnly)?;
     drop(new_root);
 
-    // 13. The host's name does not leak in.
-    rustix::system::sethostname(JAIL_HOSTNAME.as_bytes()).at(Step::SetHostname)?;
+    // 17. The host's name does not leak in.
+    rustix::system::sethostname(JAIL_HOSTNAME.as_bytes()).at(Step::Hostname)?;
 
-    // 13b. The user namespace's counts (inotify, fanotify, namespaces), before the program
-    //      exists; then tell the supervisor what holds.
+    // 18. The user namespace's counts (inotify, fanotify, namespaces), before the program
+    //     exists; then tell the supervisor what holds.
     let user_limited = user_limits.is_some_and(|pending| pending.write().is_ok());
     report.send(Record::NamespaceLimits {
         applied: namespace_limits::bit(namespace_limits::LimitGroup::IpcNamespace, ipc_limited)
             | namespace_limits::bit(namespace_limits::LimitGroup::UserNamespace, user_limited),
     });
 
-    // 14. Fork the program. Signals are blocked first so none is lost before init's loop
+    // 19. Fork the program. Signals are blocked first so none is lost before init's loop
     //     reads them; init needs a handler for each, or the kernel drops them for a pid 1.
     for sig in FORWARDED_SIGNALS.iter().chain(&[libc::SIGCHLD]) {
         sys::install_noop_handler(*sig).at(Step::ForkProgram)?;
@@ -423,7 +386,7 @@ fn init(
             rustix::net::SocketFlags::CLOEXEC,
             None,
         )
-        .at(Step::PassSeccompListener)?;
+        .at(Step::ForkProgram)?;
         (Some(a), Some(b))
     } else {
         (None, None)
@@ -442,13 +405,13 @@ fn init(
     };
     drop(listener_tx);
 
-    // Init keeps nothing it does not need: no capabilities (it was made non-dumpable
-    // before the fork).
-    drop_capabilities().at(Step::DropCapabilities)?;
-    rustix::thread::set_no_new_privs(true).at(Step::NoNewPrivs)?;
+    // 20. Init's loop. Init keeps nothing it does not need: no capabilities (it was made
+    //     non-dumpable before the fork).
+    drop_capabilities().at(Step::InitLoop)?;
+    rustix::thread::set_no_new_privs(true).at(Step::InitLoop)?;
 
     let listener = match listener_rx {
-        Some(rx) => receive_fd(rx.as_fd()),
+        Some(rx) => sys::receive_fd(rx.as_fd()),
         None => None,
     };
     let signals = sys::signalfd(&blocked).at(Step::InitLoop)?;
@@ -471,41 +434,6 @@ fn init(
 fn helper_is_gone(lifeline: BorrowedFd<'_>) -> bool {
     let mut fds = [rustix::event::PollFd::new(&lifeline, rustix::event::PollFlags::IN)];
     matches!(rustix::event::poll(&mut fds, Some(&rustix::time::Timespec { tv_sec: 0, tv_nsec: 0 })), Ok(n) if n > 0)
-}
-
-/// Receive the seccomp listener the program sends right after installing its filter.
-/// `None` if the program died before sending it.
-pub(crate) fn receive_fd(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
-    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
-    let mut byte = [0u8; 1];
-    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
-    rustix::net::recvmsg(socket, &mut iov, &mut ancillary, RecvFlags::CMSG_CLOEXEC).ok()?;
-    let mut received = None;
-    for msg in ancillary.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = msg {
-            for fd in fds {
-                received.get_or_insert(fd);
-            }
-        }
-    }
-    received
-}
-
-pub(crate) fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {
-    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut ancillary = SendAncillaryBuffer::new(&mut space);
-    let fds = [fd];
-    ancillary.push(SendAncillaryMessage::ScmRights(&fds));
-    rustix::net::sendmsg(
-        socket,
-        &[std::io::IoSlice::new(&[0u8])],
-        &mut ancillary,
-        SendFlags::empty(),
-    )?;
-    Ok(())
 }
 
 /// Init's loop: reap every child (orphans are re-parented to us), forward signals to the
@@ -610,7 +538,7 @@ fn reap_one() -> std::io::Result<Option<(libc::pid_t, ChildStatus)>> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Program: steps 15–25.
+// Program: steps 21–31.
 // ---------------------------------------------------------------------------------------
 
 /// Harden this process and exec the program. Returns only on failure.
@@ -629,47 +557,42 @@ fn harden_and_exec(
     host: &HostLayout,
     listener_tx: Option<OwnedFd>,
 ) -> Result<Never, Failure> {
-    // 15. Signals as the program expects them: every disposition default (init's no-op
+    // 21. Signals as the program expects them: every disposition default (init's no-op
     //     handlers, the SIGPIPE that Rust's runtime ignores, anything a parent left
     //     ignored: an ignored signal stays ignored across execve), nothing blocked.
     for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            sys::reset_signal_handler(sig).at(Step::ForkProgram)?;
+            sys::reset_signal_handler(sig).at(Step::Signals)?;
         }
     }
-    sys::set_signal_mask(&sys::SignalSet::of(&[])).at(Step::ForkProgram)?;
-    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
-        .at(Step::ParentDeathSignal)?;
+    sys::set_signal_mask(&sys::SignalSet::of(&[])).at(Step::Signals)?;
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)).at(Step::Signals)?;
 
-    // 16. A session of its own: no controlling terminal to inject input into.
+    // 22. A session of its own: no controlling terminal to inject input into.
     rustix::process::setsid().at(Step::Setsid)?;
 
-    // 17. The working directory.
+    // 23. The working directory.
     let workdir = match &spec.workdir {
         Workdir::Host(dir) => dir.path.clone(),
         Workdir::Private => PathBuf::from("/tmp"),
     };
     rustix::process::chdir(workdir.as_path()).at(Step::Chdir)?;
 
-    // 18. Resource limits.
+    // 24. Resource limits.
     for setting in limits::rlimit_plan(&spec.limits, spec.limits_by_cgroup) {
-        let limit = rustix::process::Rlimit {
-            current: Some(setting.value),
-            maximum: Some(setting.value),
-        };
-        rustix::process::setrlimit(setting.resource.to_rustix(), limit).at(Step::Rlimits)?;
+        rustix::process::setrlimit(setting.resource.to_rustix(), setting.rlimit()).at(Step::Rlimits)?;
     }
 
-    // 19. Landlock over the same picture as the mounts. Refuse to go on without it.
+    // 25. Landlock over the same picture as the mounts. Refuse to go on without it.
     let policy = FsPolicy {
         read: vec![PathBuf::from("/")],
         write: plan::writable_paths(spec),
         exec: plan::executable_paths(spec, host),
         devices: plan::DEV_NODES.iter().map(PathBuf::from).collect(),
     };
-    let status = landlock_rules::restrict_self(&policy).map_err(|_| Failure {
+    let status = landlock_rules::restrict_self(&policy).map_err(|e| Failure {
         step: Step::Landlock,
-        errno: libc::EPERM,
+        errno: landlock_rules::errno_of(&e).unwrap_or(libc::EPERM),
     })?;
     report.send(Record::Landlock {
         status,
@@ -682,19 +605,22 @@ fn harden_and_exec(
         });
     }
 
-    // 20. Find the program now: under --no-subprocess exactly one execve may proceed.
+    // 26. Find the program now: under --no-subprocess exactly one execve may proceed.
     let (path, argv, envp) = match resolve_program(spec) {
         Ok(resolved) => resolved,
         Err(e) => exec_failed(report, e),
     };
 
-    // 21. Every capability gone, bounding and ambient sets included.
+    // 27. Every capability gone, bounding and ambient sets included.
     drop_capabilities().at(Step::DropCapabilities)?;
 
-    // 22. no_new_privs: nothing we exec can gain privileges (setuid bits, file caps).
+    // 28. no_new_privs: nothing we exec can gain privileges (setuid bits, file caps).
+    //     Already set by step 25 (the landlock crate sets it when it enforces the ruleset,
+    //     as the kernel requires); kept here as the one place that promises it, in case
+    //     step 25 ever changes. docs/SANDBOX.md, step 28.
     rustix::thread::set_no_new_privs(true).at(Step::NoNewPrivs)?;
 
-    // 23. seccomp, last: the allowlist, then the guard (with the exec listener).
+    // 29. seccomp, last: the allowlist, then the guard (with the exec listener).
     let allowlist = seccomp::syscall_filter().map_err(|_| Failure {
         step: Step::Seccomp,
         errno: libc::EINVAL,
@@ -703,14 +629,14 @@ fn harden_and_exec(
     let listener = sys::install_seccomp_filter(&seccomp::guard_filter(spec.no_subprocess), spec.no_subprocess)
         .at(Step::Seccomp)?;
     if let (Some(listener), Some(tx)) = (listener, listener_tx) {
-        send_fd(tx.as_fd(), listener.as_fd()).at(Step::PassSeccompListener)?;
+        sys::send_fd(tx.as_fd(), listener.as_fd()).at(Step::Seccomp)?;
     }
 
-    // 24. Nothing but stdin, stdout, stderr (and the report pipe, closed by exec) survives.
-    sys::close_fds_from(3, &[REPORT_FD]).at(Step::CloseInheritedFds)?;
-    sys::set_cloexec(report.0.as_fd(), true).at(Step::CloseInheritedFds)?;
+    // 30. Nothing but stdin, stdout, stderr (and the report pipe, closed by exec) survives.
+    sys::close_fds_from(3, &[REPORT_FD]).at(Step::CloseDescriptors)?;
+    sys::set_cloexec(report.0.as_fd(), true).at(Step::CloseDescriptors)?;
 
-    // 25. execve.
+    // 31. execve (a failure is reported as ExecFailed, with its own exit code).
     exec_failed(report, sys::execve(&path, &argv, &envp))
 }
 

@@ -58,7 +58,10 @@ pub fn restrict_self(policy: &FsPolicy) -> Result<LayerStatus, RulesetError> {
         .handle_access(AccessFs::from_all(REQUESTED_ABI))?
         .handle_access(AccessNet::from_all(REQUESTED_ABI))?
         .scope(Scope::from_all(REQUESTED_ABI))?
-        .create()?;
+        .create()?
+        // Enforcing a ruleset needs no_new_privs (or CAP_SYS_ADMIN): the crate sets it in
+        // restrict_self by default; asked for here so that no default can drop it.
+        .no_new_privs(true);
     let groups: [(&[PathBuf], BitFlags<AccessFs>); 4] = [
         (&policy.read, read_access()),
         (&policy.write, read_access() | write_access()),
@@ -85,6 +88,24 @@ pub fn restrict_self(policy: &FsPolicy) -> Result<LayerStatus, RulesetError> {
         RulesetStatus::PartiallyEnforced => LayerStatus::Partial,
         RulesetStatus::NotEnforced => LayerStatus::Absent,
     })
+}
+
+/// The errno of the system call under a Landlock error (`landlock_create_ruleset`,
+/// `landlock_add_rule`, `landlock_restrict_self`, `prctl`), found down its chain of
+/// sources; `None` for an error of the ruleset itself (rights this crate cannot express).
+#[must_use]
+pub fn errno_of(error: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cause = Some(error);
+    while let Some(e) = cause {
+        if let Some(errno) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return Some(errno);
+        }
+        cause = e.source();
+    }
+    None
 }
 
 /// Open a rule's path; a path that does not exist in the jail has nothing to allow.
@@ -118,6 +139,37 @@ mod tests {
         ] {
             assert!(w.contains(needed), "{needed:?}");
         }
+    }
+
+    /// An error wrapping another, as the landlock crate's `RulesetError` wraps the io
+    /// error of the failed system call.
+    #[derive(Debug)]
+    struct Wrapped(Box<dyn std::error::Error + 'static>);
+
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "wrapped: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(self.0.as_ref())
+        }
+    }
+
+    #[test]
+    fn the_errno_of_the_failed_call_is_found_down_the_chain() {
+        let call = std::io::Error::from_raw_os_error(libc::E2BIG);
+        let twice = Wrapped(Box::new(Wrapped(Box::new(call))));
+        assert_eq!(errno_of(&twice), Some(libc::E2BIG));
+        assert_eq!(
+            errno_of(&std::io::Error::from_raw_os_error(libc::ENOSYS)),
+            Some(libc::ENOSYS)
+        );
+        // No system call under it: the caller picks the errno.
+        let plain = Wrapped(Box::new(std::fmt::Error));
+        assert_eq!(errno_of(&plain), None);
     }
 
     #[test]

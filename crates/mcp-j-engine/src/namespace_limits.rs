@@ -1,5 +1,5 @@
 //! What the jail's own namespaces let it pin, made small by its init while it still holds
-//! its capabilities: step 8b of docs/SANDBOX.md.
+//! its capabilities: steps 6, 11 and 18 of docs/SANDBOX.md.
 //!
 //! # Overview
 //!
@@ -18,9 +18,9 @@
 //!   bound without a memory cgroup. [`ipc_namespace_limits`] sets the total to the
 //!   jail's memory limit. The kernel lets only the IPC namespace's root uid write these
 //!   (an euid check, not a capability one). A root caller's jail maps no uid 0, so its
-//!   IPC namespace's root is host root: its init writes them (step 8b) before it becomes
+//!   IPC namespace's root is host root: its init writes them (step 11) before it becomes
 //!   the jail's user. An unprivileged caller's jail has no uid that may, so its helper
-//!   makes the IPC namespace itself (step 4b), inside a user namespace of its own whose
+//!   makes the IPC namespace itself (step 6), inside a user namespace of its own whose
 //!   root is the caller, and writes them there; the jail's user namespace is a child of
 //!   that one. The jailed program then runs with the caller's host uid — that
 //!   namespace's root — so only the jail's read-only `/proc/sys` keeps it from raising

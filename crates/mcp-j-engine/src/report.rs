@@ -6,124 +6,163 @@
 //! into [`crate::SandboxError::Setup`]. Records are 16 bytes, well under `PIPE_BUF`, so
 //! each write is atomic even with several writers.
 
+use std::os::fd::RawFd;
+
 use serde::Serialize;
 
-/// A step of the jail's setup, in the order of docs/SANDBOX.md.
+/// The helper reads the JSON spec from this descriptor until EOF.
+pub const SPEC_FD: RawFd = 3;
+/// The helper, init and the program (until execve) write [`Record`]s here.
+pub const REPORT_FD: RawFd = 4;
+/// The descriptors of the user's paths (`--ro`, `--rw`, the workdir), opened once on the
+/// host, are passed from this number up; the spec records which path is at which number.
+pub const FIRST_PATH_FD: RawFd = 5;
+
+/// A numbered step of the jail's setup: one per step of docs/SANDBOX.md, in its order and
+/// with its number (a unit test reads the page and checks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 #[repr(u32)]
 #[allow(missing_docs)]
 pub enum Step {
     ReadSpec = 1,
+    DieWithSupervisor,
     CloseInheritedFds,
-    ParentDeathSignal,
-    UnshareNamespaces,
+    PlanFilesystem,
+    OpenUserPaths,
+    IpcNamespace,
+    CloneInit,
     MapIds,
-    ForkInit,
+    ReportAndWait,
+    WaitForIdMaps,
+    NamespaceLimitsFirstHalf,
+    BecomeJailUser,
     MakeMountsPrivate,
-    PlanMounts,
-    OpenBindSources,
-    MountRootTmpfs,
-    CreateMountPoint,
-    BindMount,
-    MountTmpfs,
-    MountProc,
-    ProtectProc,
-    WriteEtcFile,
-    CreateSymlink,
+    BuildRoot,
     PivotRoot,
-    DetachOldRoot,
-    RemountRootReadOnly,
-    SetHostname,
+    RootReadOnly,
+    Hostname,
+    NamespaceLimitsSecondHalf,
     ForkProgram,
+    InitLoop,
+    Signals,
     Setsid,
     Chdir,
     Rlimits,
     Landlock,
+    ResolveProgram,
     DropCapabilities,
     NoNewPrivs,
     Seccomp,
-    PassSeccompListener,
-    ResolveProgram,
-    InitLoop,
+    CloseDescriptors,
+    Execve,
 }
 
 impl Step {
-    const ALL: [Step; 32] = [
+    /// Every step, in order.
+    pub const ALL: [Step; 31] = [
         Step::ReadSpec,
+        Step::DieWithSupervisor,
         Step::CloseInheritedFds,
-        Step::ParentDeathSignal,
-        Step::UnshareNamespaces,
+        Step::PlanFilesystem,
+        Step::OpenUserPaths,
+        Step::IpcNamespace,
+        Step::CloneInit,
         Step::MapIds,
-        Step::ForkInit,
+        Step::ReportAndWait,
+        Step::WaitForIdMaps,
+        Step::NamespaceLimitsFirstHalf,
+        Step::BecomeJailUser,
         Step::MakeMountsPrivate,
-        Step::PlanMounts,
-        Step::OpenBindSources,
-        Step::MountRootTmpfs,
-        Step::CreateMountPoint,
-        Step::BindMount,
-        Step::MountTmpfs,
-        Step::MountProc,
-        Step::ProtectProc,
-        Step::WriteEtcFile,
-        Step::CreateSymlink,
+        Step::BuildRoot,
         Step::PivotRoot,
-        Step::DetachOldRoot,
-        Step::RemountRootReadOnly,
-        Step::SetHostname,
+        Step::RootReadOnly,
+        Step::Hostname,
+        Step::NamespaceLimitsSecondHalf,
         Step::ForkProgram,
+        Step::InitLoop,
+        Step::Signals,
         Step::Setsid,
         Step::Chdir,
         Step::Rlimits,
         Step::Landlock,
+        Step::ResolveProgram,
         Step::DropCapabilities,
         Step::NoNewPrivs,
         Step::Seccomp,
-        Step::PassSeccompListener,
-        Step::ResolveProgram,
-        Step::InitLoop,
+        Step::CloseDescriptors,
+        Step::Execve,
     ];
 
     fn from_u32(v: u32) -> Option<Step> {
         Step::ALL.iter().copied().find(|s| *s as u32 == v)
     }
 
-    /// The step's name as in docs/SANDBOX.md.
+    /// The step's title in docs/SANDBOX.md (without its markup).
     pub fn name(self) -> &'static str {
         match self {
-            Step::ReadSpec => "read spec",
-            Step::CloseInheritedFds => "close inherited fds",
-            Step::ParentDeathSignal => "parent-death signal",
-            Step::UnshareNamespaces => "unshare namespaces",
-            Step::MapIds => "map uid/gid",
-            Step::ForkInit => "fork init",
-            Step::MakeMountsPrivate => "make mounts private",
-            Step::PlanMounts => "plan mounts",
-            Step::OpenBindSources => "open bind sources",
-            Step::MountRootTmpfs => "mount root tmpfs",
-            Step::CreateMountPoint => "create mount point",
-            Step::BindMount => "bind mount",
-            Step::MountTmpfs => "mount tmpfs",
-            Step::MountProc => "mount /proc",
-            Step::ProtectProc => "protect /proc",
-            Step::WriteEtcFile => "write /etc file",
-            Step::CreateSymlink => "create symlink",
+            Step::ReadSpec => "read the spec",
+            Step::DieWithSupervisor => "die with the supervisor",
+            Step::CloseInheritedFds => "close inherited descriptors",
+            Step::PlanFilesystem => "plan the filesystem",
+            Step::OpenUserPaths => "open the user's paths",
+            Step::IpcNamespace => "an IPC namespace whose limits can be set",
+            Step::CloneInit => "clone init",
+            Step::MapIds => "map one uid and one gid",
+            Step::ReportAndWait => "report and wait",
+            Step::WaitForIdMaps => "wait for the id maps",
+            Step::NamespaceLimitsFirstHalf => "namespace limits, first half",
+            Step::BecomeJailUser => "become the jail's user, die with the helper",
+            Step::MakeMountsPrivate => "make every mount private",
+            Step::BuildRoot => "build the root",
             Step::PivotRoot => "pivot_root",
-            Step::DetachOldRoot => "detach old root",
-            Step::RemountRootReadOnly => "remount root read-only",
-            Step::SetHostname => "set hostname",
-            Step::ForkProgram => "fork program",
+            Step::RootReadOnly => "the root becomes read-only",
+            Step::Hostname => "hostname",
+            Step::NamespaceLimitsSecondHalf => "namespace limits, second half",
+            Step::ForkProgram => "fork the program",
+            Step::InitLoop => "init's loop",
+            Step::Signals => "signals",
             Step::Setsid => "setsid",
             Step::Chdir => "chdir",
             Step::Rlimits => "rlimits",
-            Step::Landlock => "landlock",
-            Step::DropCapabilities => "drop capabilities",
+            Step::Landlock => "Landlock",
+            Step::ResolveProgram => "resolve the program",
+            Step::DropCapabilities => "drop every capability",
             Step::NoNewPrivs => "no_new_privs",
             Step::Seccomp => "seccomp",
-            Step::PassSeccompListener => "pass seccomp listener",
-            Step::ResolveProgram => "resolve program",
-            Step::InitLoop => "init loop",
+            Step::CloseDescriptors => "close every descriptor",
+            Step::Execve => "execve",
         }
+    }
+}
+
+/// A setup step that failed, with its errno.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Failure {
+    pub(crate) step: Step,
+    pub(crate) errno: i32,
+}
+
+/// Attach the step to any error that carries an errno.
+pub(crate) trait AtStep<T> {
+    fn at(self, step: Step) -> Result<T, Failure>;
+}
+
+impl<T> AtStep<T> for std::io::Result<T> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            errno: e.raw_os_error().unwrap_or(libc::EIO),
+        })
+    }
+}
+
+impl<T> AtStep<T> for rustix::io::Result<T> {
+    fn at(self, step: Step) -> Result<T, Failure> {
+        self.map_err(|e| Failure {
+            step,
+            errno: e.raw_os_error(),
+        })
     }
 }
 
@@ -385,5 +424,55 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), Step::ALL.len());
+    }
+
+    /// The numbered steps of docs/SANDBOX.md (`N. **Title**` at the start of a line, up
+    /// to the section after the jail's own steps), as (number, title without markup).
+    fn documented_steps(doc: &str) -> Vec<(u32, String)> {
+        let mut steps = Vec::new();
+        for line in doc.lines() {
+            if line.starts_with("## Before the jail") {
+                break;
+            }
+            let Some((number, rest)) = line.split_once(". **") else {
+                continue;
+            };
+            let Ok(number) = number.parse::<u32>() else {
+                continue;
+            };
+            let title = rest.split("**").next().unwrap_or_default();
+            steps.push((number, title.replace('`', "").trim_end_matches('.').to_string()));
+        }
+        steps
+    }
+
+    #[test]
+    fn steps_are_those_of_docs_sandbox_md_in_order() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/SANDBOX.md"));
+        let documented = documented_steps(doc);
+        let ours: Vec<(u32, String)> = Step::ALL.iter().map(|s| (*s as u32, s.name().to_string())).collect();
+        let numbers: Vec<u32> = documented.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            numbers,
+            (1..=documented.len() as u32).collect::<Vec<_>>(),
+            "numbered 1, 2, 3, …"
+        );
+        assert_eq!(documented.len(), Step::ALL.len(), "{documented:#?}");
+        for ((n, title), (ours_n, name)) in documented.iter().zip(&ours) {
+            assert_eq!(n, ours_n, "step {title}");
+            assert!(
+                title.eq_ignore_ascii_case(name),
+                "step {n}: docs/SANDBOX.md says {title:?}, Step::name {name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn documented_steps_are_parsed_from_the_markup() {
+        let doc = "1. **Read.** text\n   2. **Indented**, not a step\n2. **`pivot_root`** into\n## Before the jail\n1. **Walks**\n";
+        assert_eq!(
+            documented_steps(doc),
+            [(1, "Read".to_string()), (2, "pivot_root".to_string())]
+        );
     }
 }

@@ -9,14 +9,13 @@ use std::path::{Component, Path, PathBuf};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags};
 
-use crate::jail::{AtStep, Failure};
 use crate::plan::{BindAccess, BindSource, MountOp};
-use crate::report::Step;
+use crate::report::{AtStep, Failure, Step};
 use crate::sys;
 
 /// Open (as detached clones, with their final mount attributes) every bind source not
 /// already opened by the helper. Only fixed system paths are opened here, by name; a
-/// user's path was opened in step 4 from its descriptor or not at all.
+/// user's path was opened in step 5 from its descriptor or not at all.
 pub(crate) fn open_bind_sources(
     ops: &[MountOp],
     mut opened: Vec<(usize, OwnedFd)>,
@@ -32,15 +31,15 @@ pub(crate) fn open_bind_sources(
             }
             let tree = match source {
                 BindSource::Named(path) => open_tree_clone(path)?,
-                BindSource::Program(path) => open_program_tree(path)?,
+                BindSource::Program(path) => open_program_tree(path).at(Step::BuildRoot)?,
                 BindSource::Passed { .. } => {
                     return Err(Failure {
-                        step: Step::OpenBindSources,
+                        step: Step::BuildRoot,
                         errno: libc::EBADF,
                     });
                 }
             };
-            sys::mount_setattr(tree.as_fd(), true, bind_attributes(*access)).at(Step::BindMount)?;
+            sys::mount_setattr(tree.as_fd(), true, bind_attributes(*access)).at(Step::BuildRoot)?;
             Ok(Some(tree))
         })
         .collect()
@@ -53,27 +52,27 @@ pub(crate) fn open_tree_clone(source: &Path) -> Result<OwnedFd, Failure> {
         source,
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
     )
-    .at(Step::OpenBindSources)
+    .at(Step::BuildRoot)
 }
 
 /// A detached clone of PROG's own file at its canonical path, with no symlink followed on
 /// the way (`RESOLVE_NO_SYMLINKS`): ELOOP if one was swapped in since it was resolved.
-pub(crate) fn open_program_tree(path: &Path) -> Result<OwnedFd, Failure> {
+/// (The helper uses it too, in step 5: the caller names the step.)
+pub(crate) fn open_program_tree(path: &Path) -> rustix::io::Result<OwnedFd> {
     let file = rustix::fs::openat2(
         rustix::fs::CWD,
         path,
         OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
-    )
-    .at(Step::OpenBindSources)?;
+    )?;
     open_tree_of(file.as_fd())
 }
 
 /// A detached clone of the mount tree at an open descriptor: exactly that directory or
 /// file, no lookup by name (`AT_EMPTY_PATH`). The descriptor's mount must be in our mount
 /// namespace, and we must be privileged there.
-pub(crate) fn open_tree_of(source: BorrowedFd<'_>) -> Result<OwnedFd, Failure> {
+pub(crate) fn open_tree_of(source: BorrowedFd<'_>) -> rustix::io::Result<OwnedFd> {
     rustix::mount::open_tree(
         source,
         "",
@@ -82,7 +81,6 @@ pub(crate) fn open_tree_of(source: BorrowedFd<'_>) -> Result<OwnedFd, Failure> {
             | OpenTreeFlags::AT_RECURSIVE
             | OpenTreeFlags::AT_EMPTY_PATH,
     )
-    .at(Step::OpenBindSources)
 }
 
 /// Mount attributes for each kind of bind.
@@ -100,50 +98,50 @@ pub(crate) fn bind_attributes(access: BindAccess) -> u64 {
 }
 
 /// A fresh tmpfs, detached: nosuid, nodev, noexec, bounded in size and inodes.
-pub(crate) fn mount_tmpfs(size_bytes: u64, mode: u32, step: Step) -> Result<OwnedFd, Failure> {
-    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).at(step)?;
-    rustix::mount::fsconfig_set_string(fs.as_fd(), "size", size_bytes.to_string()).at(step)?;
-    rustix::mount::fsconfig_set_string(fs.as_fd(), "mode", format!("{mode:o}")).at(step)?;
-    rustix::mount::fsconfig_set_string(fs.as_fd(), "nr_inodes", "65536").at(step)?;
-    rustix::mount::fsconfig_create(fs.as_fd()).at(step)?;
+pub(crate) fn mount_tmpfs(size_bytes: u64, mode: u32) -> Result<OwnedFd, Failure> {
+    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC).at(Step::BuildRoot)?;
+    rustix::mount::fsconfig_set_string(fs.as_fd(), "size", size_bytes.to_string()).at(Step::BuildRoot)?;
+    rustix::mount::fsconfig_set_string(fs.as_fd(), "mode", format!("{mode:o}")).at(Step::BuildRoot)?;
+    rustix::mount::fsconfig_set_string(fs.as_fd(), "nr_inodes", "65536").at(Step::BuildRoot)?;
+    rustix::mount::fsconfig_create(fs.as_fd()).at(Step::BuildRoot)?;
     rustix::mount::fsmount(
         fs.as_fd(),
         FsMountFlags::FSMOUNT_CLOEXEC,
         MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOEXEC,
     )
-    .at(step)
+    .at(Step::BuildRoot)
 }
 
 /// Carry out one plan step under `root`.
 pub(crate) fn apply(root: BorrowedFd<'_>, op: &MountOp, source: Option<OwnedFd>) -> Result<(), Failure> {
     match op {
         MountOp::Dir { path } => {
-            open_in_root(root, path, Some(NodeKind::Dir)).at(Step::CreateMountPoint)?;
+            open_in_root(root, path, Some(NodeKind::Dir)).at(Step::BuildRoot)?;
         }
         MountOp::File { path, contents } => {
-            let (parent, name) = parent_in_root(root, path).at(Step::WriteEtcFile)?;
+            let (parent, name) = parent_in_root(root, path).at(Step::BuildRoot)?;
             let fd = rustix::fs::openat(
                 parent.as_fd(),
                 name.as_path(),
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
                 Mode::from_raw_mode(0o644),
             )
-            .at(Step::WriteEtcFile)?;
+            .at(Step::BuildRoot)?;
             std::fs::File::from(fd)
                 .write_all(contents.as_bytes())
-                .at(Step::WriteEtcFile)?;
+                .at(Step::BuildRoot)?;
         }
         MountOp::Symlink { path, target } => {
-            let (parent, name) = parent_in_root(root, path).at(Step::CreateSymlink)?;
-            rustix::fs::symlinkat(target.as_path(), parent.as_fd(), name.as_path()).at(Step::CreateSymlink)?;
+            let (parent, name) = parent_in_root(root, path).at(Step::BuildRoot)?;
+            rustix::fs::symlinkat(target.as_path(), parent.as_fd(), name.as_path()).at(Step::BuildRoot)?;
         }
         MountOp::Tmpfs { path, size_bytes, mode } => {
-            let mnt = mount_tmpfs(*size_bytes, *mode, Step::MountTmpfs)?;
-            attach(mnt.as_fd(), root, path, NodeKind::Dir, Step::MountTmpfs)?;
+            let mnt = mount_tmpfs(*size_bytes, *mode)?;
+            attach(mnt.as_fd(), root, path, NodeKind::Dir)?;
         }
         MountOp::Proc { path } => {
-            let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).at(Step::MountProc)?;
-            rustix::mount::fsconfig_create(fs.as_fd()).at(Step::MountProc)?;
+            let fs = rustix::mount::fsopen("proc", FsOpenFlags::FSOPEN_CLOEXEC).at(Step::BuildRoot)?;
+            rustix::mount::fsconfig_create(fs.as_fd()).at(Step::BuildRoot)?;
             let mnt = rustix::mount::fsmount(
                 fs.as_fd(),
                 FsMountFlags::FSMOUNT_CLOEXEC,
@@ -151,25 +149,25 @@ pub(crate) fn apply(root: BorrowedFd<'_>, op: &MountOp, source: Option<OwnedFd>)
                     | MountAttrFlags::MOUNT_ATTR_NODEV
                     | MountAttrFlags::MOUNT_ATTR_NOEXEC,
             )
-            .at(Step::MountProc)?;
-            attach(mnt.as_fd(), root, path, NodeKind::Dir, Step::MountProc)?;
+            .at(Step::BuildRoot)?;
+            attach(mnt.as_fd(), root, path, NodeKind::Dir)?;
             protect_proc(root, path)?;
             mask_proc(root, path)?;
         }
         MountOp::ReadOnlyOverItself { path } => read_only_over_itself(root, path)?,
-        MountOp::EmptyFileOver { path } => empty_file_over(root, path, Step::BindMount)?,
+        MountOp::EmptyFileOver { path } => empty_file_over(root, path)?,
         MountOp::Bind { target, .. } => {
             let tree = source.ok_or(Failure {
-                step: Step::BindMount,
+                step: Step::BuildRoot,
                 errno: libc::EBADF,
             })?;
-            let stat = rustix::fs::fstat(tree.as_fd()).at(Step::BindMount)?;
+            let stat = rustix::fs::fstat(tree.as_fd()).at(Step::BuildRoot)?;
             let kind = if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
                 NodeKind::Dir
             } else {
                 NodeKind::File
             };
-            attach(tree.as_fd(), root, target, kind, Step::BindMount)?;
+            attach(tree.as_fd(), root, target, kind)?;
         }
     }
     Ok(())
@@ -183,7 +181,7 @@ fn protect_proc(root: BorrowedFd<'_>, proc_path: &Path) -> Result<(), Failure> {
         let Ok(target) = open_in_root(root, &path, None) else {
             continue; // not on this kernel
         };
-        rebind_read_only(target.as_fd(), true, Step::ProtectProc)?;
+        rebind_read_only(target.as_fd(), true)?;
     }
     Ok(())
 }
@@ -225,15 +223,15 @@ const EMPTY_FILE: &str = "/.mcp-j-empty";
 /// Mask [`PROC_MASKED_FILES`] and [`PROC_MASKED_DIRS`] (those this kernel has).
 fn mask_proc(root: BorrowedFd<'_>, proc_path: &Path) -> Result<(), Failure> {
     for file in PROC_MASKED_FILES {
-        empty_file_over(root, &proc_path.join(file), Step::ProtectProc)?;
+        empty_file_over(root, &proc_path.join(file))?;
     }
     for dir in PROC_MASKED_DIRS {
-        let Some(target) = existing_target(root, &proc_path.join(dir)).at(Step::ProtectProc)? else {
+        let Some(target) = existing_target(root, &proc_path.join(dir)).at(Step::BuildRoot)? else {
             continue;
         };
-        let mnt = mount_tmpfs(4096, 0o555, Step::ProtectProc)?;
-        sys::mount_setattr(mnt.as_fd(), false, read_only_attributes()).at(Step::ProtectProc)?;
-        move_onto(mnt.as_fd(), target.as_fd(), Step::ProtectProc)?;
+        let mnt = mount_tmpfs(4096, 0o555)?;
+        sys::mount_setattr(mnt.as_fd(), false, read_only_attributes()).at(Step::BuildRoot)?;
+        move_onto(mnt.as_fd(), target.as_fd())?;
     }
     Ok(())
 }
@@ -260,7 +258,7 @@ fn existing_target(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<Option<
     }
 }
 
-fn move_onto(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>, step: Step) -> Result<(), Failure> {
+fn move_onto(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>) -> Result<(), Failure> {
     rustix::mount::move_mount(
         mnt,
         "",
@@ -268,23 +266,23 @@ fn move_onto(mnt: BorrowedFd<'_>, target: BorrowedFd<'_>, step: Step) -> Result<
         "",
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
     )
-    .at(step)
+    .at(Step::BuildRoot)
 }
 
 /// Bind `path` read-only over itself (as [`protect_proc`] does), in the jail's own mount
 /// namespace. Only the top mount becomes read-only: a path the user exposed read-write
 /// inside it is a mount of its own and stays writable.
 fn read_only_over_itself(root: BorrowedFd<'_>, path: &Path) -> Result<(), Failure> {
-    let Some(target) = existing_target(root, path).at(Step::BindMount)? else {
+    let Some(target) = existing_target(root, path).at(Step::BuildRoot)? else {
         return Ok(());
     };
-    rebind_read_only(target.as_fd(), false, Step::BindMount)
+    rebind_read_only(target.as_fd(), false)
 }
 
 /// Clone the mount tree at `target` and move it back on top of itself read-only (nosuid,
 /// nodev, noexec): `recursive` makes every mount below read-only too, else only the top
 /// one (a read-write mount of its own inside it stays writable).
-fn rebind_read_only(target: BorrowedFd<'_>, recursive: bool, step: Step) -> Result<(), Failure> {
+fn rebind_read_only(target: BorrowedFd<'_>, recursive: bool) -> Result<(), Failure> {
     let tree = rustix::mount::open_tree(
         target,
         "",
@@ -293,30 +291,30 @@ fn rebind_read_only(target: BorrowedFd<'_>, recursive: bool, step: Step) -> Resu
             | OpenTreeFlags::AT_RECURSIVE
             | OpenTreeFlags::AT_EMPTY_PATH,
     )
-    .at(step)?;
-    sys::mount_setattr(tree.as_fd(), recursive, read_only_attributes()).at(step)?;
-    move_onto(tree.as_fd(), target, step)
+    .at(Step::BuildRoot)?;
+    sys::mount_setattr(tree.as_fd(), recursive, read_only_attributes()).at(Step::BuildRoot)?;
+    move_onto(tree.as_fd(), target)
 }
 
 /// Bind an empty read-only file over `path` (a file, socket or FIFO; a directory there
 /// now is left alone: it is no longer what was surveyed).
-fn empty_file_over(root: BorrowedFd<'_>, path: &Path, step: Step) -> Result<(), Failure> {
-    let Some(target) = existing_target(root, path).at(step)? else {
+fn empty_file_over(root: BorrowedFd<'_>, path: &Path) -> Result<(), Failure> {
+    let Some(target) = existing_target(root, path).at(Step::BuildRoot)? else {
         return Ok(());
     };
-    let stat = rustix::fs::fstat(target.as_fd()).at(step)?;
+    let stat = rustix::fs::fstat(target.as_fd()).at(Step::BuildRoot)?;
     if rustix::fs::FileType::from_raw_mode(stat.st_mode) == rustix::fs::FileType::Directory {
         return Ok(());
     }
-    let empty = open_in_root(root, Path::new(EMPTY_FILE), Some(NodeKind::File)).at(step)?;
+    let empty = open_in_root(root, Path::new(EMPTY_FILE), Some(NodeKind::File)).at(Step::BuildRoot)?;
     let tree = rustix::mount::open_tree(
         empty.as_fd(),
         "",
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_EMPTY_PATH,
     )
-    .at(step)?;
-    sys::mount_setattr(tree.as_fd(), false, read_only_attributes()).at(step)?;
-    move_onto(tree.as_fd(), target.as_fd(), step)
+    .at(Step::BuildRoot)?;
+    sys::mount_setattr(tree.as_fd(), false, read_only_attributes()).at(Step::BuildRoot)?;
+    move_onto(tree.as_fd(), target.as_fd())
 }
 
 /// Apply the covers of the user's trees ([`crate::plan::cover_ops`]) after every bind,
@@ -328,13 +326,13 @@ pub(crate) fn apply_covers(root: BorrowedFd<'_>, covers: &[MountOp]) -> Result<(
     }
     match rustix::fs::unlinkat(root, &EMPTY_FILE[1..], rustix::fs::AtFlags::empty()) {
         Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
-        Err(e) => Err(e).at(Step::BindMount),
+        Err(e) => Err(e).at(Step::BuildRoot),
     }
 }
 
 /// Attach a detached mount at `path` under `root`, creating the mount point.
-fn attach(mnt: BorrowedFd<'_>, root: BorrowedFd<'_>, path: &Path, kind: NodeKind, step: Step) -> Result<(), Failure> {
-    let target = open_in_root(root, path, Some(kind)).at(Step::CreateMountPoint)?;
+fn attach(mnt: BorrowedFd<'_>, root: BorrowedFd<'_>, path: &Path, kind: NodeKind) -> Result<(), Failure> {
+    let target = open_in_root(root, path, Some(kind)).at(Step::BuildRoot)?;
     rustix::mount::move_mount(
         mnt,
         "",
@@ -342,7 +340,7 @@ fn attach(mnt: BorrowedFd<'_>, root: BorrowedFd<'_>, path: &Path, kind: NodeKind
         "",
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
     )
-    .at(step)
+    .at(Step::BuildRoot)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cgroup::{AnyJailCgroup, CgroupParent};
 use crate::host_ids::{self, HostIdClaim};
-use crate::jail::{FIRST_PATH_FD, HELPER_ARG, REPORT_FD, SPEC_FD};
-use crate::report::{Layer, LayerStatus, RECORD_SIZE, Record, SandboxReport, Step};
+use crate::jail::HELPER_ARG;
+use crate::report::{FIRST_PATH_FD, Layer, LayerStatus, RECORD_SIZE, REPORT_FD, Record, SPEC_FD, SandboxReport, Step};
 use crate::spec::SandboxSpec;
 use crate::{limits, sys};
 
@@ -180,6 +180,9 @@ pub struct Jail {
     limits: crate::spec::Limits,
     /// The jail's own cgroup, removed (its processes killed first) on drop.
     cgroup: Option<AnyJailCgroup>,
+    /// Why a cgroup the machine offered could not be made for this jail (then rlimits
+    /// enforce the limits), for the report.
+    cgroup_unused: Option<String>,
     /// What init reported of [`crate::namespace_limits`].
     namespace_limits: Option<u32>,
     /// A root caller's host id, held until the jail is gone. Declared after `cgroup`
@@ -282,9 +285,10 @@ impl Jail {
             std::process::id(),
             JAIL_COUNTER.fetch_add(1, Ordering::Relaxed)
         );
-        let cgroup = match cgroup_parent.map(|parent| AnyJailCgroup::create(parent, &name, &spec.limits)) {
-            Some(Ok(cgroup)) => Some(cgroup),
-            Some(Err(e)) if spec.require_memory_limit => {
+        let mut cgroup_unused = None;
+        let cgroup = match cgroup_parent.map(|parent| (parent, AnyJailCgroup::create(parent, &name, &spec.limits))) {
+            Some((_, Ok(cgroup))) => Some(cgroup),
+            Some((_, Err(e))) if spec.require_memory_limit => {
                 return Err(SandboxError::MemoryLimitRequired { reason: e.to_string() });
             }
             None if spec.require_memory_limit => {
@@ -292,7 +296,15 @@ impl Jail {
                     reason: "no delegated cgroup v2, and no cgroup v1 memory controller usable by this user".into(),
                 });
             }
-            Some(Err(_)) | None => None,
+            Some((parent, Err(e))) => {
+                let version = match parent {
+                    CgroupParent::V2(_) => 2,
+                    CgroupParent::V1(_) => 1,
+                };
+                cgroup_unused = Some(format!("cgroup v{version} not used: {}", error_chain(&e)));
+                None
+            }
+            None => None,
         };
         // A root caller's jail gets a host uid of its own, never host root or a shared one.
         let host_id = if sys::real_ids().0 == 0 {
@@ -373,6 +385,7 @@ impl Jail {
             no_subprocess: spec.no_subprocess,
             limits: spec.limits,
             cgroup,
+            cgroup_unused,
             namespace_limits: None,
             _host_id: host_id,
         })
@@ -596,10 +609,34 @@ impl Jail {
         }
         let coverage = self.cgroup.as_ref().map(AnyJailCgroup::coverage);
         for l in limits::describe_limit_enforcement(coverage, self.namespace_limits) {
-            layers.push(Layer::new(l.kind.name(), l.status, l.means));
+            layers.push(limit_layer(l, self.cgroup_unused.as_deref()));
         }
         SandboxReport { layers }
     }
+}
+
+/// The layer of one limit; the memory, pids and cpu layers, which a cgroup would have
+/// enforced, also say why none was used when the machine offered one.
+fn limit_layer(limit: limits::LimitEnforcement, cgroup_unused: Option<&str>) -> Layer {
+    use limits::LimitKind::{Cpu, Memory, Pids};
+    let means = match cgroup_unused {
+        Some(why) if matches!(limit.kind, Memory | Pids | Cpu) => format!("{} ({why})", limit.means),
+        _ => limit.means,
+    };
+    Layer::new(limit.kind.name(), limit.status, means)
+}
+
+/// An error and each of its sources, `: `-separated (the cgroup errors name the file;
+/// their source says what the kernel answered).
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
@@ -609,6 +646,46 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), SandboxError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_chain_names_every_cause() {
+        let e = crate::cgroup::CgroupError::Create {
+            path: "/sys/fs/cgroup/memory/mcp-j-1".into(),
+            source: std::io::Error::from_raw_os_error(libc::EACCES),
+        };
+        let text = error_chain(&e);
+        assert!(
+            text.starts_with("cannot create cgroup `/sys/fs/cgroup/memory/mcp-j-1`: "),
+            "{text}"
+        );
+        assert!(
+            text.contains(&std::io::Error::from_raw_os_error(libc::EACCES).to_string()),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_cgroup_layers_say_why_no_cgroup_was_used() {
+        let why = "cgroup v1 not used: cannot create cgroup `/x`: Permission denied";
+        let layers: Vec<Layer> = limits::describe_limit_enforcement(None, None)
+            .into_iter()
+            .map(|l| limit_layer(l, Some(why)))
+            .collect();
+        for layer in &layers {
+            let noted = layer.means.ends_with(&format!("({why})"));
+            assert_eq!(
+                noted,
+                ["memory", "pids", "cpu"].contains(&layer.name.as_str()),
+                "{layer:?}"
+            );
+        }
+        assert_eq!(layers.iter().filter(|l| l.means.contains(why)).count(), 3);
+        let plain: Vec<Layer> = limits::describe_limit_enforcement(None, None)
+            .into_iter()
+            .map(|l| limit_layer(l, None))
+            .collect();
+        assert!(plain.iter().all(|l| !l.means.contains("not used")), "{plain:?}");
+    }
 
     #[test]
     fn exit_codes_follow_the_interface() {

@@ -151,21 +151,21 @@ pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
 }
 
-/// The spec pipe the supervisor hands the helper at [`crate::jail::SPEC_FD`]. Called once,
+/// The spec pipe the supervisor hands the helper at [`crate::report::SPEC_FD`]. Called once,
 /// first thing in the helper.
 pub fn adopt_spec_fd() -> OwnedFd {
     // SAFETY: the supervisor passes this descriptor at this number (`Jail::spawn`), and
     // nothing else in the freshly exec'd helper has claimed it.
-    unsafe { OwnedFd::from_raw_fd(crate::jail::SPEC_FD) }
+    unsafe { OwnedFd::from_raw_fd(crate::report::SPEC_FD) }
 }
 
-/// The report pipe at [`crate::jail::REPORT_FD`]; as [`adopt_spec_fd`].
+/// The report pipe at [`crate::report::REPORT_FD`]; as [`adopt_spec_fd`].
 pub fn adopt_report_fd() -> OwnedFd {
     // SAFETY: as for adopt_spec_fd.
-    unsafe { OwnedFd::from_raw_fd(crate::jail::REPORT_FD) }
+    unsafe { OwnedFd::from_raw_fd(crate::report::REPORT_FD) }
 }
 
-/// A descriptor the supervisor passed at number `fd` (a user path, [`crate::jail::FIRST_PATH_FD`]
+/// A descriptor the supervisor passed at number `fd` (a user path, [`crate::report::FIRST_PATH_FD`]
 /// up), taken over once; EBADF if nothing is open there.
 pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
     // SAFETY: F_GETFD only reads descriptor flags; it fails with EBADF on a closed number.
@@ -592,4 +592,40 @@ pub fn set_not_dumpable() -> io::Result<()> {
 pub fn real_ids() -> (u32, u32) {
     // SAFETY: no preconditions.
     unsafe { (libc::getuid(), libc::getgid()) }
+}
+
+/// Receive one descriptor sent with [`send_fd`] (the seccomp listener, a mount tree).
+/// `None` if the sender died before sending it.
+pub(crate) fn receive_fd(socket: BorrowedFd<'_>) -> Option<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    rustix::net::recvmsg(socket, &mut iov, &mut ancillary, RecvFlags::CMSG_CLOEXEC).ok()?;
+    let mut received = None;
+    for msg in ancillary.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = msg {
+            for fd in fds {
+                received.get_or_insert(fd);
+            }
+        }
+    }
+    received
+}
+
+/// Send one descriptor over a unix socket, with a one-byte message.
+pub(crate) fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = SendAncillaryBuffer::new(&mut space);
+    let fds = [fd];
+    ancillary.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        socket,
+        &[std::io::IoSlice::new(&[0u8])],
+        &mut ancillary,
+        SendFlags::empty(),
+    )?;
+    Ok(())
 }
