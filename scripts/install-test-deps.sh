@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real MCP servers and clients the end-to-end tests run (tests/real_servers.rs)
+# Installs the real MCP servers and clients the end-to-end tests run (crates/mcp-j-cli/tests/it/real_servers.rs)
 # into .deps/ at the repository root, and nowhere else (caches included):
 #
 #   .deps/node   @modelcontextprotocol/server-everything, server-filesystem and server-memory,

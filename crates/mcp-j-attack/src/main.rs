@@ -30,7 +30,7 @@
 //!
 //! # Test strategy
 //!
-//! The end-to-end tests in `crates/mcp-j-cli/tests/escape/` run every attack under
+//! The end-to-end tests in `crates/mcp-j-cli/tests/it/escape/` run every attack under
 //! `mcp-j exec` and assert the `denied:` line, its errno where the kernel's answer is
 //! certain, and the host-side effect (file absent, listener received nothing).
 

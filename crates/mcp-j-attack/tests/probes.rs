@@ -1,6 +1,6 @@
 //! The attack program's harmless probes, run directly: the report format, exit codes and
 //! `control` mode. (The attacks themselves only ever run inside mcp-j: see
-//! `crates/mcp-j-cli/tests/escape/`.)
+//! `crates/mcp-j-cli/tests/it/escape/`.)
 
 use std::process::{Command, Output};
 

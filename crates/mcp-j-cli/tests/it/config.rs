@@ -2,9 +2,8 @@
 //! environment < flags) with each value's source, secrets never printed, and bad
 //! configuration files refused with exit 125 and a message that says where.
 
-mod common;
-
-use common::cli_test;
+use crate::common;
+use crate::common::{cli_test, test_name};
 use serde_json::Value;
 
 const CONFIG: &str = r#"
@@ -25,7 +24,7 @@ GITHUB_TOKEN = "env:GH_TOKEN_FOR_TEST"
 
 #[test]
 fn config_show_layers_file_env_and_flags_and_masks_secrets() {
-    cli_test("config_show_layers_file_env_and_flags_and_masks_secrets", |run| {
+    cli_test(test_name!(), |run| {
         let dir = run.tempdir();
         let file = dir.path().join("config.toml");
         run.write_file(&file, CONFIG.as_bytes(), 0o600);
@@ -94,7 +93,7 @@ fn config_show_layers_file_env_and_flags_and_masks_secrets() {
 
 #[test]
 fn a_malformed_config_file_exits_125_with_line_and_column() {
-    cli_test("a_malformed_config_file_exits_125_with_line_and_column", |run| {
+    cli_test(test_name!(), |run| {
         let dir = run.tempdir();
         let file = dir.path().join("config.toml");
         run.write_file(&file, b"registry_url = \"https://x\"\n[limits\npids = 3\n", 0o600);
@@ -116,7 +115,7 @@ fn a_malformed_config_file_exits_125_with_line_and_column() {
 
 #[test]
 fn an_unknown_key_exits_125_naming_its_path() {
-    cli_test("an_unknown_key_exits_125_naming_its_path", |run| {
+    cli_test(test_name!(), |run| {
         let dir = run.tempdir();
         let file = dir.path().join("config.toml");
         run.write_file(&file, b"[limits]\nmemroy = \"1G\"\n", 0o600);
@@ -139,7 +138,7 @@ fn an_unknown_key_exits_125_naming_its_path() {
 
 #[test]
 fn an_ill_typed_env_value_or_missing_config_file_exits_125() {
-    cli_test("an_ill_typed_env_value_or_missing_config_file_exits_125", |run| {
+    cli_test(test_name!(), |run| {
         let out = run.exec().env("MCP_J_MEMORY", "lots").raw(["config", "show"]).run();
         out.assert_code(125);
         assert!(out.stderr.contains("limits.memory"), "{}", out.stderr);
@@ -156,7 +155,7 @@ fn an_ill_typed_env_value_or_missing_config_file_exits_125() {
 
 #[test]
 fn secret_errors_exit_125_without_the_value() {
-    cli_test("secret_errors_exit_125_without_the_value", |run| {
+    cli_test(test_name!(), |run| {
         let out = run
             .exec()
             .opts(["--secret", "TOKEN=env:MCP_J_SURELY_UNSET_FOR_TEST"])
@@ -185,7 +184,7 @@ fn secret_errors_exit_125_without_the_value() {
 
 #[test]
 fn config_show_names_the_config_file_it_looked_for() {
-    cli_test("config_show_names_the_config_file_it_looked_for", |run| {
+    cli_test(test_name!(), |run| {
         let xdg = run.tempdir();
         let expected = xdg.path().join("mcp-j").join("config.toml");
         let show = |json: bool| {

@@ -5,14 +5,12 @@
 // Test helpers outside #[test] functions may panic on broken plumbing.
 #![allow(clippy::expect_used)]
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::sandbox_test;
-use common::session::{REPLY_TIMEOUT, Session};
+use crate::common::session::{REPLY_TIMEOUT, Session};
+use crate::common::{sandbox_test, test_name};
 use serde_json::{Value, json};
 
 fn error_code(reply: &Value) -> Option<i64> {
@@ -37,58 +35,52 @@ fn exit_status_after_hangup(child: &mut Child) -> ExitStatus {
 
 #[test]
 fn malformed_client_messages_are_answered_and_never_forwarded() {
-    sandbox_test(
-        "malformed_client_messages_are_answered_and_never_forwarded",
-        &[],
-        |run| {
-            let mut s = Session::start(run, &[], &[]);
-            s.send_bytes(b"this is not json\n");
-            let r = s.recv();
-            assert_eq!((error_code(&r), &r["id"]), (Some(-32700), &Value::Null), "{r}");
+    sandbox_test(test_name!(), &[], |run| {
+        let mut s = Session::start(run, &[], &[]);
+        s.send_bytes(b"this is not json\n");
+        let r = s.recv();
+        assert_eq!((error_code(&r), &r["id"]), (Some(-32700), &Value::Null), "{r}");
 
-            s.send_bytes(b"\xff\xfe{}\n");
-            let r = s.recv();
-            assert_eq!(
-                (error_code(&r), &r["id"]),
-                (Some(-32700), &Value::Null),
-                "invalid UTF-8: {r}"
-            );
+        s.send_bytes(b"\xff\xfe{}\n");
+        let r = s.recv();
+        assert_eq!(
+            (error_code(&r), &r["id"]),
+            (Some(-32700), &Value::Null),
+            "invalid UTF-8: {r}"
+        );
 
-            s.send(&json!({"jsonrpc": "1.0", "id": 7, "method": "ping"}));
-            let r = s.recv();
-            assert_eq!(
-                (error_code(&r), &r["id"]),
-                (Some(-32600), &json!(7)),
-                "wrong jsonrpc: {r}"
-            );
+        s.send(&json!({"jsonrpc": "1.0", "id": 7, "method": "ping"}));
+        let r = s.recv();
+        assert_eq!(
+            (error_code(&r), &r["id"]),
+            (Some(-32600), &json!(7)),
+            "wrong jsonrpc: {r}"
+        );
 
-            s.send(&json!([{"jsonrpc": "2.0", "id": 8, "method": "ping"}]));
-            let r = s.recv();
-            assert_eq!(error_code(&r), Some(-32600), "batch: {r}");
+        s.send(&json!([{"jsonrpc": "2.0", "id": 8, "method": "ping"}]));
+        let r = s.recv();
+        assert_eq!(error_code(&r), Some(-32600), "batch: {r}");
 
-            s.send(&json!({"jsonrpc": "2.0", "id": 9, "method": 5}));
-            let r = s.recv();
-            assert_eq!((error_code(&r), &r["id"]), (Some(-32600), &json!(9)), "bad shape: {r}");
+        s.send(&json!({"jsonrpc": "2.0", "id": 9, "method": 5}));
+        let r = s.recv();
+        assert_eq!((error_code(&r), &r["id"]), (Some(-32600), &json!(9)), "bad shape: {r}");
 
-            let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
-            s.send_bytes(
-                format!("{{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"ping\",\"params\":{deep}}}\n").as_bytes(),
-            );
-            let r = s.recv();
-            assert_eq!(error_code(&r), Some(-32600), "deep nesting: {r}");
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        s.send_bytes(format!("{{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"ping\",\"params\":{deep}}}\n").as_bytes());
+        let r = s.recv();
+        assert_eq!(error_code(&r), Some(-32600), "deep nesting: {r}");
 
-            // The session goes on, and only the valid request reached the server.
-            let r = s.request(11, "ping", json!({}));
-            assert_eq!(r, json!({"jsonrpc": "2.0", "id": 11, "result": {}}));
-            let methods: Vec<Value> = s.received().iter().map(|m| m["id"].clone()).collect();
-            assert_eq!(methods, vec![json!(11)], "the server saw: {:?}", s.received());
-        },
-    );
+        // The session goes on, and only the valid request reached the server.
+        let r = s.request(11, "ping", json!({}));
+        assert_eq!(r, json!({"jsonrpc": "2.0", "id": 11, "result": {}}));
+        let methods: Vec<Value> = s.received().iter().map(|m| m["id"].clone()).collect();
+        assert_eq!(methods, vec![json!(11)], "the server saw: {:?}", s.received());
+    });
 }
 
 #[test]
 fn oversize_lines_are_discarded_in_both_directions() {
-    sandbox_test("oversize_lines_are_discarded_in_both_directions", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut s = Session::start(run, &["--max-message-bytes", "4K"], &[]);
         let big = format!(
             "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{{\"x\":\"{}\"}}}}\n",
@@ -112,23 +104,19 @@ fn oversize_lines_are_discarded_in_both_directions() {
 
 #[test]
 fn server_garbage_and_forged_responses_never_reach_the_client() {
-    sandbox_test(
-        "server_garbage_and_forged_responses_never_reach_the_client",
-        &[],
-        |run| {
-            let mut s = Session::start(run, &[], &[]);
-            let r = s.request(1, "garbage", json!({}));
-            assert_eq!(r, json!({"jsonrpc": "2.0", "id": 1, "result": {"after": "garbage"}}));
-            let r = s.request(2, "forge", json!({}));
-            assert_eq!(r, json!({"jsonrpc": "2.0", "id": 2, "result": {"real": true}}));
-            s.assert_silent(Duration::from_millis(300));
-        },
-    );
+    sandbox_test(test_name!(), &[], |run| {
+        let mut s = Session::start(run, &[], &[]);
+        let r = s.request(1, "garbage", json!({}));
+        assert_eq!(r, json!({"jsonrpc": "2.0", "id": 1, "result": {"after": "garbage"}}));
+        let r = s.request(2, "forge", json!({}));
+        assert_eq!(r, json!({"jsonrpc": "2.0", "id": 2, "result": {"real": true}}));
+        s.assert_silent(Duration::from_millis(300));
+    });
 }
 
 #[test]
 fn tool_policy_hides_and_refuses_tools() {
-    sandbox_test("tool_policy_hides_and_refuses_tools", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut s = Session::start(run, &["--deny-tool", "secret"], &[]);
         let names = |r: &Value| -> Vec<String> {
             r["result"]["tools"]
@@ -165,7 +153,7 @@ fn tool_policy_hides_and_refuses_tools() {
 
 #[test]
 fn server_requests_for_sampling_are_refused_by_default() {
-    sandbox_test("server_requests_for_sampling_are_refused_by_default", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut s = Session::start(run, &[], &[]);
         let r = s.request(1, "tools/call", json!({"name": "ask_sampling", "arguments": {}}));
         // The client never saw the server's request: the first line back is the result,
@@ -180,27 +168,23 @@ fn server_requests_for_sampling_are_refused_by_default() {
 
 #[test]
 fn a_crash_answers_every_pending_request_and_sets_the_exit_status() {
-    sandbox_test(
-        "a_crash_answers_every_pending_request_and_sets_the_exit_status",
-        &[],
-        |run| {
-            let mut s = Session::start(run, &[], &[]);
-            s.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "hang"}));
-            s.send(&json!({"jsonrpc": "2.0", "id": "two", "method": "crash"}));
-            let replies = [s.recv(), s.recv()];
-            for r in &replies {
-                assert!(error_code(r).is_some(), "a pending request got no error: {r}");
-            }
-            let ids: Vec<Value> = replies.iter().map(|r| r["id"].clone()).collect();
-            assert!(ids.contains(&json!(1)) && ids.contains(&json!("two")), "{ids:?}");
-            assert_eq!(s.wait(Duration::from_secs(20)), Some(3));
-        },
-    );
+    sandbox_test(test_name!(), &[], |run| {
+        let mut s = Session::start(run, &[], &[]);
+        s.send(&json!({"jsonrpc": "2.0", "id": 1, "method": "hang"}));
+        s.send(&json!({"jsonrpc": "2.0", "id": "two", "method": "crash"}));
+        let replies = [s.recv(), s.recv()];
+        for r in &replies {
+            assert!(error_code(r).is_some(), "a pending request got no error: {r}");
+        }
+        let ids: Vec<Value> = replies.iter().map(|r| r["id"].clone()).collect();
+        assert!(ids.contains(&json!(1)) && ids.contains(&json!("two")), "{ids:?}");
+        assert_eq!(s.wait(Duration::from_secs(20)), Some(3));
+    });
 }
 
 #[test]
 fn client_hangup_ends_the_server_with_escalation() {
-    sandbox_test("client_hangup_ends_the_server_with_escalation", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         // A polite server exits on stdin EOF: mcp-j exits with its status, quickly.
         let mut s = Session::start(run, &["--grace-period", "5s"], &[]);
         assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
@@ -219,7 +203,7 @@ fn client_hangup_ends_the_server_with_escalation() {
 
 #[test]
 fn server_stderr_is_relayed_line_by_line() {
-    sandbox_test("server_stderr_is_relayed_line_by_line", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut s = Session::start(run, &[], &[]);
         s.request(1, "log", json!({"text": "hello from the server's stderr"}));
         s.close_stdin();
@@ -230,7 +214,7 @@ fn server_stderr_is_relayed_line_by_line() {
 
 #[test]
 fn manifest_tool_policy_applies_like_the_flags() {
-    sandbox_test("manifest_tool_policy_applies_like_the_flags", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let dir = run.tempdir();
         let manifest = dir.path().join("manifest.json");
         run.write_file(&manifest, br#"{"deny_tools": ["secret", "ask_sampling"]}"#, 0o644);
@@ -251,7 +235,7 @@ fn manifest_tool_policy_applies_like_the_flags() {
 /// socketpairs, not pipes, as stdin and stdout.
 #[test]
 fn a_socketpair_as_stdio_works() {
-    sandbox_test("a_socketpair_as_stdio_works", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let workdir = run.tempdir();
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().expect("socketpair");
         let theirs_out = theirs.try_clone().expect("clone");
@@ -282,39 +266,35 @@ fn a_socketpair_as_stdio_works() {
 /// flag that passes it (never its value); passed, no warning.
 #[test]
 fn a_credential_in_mcp_js_environment_that_is_not_passed_is_named() {
-    sandbox_test(
-        "a_credential_in_mcp_js_environment_that_is_not_passed_is_named",
-        &[],
-        |run| {
-            let value = "value-of-the-token-0123456789";
-            let env = [("MY_SERVICE_TOKEN", value)];
-            let mut s = Session::start_with_env(run, &[], &[], &env);
-            assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
-            s.close_stdin();
-            assert_eq!(s.wait(Duration::from_secs(20)), Some(0));
-            let stderr = s.stderr();
-            let warning = "`MY_SERVICE_TOKEN` is set in mcp-j's environment but not passed to the server";
-            assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
-            assert!(
-                stderr.contains("--secret MY_SERVICE_TOKEN=env:MY_SERVICE_TOKEN"),
-                "{stderr}"
-            );
-            assert!(!stderr.contains(value), "the value was printed: {stderr}");
+    sandbox_test(test_name!(), &[], |run| {
+        let value = "value-of-the-token-0123456789";
+        let env = [("MY_SERVICE_TOKEN", value)];
+        let mut s = Session::start_with_env(run, &[], &[], &env);
+        assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
+        s.close_stdin();
+        assert_eq!(s.wait(Duration::from_secs(20)), Some(0));
+        let stderr = s.stderr();
+        let warning = "`MY_SERVICE_TOKEN` is set in mcp-j's environment but not passed to the server";
+        assert_eq!(stderr.matches(warning).count(), 1, "{stderr}");
+        assert!(
+            stderr.contains("--secret MY_SERVICE_TOKEN=env:MY_SERVICE_TOKEN"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(value), "the value was printed: {stderr}");
 
-            let opts = ["--secret", "MY_SERVICE_TOKEN=env:MY_SERVICE_TOKEN"];
-            let mut s = Session::start_with_env(run, &opts, &[], &env);
-            assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
-            s.close_stdin();
-            assert_eq!(s.wait(Duration::from_secs(20)), Some(0));
-            assert!(!s.stderr().contains("MY_SERVICE_TOKEN"), "{}", s.stderr());
-        },
-    );
+        let opts = ["--secret", "MY_SERVICE_TOKEN=env:MY_SERVICE_TOKEN"];
+        let mut s = Session::start_with_env(run, &opts, &[], &env);
+        assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
+        s.close_stdin();
+        assert_eq!(s.wait(Duration::from_secs(20)), Some(0));
+        assert!(!s.stderr().contains("MY_SERVICE_TOKEN"), "{}", s.stderr());
+    });
 }
 
 /// The Inspector form `mcp-j run … -- -- PROG` serves as well when the client keeps both.
 #[test]
 fn a_doubled_separator_runs_the_server() {
-    sandbox_test("a_doubled_separator_runs_the_server", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut s = Session::start(run, &["--"], &[]);
         assert_eq!(s.request(1, "ping", json!({}))["id"], json!(1));
         s.close_stdin();
@@ -328,7 +308,7 @@ fn a_doubled_separator_runs_the_server() {
 /// instead of hanging it. (Before the proxy's outboxes, this stopped after 31–721 answers.)
 #[test]
 fn pipelined_large_requests_all_come_back() {
-    sandbox_test("pipelined_large_requests_all_come_back", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         const REQUESTS: usize = 5000;
         const ARGUMENT: usize = 20_000;
         const DEADLINE: Duration = Duration::from_secs(180);
@@ -416,7 +396,7 @@ fn pipelined_large_requests_all_come_back() {
 /// is dropped (and logged); the server's own record proves it never arrived.
 #[test]
 fn a_tools_call_notification_never_reaches_the_server() {
-    sandbox_test("a_tools_call_notification_never_reaches_the_server", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut s = Session::start(run, &["--deny-tool", "secret"], &[]);
         s.send(&json!({"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "secret", "arguments": {}}}));
         s.send(
@@ -452,7 +432,7 @@ fn a_tools_call_notification_never_reaches_the_server() {
 /// says so once, after the first complete `tools/list`, with the close matches.
 #[test]
 fn a_tool_policy_naming_unlisted_tools_is_warned_about_once() {
-    sandbox_test("a_tool_policy_naming_unlisted_tools_is_warned_about_once", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut s = Session::start(
             run,
             &[

@@ -1,15 +1,14 @@
 //! `mcp-j exec` behaviour that is not an escape: what the program starts with.
 
-mod common;
-
-use common::sandbox_test;
+use crate::common;
+use crate::common::{sandbox_test, test_name};
 
 /// Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored across execve: the
 /// program must start with every disposition at its default and nothing blocked, or a
 /// pipeline like `yes | head -1` reports "Broken pipe" instead of ending quietly.
 #[test]
 fn program_starts_with_default_signal_dispositions() {
-    sandbox_test("program_starts_with_default_signal_dispositions", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         // cat installs no handler of its own, so what it shows is what it was given.
         let out = run.exec().program(["/bin/cat", "/proc/self/status"]).run();
         out.assert_code(0);
@@ -33,45 +32,41 @@ fn program_starts_with_default_signal_dispositions() {
 /// shared temporary directory (`/tmp`): then a private, empty one.
 #[test]
 fn default_workdir_is_the_current_directory_unless_too_broad() {
-    sandbox_test(
-        "default_workdir_is_the_current_directory_unless_too_broad",
-        &[],
-        |run| {
-            let dir = run.tempdir();
-            run.write_file(&dir.path().join("marker"), b"here\n", 0o644);
-            let cwd = dir.path().to_owned();
-            let script = "pwd; cat marker; echo made > new";
+    sandbox_test(test_name!(), &[], |run| {
+        let dir = run.tempdir();
+        run.write_file(&dir.path().join("marker"), b"here\n", 0o644);
+        let cwd = dir.path().to_owned();
+        let script = "pwd; cat marker; echo made > new";
+        let out = run
+            .exec()
+            .raw(["exec", "--", "/bin/sh", "-c", script])
+            .configure(move |cmd| {
+                cmd.current_dir(&cwd);
+            })
+            .run();
+        out.assert_code(0);
+        assert_eq!(out.stdout, format!("{}\nhere\n", dir.path().display()), "{out:?}");
+        let created = std::fs::read_to_string(dir.path().join("new")).ok();
+        assert_eq!(created.as_deref(), Some("made\n"));
+
+        for too_broad in ["/", "/tmp"] {
             let out = run
                 .exec()
-                .raw(["exec", "--", "/bin/sh", "-c", script])
+                .raw(["exec", "--", "/bin/sh", "-c", "pwd; ls -A | wc -l"])
                 .configure(move |cmd| {
-                    cmd.current_dir(&cwd);
+                    cmd.current_dir(too_broad);
                 })
                 .run();
             out.assert_code(0);
-            assert_eq!(out.stdout, format!("{}\nhere\n", dir.path().display()), "{out:?}");
-            let created = std::fs::read_to_string(dir.path().join("new")).ok();
-            assert_eq!(created.as_deref(), Some("made\n"));
-
-            for too_broad in ["/", "/tmp"] {
-                let out = run
-                    .exec()
-                    .raw(["exec", "--", "/bin/sh", "-c", "pwd; ls -A | wc -l"])
-                    .configure(move |cmd| {
-                        cmd.current_dir(too_broad);
-                    })
-                    .run();
-                out.assert_code(0);
-                assert_eq!(out.stdout, "/tmp\n0\n", "cwd {too_broad}: a private, empty directory");
-            }
-        },
-    );
+            assert_eq!(out.stdout, "/tmp\n0\n", "cwd {too_broad}: a private, empty directory");
+        }
+    });
 }
 
 /// `--manifest` mirrors the flags, flags win, and unknown fields are refused.
 #[test]
 fn manifest_sets_limits_and_flags_win() {
-    sandbox_test("manifest_sets_limits_and_flags_win", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let dir = run.tempdir();
         let manifest = dir.path().join("manifest.json");
         run.write_file(
@@ -107,7 +102,7 @@ fn manifest_sets_limits_and_flags_win() {
 /// 126 for a program that exists but cannot be executed; `--audit-log` is accepted.
 #[test]
 fn not_executable_is_126_and_audit_log_is_accepted() {
-    sandbox_test("not_executable_is_126_and_audit_log_is_accepted", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         run.exec().program(["/etc/hostname"]).run().assert_code(126);
         let dir = run.tempdir();
         run.exec()
@@ -123,7 +118,7 @@ fn not_executable_is_126_and_audit_log_is_accepted() {
 /// (125) and says what to do instead.
 #[test]
 fn launchers_that_download_are_refused_with_what_to_do_instead() {
-    common::cli_test("launchers_that_download_are_refused_with_what_to_do_instead", |run| {
+    common::cli_test(test_name!(), |run| {
         for (command, hint) in [
             (
                 &["npx", "-y", "@modelcontextprotocol/server-everything"][..],
@@ -150,37 +145,33 @@ fn launchers_that_download_are_refused_with_what_to_do_instead() {
 /// strips anything.
 #[test]
 fn a_program_without_separator_is_explained_and_a_doubled_separator_works() {
-    sandbox_test(
-        "a_program_without_separator_is_explained_and_a_doubled_separator_works",
-        &[],
-        |run| {
-            for sub in ["exec", "run"] {
-                let out = run.exec().raw([sub, "--memory", "64M", "/bin/echo", "hi"]).run();
-                out.assert_code(125);
-                assert!(out.stderr.contains("unexpected argument"), "{}", out.context());
-                assert!(
-                    out.stderr.contains("go after `--`") && out.stderr.contains("-- -- PROG"),
-                    "{}",
-                    out.context()
-                );
-            }
-            let wd = run.tempdir();
-            let out = run
-                .exec()
-                .workdir(wd.path())
-                .program(["--", "/bin/echo", "doubled"])
-                .run();
-            out.assert_code(0);
-            assert_eq!(out.stdout, "doubled\n", "{}", out.context());
-        },
-    );
+    sandbox_test(test_name!(), &[], |run| {
+        for sub in ["exec", "run"] {
+            let out = run.exec().raw([sub, "--memory", "64M", "/bin/echo", "hi"]).run();
+            out.assert_code(125);
+            assert!(out.stderr.contains("unexpected argument"), "{}", out.context());
+            assert!(
+                out.stderr.contains("go after `--`") && out.stderr.contains("-- -- PROG"),
+                "{}",
+                out.context()
+            );
+        }
+        let wd = run.tempdir();
+        let out = run
+            .exec()
+            .workdir(wd.path())
+            .program(["--", "/bin/echo", "doubled"])
+            .run();
+        out.assert_code(0);
+        assert_eq!(out.stdout, "doubled\n", "{}", out.context());
+    });
 }
 
 /// `--no-subprocess` says on stderr which programs it refused, as it refuses them: the
 /// first 8 by name, then one line for the rest.
 #[test]
 fn no_subprocess_names_the_programs_it_refuses_on_stderr() {
-    sandbox_test("no_subprocess_names_the_programs_it_refuses_on_stderr", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let script = "/bin/true; /usr/bin/git --version; \
                       for i in 1 2 3 4 5 6 7 8 9 10; do /bin/true; done; echo finished";
         let out = run
@@ -223,7 +214,7 @@ fn no_subprocess_names_the_programs_it_refuses_on_stderr() {
 /// exposed is named the same way; one in the workdir is named as not executable there.
 #[test]
 fn a_program_that_cannot_start_is_explained_from_the_host() {
-    sandbox_test("a_program_that_cannot_start_is_explained_from_the_host", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         use std::os::unix::fs::symlink;
         let top = run.tempdir();
         let t = top.path();
@@ -308,7 +299,7 @@ fn a_program_that_cannot_start_is_explained_from_the_host() {
 /// with exit 127, and mcp-j says why and what to do.
 #[test]
 fn a_library_in_the_workdir_that_cannot_map_is_explained() {
-    sandbox_test("a_library_in_the_workdir_that_cannot_map_is_explained", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let libc = [
             "/lib/x86_64-linux-gnu/libc.so.6",
             "/usr/lib64/libc.so.6",
@@ -350,7 +341,7 @@ fn a_library_in_the_workdir_that_cannot_map_is_explained() {
 /// configuration still takes `--registry` and `--cache-dir`.
 #[test]
 fn flags_that_do_nothing_yet_are_hidden_but_still_parsed() {
-    common::cli_test("flags_that_do_nothing_yet_are_hidden_but_still_parsed", |run| {
+    common::cli_test(test_name!(), |run| {
         for (args, shown) in [
             (&["--help"][..], "--config"),
             (&["exec", "--help"][..], "--secret"),

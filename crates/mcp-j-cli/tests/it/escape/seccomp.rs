@@ -4,12 +4,12 @@
 //! line-discipline ioctl. Each test has positive controls beside it: the same call with
 //! ordinary arguments works in the same jail.
 
-use crate::common::{Failures, sandbox_test};
-use crate::expect_denied_table;
+use super::expect_denied_table;
+use crate::common::{Failures, sandbox_test, test_name};
 
 #[test]
 fn calls_the_allowlist_refuses_by_name_get_eperm() {
-    sandbox_test("calls_the_allowlist_refuses_by_name_get_eperm", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut table: Vec<(Vec<&str>, &[&str])> = vec![
             // Each would succeed without the filter on this kernel (6.15+ for
             // open_tree_attr), or fail with an errno other than EPERM.
@@ -31,7 +31,7 @@ fn calls_the_allowlist_refuses_by_name_get_eperm() {
 
 #[test]
 fn calls_outside_the_allowlist_get_enosys() {
-    sandbox_test("calls_outside_the_allowlist_get_enosys", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let table: Vec<(Vec<&str>, &[&str])> = vec![
             // The kernel alone answers 0 here: ENOSYS can only come from the filter.
             (vec!["syscall", "get-mempolicy"], &["ENOSYS"]),
@@ -45,7 +45,7 @@ fn calls_outside_the_allowlist_get_enosys() {
 
 #[test]
 fn only_the_default_persona() {
-    sandbox_test("only_the_default_persona", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let table: Vec<(Vec<&str>, &[&str])> = vec![
             (vec!["personality", "read-implies-exec"], &["EPERM"]),
             (vec!["personality", "addr-no-randomize"], &["EPERM"]),
@@ -66,7 +66,7 @@ fn only_the_default_persona() {
 
 #[test]
 fn netlink_is_routing_only_and_ip_is_tcp_and_udp() {
-    sandbox_test("netlink_is_routing_only_and_ip_is_tcp_and_udp", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut table: Vec<(Vec<&str>, &[&str])> = Vec::new();
         for refused in [
             "netlink-xfrm",
@@ -105,7 +105,7 @@ fn netlink_is_routing_only_and_ip_is_tcp_and_udp() {
 
 #[test]
 fn the_line_discipline_cannot_be_switched() {
-    sandbox_test("the_line_discipline_cannot_be_switched", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         // On a pty of its own when the jail has /dev/ptmx, else on /dev/null, where the
         // kernel alone would say ENOTTY: EPERM is the filter's answer either way.
         run.attack(&["tiocsetd"]).assert_denied(&["EPERM"]);
@@ -116,7 +116,7 @@ fn the_line_discipline_cannot_be_switched() {
 
 #[test]
 fn ioctls_outside_the_allowlist_get_enotty() {
-    sandbox_test("ioctls_outside_the_allowlist_get_enotty", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         // The kernel alone answers SIOCGIFMETRIC for anyone: ENOTTY is the filter's.
         run.attack(&["ioctl-socket", "gifmetric"]).assert_denied(&["ENOTTY"]);
         // Positive control: the lookup `if_nametoindex` makes, on the same kind of socket.

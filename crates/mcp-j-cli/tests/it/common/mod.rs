@@ -3,7 +3,8 @@
 //!
 //! # Overview
 //!
-//! A test is a body run once per [`Runner`] by [`sandbox_test`]: as root and as the user
+//! A test is a body run once per [`Runner`] by [`sandbox_test`] (named by [`test_name!`],
+//! the test function's own path): as root and as the user
 //! named by `MCP_J_TEST_USER` (through `setpriv`) when the test process is root, or only
 //! as itself when it is not. The body gets a [`Run`]: temp dirs owned by the runner,
 //! [`Run::exec`] to build an `mcp-j exec` command line, [`Run::attack`] to run one
@@ -404,6 +405,63 @@ fn runners(test: &str) -> (Vec<Runner>, Vec<String>) {
 
 // ---------------------------------------------------------------------------------------
 // The test driver
+
+/// The path of the test function it is written in, as libtest names the test
+/// (`escape::limits::memory_pinning_with_memfds`): the name in the harness's messages, without
+/// the test repeating its own name as a string.
+macro_rules! test_name {
+    () => {{
+        fn here() {}
+        $crate::common::test_path(::std::any::type_name_of_val(&here))
+    }};
+}
+pub(crate) use test_name;
+
+/// The test path from the type name of a fn declared in the test's body
+/// (`it::escape::limits::memory_pinning_with_memfds::here`): without the crate and the fn.
+pub fn test_path(here: &'static str) -> &'static str {
+    let function = here.strip_suffix("::here").unwrap_or(here);
+    function.split_once("::").map_or(function, |(_crate, path)| path)
+}
+
+/// [`test_name!`] names the test as libtest does, which runs each test on a thread named
+/// after it.
+#[test]
+fn test_name_is_the_path_libtest_runs() {
+    assert_eq!(Some(test_name!()), thread::current().name());
+}
+
+/// Every test driver call names its test with [`test_name!`], never a string that could
+/// drift from the function's name.
+#[test]
+fn no_test_spells_its_own_name() {
+    const DRIVERS: &[&str] = &["sandbox_test", "cli_test", "real_test", "rmcp_test"];
+    let mut spelled = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it")];
+    while let Some(dir) = dirs.pop() {
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("read {}: {e}", dir.display()));
+        for path in entries.map(|e| e.unwrap_or_else(|e| panic!("read {}: {e}", dir.display())).path()) {
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            for driver in DRIVERS {
+                let call = format!("{driver}(");
+                for (at, _) in text.match_indices(&call) {
+                    if text[at + call.len()..].trim_start().starts_with('"') {
+                        spelled.push(format!("{}: {call}\"…", path.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        spelled.is_empty(),
+        "name these tests with test_name!():\n{}",
+        spelled.join("\n")
+    );
+}
 
 /// Runs `body` once per runner (root and unprivileged, or only the current user), after
 /// checking [`BASE_NEEDS`] and `needs`. A failing run does not stop the others; the test

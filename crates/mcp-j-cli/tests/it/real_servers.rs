@@ -43,15 +43,13 @@
 //! harness SIGKILLs the driver itself past [`DRIVER_BOUND`]. A session takes one to two
 //! seconds.
 
-mod common;
-
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::{EXPECT_VAR, MCP_J, Outcome, Run, expected, run_bounded, sandbox_test};
+use crate::common::{EXPECT_VAR, MCP_J, Outcome, Run, expected, run_bounded, sandbox_test, test_name};
 use serde_json::Value;
 
 /// The feature `MCP_J_TEST_EXPECT` declares to make a missing install a failure.
@@ -523,28 +521,25 @@ const UTC_ARGS: &str = r#"{"timezone": "UTC"}"#;
 /// read-only, without starting any subprocess.
 #[test]
 fn real_servers_serve_inside_the_sandbox_without_the_proxy() {
-    real_test(
-        "real_servers_serve_inside_the_sandbox_without_the_proxy",
-        |run, deps| {
-            let s = Session::new(run, deps, Client::Handshake, Server::Everything)
-                .via_exec()
-                .opts(&["--no-subprocess"])
-                .call("echo", ECHO_ARGS)
-                .go();
-            s.assert_handshake_era();
-            s.assert_lists(EVERYTHING_TOOLS, &[]);
-            s.assert_echo("hello from mcp-j");
+    real_test(test_name!(), |run, deps| {
+        let s = Session::new(run, deps, Client::Handshake, Server::Everything)
+            .via_exec()
+            .opts(&["--no-subprocess"])
+            .call("echo", ECHO_ARGS)
+            .go();
+        s.assert_handshake_era();
+        s.assert_lists(EVERYTHING_TOOLS, &[]);
+        s.assert_echo("hello from mcp-j");
 
-            let s = Session::new(run, deps, Client::Auto, Server::Time)
-                .via_exec()
-                .opts(&["--no-subprocess"])
-                .call("get_current_time", UTC_ARGS)
-                .go();
-            s.assert_modern_era();
-            s.assert_lists(TIME_TOOLS, &[]);
-            s.assert_utc_time();
-        },
-    );
+        let s = Session::new(run, deps, Client::Auto, Server::Time)
+            .via_exec()
+            .opts(&["--no-subprocess"])
+            .call("get_current_time", UTC_ARGS)
+            .go();
+        s.assert_modern_era();
+        s.assert_lists(TIME_TOOLS, &[]);
+        s.assert_utc_time();
+    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -553,7 +548,7 @@ fn real_servers_serve_inside_the_sandbox_without_the_proxy() {
 /// server-everything, handshake era: initialize, list, echo.
 #[test]
 fn everything_handshake_era_through_run() {
-    real_test("everything_handshake_era_through_run", |run, deps| {
+    real_test(test_name!(), |run, deps| {
         let s = Session::new(run, deps, Client::Handshake, Server::Everything)
             .call("echo", ECHO_ARGS)
             .go();
@@ -571,23 +566,20 @@ fn everything_handshake_era_through_run() {
 /// works.
 #[test]
 fn everything_auto_mode_falls_back_to_the_handshake_through_run() {
-    real_test(
-        "everything_auto_mode_falls_back_to_the_handshake_through_run",
-        |run, deps| {
-            let s = Session::new(run, deps, Client::Auto, Server::Everything)
-                .call("echo", ECHO_ARGS)
-                .go();
-            s.assert_handshake_era();
-            s.assert_lists(EVERYTHING_TOOLS, &[]);
-            s.assert_echo("hello from mcp-j");
-        },
-    );
+    real_test(test_name!(), |run, deps| {
+        let s = Session::new(run, deps, Client::Auto, Server::Everything)
+            .call("echo", ECHO_ARGS)
+            .go();
+        s.assert_handshake_era();
+        s.assert_lists(EVERYTHING_TOOLS, &[]);
+        s.assert_echo("hello from mcp-j");
+    });
 }
 
 /// mcp-server-time, handshake era.
 #[test]
 fn time_handshake_era_through_run() {
-    real_test("time_handshake_era_through_run", |run, deps| {
+    real_test(test_name!(), |run, deps| {
         let s = Session::new(run, deps, Client::Handshake, Server::Time)
             .call("get_current_time", UTC_ARGS)
             .go();
@@ -605,7 +597,7 @@ fn time_handshake_era_through_run() {
 /// works too.
 #[test]
 fn time_modern_era_through_run() {
-    real_test("time_modern_era_through_run", |run, deps| {
+    real_test(test_name!(), |run, deps| {
         let s = Session::new(run, deps, Client::Auto, Server::Time)
             .call("get_current_time", UTC_ARGS)
             .go();
@@ -630,7 +622,7 @@ fn time_modern_era_through_run() {
 /// the list, and calling it anyway is refused with -32602; the rest still works.
 #[test]
 fn everything_denied_tool_vanishes_and_is_refused() {
-    real_test("everything_denied_tool_vanishes_and_is_refused", |run, deps| {
+    real_test(test_name!(), |run, deps| {
         let s = Session::new(run, deps, Client::Handshake, Server::Everything)
             .opts(&["--deny-tool", "get-env"])
             .call("get-env", "{}")
@@ -651,7 +643,7 @@ fn everything_denied_tool_vanishes_and_is_refused() {
 /// allowed and one that does not exist get the same refusal (existence is not revealed).
 #[test]
 fn everything_allow_list_shows_only_the_allowed_tool() {
-    real_test("everything_allow_list_shows_only_the_allowed_tool", |run, deps| {
+    real_test(test_name!(), |run, deps| {
         let s = Session::new(run, deps, Client::Handshake, Server::Everything)
             .opts(&["--allow-tool", "echo"])
             .call("echo", ECHO_ARGS)
@@ -686,22 +678,19 @@ fn everything_allow_list_shows_only_the_allowed_tool() {
 /// Policy in the 2026-07-28 era: `--deny-tool convert_time` on mcp-server-time.
 #[test]
 fn time_denied_tool_vanishes_and_is_refused_in_the_modern_era() {
-    real_test(
-        "time_denied_tool_vanishes_and_is_refused_in_the_modern_era",
-        |run, deps| {
-            let s = Session::new(run, deps, Client::Auto, Server::Time)
-                .opts(&["--deny-tool", "convert_time"])
-                .call(
-                    "convert_time",
-                    r#"{"source_timezone": "UTC", "time": "12:00", "target_timezone": "Europe/Paris"}"#,
-                )
-                .expect_error()
-                .go();
-            s.assert_modern_era();
-            s.assert_lists(&["get_current_time"], &["convert_time"]);
-            s.assert_refused();
-        },
-    );
+    real_test(test_name!(), |run, deps| {
+        let s = Session::new(run, deps, Client::Auto, Server::Time)
+            .opts(&["--deny-tool", "convert_time"])
+            .call(
+                "convert_time",
+                r#"{"source_timezone": "UTC", "time": "12:00", "target_timezone": "Europe/Paris"}"#,
+            )
+            .expect_error()
+            .go();
+        s.assert_modern_era();
+        s.assert_lists(&["get_current_time"], &["convert_time"]);
+        s.assert_refused();
+    });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -712,7 +701,7 @@ fn time_denied_tool_vanishes_and_is_refused_in_the_modern_era() {
 /// the host's.
 #[test]
 fn everything_sees_only_the_minimal_environment() {
-    real_test("everything_sees_only_the_minimal_environment", |run, deps| {
+    real_test(test_name!(), |run, deps| {
         let s = Session::new(run, deps, Client::Handshake, Server::Everything)
             .opts(&["--env", "MCP_J_MARKER=passed"])
             .call("get-env", "{}")
@@ -740,7 +729,7 @@ fn everything_sees_only_the_minimal_environment() {
 /// (`auto`, and `discover` with no fallback) with mcp-server-time, and a denied tool.
 #[test]
 fn rmcp_client_through_run_in_both_eras() {
-    rmcp_test("rmcp_client_through_run_in_both_eras", |run, deps| {
+    rmcp_test(test_name!(), |run, deps| {
         let s = Session::new(run, deps, Client::Rmcp, Server::Everything)
             .mode("initialize")
             .call("echo", ECHO_ARGS)
@@ -779,7 +768,7 @@ fn rmcp_client_through_run_in_both_eras() {
 /// finds there.
 #[test]
 fn filesystem_server_reads_and_writes_its_workdir() {
-    real_test("filesystem_server_reads_and_writes_its_workdir", |run, deps| {
+    real_test(test_name!(), |run, deps| {
         let dir = run.tempdir();
         let note = dir.path().join("note.txt");
         run.write_file(&note, b"written on the host\n", 0o644);
@@ -811,7 +800,7 @@ fn filesystem_server_reads_and_writes_its_workdir() {
 /// a second session reads the graph back.
 #[test]
 fn memory_server_keeps_its_graph_across_sessions() {
-    real_test("memory_server_keeps_its_graph_across_sessions", |run, deps| {
+    real_test(test_name!(), |run, deps| {
         let dir = run.tempdir();
         let entity = r#"{"entities": [{"name": "mcp-j", "entityType": "sandbox",
             "observations": ["runs untrusted MCP servers"]}]}"#;
@@ -856,7 +845,7 @@ fn git(run: &Run, dir: &Path, args: &[&str]) {
 /// `git_log` finds the commit, `git_status` sees the file the host added after it.
 #[test]
 fn git_server_runs_git_on_a_repository_in_its_workdir() {
-    real_test("git_server_runs_git_on_a_repository_in_its_workdir", |run, deps| {
+    real_test(test_name!(), |run, deps| {
         let dir = run.tempdir();
         run.write_file(&dir.path().join("README"), b"a repository for mcp-server-git\n", 0o644);
         git(run, dir.path(), &["init", "-q", "-b", "main"]);

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use rustix::termios::{LocalModes, Winsize};
 
-use crate::common::{MCP_J, Run, attack_bin, attack_dir, sandbox_test};
-use crate::s;
+use super::s;
+use crate::common::{MCP_J, Run, attack_bin, attack_dir, sandbox_test, test_name};
 
 /// The test's "host terminal".
 struct HostPty {
@@ -129,7 +129,7 @@ fn line_discipline(fd: &OwnedFd) -> libc::c_int {
 
 #[test]
 fn the_callers_terminal_is_not_changed_by_the_jail() {
-    sandbox_test("the_callers_terminal_is_not_changed_by_the_jail", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let pty = HostPty::open();
         let before = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
         let wd = run.tempdir();
@@ -180,7 +180,7 @@ fn the_callers_terminal_is_not_changed_by_the_jail() {
 
 #[test]
 fn the_jail_reads_and_writes_through_its_own_terminal() {
-    sandbox_test("the_jail_reads_and_writes_through_its_own_terminal", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut pty = HostPty::open();
         let wd = run.tempdir();
         let script = "stty size; read line; echo \"got:$line\"; stty size; cat >/dev/null; exit 3";
@@ -220,7 +220,7 @@ fn the_jail_reads_and_writes_through_its_own_terminal() {
 
 #[test]
 fn a_signal_to_mcp_j_puts_the_terminal_back() {
-    sandbox_test("a_signal_to_mcp_j_puts_the_terminal_back", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let pty = HostPty::open();
         let before = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
         let wd = run.tempdir();
@@ -247,40 +247,36 @@ fn a_signal_to_mcp_j_puts_the_terminal_back() {
 
 #[test]
 fn run_gives_the_server_no_terminal_even_when_its_stderr_is_one() {
-    sandbox_test(
-        "run_gives_the_server_no_terminal_even_when_its_stderr_is_one",
-        &[],
-        |run| {
-            let pty = HostPty::open();
-            let before = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
-            let wd = run.tempdir();
-            let mut cmd = run.runner.command(MCP_J);
-            cmd.args([
-                "run",
-                "--workdir",
-                s(wd.path()),
-                "--ro",
-                s(attack_dir()),
-                "--",
-                s(attack_bin()),
-                "tty",
-            ]);
-            cmd.current_dir(wd.path())
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::from(pty.slave.try_clone().expect("dup slave")));
-            let mut child = cmd.spawn().expect("start mcp-j run");
-            let code = wait_bounded(&mut child, Duration::from_secs(60), &pty);
-            // The attack found no terminal on fds 0-2 (its `error:` exit status), so it
-            // attacked nothing; our terminal is as it was.
-            assert_eq!(code, Some(2), "terminal showed:\n{}", pty.text());
-            assert_eq!(line_discipline(&pty.slave), 0, "the line discipline is no longer N_TTY");
-            let after = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
-            assert_eq!(
-                (after.local_modes, after.input_modes, after.output_modes),
-                (before.local_modes, before.input_modes, before.output_modes),
-                "the terminal's modes changed"
-            );
-        },
-    );
+    sandbox_test(test_name!(), &[], |run| {
+        let pty = HostPty::open();
+        let before = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+        let wd = run.tempdir();
+        let mut cmd = run.runner.command(MCP_J);
+        cmd.args([
+            "run",
+            "--workdir",
+            s(wd.path()),
+            "--ro",
+            s(attack_dir()),
+            "--",
+            s(attack_bin()),
+            "tty",
+        ]);
+        cmd.current_dir(wd.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(pty.slave.try_clone().expect("dup slave")));
+        let mut child = cmd.spawn().expect("start mcp-j run");
+        let code = wait_bounded(&mut child, Duration::from_secs(60), &pty);
+        // The attack found no terminal on fds 0-2 (its `error:` exit status), so it
+        // attacked nothing; our terminal is as it was.
+        assert_eq!(code, Some(2), "terminal showed:\n{}", pty.text());
+        assert_eq!(line_discipline(&pty.slave), 0, "the line discipline is no longer N_TTY");
+        let after = rustix::termios::tcgetattr(&pty.slave).expect("tcgetattr");
+        assert_eq!(
+            (after.local_modes, after.input_modes, after.output_modes),
+            (before.local_modes, before.input_modes, before.output_modes),
+            "the terminal's modes changed"
+        );
+    });
 }

@@ -12,7 +12,7 @@
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::common::{Outcome, Run, descendants, sandbox_test};
+use crate::common::{Outcome, Run, descendants, sandbox_test, test_name};
 
 /// The memory limit the pinning tests set.
 const LIMIT_MIB: u64 = 64;
@@ -70,7 +70,7 @@ fn pin(run: &Run, attack: &str, max_mib: &str) -> Outcome {
 
 #[test]
 fn memory_pinning_with_memfds() {
-    sandbox_test("memory_pinning_with_memfds", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         // Positive control: a few MiB of memfd work anywhere.
         run.exec()
             .opts(["--memory", "64M"])
@@ -100,7 +100,7 @@ fn memory_pinning_with_memfds() {
 
 #[test]
 fn memory_pinning_with_sysv_shm() {
-    sandbox_test("memory_pinning_with_sysv_shm", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         run.exec()
             .opts(["--memory", "64M"])
             .attack(&["control", "pin-shm", "8"])
@@ -124,7 +124,7 @@ fn memory_pinning_with_sysv_shm() {
 
 #[test]
 fn memory_pinning_with_unix_socket_buffers() {
-    sandbox_test("memory_pinning_with_unix_socket_buffers", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         run.exec()
             .opts(["--memory", "64M"])
             .attack(&["control", "pin-unix", "4"])
@@ -142,7 +142,7 @@ fn memory_pinning_with_unix_socket_buffers() {
 
 #[test]
 fn memory_absent_is_reported_and_the_policy_refuses() {
-    sandbox_test("memory_absent_is_reported_and_the_policy_refuses", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let line = verbose_line(run, "memory");
         let doctor = run
             .exec()
@@ -183,7 +183,7 @@ fn memory_absent_is_reported_and_the_policy_refuses() {
 
 #[test]
 fn inotify_quota_is_the_jails_own() {
-    sandbox_test("inotify_quota_is_the_jails_own", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         // The jail takes every inotify instance it can and holds them for 20 s.
         let mut jail = run.exec().attack(&["inotify", "20"]).spawn();
         let line = jail.wait_line(Duration::from_secs(30), |l| {
@@ -206,7 +206,7 @@ fn inotify_quota_is_the_jails_own() {
 
 #[test]
 fn a_root_callers_jails_get_host_uids_of_their_own() {
-    sandbox_test("a_root_callers_jails_get_host_uids_of_their_own", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut first = run.exec().program(["/bin/sleep", "20"]).spawn();
         let mut second = run.exec().program(["/bin/sleep", "20"]).spawn();
         let host_uid_of_sleep = |mcp_j: u32| -> Option<u32> {
@@ -243,7 +243,7 @@ fn a_root_callers_jails_get_host_uids_of_their_own() {
 
 #[test]
 fn max_file_size_stops_large_writes() {
-    sandbox_test("max_file_size_stops_large_writes", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let wd = run.tempdir();
         let size = |name: &str| fs::metadata(wd.path().join(name)).map(|m| m.len()).unwrap_or(0);
         let limit = 16 << 20;
@@ -278,7 +278,7 @@ fn max_file_size_stops_large_writes() {
 
 #[test]
 fn a_memory_limit_without_a_unit_is_refused() {
-    sandbox_test("a_memory_limit_without_a_unit_is_refused", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let flag = run.exec().opts(["--memory", "512"]).program(["/bin/true"]).run();
         flag.assert_code(125);
         assert!(
@@ -315,7 +315,7 @@ fn a_memory_limit_without_a_unit_is_refused() {
 
 #[test]
 fn a_cpu_quota_that_cannot_be_enforced_is_said_once() {
-    sandbox_test("a_cpu_quota_that_cannot_be_enforced_is_said_once", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let out = run.exec().opts(["--cpu", "500"]).program(["/bin/true"]).run();
         out.assert_code(0);
         let warnings = out.stderr.matches("--cpu is not enforced here").count();

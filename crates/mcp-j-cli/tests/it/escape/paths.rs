@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::common::{Failures, sandbox_test, unique};
 use super::{READ_ONLY, s};
+use crate::common::{Failures, sandbox_test, test_name, unique};
 
 const KEY: &str = "PRIVATE KEY (mcp-j test)\n";
 
@@ -35,7 +35,7 @@ fn listing(dir: &Path) -> Vec<String> {
 
 #[test]
 fn a_planted_symlink_cannot_redirect_an_exposed_path() {
-    sandbox_test("a_planted_symlink_cannot_redirect_an_exposed_path", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let proj = run.tempdir();
         let secret = run.tempdir();
         let key = secret.path().join("id_rsa");
@@ -146,107 +146,103 @@ const RACE_TIME: Duration = Duration::from_secs(60);
 
 #[test]
 fn a_symlink_flipped_during_launch_cannot_redirect_an_exposed_path() {
-    sandbox_test(
-        "a_symlink_flipped_during_launch_cannot_redirect_an_exposed_path",
-        &[],
-        |run| {
-            let proj = run.tempdir();
-            let secret = run.tempdir();
-            let wd = run.tempdir();
-            let key = secret.path().join("id_rsa");
-            run.write_file(&key, KEY.as_bytes(), 0o600);
-            let cache = proj.path().join("cache");
-            let swap = proj.path().join("swap");
-            run.mkdir(&cache);
-            std::os::unix::fs::symlink(secret.path(), &swap).expect("symlink");
-            let (uid, gid) = run.runner.ids();
-            std::os::unix::fs::lchown(&swap, Some(uid), Some(gid)).expect("lchown");
+    sandbox_test(test_name!(), &[], |run| {
+        let proj = run.tempdir();
+        let secret = run.tempdir();
+        let wd = run.tempdir();
+        let key = secret.path().join("id_rsa");
+        run.write_file(&key, KEY.as_bytes(), 0o600);
+        let cache = proj.path().join("cache");
+        let swap = proj.path().join("swap");
+        run.mkdir(&cache);
+        std::os::unix::fs::symlink(secret.path(), &swap).expect("symlink");
+        let (uid, gid) = run.runner.ids();
+        std::os::unix::fs::lchown(&swap, Some(uid), Some(gid)).expect("lchown");
 
-            // The flipper: `cache` is the directory, then the link, then the directory, …
-            let stop = Arc::new(AtomicBool::new(false));
-            let flips = Arc::new(AtomicU64::new(0));
-            let flipper = {
-                let (stop, flips, cache, swap) = (stop.clone(), flips.clone(), cache.clone(), swap.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        if exchange(&cache, &swap).is_err() {
-                            break;
-                        }
-                        flips.fetch_add(1, Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_micros(200));
+        // The flipper: `cache` is the directory, then the link, then the directory, …
+        let stop = Arc::new(AtomicBool::new(false));
+        let flips = Arc::new(AtomicU64::new(0));
+        let flipper = {
+            let (stop, flips, cache, swap) = (stop.clone(), flips.clone(), cache.clone(), swap.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    if exchange(&cache, &swap).is_err() {
+                        break;
                     }
-                })
-            };
+                    flips.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            })
+        };
 
-            let mut f = Failures::new();
-            let (mut wrote, mut refused, mut other) = (0u32, 0u32, 0u32);
-            let started = Instant::now();
-            for n in 0..RACE_LAUNCHES {
-                if started.elapsed() > RACE_TIME {
-                    break;
-                }
-                let script = format!("echo {n} > {}/probe-{n}", s(&cache));
-                let out = run
-                    .exec()
-                    .workdir(wd.path())
-                    .opt("--rw", &cache)
-                    .program(["/bin/sh", "-c", script.as_str()])
-                    .bound(Duration::from_secs(30))
-                    .run();
-                match out.code {
-                    Some(0) => wrote += 1,
-                    Some(125) if out.stderr.contains("is a symlink to") => refused += 1,
-                    _ => other += 1,
-                }
-                if listing(secret.path()) != ["id_rsa"] {
-                    f.fail(
-                        "the secret directory",
-                        format!(
-                            "ESCAPE at launch {n}: it now holds {:?}\n{}",
-                            listing(secret.path()),
-                            out.context()
-                        ),
-                    );
-                    break;
-                }
+        let mut f = Failures::new();
+        let (mut wrote, mut refused, mut other) = (0u32, 0u32, 0u32);
+        let started = Instant::now();
+        for n in 0..RACE_LAUNCHES {
+            if started.elapsed() > RACE_TIME {
+                break;
             }
-            stop.store(true, Ordering::Relaxed);
-            flipper.join().expect("flipper");
-            eprintln!(
-                "race: {wrote} wrote, {refused} refused (the link), {other} other, {} flips, {:?}",
-                flips.load(Ordering::Relaxed),
-                started.elapsed()
-            );
-
-            match fs::read_to_string(&key) {
-                Ok(text) if text == KEY => {}
-                other => f.fail("the key on the host", format!("ESCAPE: changed: {other:?}")),
+            let script = format!("echo {n} > {}/probe-{n}", s(&cache));
+            let out = run
+                .exec()
+                .workdir(wd.path())
+                .opt("--rw", &cache)
+                .program(["/bin/sh", "-c", script.as_str()])
+                .bound(Duration::from_secs(30))
+                .run();
+            match out.code {
+                Some(0) => wrote += 1,
+                Some(125) if out.stderr.contains("is a symlink to") => refused += 1,
+                _ => other += 1,
             }
-            // Positive controls: the race was run (both states were seen), and the real
-            // directory, wherever the flipper left its name, was exposed and written.
-            let real: PathBuf = if fs::symlink_metadata(&cache).is_ok_and(|m| m.is_dir()) {
-                cache.clone()
-            } else {
-                swap.clone()
-            };
-            let probes = listing(&real).iter().filter(|n| n.starts_with("probe-")).count();
-            if wrote == 0 || probes == 0 {
+            if listing(secret.path()) != ["id_rsa"] {
                 f.fail(
-                    "positive control",
-                    format!("no launch wrote the real directory ({wrote} exits 0, {probes} probes)"),
+                    "the secret directory",
+                    format!(
+                        "ESCAPE at launch {n}: it now holds {:?}\n{}",
+                        listing(secret.path()),
+                        out.context()
+                    ),
                 );
+                break;
             }
-            if refused == 0 {
-                f.fail("the race", "no launch saw the link: the flipper did not race");
-            }
-            f.assert_none();
-        },
-    );
+        }
+        stop.store(true, Ordering::Relaxed);
+        flipper.join().expect("flipper");
+        eprintln!(
+            "race: {wrote} wrote, {refused} refused (the link), {other} other, {} flips, {:?}",
+            flips.load(Ordering::Relaxed),
+            started.elapsed()
+        );
+
+        match fs::read_to_string(&key) {
+            Ok(text) if text == KEY => {}
+            other => f.fail("the key on the host", format!("ESCAPE: changed: {other:?}")),
+        }
+        // Positive controls: the race was run (both states were seen), and the real
+        // directory, wherever the flipper left its name, was exposed and written.
+        let real: PathBuf = if fs::symlink_metadata(&cache).is_ok_and(|m| m.is_dir()) {
+            cache.clone()
+        } else {
+            swap.clone()
+        };
+        let probes = listing(&real).iter().filter(|n| n.starts_with("probe-")).count();
+        if wrote == 0 || probes == 0 {
+            f.fail(
+                "positive control",
+                format!("no launch wrote the real directory ({wrote} exits 0, {probes} probes)"),
+            );
+        }
+        if refused == 0 {
+            f.fail("the race", "no launch saw the link: the flipper did not race");
+        }
+        f.assert_none();
+    });
 }
 
 #[test]
 fn read_only_paths_are_not_idmapped() {
-    sandbox_test("read_only_paths_are_not_idmapped", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let dir = run.tempdir();
         let private = dir.path().join("private");
         run.write_file(&private, KEY.as_bytes(), 0o600);
@@ -298,7 +294,7 @@ fn an_etc_directory() -> PathBuf {
 
 #[test]
 fn the_default_workdir_is_never_a_system_directory() {
-    sandbox_test("the_default_workdir_is_never_a_system_directory", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         let name = unique("mcp-j-probe");
         let probe = Path::new("/etc").join(&name);
@@ -416,7 +412,7 @@ fn the_default_workdir_is_never_a_system_directory() {
 
 #[test]
 fn workdir_state_persists_per_server() {
-    sandbox_test("workdir_state_persists_per_server", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let state_home = run.tempdir();
         let mut f = Failures::new();
         let script = "cat note 2>/dev/null; echo kept > note; pwd";
@@ -467,33 +463,29 @@ fn workdir_state_persists_per_server() {
 
 #[test]
 fn the_program_in_the_workdir_is_bound_executable_and_nothing_else_is() {
-    sandbox_test(
-        "the_program_in_the_workdir_is_bound_executable_and_nothing_else_is",
-        &[],
-        |run| {
-            let wd = run.tempdir();
-            let script = wd.path().join("server.sh");
-            let other = wd.path().join("other.sh");
-            run.write_file(&script, b"#!/bin/sh\necho ran\n", 0o700);
-            run.write_file(&other, b"#!/bin/sh\necho other\n", 0o700);
-            let mut f = Failures::new();
-            // Positive control: PROG itself runs from the (noexec) workdir, 0700 and the
-            // caller's own, idmapped for root.
-            let out = run.exec().workdir(wd.path()).program(["./server.sh"]).run();
-            f.check("./server.sh", out.check_code(0));
-            if out.stdout != "ran\n" {
-                f.fail("./server.sh", format!("did not run\n{}", out.context()));
-            }
-            // Any other file of the workdir stays not executable.
-            let out = run
-                .exec()
-                .workdir(wd.path())
-                .program(["/bin/sh", "-c", "./other.sh"])
-                .run();
-            if out.code == Some(0) || out.stdout.contains("other") {
-                f.fail("./other.sh", format!("ran from the noexec workdir\n{}", out.context()));
-            }
-            f.assert_none();
-        },
-    );
+    sandbox_test(test_name!(), &[], |run| {
+        let wd = run.tempdir();
+        let script = wd.path().join("server.sh");
+        let other = wd.path().join("other.sh");
+        run.write_file(&script, b"#!/bin/sh\necho ran\n", 0o700);
+        run.write_file(&other, b"#!/bin/sh\necho other\n", 0o700);
+        let mut f = Failures::new();
+        // Positive control: PROG itself runs from the (noexec) workdir, 0700 and the
+        // caller's own, idmapped for root.
+        let out = run.exec().workdir(wd.path()).program(["./server.sh"]).run();
+        f.check("./server.sh", out.check_code(0));
+        if out.stdout != "ran\n" {
+            f.fail("./server.sh", format!("did not run\n{}", out.context()));
+        }
+        // Any other file of the workdir stays not executable.
+        let out = run
+            .exec()
+            .workdir(wd.path())
+            .program(["/bin/sh", "-c", "./other.sh"])
+            .run();
+        if out.code == Some(0) || out.stdout.contains("other") {
+            f.fail("./other.sh", format!("ran from the noexec workdir\n{}", out.context()));
+        }
+        f.assert_none();
+    });
 }

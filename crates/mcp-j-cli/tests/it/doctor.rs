@@ -2,9 +2,7 @@
 //! machine declares (`MCP_J_TEST_EXPECT`), prove `exec` works with a real run, and never
 //! report more than rlimits can do when there is no cgroup (v2 delegated, or v1 for root).
 
-mod common;
-
-use common::{expected, sandbox_test};
+use crate::common::{expected, sandbox_test, test_name};
 use serde_json::Value;
 
 fn layer<'a>(doctor: &'a Value, name: &str) -> &'a Value {
@@ -23,7 +21,7 @@ fn feature<'a>(doctor: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn doctor_reports_what_exec_enforces_and_never_over_reports() {
-    sandbox_test("doctor_reports_what_exec_enforces_and_never_over_reports", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let out = run.exec().raw(["doctor", "--json"]).run();
         assert_eq!(out.code, Some(0), "{out:?}");
         let doctor: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
@@ -99,7 +97,7 @@ fn doctor_reports_what_exec_enforces_and_never_over_reports() {
 
 #[test]
 fn doctor_human_output_names_every_layer() {
-    sandbox_test("doctor_human_output_names_every_layer", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let out = run.exec().raw(["doctor"]).run();
         assert_eq!(out.code, Some(0), "{out:?}");
         assert!(out.stdout.contains("`mcp-j exec` works here"), "{}", out.stdout);

@@ -7,15 +7,15 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 
-use crate::common::{Failures, sandbox_test};
-use crate::{MARKER, drain_unix, s, thread_sleep_ms};
+use super::{MARKER, drain_unix, s, thread_sleep_ms};
+use crate::common::{Failures, cli_test, sandbox_test, test_name};
 
 /// The host repository's config before the jail runs.
 const CONFIG: &str = "[core]\n\trepositoryformatversion = 0\n";
 
 #[test]
 fn project_config_in_the_workdir_stays_read_only() {
-    sandbox_test("project_config_in_the_workdir_stays_read_only", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let wd = run.tempdir();
         let repo = wd.path().join("repo");
         let git = repo.join(".git");
@@ -78,7 +78,7 @@ fn project_config_in_the_workdir_stays_read_only() {
 
 #[test]
 fn project_config_the_jail_creates_is_quarantined() {
-    sandbox_test("project_config_the_jail_creates_is_quarantined", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let wd = run.tempdir();
         let repo = wd.path().join("repo");
         run.mkdir(&repo);
@@ -138,7 +138,7 @@ fn project_config_the_jail_creates_is_quarantined() {
 
 #[test]
 fn sockets_inside_exposed_dirs_are_covered() {
-    sandbox_test("sockets_inside_exposed_dirs_are_covered", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let ro_dir = run.tempdir();
         let ro_sock = ro_dir.path().join("agent.sock");
         let ro_l = UnixListener::bind(&ro_sock).expect("bind a socket in the --ro dir");
@@ -211,7 +211,7 @@ fn sockets_inside_exposed_dirs_are_covered() {
 
 #[test]
 fn proc_does_not_show_host_fingerprints() {
-    sandbox_test("proc_does_not_show_host_fingerprints", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         for path in ["/proc/cmdline", "/proc/sys/kernel/random/boot_id"] {
             let host = fs::read_to_string(path).unwrap_or_else(|e| panic!("read the host's {path}: {e}"));
@@ -227,7 +227,7 @@ fn proc_does_not_show_host_fingerprints() {
 
 #[test]
 fn an_exposed_tree_too_deep_to_check_is_refused() {
-    crate::common::cli_test("an_exposed_tree_too_deep_to_check_is_refused", |run| {
+    cli_test(test_name!(), |run| {
         let wd = run.tempdir();
         // Positive control: a tree just within the depth cap (64 levels) runs.
         let mut deep = wd.path().to_path_buf();

@@ -16,8 +16,6 @@
 #![allow(unsafe_code)]
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-#[path = "../common/mod.rs"]
-mod common;
 mod limits;
 mod paths;
 mod protect;
@@ -37,7 +35,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{Failures, Outcome, Run, cli_test, sandbox_test, unique};
+use crate::common;
+use crate::common::{Failures, Outcome, Run, cli_test, sandbox_test, test_name, unique};
 use serde_json::Value;
 
 /// What a connect or send from a jail without network may fail with.
@@ -86,7 +85,7 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn sandbox_runs_a_program() {
-    sandbox_test("sandbox_runs_a_program", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         run.exec().program(["/bin/true"]).run().assert_code(0);
         run.attack(&["uname"]).assert_ok();
     });
@@ -94,7 +93,7 @@ fn sandbox_runs_a_program() {
 
 #[test]
 fn program_has_no_privileges() {
-    sandbox_test("program_has_no_privileges", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let wd = run.tempdir();
         let status = parse_json(&run.exec().workdir(wd.path()).attack(&["status"]).run().assert_ok());
         let mut f = Failures::new();
@@ -139,7 +138,7 @@ fn program_has_no_privileges() {
 
 #[test]
 fn environment_is_minimal_and_host_variables_do_not_leak() {
-    sandbox_test("environment_is_minimal_and_host_variables_do_not_leak", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let canary = unique("canary-value");
         let out = run.exec().env("ESCAPE_TEST_CANARY", &canary).attack(&["env"]).run();
         let env = parse_json(&out.assert_ok());
@@ -201,7 +200,7 @@ fn environment_is_minimal_and_host_variables_do_not_leak() {
 
 #[test]
 fn host_files_are_not_readable() {
-    sandbox_test("host_files_are_not_readable", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let secret_dir = run.tempdir();
         let secret = secret_dir.path().join("secret.txt");
         run.write_file(&secret, b"host secret\n", 0o644);
@@ -270,7 +269,7 @@ fn host_files_are_not_readable() {
 
 #[test]
 fn only_the_workdir_and_rw_paths_are_writable() {
-    sandbox_test("only_the_workdir_and_rw_paths_are_writable", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let wd = run.tempdir();
         let rw = run.tempdir();
         let ro = run.tempdir();
@@ -366,7 +365,7 @@ fn only_the_workdir_and_rw_paths_are_writable() {
 
 #[test]
 fn tmp_and_dev_shm_are_private() {
-    sandbox_test("tmp_and_dev_shm_are_private", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let name = unique("mcp-j-escape-private");
         let mut f = Failures::new();
         for dir in ["/tmp", "/dev/shm"] {
@@ -393,7 +392,7 @@ fn tmp_and_dev_shm_are_private() {
 
 #[test]
 fn writable_places_are_not_executable() {
-    sandbox_test("writable_places_are_not_executable", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let wd = run.tempdir();
         let rw = run.tempdir();
         let jail =
@@ -424,14 +423,14 @@ fn writable_places_are_not_executable() {
 /// binary without any file in a writable place, which is what the noexec rule is for.
 #[test]
 fn memfd_payloads_are_not_executable() {
-    sandbox_test("memfd_payloads_are_not_executable", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         run.attack(&["memfd-exec"]).assert_denied(&[]);
     });
 }
 
 #[test]
 fn setuid_files_and_device_nodes_cannot_be_planted() {
-    sandbox_test("setuid_files_and_device_nodes_cannot_be_planted", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let wd = run.tempdir();
         let jail = |args: &[&str]| run.exec().workdir(wd.path()).attack(args).run();
         let mut f = Failures::new();
@@ -470,7 +469,7 @@ fn setuid_files_and_device_nodes_cannot_be_planted() {
 
 #[test]
 fn host_processes_are_out_of_reach() {
-    sandbox_test("host_processes_are_out_of_reach", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         // A host process of the same user: only the namespace stands in the way.
         let mut sleeper = run.runner.command("sleep");
         sleeper.arg("60");
@@ -513,7 +512,7 @@ fn host_processes_are_out_of_reach() {
 
 #[test]
 fn the_jail_init_is_out_of_reach() {
-    sandbox_test("the_jail_init_is_out_of_reach", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         f.check("/proc/1", run.attack(&["proc-init"]).check_denied(&[]));
         f.check("pidfd_getfd 1", run.attack(&["pidfd-getfd", "1"]).check_denied(&[]));
@@ -530,7 +529,7 @@ fn the_jail_init_is_out_of_reach() {
 
 #[test]
 fn inherited_fds_are_closed() {
-    sandbox_test("inherited_fds_are_closed", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let dir = run.tempdir();
         run.write_file(&dir.path().join("secret.txt"), b"fd secret\n", 0o644);
         let dir_fd = fs::File::open(dir.path()).expect("open the temp dir");
@@ -613,7 +612,7 @@ fn tcp_listener(addr: &str) -> Option<(TcpListener, u16)> {
 
 #[test]
 fn tcp_to_host_loopback_is_denied() {
-    sandbox_test("tcp_to_host_loopback_is_denied", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let (l4, p4) = tcp_listener("127.0.0.1:0").expect("bind 127.0.0.1");
         let v6 = tcp_listener("[::1]:0");
         // Positive controls: the host reaches its own listeners.
@@ -660,7 +659,7 @@ fn udp_socket(addr: &str) -> Option<(UdpSocket, u16)> {
 
 #[test]
 fn udp_to_host_loopback_is_denied() {
-    sandbox_test("udp_to_host_loopback_is_denied", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let (u4, p4) = udp_socket("127.0.0.1:0").expect("bind udp 127.0.0.1");
         let v6 = udp_socket("[::1]:0");
         // Positive control: the host's own datagram arrives.
@@ -693,7 +692,7 @@ fn udp_to_host_loopback_is_denied() {
 
 #[test]
 fn host_unix_sockets_are_unreachable() {
-    sandbox_test("host_unix_sockets_are_unreachable", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let name = unique("mcp-j-escape");
         let abstract_l = UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
             .expect("bind an abstract socket");
@@ -763,7 +762,7 @@ const REFUSED_FAMILIES: &[&str] = &[
 
 #[test]
 fn socket_families_outside_the_allowlist_are_refused() {
-    sandbox_test("socket_families_outside_the_allowlist_are_refused", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         for fam in REFUSED_FAMILIES {
             f.check(
@@ -801,14 +800,14 @@ fn socket_families_outside_the_allowlist_are_refused() {
 
 #[test]
 fn the_jail_network_cannot_be_reconfigured() {
-    sandbox_test("the_jail_network_cannot_be_reconfigured", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         run.attack(&["netlink-up"]).assert_denied(&["EPERM"]);
     });
 }
 
 #[test]
 fn tcp_bind_is_denied_by_landlock() {
-    sandbox_test("tcp_bind_is_denied_by_landlock", &["landlock-net"], |run| {
+    sandbox_test(test_name!(), &["landlock-net"], |run| {
         let mut f = Failures::new();
         for addr in ["0.0.0.0:0", "[::]:0", "127.0.0.1:8080"] {
             f.check(
@@ -842,7 +841,7 @@ const NAMESPACES: &[&str] = &["user", "mount", "net", "pid", "ipc", "uts", "cgro
 
 #[test]
 fn new_namespaces_are_refused() {
-    sandbox_test("new_namespaces_are_refused", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut table: Vec<(Vec<&str>, &[&str])> = Vec::new();
         for ns in NAMESPACES {
             table.push((vec!["unshare", ns], &["EPERM"]));
@@ -861,7 +860,7 @@ fn new_namespaces_are_refused() {
 
 #[test]
 fn the_mount_family_is_refused() {
-    sandbox_test("the_mount_family_is_refused", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut table: Vec<(Vec<&str>, &[&str])> = Vec::new();
         for kind in [
             "tmpfs",
@@ -889,7 +888,7 @@ fn the_mount_family_is_refused() {
 
 #[test]
 fn dangerous_kernel_interfaces_are_refused() {
-    sandbox_test("dangerous_kernel_interfaces_are_refused", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let table: Vec<(Vec<&str>, &[&str])> = vec![
             (vec!["io-uring"], &["EPERM"]),
             (vec!["keyctl"], &["EPERM"]),
@@ -910,7 +909,7 @@ fn dangerous_kernel_interfaces_are_refused() {
 
 #[test]
 fn scheduling_time_and_the_kernel_log_are_out_of_reach() {
-    sandbox_test("scheduling_time_and_the_kernel_log_are_out_of_reach", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let table: Vec<(Vec<&str>, &[&str])> = vec![
             // Real-time scheduling would let one busy loop own a core.
             (vec!["sched"], &["EPERM", "EACCES"]),
@@ -923,7 +922,7 @@ fn scheduling_time_and_the_kernel_log_are_out_of_reach() {
 
 #[test]
 fn terminal_injection_ioctls_are_refused_on_any_fd() {
-    sandbox_test("terminal_injection_ioctls_are_refused_on_any_fd", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut table: Vec<(Vec<&str>, &[&str])> = Vec::new();
         for kind in ["tiocsti", "tioclinux", "tiocsti-highbits", "tioclinux-highbits"] {
             for fd in ["0", "1", "2", "null"] {
@@ -936,7 +935,7 @@ fn terminal_injection_ioctls_are_refused_on_any_fd() {
 
 #[test]
 fn raw_devices_are_absent() {
-    sandbox_test("raw_devices_are_absent", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         for dev in [
             "/dev/sda",
@@ -972,7 +971,7 @@ fn raw_devices_are_absent() {
 
 #[test]
 fn kernel_tunables_are_read_only() {
-    sandbox_test("kernel_tunables_are_read_only", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         for path in [
             "/proc/sysrq-trigger",
@@ -996,7 +995,7 @@ fn kernel_tunables_are_read_only() {
 
 #[test]
 fn the_hostname_is_private() {
-    sandbox_test("the_hostname_is_private", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let host_name = fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
         let mut f = Failures::new();
         match run.attack(&["uname"]).check_ok() {
@@ -1040,7 +1039,7 @@ fn check_bomb(
 
 #[test]
 fn fork_bombs_are_contained() {
-    sandbox_test("fork_bombs_are_contained", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         let out = run.exec().opts(["--pids", "64"]).attack(&["fork-bomb"]).run();
         check_bomb(&mut f, "fork-bomb --pids 64", &out, &["EAGAIN"], "forks", 8..=63);
@@ -1054,7 +1053,7 @@ fn fork_bombs_are_contained() {
 
 #[test]
 fn memory_bombs_are_contained() {
-    sandbox_test("memory_bombs_are_contained", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let out = run.exec().opts(["--memory", "256M"]).attack(&["mem-bomb"]).run();
         // A cgroup limit kills (137) instead of failing the allocation; both contain it.
         if out.code == Some(137) && !out.stdout.contains("escaped") {
@@ -1068,7 +1067,7 @@ fn memory_bombs_are_contained() {
 
 #[test]
 fn fd_bombs_are_contained() {
-    sandbox_test("fd_bombs_are_contained", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         let out = run.exec().opts(["--fds", "64"]).attack(&["fd-bomb"]).run();
         check_bomb(&mut f, "fd-bomb --fds 64", &out, &["EMFILE"], "fds", 10..=64);
@@ -1080,7 +1079,7 @@ fn fd_bombs_are_contained() {
 
 #[test]
 fn limits_cannot_be_raised() {
-    sandbox_test("limits_cannot_be_raised", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         f.check("defaults", run.attack(&["raise-limits"]).check_denied(&["EPERM"]));
         f.check(
@@ -1097,7 +1096,7 @@ fn limits_cannot_be_raised() {
 
 #[test]
 fn timeout_stops_a_cpu_burner() {
-    sandbox_test("timeout_stops_a_cpu_burner", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let out = run
             .exec()
             .opts(["--timeout", "2s"])
@@ -1116,7 +1115,7 @@ fn timeout_stops_a_cpu_burner() {
 
 #[test]
 fn sigkill_of_mcp_j_kills_the_whole_jail() {
-    sandbox_test("sigkill_of_mcp_j_kills_the_whole_jail", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         const K: usize = 5;
         let mut running = run.exec().attack(&["spawn-tree", &K.to_string()]).spawn();
         let line = running.wait_line(Duration::from_secs(30), |l| l.starts_with("ok: pids"));
@@ -1166,7 +1165,7 @@ fn sigkill_of_mcp_j_kills_the_whole_jail() {
 
 #[test]
 fn no_subprocess_blocks_every_exec_after_the_first() {
-    sandbox_test("no_subprocess_blocks_every_exec_after_the_first", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         // Positive controls: without the flag, exec works.
         f.check("exec-true", run.attack(&["control", "exec-true"]).check_ok());
@@ -1208,7 +1207,7 @@ fn no_subprocess_blocks_every_exec_after_the_first() {
 
 #[test]
 fn exit_codes_follow_the_interface() {
-    sandbox_test("exit_codes_follow_the_interface", &[], |run| {
+    sandbox_test(test_name!(), &[], |run| {
         let mut f = Failures::new();
         let sh = |script: &str| run.exec().program(["/bin/sh", "-c", script]).run();
         f.check("exit 3", sh("exit 3").check_code(3));
@@ -1231,7 +1230,7 @@ fn exit_codes_follow_the_interface() {
 
 #[test]
 fn usage_errors_exit_125() {
-    cli_test("usage_errors_exit_125", |run| {
+    cli_test(test_name!(), |run| {
         let mut f = Failures::new();
         f.check(
             "--allow-net",

@@ -1,0 +1,18 @@
+//! The end-to-end tests of `mcp-j`, one test binary: the harness in `common` compiles
+//! once, and `cargo test -p mcp-j-cli --test it escape::` (or `run::`, `exec::`, …) runs
+//! one area.
+//!
+//! - `common`: the harness (runners, bounded processes, the attack binary, sessions).
+//! - `escape`: a hostile program tries to get out of `mcp-j exec` (one module per area).
+//! - `exec`, `run`, `audit`, `config`, `doctor`: each subcommand through the real binary.
+//! - `real_servers`: real MCP servers and clients from `.deps/` under `mcp-j run`.
+
+mod common;
+
+mod audit;
+mod config;
+mod doctor;
+mod escape;
+mod exec;
+mod real_servers;
+mod run;
