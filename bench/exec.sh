@@ -4,8 +4,11 @@
 #   bench/exec.sh [--as USER] [--against OLD_MCPJ]
 #
 # Measures (see bench/README.md for how to read the output):
-#   1. startup: `mcp-j exec -- /bin/true` vs an equivalent `bwrap … -- /bin/true` vs bare
-#      /bin/true, round-robin, so machine noise hits all three alike;
+#   1. startup, wall and CPU time (user+sys of the process tree): `mcp-j exec -- /bin/true`
+#      vs an equivalent `bwrap … -- /bin/true` (namespaces and mounts only), the same bwrap
+#      plus seccomp programs the sizes of mcp-j's ("bwrap doing the same work"), issue 8's
+#      "typical hardened bwrap", and bare /bin/true, round-robin, so machine noise hits all
+#      alike;
 #   2. per-syscall overhead: /usr/bin/python3 import-heavy, getppid and open+close loops,
 #      sandboxed vs bare, each minus its own /bin/true median so startup cancels out;
 #   3. with --against OLD_MCPJ (a copy of an earlier build's target/release/mcp-j): startup of
@@ -13,7 +16,9 @@
 #      paired ratios — what a change to mcp-j itself (a larger seccomp filter, say) costs,
 #      with machine noise hitting both alike.
 #
-# Environment: ROUNDS (startup rounds, default 300), PY_ROUNDS (python rounds, spread evenly
+# Environment: FILTER_LENS (instruction counts of mcp-j's seccomp filters, e.g. "624,10";
+# default: read from `strace -e trace=seccomp` of one `mcp-j exec`), ROUNDS (startup rounds,
+# default 300), PY_ROUNDS (python rounds, spread evenly
 # over the startup rounds, default 30), WARMUP (default 3), SHOW_BWRAP=1 (print the bwrap
 # command line used).
 # Must start as root (it may install bubblewrap and builds the binary); with --as USER the
@@ -62,6 +67,23 @@ mcpj="$repo/target/release/mcp-j"
 work="$(mktemp -d "$repo/target/bench-exec.XXXXXX")"
 trap 'rm -rf -- "$work"' EXIT
 
+# The sizes of the seccomp programs mcp-j installs, in order, as strace sees them
+# (seccomp(SECCOMP_SET_MODE_FILTER, 0, {len=N, ...})): "bwrap+seccomp" installs programs of
+# the same sizes. The engine has no way to dump its programs, so their contents are stand-ins.
+if [[ -z "${FILTER_LENS:-}" ]]; then
+  if ! command -v strace >/dev/null 2>&1; then
+    echo "== installing strace (to read the sizes of mcp-j's seccomp filters)" >&2
+    apt-get update -qq >&2 && apt-get install -y -qq strace >&2
+  fi
+  FILTER_LENS="$(strace -f -qq -e trace=seccomp -o /dev/stdout \
+                   "$mcpj" exec --workdir "$work" -- /bin/true \
+                 | sed -n 's/.*SECCOMP_SET_MODE_FILTER.*len=\([0-9]*\).*/\1/p' | paste -sd,)"
+  if [[ -z "$FILTER_LENS" ]]; then
+    echo "exec.sh: strace saw no seccomp filter installed by mcp-j exec; set FILTER_LENS" >&2
+    exit 1
+  fi
+fi
+
 runner=()
 if [[ -n "$as_user" ]]; then
   uid="$(id -u "$as_user")"
@@ -81,12 +103,13 @@ echo "bwrap:    $("$bwrap_bin" --version)"
 echo "mcp-j:    $rev"
 echo "python:   $(/usr/bin/python3 --version 2>&1) (/usr/bin/python3)"
 echo "as:       ${as_user:-root}"
+echo "filters:  mcp-j installs seccomp programs of $FILTER_LENS instructions"
 echo "rounds:   ROUNDS=$ROUNDS PY_ROUNDS=$PY_ROUNDS WARMUP=$WARMUP"
 echo
 
 "${runner[@]}" /usr/bin/python3 "$repo/bench/stats.py" \
   --mcpj "$mcpj" --bwrap "$bwrap_bin" --workdir "$work" \
-  --rounds "$ROUNDS" --py-rounds "$PY_ROUNDS" --warmup "$WARMUP" \
+  --rounds "$ROUNDS" --py-rounds "$PY_ROUNDS" --warmup "$WARMUP" --filter-lens "$FILTER_LENS" \
   ${SHOW_BWRAP:+--show-bwrap}
 echo
 if [[ -n "$against" ]]; then

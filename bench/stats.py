@@ -11,6 +11,7 @@ in differences; in ratios it is a small constant on both sides (see bare /bin/tr
 
 import argparse
 import os
+import struct
 import random
 import statistics
 import sys
@@ -47,6 +48,56 @@ FIRST_DATA_FD = 10
 PY = "/usr/bin/python3"
 IMPORTS = ("import json, asyncio, ssl, email, http.client, decimal, "
            "xml.etree.ElementTree, sqlite3, argparse")
+
+
+# Classic BPF, as in <linux/filter.h> and <linux/seccomp.h>.
+BPF_LD_W_ABS, BPF_JMP_JA, BPF_JMP_JEQ_K, BPF_RET_K = 0x20, 0x05, 0x15, 0x06
+SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_PROCESS = 0x7FFF0000, 0x80000000
+AUDIT_ARCH_X86_64 = 0xC000003E
+WALKED = 40  # compares every syscall walks: mcp-j's binary searches walk "a few dozen"
+
+
+def sized_filter(n):
+    """A seccomp program of exactly n instructions that allows every x86_64 syscall.
+
+    Stands in for one of mcp-j's filters in `bwrap --add-seccomp-fd`, so bwrap copies,
+    checks and installs a program of the same size. Layout: check the architecture, load
+    the syscall number, walk WALKED compares that never match (both branches fall
+    through), jump over the rest (more never-matching compares: present, checked, not
+    walked, like the untaken halves of mcp-j's binary searches), return ALLOW."""
+    def ins(code, k, jt=0, jf=0):
+        return struct.pack("=HBBI", code, jt, jf, k)
+    head = [ins(BPF_LD_W_ABS, 4), ins(BPF_JMP_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+            ins(BPF_RET_K, SECCOMP_RET_KILL_PROCESS), ins(BPF_LD_W_ABS, 0)]
+    never = ins(BPF_JMP_JEQ_K, 0xFFFFFFFF)
+    body = n - len(head) - 1  # the last instruction is RET ALLOW
+    if body < 0:
+        raise SystemExit(f"stats.py: a filter needs at least {len(head) + 1} instructions")
+    walked = min(WALKED, body)
+    skipped = body - walked - 1 if body > walked else 0
+    prog = head + [never] * walked
+    if body > walked:
+        prog += [ins(BPF_JMP_JA, skipped)] + [never] * skipped
+    prog.append(ins(BPF_RET_K, SECCOMP_RET_ALLOW))
+    assert len(prog) == n
+    return b"".join(prog)
+
+
+def typical_bwrap_args(workdir):
+    """The "typical hardened bwrap" of issue 8: every namespace, /usr read-only with the
+    merged-/usr links, fresh /proc /dev /tmp, no environment, no capabilities, no nested
+    user namespaces, the workdir bound."""
+    a = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+         "--ro-bind", "/usr", "/usr"]
+    for p in ("/bin", "/lib", "/lib64", "/sbin"):
+        if os.path.islink(p):
+            a += ["--symlink", os.readlink(p), p]
+        elif os.path.isdir(p):
+            a += ["--ro-bind", p, p]
+    a += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--clearenv",
+          "--cap-drop", "ALL", "--disable-userns",
+          "--bind", workdir, workdir, "--chdir", workdir]
+    return a
 
 
 def bwrap_args(workdir):
@@ -91,8 +142,8 @@ class Variant:
             acts += [(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
                      (os.POSIX_SPAWN_OPEN, 2, "/dev/null", os.O_WRONLY, 0)]
         for i, contents in enumerate(self.data_files):
-            r, w = os.pipe()
-            os.write(w, contents.encode())
+            r, w = os.pipe()  # every program here fits the pipe buffer (64 KiB)
+            os.write(w, contents if isinstance(contents, bytes) else contents.encode())
             os.close(w)
             acts.append((os.POSIX_SPAWN_DUP2, r, FIRST_DATA_FD + i))
             to_close.append(r)
@@ -100,14 +151,22 @@ class Variant:
 
     def run(self, quiet=True):
         """Run once; return (wall ns, wait status)."""
+        wall, _, status = self.run_cpu(quiet)
+        return wall, status
+
+    def run_cpu(self, quiet=True):
+        """Run once; return (wall ns, CPU ns, wait status). CPU is user + system time from
+        wait4's rusage: the child and every descendant it (or they) waited for, i.e. the
+        whole tree of a wrapper that reaps its children (an unreaped descendant's time would
+        be missing, so the figure can only flatter a wrapper)."""
         acts, to_close = self.spawn_setup(quiet)
         t0 = time.perf_counter_ns()
         pid = os.posix_spawn(self.argv[0], self.argv, self.env, file_actions=acts)
-        _, status = os.waitpid(pid, 0)
+        _, status, ru = os.wait4(pid, 0)
         t1 = time.perf_counter_ns()
         for fd in to_close:
             os.close(fd)
-        return t1 - t0, status
+        return t1 - t0, int((ru.ru_utime + ru.ru_stime) * 1e9), status
 
 
 def check(variant, status):
@@ -156,14 +215,29 @@ def main():
     ap.add_argument("--getppid-n", type=int, default=500_000)
     ap.add_argument("--open-n", type=int, default=50_000)
     ap.add_argument("--show-bwrap", action="store_true")
+    ap.add_argument("--filter-lens", default="",
+                    help="instruction counts of mcp-j's seccomp filters, comma-separated, "
+                         "in install order: the 'bwrap+seccomp' variant installs programs "
+                         "of these sizes with --add-seccomp-fd")
     o = ap.parse_args()
     os.chdir(o.workdir)
 
     host_env = dict(os.environ)
     bw_prefix, bw_files = bwrap_args(o.workdir)
+    typ_prefix = typical_bwrap_args(o.workdir)
+    filter_lens = [int(x) for x in o.filter_lens.split(",") if x]
+    sc_prefix, sc_files = list(bw_prefix), list(bw_files)
+    sc_flags = []  # installed in mcp-j's order
+    for n in filter_lens:
+        sc_flags += ["--add-seccomp-fd", str(FIRST_DATA_FD + len(sc_files))]
+        sc_files.append(sized_filter(n))
+    sc_prefix = sc_flags + sc_prefix
     if o.show_bwrap:
         print("bwrap command (fds 10-14 carry the synthetic /etc files):")
-        print("  bwrap " + " ".join(bw_prefix) + " -- PROG ARGS\n")
+        print("  bwrap " + " ".join(bw_prefix) + " -- PROG ARGS")
+        print("bwrap+seccomp: the same plus " + " ".join(sc_prefix[:2 * len(filter_lens)])
+              + f" (programs of {filter_lens} instructions)")
+        print("bwrap-typical: bwrap " + " ".join(typ_prefix) + " -- PROG ARGS\n")
 
     cases = {
         "true": ["/bin/true"],
@@ -179,9 +253,22 @@ def main():
                                      bw_files),
         "bare": lambda cmd: Variant("bare", cmd, CLEAN_ENV),
     }
+    # Startup only: (a) the issue's typical hardened bwrap, (b) bwrap doing mcp-j's work.
+    extra = {
+        "bwrap-typical": Variant("bwrap-typical", [o.bwrap, *typ_prefix, "--", "/bin/true"],
+                                 host_env),
+    }
+    if filter_lens:
+        extra["bwrap+seccomp"] = Variant("bwrap+seccomp",
+                                         [o.bwrap, *sc_prefix, "--", "/bin/true"],
+                                         host_env, sc_files)
     W = list(wrappers)
     V = {(w, c): wrappers[w](cmd) for c, cmd in cases.items() for w in W}
+    for w, v in extra.items():
+        V[(w, "true")] = v
+    WT = W + list(extra)  # the startup loop's variants
     samples = {k: [] for k in V}
+    cpu = {w: [] for w in WT}
 
     for k, v in V.items():  # warm caches, and refuse to time anything that fails
         for _ in range(o.warmup if k[1] == "true" else 1):
@@ -191,30 +278,36 @@ def main():
     py_done = 0
     t_start = time.monotonic()
     for r in range(o.rounds):
-        order = W[r % len(W):] + W[:r % len(W)]  # rotate, so no variant always goes first
-        run_cases = ["true"]
+        order = WT[r % len(WT):] + WT[:r % len(WT)]  # rotate: no variant always goes first
+        for w in order:
+            ns, cpu_ns, st = V[(w, "true")].run_cpu()
+            check(V[(w, "true")], st)
+            samples[(w, "true")].append(ns)
+            cpu[w].append(cpu_ns)
+        order = W[r % len(W):] + W[:r % len(W)]
         if py_every and r % py_every == 0 and py_done < o.py_rounds:
-            run_cases += ["py-import", "py-getppid", "py-open"]
+            for c in ("py-import", "py-getppid", "py-open"):
+                for w in order:
+                    ns, st = V[(w, c)].run()
+                    check(V[(w, c)], st)
+                    samples[(w, c)].append(ns)
             py_done += 1
-        for c in run_cases:
-            for w in order:
-                ns, st = V[(w, c)].run()
-                check(V[(w, c)], st)
-                samples[(w, c)].append(ns)
     elapsed = time.monotonic() - t_start
 
     rng = random.Random(1)
     med = statistics.median
     mean = statistics.fmean
-    T = {w: samples[(w, "true")] for w in W}
+    T = {w: samples[(w, "true")] for w in WT}
 
     print(f"startup: /bin/true, {o.rounds} interleaved rounds "
           f"(timed loop {elapsed:.0f} s)")
-    print(f"  {'variant':<12}{'mean':>9}{'median':>9}{'p10':>9}{'p90':>9}   (ms)")
-    for w in W:
+    print(f"  {'variant':<15}{'mean':>9}{'median':>9}{'p10':>9}{'p90':>9}"
+          f"{'CPU med':>10}{'CPU p10':>9}   (ms; CPU = user+sys of the process tree)")
+    for w in WT:
         xs = T[w]
-        print(f"  {w:<12}{ms(mean(xs)):9.2f}{ms(med(xs)):9.2f}"
-              f"{ms(pct(xs, .1)):9.2f}{ms(pct(xs, .9)):9.2f}")
+        print(f"  {w:<15}{ms(mean(xs)):9.2f}{ms(med(xs)):9.2f}"
+              f"{ms(pct(xs, .1)):9.2f}{ms(pct(xs, .9)):9.2f}"
+              f"{ms(med(cpu[w])):10.2f}{ms(pct(cpu[w], .1)):9.2f}")
     rmed = med(T["mcp-j"]) / med(T["bwrap"])
     lo, hi = boot(rng, T["mcp-j"], T["bwrap"], lambda a, b: med(a) / med(b))
     rmean = mean(T["mcp-j"]) / mean(T["bwrap"])
@@ -225,6 +318,15 @@ def main():
         d_med = med(T[w]) - med(T["bare"])
         d_mean = mean(T[w]) - mean(T["bare"])
         print(f"  {w} - bare   median +{ms(d_med):.2f} ms, mean +{ms(d_mean):.2f} ms")
+    # Issue 8's goals: <= 1.0x bwrap doing the same work, <= 1.25x the typical hardened bwrap.
+    goals = [("bwrap+seccomp", 1.0, "bwrap doing the same work")] if filter_lens else []
+    goals.append(("bwrap-typical", 1.25, "typical hardened bwrap"))
+    for base, goal, what in goals:
+        for kind, xs, ys in (("wall", T["mcp-j"], T[base]), ("CPU ", cpu["mcp-j"], cpu[base])):
+            r_ = med(xs) / med(ys)
+            lo, hi = boot(rng, xs, ys, lambda a, b: med(a) / med(b))
+            print(f"  mcp-j / {base:<14}{kind} median {r_:.3f} [95% CI {lo:.3f}-{hi:.3f}]"
+                  f"   goal <= {goal:.2f} ({what}): {verdict_of(r_, lo, hi, goal)}")
 
     if not o.py_rounds:
         return
