@@ -301,10 +301,25 @@ pub struct SeccompNotification {
     pub args: [u64; 6],
 }
 
+// The field sizes of `seccomp_notif` add up to its size: no padding that a field-by-field
+// zeroing would leave undefined.
+const _: () = assert!(std::mem::size_of::<libc::seccomp_notif>() == 8 + 4 + 4 + (4 + 4 + 8 + 6 * 8));
+
 /// `SECCOMP_IOCTL_NOTIF_RECV`.
 pub fn seccomp_notif_recv(listener: BorrowedFd<'_>) -> io::Result<SeccompNotification> {
-    // SAFETY: seccomp_notif is plain old data; the kernel requires it zeroed.
-    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // The kernel requires it zeroed; every field is, and the struct has no padding
+    // (u64, u32, u32, then int, u32, u64, [u64; 6]).
+    let mut notif = libc::seccomp_notif {
+        id: 0,
+        pid: 0,
+        flags: 0,
+        data: libc::seccomp_data {
+            nr: 0,
+            arch: 0,
+            instruction_pointer: 0,
+            args: [0; 6],
+        },
+    };
     let request = libc::SECCOMP_IOCTL_NOTIF_RECV;
     // SAFETY: the ioctl writes at most sizeof(seccomp_notif) bytes into `notif`.
     let ret = unsafe { libc::ioctl(listener.as_raw_fd(), request, &mut notif as *mut libc::seccomp_notif) };
