@@ -1,6 +1,8 @@
 //! The only module with `unsafe`: thin, safe wrappers over the system calls that neither
-//! `rustix` nor the `landlock` crate offer (fork, signalfd, seccomp with flags, user
-//! notification, `mount_setattr`, `close_range`, capability bounding set by number, execve).
+//! `rustix` nor the `landlock` crate offer safely (fork, clone, signal masks and handlers,
+//! signalfd, seccomp with flags, user notification, `mount_setattr`, `close_range`, `wait4`
+//! with usage, execve, taking over inherited descriptors), and rustix's safe calls (dup,
+//! close-on-exec, dumpable, kill, waitpid, ids, bounding set) under the signatures the jail uses.
 //!
 //! Each wrapper returns `io::Result` and documents what the caller must guarantee. Nothing
 //! here knows about the sandbox's policy; `jail.rs` decides what to call and in which order.
@@ -145,10 +147,7 @@ where
 
 /// Duplicate `fd` to the lowest free number `>= min`, close-on-exec.
 pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
-    // SAFETY: F_DUPFD_CLOEXEC creates a new descriptor; we own it from here on.
-    let new = check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min) }.into())?;
-    // SAFETY: `new` is a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(new as RawFd) })
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, min)?)
 }
 
 /// The spec pipe the supervisor hands the helper at [`crate::report::SPEC_FD`]. Called once,
@@ -177,20 +176,24 @@ pub fn adopt_fd(fd: RawFd) -> io::Result<OwnedFd> {
 
 /// Clear close-on-exec or set it.
 pub fn set_cloexec(fd: BorrowedFd<'_>, on: bool) -> io::Result<()> {
-    let flags = if on { libc::FD_CLOEXEC } else { 0 };
-    // SAFETY: F_SETFD only changes descriptor flags.
-    check(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, flags) }.into())?;
+    use rustix::io::FdFlags;
+    let flags = if on { FdFlags::CLOEXEC } else { FdFlags::empty() };
+    rustix::io::fcntl_setfd(fd, flags)?;
     Ok(())
 }
 
 /// Remove capability number `cap` from the bounding set (`PR_CAPBSET_DROP`).
 /// EINVAL means the kernel does not know that capability: nothing to drop.
 pub fn drop_bounding_capability(cap: u32) -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    let ret = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) };
-    match check(ret.into()) {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-        other => other.map(|_| ()),
+    use rustix::thread::CapabilitySet;
+    // rustix names a capability by its bit in a 64-bit set; a number past that is one no
+    // kernel knows (it would answer EINVAL), so there is nothing to drop.
+    let Some(bit) = 1u64.checked_shl(cap) else {
+        return Ok(());
+    };
+    match rustix::thread::remove_capability_from_bounding_set(CapabilitySet::from_bits_retain(bit)) {
+        Err(rustix::io::Errno::INVAL) => Ok(()),
+        other => Ok(other?),
     }
 }
 
@@ -298,10 +301,25 @@ pub struct SeccompNotification {
     pub args: [u64; 6],
 }
 
+// The field sizes of `seccomp_notif` add up to its size: no padding that a field-by-field
+// zeroing would leave undefined.
+const _: () = assert!(std::mem::size_of::<libc::seccomp_notif>() == 8 + 4 + 4 + (4 + 4 + 8 + 6 * 8));
+
 /// `SECCOMP_IOCTL_NOTIF_RECV`.
 pub fn seccomp_notif_recv(listener: BorrowedFd<'_>) -> io::Result<SeccompNotification> {
-    // SAFETY: seccomp_notif is plain old data; the kernel requires it zeroed.
-    let mut notif: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+    // The kernel requires it zeroed; every field is, and the struct has no padding
+    // (u64, u32, u32, then int, u32, u64, [u64; 6]).
+    let mut notif = libc::seccomp_notif {
+        id: 0,
+        pid: 0,
+        flags: 0,
+        data: libc::seccomp_data {
+            nr: 0,
+            arch: 0,
+            instruction_pointer: 0,
+            args: [0; 6],
+        },
+    };
     let request = libc::SECCOMP_IOCTL_NOTIF_RECV;
     // SAFETY: the ioctl writes at most sizeof(seccomp_notif) bytes into `notif`.
     let ret = unsafe { libc::ioctl(listener.as_raw_fd(), request, &mut notif as *mut libc::seccomp_notif) };
@@ -438,19 +456,13 @@ pub fn signalfd(set: &SignalSet) -> io::Result<OwnedFd> {
 
 /// Read one signal number from a signalfd; `None` when none is pending.
 pub fn read_signalfd(fd: BorrowedFd<'_>) -> io::Result<Option<i32>> {
-    // SAFETY: signalfd_siginfo is plain old data.
-    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::signalfd_siginfo>();
-    // SAFETY: reads at most `size` bytes into `info`.
-    let n = unsafe { libc::read(fd.as_raw_fd(), &mut info as *mut _ as *mut libc::c_void, size) };
-    if n < 0 {
-        let err = io::Error::last_os_error();
-        if err.kind() == io::ErrorKind::WouldBlock {
-            return Ok(None);
-        }
-        return Err(err);
+    // One `struct signalfd_siginfo` (128 bytes); its first field is `u32 ssi_signo`.
+    let mut info = [0u8; std::mem::size_of::<libc::signalfd_siginfo>()];
+    match rustix::io::read(fd, &mut info) {
+        Err(rustix::io::Errno::AGAIN) => Ok(None),
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(Some(u32::from_ne_bytes([info[0], info[1], info[2], info[3]]) as i32)),
     }
-    Ok(Some(info.ssi_signo as i32))
 }
 
 /// How a child ended.
@@ -464,13 +476,13 @@ pub enum ChildStatus {
 
 /// `waitpid(pid, WNOHANG)` (`pid == -1`: any child). `None` when nothing has ended.
 pub fn wait_nohang(pid: libc::pid_t) -> io::Result<Option<(libc::pid_t, ChildStatus)>> {
-    wait_impl(pid, libc::WNOHANG)
+    wait_impl(pid, rustix::process::WaitOptions::NOHANG)
 }
 
 /// Blocking `waitpid(pid)`, retried on EINTR.
 pub fn wait_blocking(pid: libc::pid_t) -> io::Result<ChildStatus> {
     loop {
-        match wait_impl(pid, 0) {
+        match wait_impl(pid, rustix::process::WaitOptions::empty()) {
             Ok(Some((_, status))) => return Ok(status),
             Ok(None) => continue,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -479,26 +491,32 @@ pub fn wait_blocking(pid: libc::pid_t) -> io::Result<ChildStatus> {
     }
 }
 
-fn wait_impl(pid: libc::pid_t, flags: i32) -> io::Result<Option<(libc::pid_t, ChildStatus)>> {
-    let mut status = 0;
-    // SAFETY: `status` is a valid out-pointer.
-    let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    if ret == 0 {
+fn wait_impl(
+    pid: libc::pid_t,
+    options: rustix::process::WaitOptions,
+) -> io::Result<Option<(libc::pid_t, ChildStatus)>> {
+    use rustix::process::Pid;
+    // waitpid's pid argument, case by case as rustix spells them.
+    let waited = match pid {
+        -1 => rustix::process::wait(options),
+        0 => rustix::process::waitpid(None, options),
+        pid if pid > 0 => rustix::process::waitpid(Pid::from_raw(pid), options),
+        // `-pgid`: the children in process group `pgid`. No group has number -i32::MIN.
+        pid => match pid.checked_neg().and_then(Pid::from_raw) {
+            Some(group) => rustix::process::waitpgid(group, options),
+            None => Err(rustix::io::Errno::SRCH),
+        },
+    }?;
+    let Some((child, status)) = waited else {
         return Ok(None);
-    }
-    let st = if libc::WIFSIGNALED(status) {
-        ChildStatus::Signaled(libc::WTERMSIG(status))
-    } else {
-        ChildStatus::Exited(libc::WEXITSTATUS(status))
     };
-    if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-        Ok(Some((ret, st)))
-    } else {
-        Ok(None)
-    }
+    let ended = match (status.terminating_signal(), status.exit_status()) {
+        (Some(signal), _) => ChildStatus::Signaled(signal),
+        (None, Some(code)) => ChildStatus::Exited(code),
+        // Stopped or continued (only reported with WUNTRACED/WCONTINUED): not an end.
+        (None, None) => return Ok(None),
+    };
+    Ok(Some((child.as_raw_pid(), ended)))
 }
 
 /// What a waited-for child and every descendant it waited for used.
@@ -545,10 +563,20 @@ pub fn wait_with_usage(pid: libc::pid_t) -> io::Result<(ChildStatus, ChildUsage)
     }
 }
 
-/// `kill(2)`.
+/// `kill(2)` of one process (`pid > 0`) with a named signal (not a real-time one, not 0):
+/// the only kind of call the jail makes. Anything else is EINVAL, unsent.
 pub fn kill(pid: libc::pid_t, signal: i32) -> io::Result<()> {
-    // SAFETY: kill has no memory-safety preconditions.
-    check(unsafe { libc::kill(pid, signal) }.into())?;
+    // (`Pid::from_raw` wants a non-negative number.)
+    let pid = if pid > 0 {
+        rustix::process::Pid::from_raw(pid)
+    } else {
+        None
+    };
+    let signal = rustix::process::Signal::from_named_raw(signal);
+    let (Some(pid), Some(signal)) = (pid, signal) else {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    };
+    rustix::process::kill_process(pid, signal)?;
     Ok(())
 }
 
@@ -583,15 +611,13 @@ pub fn landlock_abi_version() -> io::Result<i32> {
 /// Set the calling process's dumpable flag off: no core dumps, no ptrace or
 /// `/proc/PID/mem` access by processes of the same uid.
 pub fn set_not_dumpable() -> io::Result<()> {
-    // SAFETY: prctl with integer arguments only.
-    check(unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) }.into())?;
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
     Ok(())
 }
 
 /// The real uid and gid of the caller.
 pub fn real_ids() -> (u32, u32) {
-    // SAFETY: no preconditions.
-    unsafe { (libc::getuid(), libc::getgid()) }
+    (rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw())
 }
 
 /// Receive one descriptor sent with [`send_fd`] (the seccomp listener, a mount tree).
@@ -628,4 +654,63 @@ pub(crate) fn send_fd(socket: BorrowedFd<'_>, fd: BorrowedFd<'_>) -> std::io::Re
         SendFlags::empty(),
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn dup_at_least_returns_a_close_on_exec_descriptor_at_or_above_min() {
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let dup = dup_at_least(file.as_fd(), 100).unwrap();
+        assert!(dup.as_raw_fd() >= 100);
+        let flags = rustix::io::fcntl_getfd(&dup).unwrap();
+        assert!(flags.contains(rustix::io::FdFlags::CLOEXEC));
+        set_cloexec(dup.as_fd(), false).unwrap();
+        assert!(
+            !rustix::io::fcntl_getfd(&dup)
+                .unwrap()
+                .contains(rustix::io::FdFlags::CLOEXEC)
+        );
+    }
+
+    #[test]
+    fn kill_refuses_groups_and_unnamed_signals_without_sending() {
+        let einval = |r: io::Result<()>| r.unwrap_err().raw_os_error();
+        assert_eq!(einval(kill(0, libc::SIGTERM)), Some(libc::EINVAL));
+        assert_eq!(einval(kill(-1, libc::SIGTERM)), Some(libc::EINVAL));
+        assert_eq!(einval(kill(std::process::id() as i32, 0)), Some(libc::EINVAL));
+        // A pid that cannot exist (above pid_max's ceiling): the kernel's own ESRCH.
+        assert_eq!(einval(kill(i32::MAX, libc::SIGTERM)), Some(libc::ESRCH));
+    }
+
+    #[test]
+    fn drop_bounding_capability_past_the_last_known_one_is_nothing_to_do() {
+        drop_bounding_capability(64).unwrap();
+        drop_bounding_capability(u32::MAX).unwrap();
+    }
+
+    #[test]
+    fn wait_reports_exit_code_and_no_child_as_echild() {
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "exit 7"])
+            .spawn()
+            .unwrap();
+        let status = wait_blocking(child.id() as i32).unwrap();
+        assert_eq!(status, ChildStatus::Exited(7));
+        let again = wait_nohang(child.id() as i32).unwrap_err();
+        assert_eq!(again.raw_os_error(), Some(libc::ECHILD));
+        // Reaped by us, so std finds nothing left to wait for either.
+        assert_eq!(child.wait().unwrap_err().raw_os_error(), Some(libc::ECHILD));
+    }
+
+    #[test]
+    fn real_ids_are_the_callers() {
+        // /proc/self belongs to the caller's (here also real) uid and gid.
+        use std::os::unix::fs::MetadataExt;
+        let me = std::fs::metadata("/proc/self").unwrap();
+        assert_eq!(real_ids(), (me.uid(), me.gid()));
+    }
 }
