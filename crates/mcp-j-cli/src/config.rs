@@ -55,7 +55,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
 use figment::error::{Actual, Kind};
@@ -64,10 +63,11 @@ use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
 use mcp_j_engine::Limits;
 use mcp_j_engine::spec::MIN_MEMORY_BYTES;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+pub use mcp_j_policy::units::format_size;
+use mcp_j_policy::units::{self, Size};
+use serde::{Deserialize, Serialize};
 
 use crate::secret::SecretRef;
-use crate::units::{parse_duration, parse_size};
 
 /// The configuration file's schema (also what every layer must fit). Every value is
 /// optional in a layer; the default layer fills in limits and policy.
@@ -110,7 +110,7 @@ pub struct LimitsConfig {
     pub pids: Option<u64>,
     pub fds: Option<u64>,
     pub cpu: Option<u64>,
-    pub timeout: Option<Timeout>,
+    pub timeout: Option<units::Duration>,
     pub max_file_size: Option<Size>,
 }
 
@@ -123,75 +123,6 @@ pub struct PolicyConfig {
     pub allow_tools: Option<Vec<String>>,
     pub deny_tools: Option<Vec<String>>,
     pub allow_server_requests: Option<Vec<String>>,
-}
-
-/// A size in bytes: `"512M"` or a number of bytes in a layer, `"512M"` when shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Size(pub u64);
-
-impl Serialize for Size {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format_size(self.0))
-    }
-}
-
-impl<'de> Deserialize<'de> for Size {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Bytes(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("expected a size such as \"512M\""))? {
-            Raw::Bytes(0) => Err(serde::de::Error::custom("a size must be positive")),
-            Raw::Bytes(n) => Ok(Size(n)),
-            Raw::Text(t) => parse_size(&t).map(Size).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// `1024` → `"1K"`: the largest binary unit that divides the size exactly.
-pub fn format_size(bytes: u64) -> String {
-    for (shift, unit) in [(40, "T"), (30, "G"), (20, "M"), (10, "K")] {
-        if bytes >= 1 << shift && bytes & ((1 << shift) - 1) == 0 {
-            return format!("{}{unit}", bytes >> shift);
-        }
-    }
-    bytes.to_string()
-}
-
-/// A duration: `"30s"`, `"10m"` (a bare number is seconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Timeout(pub Duration);
-
-impl Serialize for Timeout {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let ms = self.0.as_millis();
-        let text = if ms / 1000 * 1000 != ms {
-            format!("{ms}ms")
-        } else {
-            format!("{}s", ms / 1000)
-        };
-        s.serialize_str(&text)
-    }
-}
-
-impl<'de> Deserialize<'de> for Timeout {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Secs(u64),
-            Text(String),
-        }
-        let text =
-            match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("expected a duration such as \"30s\""))? {
-                Raw::Secs(n) => n.to_string(),
-                Raw::Text(t) => t,
-            };
-        parse_duration(&text).map(Timeout).map_err(serde::de::Error::custom)
-    }
 }
 
 /// How an `MCP_J_*` variable's text becomes a value.
@@ -829,14 +760,5 @@ mod tests {
                 .expect("error")
         );
         assert!(err.contains("secrets.GH") && !err.contains("ghp_pasted_value"), "{err}");
-    }
-
-    #[test]
-    fn sizes_and_durations_show_in_units() {
-        assert_eq!(format_size(512 << 20), "512M");
-        assert_eq!(format_size(1536), "1536");
-        assert_eq!(format_size(3 << 10), "3K");
-        let t = serde_json::to_value(Timeout(Duration::from_millis(1500))).expect("json");
-        assert_eq!(t, "1500ms");
     }
 }

@@ -18,7 +18,6 @@ mod preflight;
 mod pty;
 mod sandbox_opts;
 mod secret;
-mod units;
 
 use std::ffi::OsStr;
 use std::process::ExitCode;

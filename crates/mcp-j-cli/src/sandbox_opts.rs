@@ -7,11 +7,11 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use mcp_j_engine::{HostPath, HostPathError, Limits, SandboxSpec, Workdir};
-use serde::Deserialize;
+use mcp_j_policy::Manifest;
+use mcp_j_policy::units::{parse_duration, parse_size};
 
 use crate::config::Config;
 use crate::secret::{SecretRef, is_env_name};
-use crate::units::{parse_duration, parse_size};
 
 /// Sandbox options (docs/CLI.md, "Sandbox options").
 #[derive(Debug, Clone, Default, Args)]
@@ -73,37 +73,6 @@ pub struct SandboxOpts {
     /// flags; `commands::exec` and `commands::run` set it from the loaded configuration.
     #[arg(skip)]
     pub config: Config,
-}
-
-/// `--manifest`: the same settings as the flags, as JSON. Unknown fields are errors.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Manifest {
-    #[serde(default)]
-    ro: Vec<PathBuf>,
-    #[serde(default)]
-    rw: Vec<PathBuf>,
-    workdir: Option<PathBuf>,
-    #[serde(default)]
-    allow_net: Vec<String>,
-    #[serde(default)]
-    env: Vec<String>,
-    #[serde(default)]
-    secrets: Vec<String>,
-    memory: Option<String>,
-    pids: Option<u64>,
-    fds: Option<u64>,
-    cpu: Option<u64>,
-    timeout: Option<String>,
-    max_file_size: Option<String>,
-    no_subprocess: Option<bool>,
-    /// `run` only: `--allow-tool`, `--deny-tool`, `--allow-server-request`.
-    #[serde(default)]
-    allow_tools: Vec<String>,
-    #[serde(default)]
-    deny_tools: Vec<String>,
-    #[serde(default)]
-    allow_server_requests: Vec<String>,
 }
 
 fn check_env_name(name: &str) -> Result<()> {
@@ -357,7 +326,7 @@ impl SandboxOpts {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read manifest `{}`", path.display()))?;
-                serde_json::from_str(&text).with_context(|| format!("invalid manifest `{}`", path.display()))?
+                Manifest::from_json(&text).with_context(|| format!("invalid manifest `{}`", path.display()))?
             }
             None => Manifest::default(),
         };
@@ -806,7 +775,8 @@ mod tests {
 
     #[test]
     fn config_is_under_manifest_and_flags() {
-        use crate::config::{LimitsConfig, PolicyConfig, Size};
+        use crate::config::{LimitsConfig, PolicyConfig};
+        use mcp_j_policy::Size;
         let dir = tempfile::tempdir().expect("tempdir");
         let m = dir.path().join("m.json");
         std::fs::write(&m, r#"{"pids": 10, "deny_tools": ["b"], "no_subprocess": false}"#).expect("write");
@@ -816,7 +786,7 @@ mod tests {
                 memory: Some(Size(1 << 30)),
                 pids: Some(5),
                 fds: Some(100),
-                timeout: Some(crate::config::Timeout(Duration::from_secs(9))),
+                timeout: Some(mcp_j_policy::Duration(Duration::from_secs(9))),
                 ..Default::default()
             },
             policy: PolicyConfig {

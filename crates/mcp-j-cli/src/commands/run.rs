@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 
 use super::{READY_TIMEOUT, cgroup_parent, finish, setup_context};
 use crate::sandbox_opts::{Resolved, SandboxOpts};
-use crate::units::{parse_duration, parse_size};
+use mcp_j_policy::units::{parse_duration, parse_size};
 
 /// `mcp-j run`'s arguments: the sandbox flags, the proxy flags, the server.
 #[derive(Debug, Args)]
