@@ -13,15 +13,19 @@
 //!   and used by the configuration file, the manifest and the flags alike.
 //! - [`manifest`]: the [`Manifest`] that `--manifest` reads (parsed from a string; the CLI
 //!   reads the file).
+//! - [`tools`]: the tool policy ([`ToolPolicy`], allow and deny lists and the decision
+//!   whether a tool is allowed) and the server-request policy ([`ServerRequestPolicy`]);
+//!   the proxy enforces them.
 //!
-//! What the next issues add here: the tool and server-request policy (today in the proxy's
-//! configuration), the egress allowlist and its rule parser, certification and origin
+//! What the next issues add here: the egress allowlist and its rule parser, certification and origin
 //! rules, a package manifest's requested permissions, and pin records.
 
 #![forbid(unsafe_code)]
 
 pub mod manifest;
+pub mod tools;
 pub mod units;
 
 pub use manifest::Manifest;
+pub use tools::{ClientFeature, ServerRequestPolicy, ToolPolicy};
 pub use units::{Duration, Size};
