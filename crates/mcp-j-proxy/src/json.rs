@@ -216,16 +216,20 @@ pub fn as_string(raw: &str) -> Option<Cow<'_, str>> {
     serde_json::from_str::<Key<'_>>(raw).ok().map(|k| k.0)
 }
 
-/// Appends `s` as a JSON string literal.
+/// Appends `s` as a JSON string literal, escaped as RFC 8785 §3.2.2.2 says (so the
+/// canonical form uses it too): only `"`, `\` and controls; `\b \t \n \f \r` in their
+/// short forms, other controls as `\u00xx` (lowercase hex).
 pub fn push_json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
+            '\u{8}' => out.push_str("\\b"),
             '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\u{c}' => out.push_str("\\f"),
+            '\r' => out.push_str("\\r"),
             c if (c as u32) < 0x20 => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }

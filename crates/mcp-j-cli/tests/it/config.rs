@@ -240,17 +240,7 @@ fn a_reader_that_stops_early_is_not_an_error() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn mcp-j");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("mcp-j {args:?} did not exit");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        };
+        let status = crate::common::wait_bounded(&mut child, std::time::Duration::from_secs(30), "mcp-j config show");
         let mut stderr = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
         assert_eq!(status.code(), Some(0), "mcp-j {args:?}: {stderr}");

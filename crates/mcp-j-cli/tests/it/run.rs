@@ -6,31 +6,15 @@
 #![allow(clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ExitStatus, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::session::{REPLY_TIMEOUT, Session};
-use crate::common::{sandbox_test, test_name};
+use crate::common::{sandbox_test, test_name, wait_bounded};
 use serde_json::{Value, json};
 
 fn error_code(reply: &Value) -> Option<i64> {
     reply["error"]["code"].as_i64()
-}
-
-/// The exit status of a bare `mcp-j run` child once the client has hung up: it must exit
-/// within 20 s, or it is killed and the test fails.
-fn exit_status_after_hangup(child: &mut Child) -> ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return status;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            panic!("mcp-j did not exit after the client hung up");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
@@ -256,7 +240,7 @@ fn a_socketpair_as_stdio_works() {
             assert_eq!(reply, json!({"jsonrpc": "2.0", "id": id, "result": {}}));
         }
         writer.shutdown(std::net::Shutdown::Write).expect("shutdown");
-        let status = exit_status_after_hangup(&mut child);
+        let status = wait_bounded(&mut child, Duration::from_secs(20), "mcp-j after the client hung up");
         assert_eq!(status.code(), Some(0));
     });
 }
@@ -382,7 +366,7 @@ fn pipelined_large_requests_all_come_back() {
         }
         reader.join().expect("reader");
         drop(writer.join().expect("writer")); // the client hangs up
-        let status = exit_status_after_hangup(&mut child);
+        let status = wait_bounded(&mut child, Duration::from_secs(20), "mcp-j after the client hung up");
         assert_eq!(
             status.code(),
             Some(0),

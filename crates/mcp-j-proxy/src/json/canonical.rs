@@ -242,7 +242,7 @@ fn write_value(out: &mut String, value: &Value) {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Value::Number(n) => push_number(out, *n),
-        Value::String(s) => push_string(out, s),
+        Value::String(s) => super::push_json_string(out, s),
         Value::Array(items) => {
             out.push('[');
             for (i, item) in items.iter().enumerate() {
@@ -259,35 +259,13 @@ fn write_value(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                push_string(out, name);
+                super::push_json_string(out, name);
                 out.push(':');
                 write_value(out, item);
             }
             out.push('}');
         }
     }
-}
-
-/// RFC 8785 §3.2.2.2: only `"`, `\` and controls are escaped; `\b \t \n \f \r` in their
-/// short forms, other controls as `\u00xx` (lowercase hex).
-fn push_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{8}' => out.push_str("\\b"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\u{c}' => out.push_str("\\f"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// The digits `d1…dk` and exponent `n` of a finite positive double, value = 0.d1…dk × 10^n,

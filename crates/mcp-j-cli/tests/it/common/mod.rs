@@ -1133,6 +1133,24 @@ pub fn run_bounded(mut cmd: Command, bound: Duration, what: &str) -> Result<Outc
     Running::try_start(cmd, what.to_owned(), bound, None)?.try_finish()
 }
 
+/// Waits for a child the test started itself (when [`run_bounded`]'s captured stdio does
+/// not fit): its exit status within `bound`, else the child is killed (by its pid) and the
+/// test fails naming `what`.
+pub fn wait_bounded(child: &mut Child, bound: Duration, what: &str) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap_or_else(|e| panic!("{what}: wait: {e}")) {
+            return status;
+        }
+        if start.elapsed() > bound {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not exit within {bound:?}");
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// A host process as seen in `/proc/PID/stat`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcEntry {
