@@ -56,11 +56,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    // The jail helper is this binary re-executed: it must not parse flags or start anything.
     let first = std::env::args_os().nth(1);
-    if first.as_deref() == Some(OsStr::new(mcp_j_engine::jail::HELPER_ARG)) {
-        mcp_j_engine::jail::helper_main();
-    }
     if first.as_deref() == Some(OsStr::new(mcp_j_engine::probe::PROBE_ARG)) {
         mcp_j_engine::probe::probe_main();
     }

@@ -17,13 +17,12 @@
 //! 128+N and the jail dies with it).
 
 use std::os::fd::{BorrowedFd, OwnedFd};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use mcp_j_engine::JailStdio;
+use mcp_j_engine::{JailStdio, JailStream};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fs::OFlags;
 use rustix::io::Errno;
@@ -152,11 +151,11 @@ impl Terminal {
             .slave
             .as_ref()
             .context("the jail's pseudo-terminal was already handed out")?;
-        let stdio = |i: usize| -> Result<Stdio> {
+        let stdio = |i: usize| -> Result<JailStream> {
             Ok(if self.is_tty[i] {
-                Stdio::from(slave.try_clone().context("cannot duplicate the pty slave")?)
+                JailStream::Fd(slave.try_clone().context("cannot duplicate the pty slave")?)
             } else {
-                Stdio::inherit()
+                JailStream::Inherit
             })
         };
         Ok(JailStdio {

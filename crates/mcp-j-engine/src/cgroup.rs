@@ -647,6 +647,14 @@ impl V1Parents {
         }
         dirs
     }
+
+    /// Checks that a child can be made in the required hierarchies, by making and
+    /// removing an empty one in each: for `mcp-j doctor`. A run does not probe (that
+    /// doubled its cgroup work): [`JailCgroupV1::create`] fails with the same reason.
+    pub fn probe(&self) -> Result<(), Unavailable> {
+        probe_child(&self.memory)?;
+        probe_child(&self.pids)
+    }
 }
 
 /// Finds the v1 parents on the real system. Only root may use them: v1 has no delegation
@@ -663,8 +671,9 @@ pub fn detect_v1() -> Result<V1Parents, Unavailable> {
 }
 
 /// Finds this process's cgroup in the v1 hierarchies holding `memory`, `pids` and
-/// (optionally) `cpu`, from the texts of `/proc/self/mountinfo` and `/proc/self/cgroup`,
-/// and checks that a child can be made in each.
+/// (optionally) `cpu`, from the texts of `/proc/self/mountinfo` and `/proc/self/cgroup`.
+/// Whether a child can be made there is for [`V1Parents::probe`] (doctor) or
+/// [`JailCgroupV1::create`] to find out.
 pub fn find_v1_parents(mountinfo: &str, proc_self_cgroup: &str) -> Result<V1Parents, Unavailable> {
     let find = |controller: V1Controller| -> Result<PathBuf, Unavailable> {
         let name = controller.name();
@@ -688,7 +697,6 @@ pub fn find_v1_parents(mountinfo: &str, proc_self_cgroup: &str) -> Result<V1Pare
         } else {
             Path::new(mount_point).join(below)
         };
-        probe_child(&dir)?;
         Ok(dir)
     };
     let parents = V1Parents {
@@ -768,7 +776,13 @@ impl JailCgroupV1 {
         };
         for (controller, parent) in parents.dirs() {
             let path = parent.join(name);
-            create_cgroup_dir(&path)?;
+            match create_cgroup_dir(&path) {
+                Ok(()) => {}
+                // `cpu` is optional: without it the jail runs without a CPU quota, as on
+                // a machine whose v1 has no `cpu` hierarchy ([`JailCgroupV1::cpu_limited`]).
+                Err(_) if controller == V1Controller::Cpu => continue,
+                Err(e) => return Err(e),
+            }
             // From here on, an early return drops `cgroup`, which removes the directories.
             cgroup.dirs.push((controller, path.clone()));
             if write_v1_limits(controller, &path, limits)? {
@@ -1431,6 +1445,22 @@ mod tests {
                 .reason,
             "own `pids` cgroup `/elsewhere` is not below the mounted `/outer`"
         );
+    }
+
+    #[test]
+    fn v1_probe_is_for_doctor_and_names_the_parent_it_cannot_use() {
+        let (tmp, mountinfo) = fake_v1();
+        let parents = find_v1_parents(&mountinfo, V1_CGROUP).unwrap();
+        parents.probe().unwrap();
+        assert!(
+            entries(&tmp.path().join("memory/process_api/abc")).is_empty(),
+            "the probe leaves nothing behind"
+        );
+        fs::remove_dir_all(tmp.path().join("pids/box")).unwrap();
+        // Finding the parents does not touch the tree (a run does not probe).
+        let parents = find_v1_parents(&mountinfo, V1_CGROUP).unwrap();
+        let why = parents.probe().unwrap_err().reason;
+        assert!(why.contains("pids/box"), "{why}");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The sandbox setup, one linear sequence whose steps follow docs/SANDBOX.md one to one.
 //!
-//! Process tree: supervisor (`mcp-j`) → **helper** (this binary re-executed, fresh and
-//! single-threaded) → **init** (pid 1 of the new PID namespace) → **program**.
+//! Process tree: supervisor (`mcp-j`) → **helper** (a fork of the single-threaded
+//! supervisor) → **init** (pid 1 of the new PID namespace) → **program**.
 //!
 //! - The helper unshares every namespace, maps the caller's uid/gid to the jail's, forks
 //!   init and waits for it.
@@ -34,10 +34,8 @@ use crate::seccomp;
 use crate::spec::{HostIds, JAIL_GID, JAIL_HOSTNAME, JAIL_UID, SandboxSpec, Workdir};
 use crate::sys::{self, ChildStatus, Forked};
 
-/// The hidden first argument that makes `mcp-j` act as the jail helper.
-pub const HELPER_ARG: &str = "__mcp-j-jail";
 /// Exit code of jail processes that failed before the program ran.
-const SETUP_FAILED_EXIT: i32 = 125;
+pub(crate) const SETUP_FAILED_EXIT: i32 = 125;
 
 /// The write end of the report pipe, shared by helper, init and program.
 struct Reporter(std::fs::File);
@@ -57,8 +55,8 @@ impl Reporter {
     }
 }
 
-/// Entry point of the helper process (`mcp-j __mcp-j-jail`). Never returns.
-pub fn helper_main() -> ! {
+/// Entry point of the helper process, in the child of `Jail::spawn`'s fork. Never returns.
+pub(crate) fn helper_main() -> ! {
     let report = Reporter(std::fs::File::from(sys::adopt_report_fd()));
     // 1. Read the spec.
     let spec = match read_spec() {

@@ -39,4 +39,4 @@ mod sys;
 pub use host_path::{HostPath, HostPathError, PathInfo};
 pub use report::{Layer, LayerStatus, SandboxReport};
 pub use spec::{Limits, SandboxSpec, Workdir};
-pub use supervisor::{Denial, Finished, Jail, JailStdio, Outcome, SandboxError, Usage};
+pub use supervisor::{Denial, Finished, Jail, JailStdio, JailStream, Outcome, SandboxError, Usage};

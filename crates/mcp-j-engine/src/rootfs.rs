@@ -343,7 +343,7 @@ fn attach(mnt: BorrowedFd<'_>, root: BorrowedFd<'_>, path: &Path, kind: NodeKind
     .at(Step::BuildRoot)
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum NodeKind {
     Dir,
     File,
@@ -362,6 +362,17 @@ fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Option<NodeKind>) -> 
         })
         .collect();
     let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    let flags = OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    // The common case, a path that is all there, in one call: the resolve flags hold for
+    // every component. Only a missing one that is to be made takes the walk below.
+    if !parts.is_empty() {
+        let whole: PathBuf = parts.iter().collect();
+        match rustix::fs::openat2(root, &whole, flags, Mode::empty(), resolve) {
+            Ok(fd) => return Ok(fd),
+            Err(rustix::io::Errno::NOENT) if create.is_some() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut dir = rustix::io::fcntl_dupfd_cloexec(root, 0)?;
     for (i, part) in parts.iter().enumerate() {
         let last = i + 1 == parts.len();
@@ -370,7 +381,6 @@ fn open_in_root(root: BorrowedFd<'_>, path: &Path, create: Option<NodeKind>) -> 
         } else {
             NodeKind::Dir
         };
-        let flags = OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW;
         let open = |d: &OwnedFd| rustix::fs::openat2(d.as_fd(), *part, flags, Mode::empty(), resolve);
         dir = match open(&dir) {
             Ok(fd) => fd,
@@ -409,4 +419,66 @@ fn parent_in_root(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<(OwnedFd
         Mode::empty(),
     )?;
     Ok((dir, PathBuf::from(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root_of(dir: &tempfile::TempDir) -> OwnedFd {
+        rustix::fs::open(dir.path(), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap()
+    }
+
+    fn errno(result: std::io::Result<OwnedFd>) -> Option<i32> {
+        result.err().and_then(|e| e.raw_os_error())
+    }
+
+    #[test]
+    fn a_path_that_is_there_opens_in_one_piece() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        std::fs::create_dir_all(tmp.path().join("usr/lib/deep")).unwrap();
+        let root = root_of(&tmp);
+        let fd = open_in_root(root.as_fd(), Path::new("/usr/lib/deep"), None).unwrap();
+        let opened = rustix::fs::fstat(&fd).unwrap();
+        let expected = std::fs::metadata(tmp.path().join("usr/lib/deep")).unwrap();
+        assert_eq!(opened.st_ino, std::os::unix::fs::MetadataExt::ino(&expected));
+        assert_eq!(errno(open_in_root(root.as_fd(), Path::new("/usr/missing"), None)), Some(libc::ENOENT));
+    }
+
+    #[test]
+    fn missing_components_are_made_only_when_asked() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        std::fs::create_dir(tmp.path().join("etc")).unwrap();
+        let root = root_of(&tmp);
+        open_in_root(root.as_fd(), Path::new("/etc/ssl/certs"), Some(NodeKind::Dir)).unwrap();
+        assert!(tmp.path().join("etc/ssl/certs").is_dir());
+        open_in_root(root.as_fd(), Path::new("/etc/ssl/cert.pem"), Some(NodeKind::File)).unwrap();
+        assert!(tmp.path().join("etc/ssl/cert.pem").is_file());
+    }
+
+    #[test]
+    fn a_symlink_in_any_component_is_refused_never_followed() {
+        let tmp = tempfile::TempDir::new().unwrap();
+        let outside = tempfile::TempDir::new().unwrap();
+        std::fs::create_dir_all(outside.path().join("target")).unwrap();
+        std::fs::create_dir(tmp.path().join("dir")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), tmp.path().join("dir/link")).unwrap();
+        std::os::unix::fs::symlink("../..", tmp.path().join("up")).unwrap();
+        let root = root_of(&tmp);
+        for create in [None, Some(NodeKind::Dir), Some(NodeKind::File)] {
+            // A final symlink is opened as the link itself (O_NOFOLLOW), never its target.
+            let last = open_in_root(root.as_fd(), Path::new("/dir/link"), create).unwrap();
+            let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&last).unwrap().st_mode);
+            assert_eq!(kind, rustix::fs::FileType::Symlink);
+            for path in ["/dir/link/target", "/dir/link/new/deeper", "/up/x"] {
+                let got = errno(open_in_root(root.as_fd(), Path::new(path), create));
+                assert!(
+                    matches!(got, Some(libc::ELOOP | libc::EXDEV)),
+                    "{path} with {create:?}: {got:?}"
+                );
+            }
+        }
+        assert!(!outside.path().join("target/new").exists(), "nothing was made outside the root");
+        assert!(!outside.path().join("new").exists(), "nothing was made outside the root");
+    }
 }

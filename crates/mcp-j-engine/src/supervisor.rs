@@ -1,17 +1,15 @@
-//! The supervisor's side: start the jail helper (our own binary, re-executed so that setup
-//! runs in a fresh single-threaded process), hand it the spec, read its report, enforce the
+//! The supervisor's side: start the jail helper (a fork of this single-threaded process:
+//! no second `execve`, see docs/SANDBOX.md), hand it the spec, read its report, enforce the
 //! wall-clock timeout, and turn the end into an [`Outcome`].
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd, RawFd};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::cgroup::{AnyJailCgroup, CgroupParent};
 use crate::host_ids::{self, HostIdClaim};
-use crate::jail::HELPER_ARG;
 use crate::report::{FIRST_PATH_FD, Layer, LayerStatus, RECORD_SIZE, REPORT_FD, Record, SPEC_FD, SandboxReport, Step};
 use crate::spec::SandboxSpec;
 use crate::{limits, sys};
@@ -20,14 +18,14 @@ use crate::{limits, sys};
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     /// The helper process could not be started.
-    #[error("cannot start the jail helper `{exe}`")]
-    Spawn {
-        /// The binary we tried to run.
-        exe: String,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot start the jail helper")]
+    Spawn(#[source] std::io::Error),
+    /// [`Jail::spawn`] was called while other threads run: the helper is forked, and a fork
+    /// of a multi-threaded process may only call async-signal-safe functions.
+    #[error(
+        "internal error: a jail was started while {0} threads ran; mcp-j starts jails before it starts threads"
+    )]
+    MultiThreaded(usize),
     /// A pipe to or from the helper failed.
     #[error("cannot talk to the jail helper")]
     Pipe(#[source] std::io::Error),
@@ -143,27 +141,48 @@ pub struct Finished {
 /// What the jail's standard streams are connected to.
 pub struct JailStdio {
     /// The program's stdin.
-    pub stdin: Stdio,
+    pub stdin: JailStream,
     /// The program's stdout.
-    pub stdout: Stdio,
+    pub stdout: JailStream,
     /// The program's stderr.
-    pub stderr: Stdio,
+    pub stderr: JailStream,
 }
 
 impl JailStdio {
     /// Pass our own streams straight through.
     pub fn inherit() -> JailStdio {
         JailStdio {
-            stdin: Stdio::inherit(),
-            stdout: Stdio::inherit(),
-            stderr: Stdio::inherit(),
+            stdin: JailStream::Inherit,
+            stdout: JailStream::Inherit,
+            stderr: JailStream::Inherit,
         }
     }
 }
 
+/// Where one of the program's standard streams goes.
+#[derive(Debug)]
+pub enum JailStream {
+    /// Ours, shared.
+    Inherit,
+    /// `/dev/null`.
+    Null,
+    /// A new pipe; our end is in [`Jail::take_stdio`].
+    Piped,
+    /// This descriptor (a pty slave, say).
+    Fd(OwnedFd),
+}
+
+/// The helper process, as the supervisor holds it.
+struct Helper {
+    pid: libc::pid_t,
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+}
+
 /// A running jail.
 pub struct Jail {
-    helper: Child,
+    helper: Helper,
     report: std::fs::File,
     pending: Vec<u8>,
     control: JailControl,
@@ -205,8 +224,8 @@ struct ControlFds {
 }
 
 impl JailControl {
-    fn new(helper: &Child) -> JailControl {
-        let helper = rustix::process::Pid::from_raw(helper.id() as i32)
+    fn new(helper_pid: libc::pid_t) -> JailControl {
+        let helper = rustix::process::Pid::from_raw(helper_pid)
             .and_then(|pid| rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok());
         JailControl {
             inner: std::sync::Arc::new(std::sync::Mutex::new(ControlFds {
@@ -266,17 +285,21 @@ impl JailControl {
 static JAIL_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Jail {
-    /// Start the helper and hand it `spec`. `exe` is our own binary (normally
-    /// `/proc/self/exe`), which must call [`crate::jail::helper_main`] when its first
-    /// argument is [`HELPER_ARG`]. With a cgroup parent (v2 or v1), the jail gets a
+    /// Start the helper and hand it `spec`. The helper is a fork of this process, which
+    /// must be single-threaded (else [`SandboxError::MultiThreaded`]): the child runs
+    /// ordinary Rust code, and a fork of a multi-threaded process could inherit a lock
+    /// that a thread, absent in the child, holds. With a cgroup parent (v2 or v1), the jail gets a
     /// cgroup of its own with the spec's limits (then the rlimits it covers are skipped);
     /// without, or if that cgroup cannot be made, rlimits enforce the limits.
     pub fn spawn(
         spec: &SandboxSpec,
-        exe: &str,
         stdio: JailStdio,
         cgroup_parent: Option<&CgroupParent>,
     ) -> Result<Jail, SandboxError> {
+        let threads = sys::thread_count().map_err(SandboxError::Spawn)?;
+        if threads != 1 {
+            return Err(SandboxError::MultiThreaded(threads));
+        }
         // Refuse a bad plan here, with a message, rather than as an errno from the jail.
         crate::plan::mount_plan(spec, &crate::plan::HostLayout::probe(spec))?;
 
@@ -338,26 +361,69 @@ impl Jail {
         passed.push((spec_read, SPEC_FD));
         passed.push((report_write, REPORT_FD));
 
-        let mut cmd = Command::new(exe);
-        cmd.arg(HELPER_ARG)
-            .env_clear()
-            .stdin(stdio.stdin)
-            .stdout(stdio.stdout)
-            .stderr(stdio.stderr);
-        sys::pass_fds_to_command(&mut cmd, passed);
-        let helper = cmd.spawn().map_err(|source| SandboxError::Spawn {
-            exe: exe.to_string(),
-            source,
-        })?;
-        drop(cmd); // closes our copies of the child's pipe ends
+        // The program's streams: the child's ends also go above every fixed number.
+        let mut ours: [Option<OwnedFd>; 3] = [None, None, None];
+        for (number, (stream, our_end)) in [stdio.stdin, stdio.stdout, stdio.stderr]
+            .into_iter()
+            .zip(ours.iter_mut())
+            .enumerate()
+        {
+            let childs_end = match stream {
+                JailStream::Inherit => continue,
+                JailStream::Null => rustix::fs::open(
+                    "/dev/null",
+                    rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|e| SandboxError::Pipe(e.into()))?,
+                JailStream::Piped => {
+                    let (read, write) = pipe()?;
+                    let (child, parent) = if number == 0 { (read, write) } else { (write, read) };
+                    *our_end = Some(parent);
+                    child
+                }
+                JailStream::Fd(fd) => fd,
+            };
+            let moved = sys::dup_at_least(childs_end.as_fd(), above).map_err(SandboxError::Pipe)?;
+            passed.push((moved, number as RawFd));
+        }
+
+        let helper_pid = match sys::fork().map_err(SandboxError::Spawn)? {
+            sys::Forked::Child => {
+                // The helper: put the passed descriptors at their numbers and close every
+                // other one the supervisor had (an `execve` would have closed them, being
+                // close-on-exec: our end of the spec pipe must go, or the helper never
+                // reads the spec's end), clear the signal mask, and run. A panic must never
+                // unwind into the supervisor's code in this process.
+                let mut keep: Vec<RawFd> = passed.iter().map(|(_, n)| *n).filter(|n| *n > 2).collect();
+                keep.sort_unstable();
+                let placed = sys::place_fds(&passed)
+                    .and_then(|()| sys::close_fds_from(3, &keep))
+                    .and_then(|()| sys::set_signal_mask(&sys::SignalSet::of(&[])));
+                if placed.is_ok() {
+                    let _ = std::panic::catch_unwind(|| {
+                        crate::jail::helper_main();
+                    });
+                }
+                sys::exit_now(crate::jail::SETUP_FAILED_EXIT)
+            }
+            sys::Forked::Parent(pid) => pid,
+        };
+        drop(passed); // closes our copies of the child's ends
+        let [stdin, stdout, stderr] = ours;
+        let helper = Helper {
+            pid: helper_pid,
+            stdin,
+            stdout,
+            stderr,
+        };
         // The helper waits for the spec before it forks anything: moving it into the
         // cgroup now puts every process of the jail there.
         if let Some(cg) = &cgroup {
-            let moved = rustix::process::Pid::from_raw(helper.id() as i32).map(|pid| cg.add_process(pid));
+            let moved = rustix::process::Pid::from_raw(helper.pid).map(|pid| cg.add_process(pid));
             if !matches!(moved, Some(Ok(()))) {
-                let mut helper = helper;
-                let _ = helper.kill();
-                let _ = helper.wait();
+                let _ = sys::kill(helper.pid, libc::SIGKILL);
+                let _ = sys::wait_blocking(helper.pid);
                 return Err(SandboxError::Cgroup(cg.path().display().to_string()));
             }
         }
@@ -368,7 +434,7 @@ impl Jail {
         let _ = spec_write.write_all(&json);
         drop(spec_write);
 
-        let control = JailControl::new(&helper);
+        let control = JailControl::new(helper.pid);
         Ok(Jail {
             helper,
             report: std::fs::File::from(report_read),
@@ -400,9 +466,9 @@ impl Jail {
         Option<std::process::ChildStderr>,
     ) {
         (
-            self.helper.stdin.take(),
-            self.helper.stdout.take(),
-            self.helper.stderr.take(),
+            self.helper.stdin.take().map(Into::into),
+            self.helper.stdout.take().map(Into::into),
+            self.helper.stderr.take().map(Into::into),
         )
     }
 
@@ -460,7 +526,7 @@ impl Jail {
             };
             self.read_report(remaining)?;
         }
-        let (status, rusage) = sys::wait_with_usage(self.helper.id() as libc::pid_t).map_err(SandboxError::Pipe)?;
+        let (status, rusage) = sys::wait_with_usage(self.helper.pid).map_err(SandboxError::Pipe)?;
         let usage = match &self.cgroup {
             Some(cg) => Usage {
                 cpu_time_usec: cg.cpu_usage_usec().unwrap_or(rusage.cpu_usec),

@@ -11,7 +11,6 @@
 use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::process::Command;
 
 /// Turn a `-1`-style libc return value into an `io::Result`.
 fn check(ret: libc::c_long) -> io::Result<libc::c_long> {
@@ -32,9 +31,9 @@ pub enum Forked {
 
 /// `fork(2)`.
 ///
-/// Callers are the jail helper and the jail's init, both single-threaded processes that
-/// were started by `execve` of our own binary, so the child may allocate and run ordinary
-/// Rust code.
+/// Callers are single-threaded: the supervisor starting the helper (`Jail::spawn` checks
+/// that no other thread runs), the helper and the jail's init. So the child may allocate
+/// and run ordinary Rust code: no lock can be held by a thread that is not there.
 pub fn fork() -> io::Result<Forked> {
     // SAFETY: fork has no memory-safety preconditions; the callers are single-threaded (see
     // above), so no lock can be held by a thread that does not exist in the child.
@@ -107,42 +106,26 @@ pub fn close_fds_from(first: u32, keep: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
-/// Make a command's child get `fds` at fixed descriptor numbers (`(source, target)`),
-/// inherited across its execve. Sources must not collide with targets; the caller dups
-/// them above every target first.
-pub fn pass_fds_to_command(cmd: &mut std::process::Command, fds: Vec<(OwnedFd, RawFd)>) {
-    let pairs: Vec<(RawFd, RawFd)> = fds.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect();
-    let keep_alive = std::sync::Mutex::new(Some(fds));
-    // SAFETY: the closure runs between fork and exec in the child of a possibly
-    // multi-threaded parent, so it only calls async-signal-safe dup2; it captures plain
-    // integers. `keep_alive` keeps the sources open in the parent until the command is
-    // dropped.
-    unsafe {
-        command_pre_exec(cmd, move || {
-            let _ = &keep_alive;
-            for &(src, dst) in &pairs {
-                if libc::dup2(src, dst) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            Ok(())
-        });
+/// Put each descriptor at its number (`dup2`, which also clears close-on-exec there).
+/// Every source must be above every target, so that no `dup2` closes a source still to be
+/// placed (`Jail::spawn` moves them so).
+pub fn place_fds(fds: &[(OwnedFd, RawFd)]) -> io::Result<()> {
+    for (source, target) in fds {
+        // SAFETY: dup2 only duplicates a descriptor; `target` is a number the caller wants
+        // replaced, and no `OwnedFd` of this process owns it (sources are all above it).
+        check(unsafe { libc::dup2(source.as_raw_fd(), *target) }.into())?;
     }
+    Ok(())
 }
 
-/// `CommandExt::pre_exec`, kept here so all `unsafe` is in this module.
-///
-/// # Safety
-/// `f` must only do async-signal-safe work.
-unsafe fn command_pre_exec<F>(cmd: &mut Command, f: F)
-where
-    F: FnMut() -> io::Result<()> + Send + Sync + 'static,
-{
-    use std::os::unix::process::CommandExt;
-    // SAFETY: forwarded to the caller.
-    unsafe {
-        cmd.pre_exec(f);
-    }
+/// How many threads this process runs (`/proc/self/stat`'s `num_threads`).
+pub fn thread_count() -> io::Result<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) may hold spaces and parentheses: count after its last ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(17))
+        .and_then(|n| n.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unexpected /proc/self/stat"))
 }
 
 /// Duplicate `fd` to the lowest free number `>= min`, close-on-exec.
@@ -153,8 +136,9 @@ pub fn dup_at_least(fd: BorrowedFd<'_>, min: RawFd) -> io::Result<OwnedFd> {
 /// The spec pipe the supervisor hands the helper at [`crate::report::SPEC_FD`]. Called once,
 /// first thing in the helper.
 pub fn adopt_spec_fd() -> OwnedFd {
-    // SAFETY: the supervisor passes this descriptor at this number (`Jail::spawn`), and
-    // nothing else in the freshly exec'd helper has claimed it.
+    // SAFETY: `Jail::spawn` places this descriptor at this number in the forked helper. An
+    // object of the supervisor that owned the number before is never used or dropped in
+    // the helper: the helper runs only `helper_main`, which leaves with `_exit`.
     unsafe { OwnedFd::from_raw_fd(crate::report::SPEC_FD) }
 }
 

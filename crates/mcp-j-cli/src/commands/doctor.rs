@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use mcp_j_engine::probe::{PROBE_ARG, PROBES};
-use mcp_j_engine::{Jail, JailStdio, Limits, SandboxSpec, Workdir};
+use mcp_j_engine::{Jail, JailStdio, JailStream, Limits, SandboxSpec, Workdir};
 use serde::Serialize;
 
 /// One kernel feature and whether its probe succeeded.
@@ -105,12 +105,12 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         covers: Vec::new(),
     };
     let stdio = JailStdio {
-        stdin: Stdio::null(),
-        stdout: Stdio::null(),
-        stderr: Stdio::null(),
+        stdin: JailStream::Null,
+        stdout: JailStream::Null,
+        stderr: JailStream::Null,
     };
     let parent = super::cgroup_parent();
-    let result = Jail::spawn(&spec, "/proc/self/exe", stdio, parent.as_ref())
+    let result = Jail::spawn(&spec, stdio, parent.as_ref())
         .and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
     match result {
         Ok(done) if done.outcome == mcp_j_engine::Outcome::Exited(0) => (None, done.report.layers),
@@ -146,7 +146,7 @@ pub fn doctor(json: bool) -> Result<ExitCode> {
             detail: why.to_string(),
         },
     };
-    let cgroup_v1 = match mcp_j_engine::cgroup::detect_v1() {
+    let cgroup_v1 = match mcp_j_engine::cgroup::detect_v1().and_then(|parents| parents.probe().map(|()| parents)) {
         Ok(parents) => Cgroup {
             available: true,
             detail: format!(

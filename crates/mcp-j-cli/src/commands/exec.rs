@@ -51,7 +51,7 @@ fn exec_in_sandbox(opts: &SandboxOpts, command: &[String], verbose: u8) -> Resul
     };
     let result = (|| -> Result<mcp_j_engine::Finished> {
         let mut jail =
-            Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, cgroup_parent().as_ref()).map_err(setup_context)?;
+            Jail::spawn(&resolved.spec, stdio, cgroup_parent().as_ref()).map_err(setup_context)?;
         jail.on_denial(diagnose::denial_printer());
         if let Some(t) = &mut terminal
             && let Err(e) = t.start()

@@ -12,13 +12,13 @@
 //! with the server's status.
 
 use std::pin::Pin;
-use std::process::{ExitCode, Stdio};
+use std::process::ExitCode;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use mcp_j_engine::{Finished, Jail, JailStdio, SandboxError};
+use mcp_j_engine::{Finished, Jail, JailStdio, JailStream, SandboxError};
 use mcp_j_proxy::{EventSink, ProxyConfig, ProxyEvent, ServerRequestPolicy, ToolPolicy};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
@@ -281,12 +281,12 @@ fn serve(
     session: &crate::audit::Session,
 ) -> Result<Finished> {
     let stdio = JailStdio {
-        stdin: Stdio::piped(),
-        stdout: Stdio::piped(),
-        stderr: Stdio::piped(),
+        stdin: JailStream::Piped,
+        stdout: JailStream::Piped,
+        stderr: JailStream::Piped,
     };
     let parent = cgroup_parent();
-    let mut jail = Jail::spawn(&resolved.spec, "/proc/self/exe", stdio, parent.as_ref()).map_err(setup_context)?;
+    let mut jail = Jail::spawn(&resolved.spec, stdio, parent.as_ref()).map_err(setup_context)?;
     jail.on_denial(crate::diagnose::denial_printer());
     session.ready(&jail.wait_ready(READY_TIMEOUT).map_err(setup_context)?);
     let control = jail.control();
