@@ -22,6 +22,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod certification;
 pub mod egress;
 pub mod manifest;
 pub mod tools;
