@@ -25,6 +25,7 @@
 pub mod certification;
 pub mod egress;
 pub mod manifest;
+pub mod package;
 pub mod tools;
 pub mod units;
 

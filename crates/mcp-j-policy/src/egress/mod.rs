@@ -252,6 +252,13 @@ impl fmt::Display for Rule {
     }
 }
 
+/// A rule serialises as its canonical text (`*.example.com:8443`), as `info --json` shows it.
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// The rules one run allows, in the order given (the first matching rule is reported).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Allowlist {
