@@ -739,8 +739,8 @@ pub fn narrow(
         .filesystem
         .iter()
         .map(|req| {
-            let writable = local.rw.iter().any(|p| *p == req.path);
-            if writable || local.ro.iter().any(|p| *p == req.path) {
+            let writable = local.rw.contains(&req.path);
+            if writable || local.ro.contains(&req.path) {
                 FsOutcome::Granted {
                     path: req.path.clone(),
                     writable,
