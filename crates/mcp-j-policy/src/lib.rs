@@ -26,6 +26,7 @@ pub mod certification;
 pub mod egress;
 pub mod manifest;
 pub mod package;
+pub mod pins;
 pub mod tools;
 pub mod units;
 
