@@ -475,3 +475,74 @@ fn first_invalid_rule_is_the_error() {
     let err = Allowlist::parse(std::iter::empty::<&str>(), ["*"]).expect_err("bad");
     assert!(err.contains("`*` alone"), "{err}");
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// A rule's canonical text parses back to the same rule, whatever was written.
+        #[test]
+        fn a_rule_shows_as_text_that_parses_back_to_it(text in r"(\*\.)?[a-zA-Z0-9.:\[\]/*-]{0,40}(:[0-9]{1,6})?") {
+            if let Ok(rule) = Rule::parse(&text, RuleSource::User) {
+                let shown = rule.to_string();
+                prop_assert_eq!(Rule::parse(&shown, RuleSource::User), Ok(rule), "{} shown as {}", text, shown);
+            }
+        }
+
+        /// Well-formed rules of every kind parse, and show as text that parses back.
+        #[test]
+        fn every_kind_of_rule_parses_and_round_trips(
+            host in prop_oneof![
+                r"[a-z][a-z0-9-]{0,8}[a-z0-9](\.[a-z][a-z0-9]{0,8}){0,3}",
+                r"\*\.[a-z]{1,8}\.[a-z]{2,4}",
+                any::<std::net::Ipv4Addr>().prop_map(|a| a.to_string()),
+                any::<std::net::Ipv6Addr>().prop_map(|a| format!("[{a}]")),
+                (any::<std::net::Ipv4Addr>(), 0..=32u8)
+                    .prop_map(|(a, len)| ipnet::Ipv4Net::new(a, len).map(|n| n.trunc().to_string()).unwrap_or_default()),
+                (any::<std::net::Ipv6Addr>(), 0..=128u8)
+                    .prop_map(|(a, len)| ipnet::Ipv6Net::new(a, len).map(|n| format!("[{}]", n.trunc())).unwrap_or_default()),
+            ],
+            port in proptest::option::of(1..=65535u16),
+        ) {
+            let text = match port {
+                Some(p) => format!("{host}:{p}"),
+                None => host.clone(),
+            };
+            let rule = Rule::parse(&text, RuleSource::User);
+            prop_assert!(rule.is_ok(), "{}: {:?}", text, rule);
+            let rule = rule.unwrap_or_else(|_| unreachable!());
+            prop_assert_eq!(rule.ports, port.map_or(Ports::Default, Ports::One));
+            let shown = rule.to_string();
+            prop_assert_eq!(Rule::parse(&shown, RuleSource::User), Ok(rule), "{} shown as {}", text, shown);
+        }
+
+        /// Any loose IPv4 spelling names the address its dotted quad names, and a number
+        /// in any base as the whole host is that 32-bit address.
+        #[test]
+        fn loose_ipv4_agrees_with_its_dotted_quad(n in any::<u32>(), base in 0..3u8) {
+            let a = Ipv4Addr::from(n);
+            let whole = match base {
+                0 => n.to_string(),
+                1 => format!("0x{n:x}"),
+                _ => format!("0{n:o}"),
+            };
+            prop_assert_eq!(parse_ipv4_loose(&whole), Some(a));
+            prop_assert_eq!(parse_ipv4_loose(&a.to_string()), Some(a));
+            let [p, q, ..] = a.octets();
+            let two = format!("0x{p:x}.{}", n & 0x00ff_ffff);
+            prop_assert_eq!(parse_ipv4_loose(&two), Some(a));
+            let three = format!("0{p:o}.{q}.{}", n & 0xffff);
+            prop_assert_eq!(parse_ipv4_loose(&three), Some(a));
+        }
+
+        /// An IPv4-mapped address is classified exactly as the IPv4 address it maps.
+        #[test]
+        fn mapped_addresses_classify_as_their_ipv4(n in any::<u32>()) {
+            let v4 = Ipv4Addr::from(n);
+            let mapped = IpAddr::V6(v4.to_ipv6_mapped());
+            prop_assert_eq!(classify(mapped).map(|s| s.range), special::classify_v4(v4));
+        }
+    }
+}
