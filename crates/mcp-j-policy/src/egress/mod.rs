@@ -58,6 +58,14 @@ pub enum Ports {
 }
 
 impl Ports {
+    /// The ports, in ascending order.
+    pub fn values(self) -> Vec<u16> {
+        match self {
+            Ports::Default => vec![80, 443],
+            Ports::One(p) => vec![p],
+        }
+    }
+
     /// Whether `port` is allowed.
     pub fn contains(self, port: u16) -> bool {
         match self {
@@ -379,6 +387,24 @@ impl Allowlist {
     /// True when nothing is allowed (the jail gets no network at all).
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Whether some rule allows the name `host` on some port: the names the jail's DNS
+    /// stub answers (every other query is refused). Address spellings and invalid hosts are
+    /// not names: `false`.
+    pub fn allows_name_on_any_port(&self, host: &str) -> bool {
+        match parse_host(host) {
+            Ok(Host::Name(name)) => self
+                .rules
+                .iter()
+                .any(|r| r.ports.values().into_iter().any(|p| r.allows_name(&name, p))),
+            _ => false,
+        }
+    }
+
+    /// Every port some rule allows, ascending: the listeners to bind inside the jail.
+    pub fn ports(&self) -> std::collections::BTreeSet<u16> {
+        self.rules.iter().flat_map(|r| r.ports.values()).collect()
     }
 
     /// The rule that allows `host` on `port`, if any. `host` is as the client wrote it:

@@ -459,6 +459,32 @@ fn refusal_messages_name_the_destination_and_the_fix() {
 }
 
 #[test]
+fn the_dns_stub_names_and_the_listening_ports() {
+    let list = Allowlist::parse(
+        ["api.example.com", "*.corp.example:8443", "203.0.113.9:22"],
+        ["pkg.example.net:9000"],
+    )
+    .expect("rules");
+    for (name, want) in [
+        ("api.example.com", true),
+        ("API.example.com.", true),
+        ("x.corp.example", true),
+        ("a.b.corp.example", true),
+        ("corp.example", false),
+        ("pkg.example.net", true),
+        ("example.com", false),
+        ("203.0.113.9", false),
+        ("0xcb007109", false),
+        ("bad name", false),
+    ] {
+        assert_eq!(list.allows_name_on_any_port(name), want, "{name}");
+    }
+    assert_eq!(list.ports().into_iter().collect::<Vec<_>>(), [22, 80, 443, 8443, 9000]);
+    assert!(Allowlist::new().ports().is_empty());
+    assert_eq!(Ports::Default.values(), [80, 443]);
+}
+
+#[test]
 fn empty_allowlist_allows_nothing() {
     let list = Allowlist::new();
     assert!(list.is_empty());
