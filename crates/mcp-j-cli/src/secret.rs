@@ -62,13 +62,8 @@ impl fmt::Display for SecretRefError {
 
 impl std::error::Error for SecretRefError {}
 
-/// A name a program can read from its environment: letters, digits and `_`, not starting
-/// with a digit.
-pub fn is_env_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with(|c: char| c.is_ascii_digit())
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
+/// A name a program can read from its environment (one rule, the policy crate's).
+pub use mcp_j_policy::package::is_env_name;
 
 impl SecretRef {
     /// A name and its source (`env:VAR`, `file:PATH`), as the configuration's

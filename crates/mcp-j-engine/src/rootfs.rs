@@ -410,14 +410,9 @@ fn parent_in_root(root: BorrowedFd<'_>, path: &Path) -> std::io::Result<(OwnedFd
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // An O_PATH descriptor serves as the directory of `*at` calls that create entries (a
+    // symlink's fails them with ENOTDIR).
     let dir = open_in_root(root, parent, Some(NodeKind::Dir))?;
-    // An O_PATH fd cannot be used to create entries; reopen the directory for real.
-    let dir = rustix::fs::openat(
-        dir.as_fd(),
-        ".",
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
     Ok((dir, PathBuf::from(name)))
 }
 

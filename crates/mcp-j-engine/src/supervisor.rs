@@ -393,14 +393,16 @@ impl Jail {
                 // The helper: put the passed descriptors at their numbers and close every
                 // other one the supervisor had (an `execve` would have closed them, being
                 // close-on-exec: our end of the spec pipe must go, or the helper never
-                // reads the spec's end), clear the signal mask, and run. A panic must never
-                // unwind into the supervisor's code in this process.
+                // reads the spec's end), clear the signal mask and the environment (which
+                // an `execve` with an empty one would have left behind), and run. A panic
+                // must never unwind into the supervisor's code in this process.
                 let mut keep: Vec<RawFd> = passed.iter().map(|(_, n)| *n).filter(|n| *n > 2).collect();
                 keep.sort_unstable();
                 let placed = sys::place_fds(&passed)
                     .and_then(|()| sys::close_fds_from(3, &keep))
                     .and_then(|()| sys::set_signal_mask(&sys::SignalSet::of(&[])));
                 if placed.is_ok() {
+                    sys::scrub_environment();
                     let _ = std::panic::catch_unwind(|| {
                         crate::jail::helper_main();
                     });

@@ -118,6 +118,31 @@ pub fn place_fds(fds: &[(OwnedFd, RawFd)]) -> io::Result<()> {
     Ok(())
 }
 
+/// Overwrite every environment string of this process with zeros, then empty the
+/// environment (`clearenv`). For the forked helper: the supervisor's environment (the
+/// user's, tokens and all) is no business of the helper, init or the program, and an
+/// `execve` would not have passed it (the helper used to be started with an empty one).
+pub fn scrub_environment() {
+    // SAFETY: called in the single-threaded helper, so nothing reads or changes the
+    // environment meanwhile. Each `environ` entry is a NUL-terminated string that this
+    // process may write (the initial ones live on the stack, later ones in the heap), so
+    // writing `strlen` bytes stays within it. clearenv then drops the pointers.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let string = *entry;
+            std::ptr::write_bytes(string, 0, libc::strlen(string));
+            entry = entry.add(1);
+        }
+        libc::clearenv();
+    }
+}
+
+unsafe extern "C" {
+    /// The C library's environment array.
+    static mut environ: *mut *mut libc::c_char;
+}
+
 /// How many threads this process runs (`/proc/self/stat`'s `num_threads`).
 pub fn thread_count() -> io::Result<usize> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;

@@ -1,6 +1,8 @@
 //! `mcp-j exec` behaviour that is not an escape: what the program starts with.
 
 use crate::common;
+use std::time::Duration;
+
 use crate::common::{sandbox_test, test_name};
 
 /// Rust's runtime ignores SIGPIPE, and an ignored signal stays ignored across execve: the
@@ -390,5 +392,40 @@ fn flags_that_do_nothing_yet_are_hidden_but_still_parsed() {
                 out.context()
             );
         }
+    });
+}
+
+/// The helper is a fork of mcp-j, not a fresh `execve` with an empty environment: it must
+/// scrub the environment it inherited, so that neither it nor the jail's init holds the
+/// user's variables (tokens and all) that the program was not given.
+#[test]
+fn jail_processes_do_not_hold_the_callers_environment() {
+    sandbox_test(test_name!(), &[], |run| {
+        let marker = format!("not-for-the-jail-{}", std::process::id());
+        let mut running = run
+            .exec()
+            .env("MCPJ_TEST_CALLER_SECRET", &marker)
+            .program(["/bin/sh", "-c", "echo ready; exec sleep 30"])
+            .bound(Duration::from_secs(30))
+            .spawn();
+        running.wait_line(Duration::from_secs(20), |l| l == "ready");
+        let supervisor = running.pid();
+        let environ = |pid: u32| std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let holds_marker = |pid: u32| environ(pid).windows(marker.len()).any(|w| w == marker.as_bytes());
+        // Positive control: the caller's variable reached mcp-j, and /proc shows it.
+        assert!(holds_marker(supervisor), "the supervisor's environment lacks the marker");
+        let mut descendants = Vec::new();
+        let mut todo = vec![supervisor];
+        while let Some(pid) = todo.pop() {
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+                descendants.push(child);
+                todo.push(child);
+            }
+        }
+        assert!(descendants.len() >= 3, "helper, init and program expected, found {descendants:?}");
+        let holding: Vec<u32> = descendants.iter().copied().filter(|&pid| holds_marker(pid)).collect();
+        running.kill();
+        assert!(holding.is_empty(), "jail processes {holding:?} hold the caller's environment");
     });
 }
