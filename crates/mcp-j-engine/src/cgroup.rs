@@ -448,10 +448,10 @@ impl JailCgroup {
         self.swap_limited
     }
 
-    /// Moves the process `pid` into the cgroup (`cgroup.procs`); its future children are
-    /// born there.
-    pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
-        write_value(&self.path.join("cgroup.procs"), &pid.as_raw_nonzero().to_string())
+    /// Moves the calling process, which must be single-threaded, into the cgroup
+    /// (`cgroup.procs`, "0": the caller); its future children are born there.
+    pub fn join(&self) -> Result<(), CgroupError> {
+        write_value(&self.path.join("cgroup.procs"), "0")
     }
 
     /// The most memory the cgroup used, in bytes (`memory.peak`), or `None` on kernels
@@ -810,10 +810,14 @@ impl JailCgroupV1 {
         self.dirs.iter().any(|(c, _)| *c == V1Controller::Cpu)
     }
 
-    /// Moves the process `pid` (all its threads) into the cgroup of every hierarchy.
-    pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
+    /// Moves the calling thread into the cgroup of every hierarchy: the whole process,
+    /// which must be single-threaded (the forked jail helper). Through `tasks` with "0",
+    /// not `cgroup.procs` with a pid: the kernel moves the caller's own thread without
+    /// taking the global threadgroup lock, whose first writer after a quiet spell waits
+    /// for an RCU grace period (10–15 ms here, measured: bench/README.md).
+    pub fn join(&self) -> Result<(), CgroupError> {
         for (_, dir) in &self.dirs {
-            write_value(&dir.join("cgroup.procs"), &pid.as_raw_nonzero().to_string())?;
+            write_value(&dir.join("tasks"), "0")?;
         }
         Ok(())
     }
@@ -1070,11 +1074,12 @@ impl AnyJailCgroup {
         }
     }
 
-    /// Moves `pid` in.
-    pub fn add_process(&self, pid: Pid) -> Result<(), CgroupError> {
+    /// Moves the calling single-threaded process in (see [`JailCgroup::join`] and
+    /// [`JailCgroupV1::join`]).
+    pub fn join(&self) -> Result<(), CgroupError> {
         match self {
-            AnyJailCgroup::V2(c) => c.add_process(pid),
-            AnyJailCgroup::V1(c) => c.add_process(pid),
+            AnyJailCgroup::V2(c) => c.join(),
+            AnyJailCgroup::V1(c) => c.join(),
         }
     }
 
@@ -1506,8 +1511,8 @@ mod tests {
     fn v1_processes_usage_and_removal() {
         let tmp = TempDir::new().unwrap();
         let (memory, pids) = (tmp.path().join("m"), tmp.path().join("p"));
-        fake_jail_dir(&memory, &["cgroup.procs"]);
-        fake_jail_dir(&pids, &["cgroup.procs"]);
+        fake_jail_dir(&memory, &["cgroup.procs", "tasks"]);
+        fake_jail_dir(&pids, &["cgroup.procs", "tasks"]);
         let jail = JailCgroupV1 {
             dirs: vec![
                 (V1Controller::Memory, memory.clone()),
@@ -1517,9 +1522,13 @@ mod tests {
             owner: getpid(),
             removed: false,
         };
-        jail.add_process(Pid::from_raw(4321).unwrap()).unwrap();
-        assert_eq!(read(&memory.join("cgroup.procs")), "4321");
-        assert_eq!(read(&pids.join("cgroup.procs")), "4321");
+        // The caller's own thread through `tasks` (no global lock), never a pid through
+        // `cgroup.procs`.
+        jail.join().unwrap();
+        for dir in [&memory, &pids] {
+            assert_eq!(read(&dir.join("tasks")), "0");
+            assert_eq!(read(&dir.join("cgroup.procs")), "");
+        }
         assert!(!jail.cpu_limited());
         assert_eq!(jail.path(), memory);
         assert_eq!(jail.peak_memory().unwrap(), None);
@@ -1684,13 +1693,13 @@ mod tests {
     }
 
     #[test]
-    fn add_process_and_kill_write_exact_bytes() {
+    fn join_and_kill_write_exact_bytes() {
         let tmp = TempDir::new().unwrap();
         let dir = tmp.path().join("jail");
         fake_jail_dir(&dir, &["cgroup.procs", "cgroup.kill"]);
         let jail = jail_at(&dir);
-        jail.add_process(Pid::from_raw(4321).unwrap()).unwrap();
-        assert_eq!(read(&dir.join("cgroup.procs")), "4321");
+        jail.join().unwrap();
+        assert_eq!(read(&dir.join("cgroup.procs")), "0");
         jail.kill().unwrap();
         assert_eq!(read(&dir.join("cgroup.kill")), "1");
     }

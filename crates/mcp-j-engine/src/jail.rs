@@ -165,6 +165,7 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     let init_pid = match sys::clone_into_namespaces(namespaces).at(Step::CloneInit)? {
         Forked::Child => {
             drop(go_write);
+            let _ = rustix::thread::set_name(c"mcp-j-init");
             match init(spec, report, &host, &ops, user_trees, go_read, privileged) {
                 Ok(code) => sys::exit_now(code),
                 Err(f) => report.fail(f),

@@ -421,7 +421,12 @@ mod tests {
     use super::*;
 
     fn root_of(dir: &tempfile::TempDir) -> OwnedFd {
-        rustix::fs::open(dir.path(), OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()).unwrap()
+        rustix::fs::open(
+            dir.path(),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .unwrap()
     }
 
     fn errno(result: std::io::Result<OwnedFd>) -> Option<i32> {
@@ -437,7 +442,10 @@ mod tests {
         let opened = rustix::fs::fstat(&fd).unwrap();
         let expected = std::fs::metadata(tmp.path().join("usr/lib/deep")).unwrap();
         assert_eq!(opened.st_ino, std::os::unix::fs::MetadataExt::ino(&expected));
-        assert_eq!(errno(open_in_root(root.as_fd(), Path::new("/usr/missing"), None)), Some(libc::ENOENT));
+        assert_eq!(
+            errno(open_in_root(root.as_fd(), Path::new("/usr/missing"), None)),
+            Some(libc::ENOENT)
+        );
     }
 
     #[test]
@@ -473,7 +481,13 @@ mod tests {
                 );
             }
         }
-        assert!(!outside.path().join("target/new").exists(), "nothing was made outside the root");
-        assert!(!outside.path().join("new").exists(), "nothing was made outside the root");
+        assert!(
+            !outside.path().join("target/new").exists(),
+            "nothing was made outside the root"
+        );
+        assert!(
+            !outside.path().join("new").exists(),
+            "nothing was made outside the root"
+        );
     }
 }

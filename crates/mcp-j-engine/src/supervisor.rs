@@ -22,9 +22,7 @@ pub enum SandboxError {
     Spawn(#[source] std::io::Error),
     /// [`Jail::spawn`] was called while other threads run: the helper is forked, and a fork
     /// of a multi-threaded process may only call async-signal-safe functions.
-    #[error(
-        "internal error: a jail was started while {0} threads ran; mcp-j starts jails before it starts threads"
-    )]
+    #[error("internal error: a jail was started while {0} threads ran; mcp-j starts jails before it starts threads")]
     MultiThreaded(usize),
     /// A pipe to or from the helper failed.
     #[error("cannot talk to the jail helper")]
@@ -388,8 +386,19 @@ impl Jail {
             passed.push((moved, number as RawFd));
         }
 
+        // The helper moves itself into the jail's cgroup, first thing, and says on this
+        // pipe whether it could ("1"); a process moving itself is cheap where moving
+        // another one can wait for an RCU grace period (`JailCgroupV1::join`).
+        let (joined_read, joined_write) = pipe()?;
         let helper_pid = match sys::fork().map_err(SandboxError::Spawn)? {
             sys::Forked::Child => {
+                // Named for `ps` (the command line stays the supervisor's).
+                let _ = rustix::thread::set_name(c"mcp-j-helper");
+                let joined = cgroup.as_ref().is_none_or(|cg| cg.join().is_ok());
+                let _ = rustix::io::write(&joined_write, if joined { b"1" } else { b"0" });
+                if !joined {
+                    sys::exit_now(crate::jail::SETUP_FAILED_EXIT);
+                }
                 // The helper: put the passed descriptors at their numbers and close every
                 // other one the supervisor had (an `execve` would have closed them, being
                 // close-on-exec: our end of the spec pipe must go, or the helper never
@@ -419,15 +428,15 @@ impl Jail {
             stdout,
             stderr,
         };
-        // The helper waits for the spec before it forks anything: moving it into the
-        // cgroup now puts every process of the jail there.
-        if let Some(cg) = &cgroup {
-            let moved = rustix::process::Pid::from_raw(helper.pid).map(|pid| cg.add_process(pid));
-            if !matches!(moved, Some(Ok(()))) {
-                let _ = sys::kill(helper.pid, libc::SIGKILL);
-                let _ = sys::wait_blocking(helper.pid);
-                return Err(SandboxError::Cgroup(cg.path().display().to_string()));
-            }
+        drop(joined_write);
+        let mut joined = [0u8; 1];
+        let answer = rustix::io::read(&joined_read, &mut joined);
+        if let Some(cg) = &cgroup
+            && !matches!(answer, Ok(1) if joined == *b"1")
+        {
+            let _ = sys::kill(helper.pid, libc::SIGKILL);
+            let _ = sys::wait_blocking(helper.pid);
+            return Err(SandboxError::Cgroup(cg.path().display().to_string()));
         }
 
         let json = serde_json::to_vec(spec).map_err(|e| SandboxError::Pipe(e.into()))?;

@@ -110,8 +110,7 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         stderr: JailStream::Null,
     };
     let parent = super::cgroup_parent();
-    let result = Jail::spawn(&spec, stdio, parent.as_ref())
-        .and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
+    let result = Jail::spawn(&spec, stdio, parent.as_ref()).and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
     match result {
         Ok(done) if done.outcome == mcp_j_engine::Outcome::Exited(0) => (None, done.report.layers),
         Ok(mcp_j_engine::Finished { outcome, report, .. }) => (

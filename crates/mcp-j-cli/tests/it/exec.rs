@@ -413,7 +413,10 @@ fn jail_processes_do_not_hold_the_callers_environment() {
         let environ = |pid: u32| std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         let holds_marker = |pid: u32| environ(pid).windows(marker.len()).any(|w| w == marker.as_bytes());
         // Positive control: the caller's variable reached mcp-j, and /proc shows it.
-        assert!(holds_marker(supervisor), "the supervisor's environment lacks the marker");
+        assert!(
+            holds_marker(supervisor),
+            "the supervisor's environment lacks the marker"
+        );
         let mut descendants = Vec::new();
         let mut todo = vec![supervisor];
         while let Some(pid) = todo.pop() {
@@ -423,9 +426,15 @@ fn jail_processes_do_not_hold_the_callers_environment() {
                 todo.push(child);
             }
         }
-        assert!(descendants.len() >= 3, "helper, init and program expected, found {descendants:?}");
+        assert!(
+            descendants.len() >= 3,
+            "helper, init and program expected, found {descendants:?}"
+        );
         let holding: Vec<u32> = descendants.iter().copied().filter(|&pid| holds_marker(pid)).collect();
         running.kill();
-        assert!(holding.is_empty(), "jail processes {holding:?} hold the caller's environment");
+        assert!(
+            holding.is_empty(),
+            "jail processes {holding:?} hold the caller's environment"
+        );
     });
 }
