@@ -9,6 +9,8 @@
 #      plus seccomp programs the sizes of mcp-j's ("bwrap doing the same work"), issue 8's
 #      "typical hardened bwrap", and bare /bin/true, round-robin, so machine noise hits all
 #      alike;
+#   1b. lone starts: the same variants, each run after a 150 ms pause, as a client starting
+#      one server sees them (back-to-back rounds keep kernel state warm);
 #   2. per-syscall overhead: /usr/bin/python3 import-heavy, getppid and open+close loops,
 #      sandboxed vs bare, each minus its own /bin/true median so startup cancels out;
 #   3. with --against OLD_MCPJ (a copy of an earlier build's target/release/mcp-j): startup of
@@ -18,7 +20,8 @@
 #
 # Environment: FILTER_LENS (instruction counts of mcp-j's seccomp filters, e.g. "624,10";
 # default: read from `strace -e trace=seccomp` of one `mcp-j exec`), ROUNDS (startup rounds,
-# default 300), PY_ROUNDS (python rounds, spread evenly
+# default 300), LONE_ROUNDS (rounds of lone starts, each after a pause, default 20; 0 skips),
+# PY_ROUNDS (python rounds, spread evenly
 # over the startup rounds, default 30), WARMUP (default 3), SHOW_BWRAP=1 (print the bwrap
 # command line used).
 # Must start as root (it may install bubblewrap and builds the binary); with --as USER the
@@ -40,6 +43,7 @@ ROUNDS="${ROUNDS:-300}"
 PY_ROUNDS="${PY_ROUNDS:-30}"
 WARMUP="${WARMUP:-3}"
 AB_ROUNDS="${AB_ROUNDS:-150}"
+LONE_ROUNDS="${LONE_ROUNDS:-20}"
 if [[ -n "$against" && ! -x "$against" ]]; then
   echo "exec.sh: --against $against is not an executable (copy target/release/mcp-j of the earlier build)" >&2
   exit 2
@@ -110,6 +114,7 @@ echo
 "${runner[@]}" /usr/bin/python3 "$repo/bench/stats.py" \
   --mcpj "$mcpj" --bwrap "$bwrap_bin" --workdir "$work" \
   --rounds "$ROUNDS" --py-rounds "$PY_ROUNDS" --warmup "$WARMUP" --filter-lens "$FILTER_LENS" \
+  --lone-rounds "$LONE_ROUNDS" \
   ${SHOW_BWRAP:+--show-bwrap}
 echo
 if [[ -n "$against" ]]; then
