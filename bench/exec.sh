@@ -118,10 +118,11 @@ echo
   ${SHOW_BWRAP:+--show-bwrap}
 echo
 if [[ -n "$against" ]]; then
-  "${runner[@]}" /usr/bin/python3 - "$against" "$mcpj" "$work" "$AB_ROUNDS" "$WARMUP" <<'PY'
+  "${runner[@]}" /usr/bin/python3 - "$against" "$mcpj" "$work" "$AB_ROUNDS" "$WARMUP" "$LONE_ROUNDS" <<'PY'
 import statistics, subprocess, sys, time
 
 old, new, work, rounds, warmup = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+lone_rounds = int(sys.argv[6])
 times = {old: [], new: []}
 for i in range(warmup + rounds):
     for binary in (old, new) if i % 2 == 0 else (new, old):
@@ -141,6 +142,20 @@ for label, binary in (("this build", new), (old, old)):
     print(f"  {label[-40:]:40s} {statistics.median(v):7.2f} {q(0.10):7.2f} {q(0.25):7.2f}")
 paired = statistics.median(n / o for n, o in zip(times[new], times[old]))
 print(f"  this build / earlier: median of paired ratios {paired:.3f}")
+if lone_rounds:
+    lone = {old: [], new: []}
+    for i in range(lone_rounds):
+        for binary in (old, new) if i % 2 == 0 else (new, old):
+            time.sleep(0.15)
+            start = time.perf_counter()
+            subprocess.run([binary, "exec", "--workdir", work, "--", "/bin/true"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            lone[binary].append((time.perf_counter() - start) * 1000)
+    print(f"lone start A/B: {lone_rounds} rounds, each run after a 150 ms pause")
+    for label, binary in (("this build", new), (old, old)):
+        v = sorted(lone[binary])
+        print(f"  {label[-40:]:40s} median {statistics.median(v):7.2f}  p90 {v[int(0.9 * (len(v) - 1))]:7.2f}   (ms)")
+    print(f"  this build / earlier: {statistics.median(lone[new]) / statistics.median(lone[old]):.3f}")
 PY
   echo
 fi

@@ -14,8 +14,8 @@
 //!    why in one line, for `doctor`; the jail then falls back to rlimits
 //!    ([`crate::limits`]).
 //! 2. [`JailCgroup::create`] makes a child, writes `memory.max`, `memory.swap.max` = 0,
-//!    `pids.max` and `cpu.max`, then [`JailCgroup::add_process`] moves the jail's first
-//!    process in; its descendants inherit the cgroup.
+//!    `pids.max` and `cpu.max`, then the jail's first process (the forked helper) moves
+//!    itself in with [`JailCgroup::join`]; its descendants inherit the cgroup.
 //! 3. After the run, [`JailCgroup::peak_memory`] and [`JailCgroup::cpu_usage_usec`] feed
 //!    the report, [`JailCgroup::kill`] stops anything left, [`JailCgroup::remove`] deletes
 //!    the directory. Dropping a [`JailCgroup`] kills and removes too: nothing the jail
