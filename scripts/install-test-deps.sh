@@ -61,6 +61,10 @@ for tool in "$NODE" "$NPM" "$PYTHON"; do
 done
 "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null ||
   die "$PYTHON cannot make a venv (apt-get install python3-venv)"
+# The egress tests' own network namespace (tests/it/common/testnet.rs) and their client.
+for tool in ip unshare nsenter curl; do
+  command -v "$tool" >/dev/null || die "$tool is missing (the network tests need it; apt-get install iproute2 util-linux curl)"
+done
 
 umask 022
 mkdir -p "$DEPS/cache"

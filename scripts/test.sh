@@ -6,7 +6,7 @@
 # As root it also creates the unprivileged user the sandbox tests run as (every sandbox
 # test runs both as root and as that user). MCP_J_TEST_EXPECT (comma list of userns,
 # seccomp, seccomp-notify, landlock, landlock-net, landlock-scope, unprivileged,
-# real-servers) declares
+# real-servers, test-net: a network namespace of the tests' own, root only) declares
 # what this machine offers: a declared feature that is missing fails its tests instead of
 # skipping them. .ci/run declares them all.
 set -euo pipefail
@@ -16,8 +16,11 @@ step() { printf '\n==> %s\n' "$*"; }
 
 if [ "$(id -u)" = 0 ]; then
   step "test prerequisites"
-  if ! command -v setpriv >/dev/null; then
+  if ! command -v setpriv >/dev/null || ! command -v nsenter >/dev/null; then
     apt-get update -qq && apt-get install -y -qq util-linux >/dev/null
+  fi
+  if ! command -v ip >/dev/null || ! command -v curl >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq iproute2 curl >/dev/null
   fi
   export MCP_J_TEST_USER="${MCP_J_TEST_USER:-mcpj-test}"
   if ! id "$MCP_J_TEST_USER" >/dev/null 2>&1; then

@@ -6,6 +6,7 @@
 //! - `escape`: a hostile program tries to get out of `mcp-j exec` (one module per area).
 //! - `exec`, `run`, `audit`, `config`, `doctor`: each subcommand through the real binary.
 //! - `real_servers`: real MCP servers and clients from `.deps/` under `mcp-j run`.
+//! - `testnet`: the network namespace the egress tests make (`common::testnet`).
 
 mod common;
 
@@ -16,3 +17,4 @@ mod escape;
 mod exec;
 mod real_servers;
 mod run;
+mod testnet;

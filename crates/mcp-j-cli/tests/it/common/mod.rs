@@ -34,6 +34,7 @@
 #![allow(dead_code)]
 
 pub mod session;
+pub mod testnet;
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
