@@ -12,6 +12,7 @@ mod audit_glue;
 mod commands;
 mod config;
 mod diagnose;
+mod egress;
 mod exposure;
 mod output;
 mod preflight;

@@ -316,6 +316,8 @@ pub struct Resolved {
     /// The system directories exposed read-write under `--allow-system-path` (real paths),
     /// for the audit log.
     pub system_paths: Vec<PathBuf>,
+    /// The egress allowlist (`--allow-net`, the manifest's `allow_net`); empty: no network.
+    pub allowlist: mcp_j_policy::egress::Allowlist,
 }
 
 impl SandboxOpts {
@@ -330,9 +332,12 @@ impl SandboxOpts {
             }
             None => Manifest::default(),
         };
-        if !self.allow_net.is_empty() || !manifest.allow_net.is_empty() {
-            bail!("network egress (`--allow-net`) is not available yet; the sandbox has no network");
-        }
+        let allowlist = crate::egress::allowlist(&self.allow_net, &manifest.allow_net).map_err(anyhow::Error::msg)?;
+        let egress = if allowlist.is_empty() {
+            None
+        } else {
+            Some(crate::egress::egress_spec(&allowlist).map_err(anyhow::Error::msg)?)
+        };
 
         let config = &self.config;
         let defaults = config.limits();
@@ -398,6 +403,18 @@ impl SandboxOpts {
                 }
             }
         }
+        // With an allowlist, the proxy's variables: ours win over the same names given
+        // with `--env` (a program that used those would reach nothing), which is said once.
+        if let Some(egress) = &egress {
+            for (name, value) in crate::egress::proxy_env(egress.proxy_port) {
+                if env.iter().any(|(k, v)| *k == name && *v != value) {
+                    eprintln!(
+                        "mcp-j: `{name}` is set to mcp-j's egress proxy (the jail's only way out), not the value given"
+                    );
+                }
+                set_env(&mut env, name, value);
+            }
+        }
         let mut secrets: Vec<(String, String)> = Vec::new();
         for secret in self.secret_refs(&manifest)? {
             let value = secret.read()?;
@@ -454,6 +471,7 @@ impl SandboxOpts {
                 host_ids: None,
                 require_memory_limit: config.policy.require_memory_limit.unwrap_or(false),
                 covers: Vec::new(),
+                egress,
             },
             timeout: self.timeout.or(manifest_timeout).or(config.limits.timeout.map(|t| t.0)),
             allow_tools: concat(&config.policy.allow_tools, manifest.allow_tools),
@@ -463,6 +481,7 @@ impl SandboxOpts {
             cpu_requested,
             secrets,
             system_paths,
+            allowlist,
         })
     }
 }
@@ -733,13 +752,33 @@ mod tests {
     }
 
     #[test]
-    fn allow_net_is_refused_for_now() {
+    fn allow_net_gives_the_jail_listeners_and_the_proxy_environment() {
+        let r = resolve(SandboxOpts {
+            allow_net: vec!["api.example.com".into(), "203.0.113.9:8080".into()],
+            env: vec!["HTTP_PROXY=http://elsewhere:1".into()],
+            ..Default::default()
+        })
+        .unwrap();
+        let egress = r.spec.egress.expect("an allowlist gives the jail a network");
+        assert_eq!(egress.ports, [80, 443, 8080]);
+        assert_eq!(egress.local_networks, [("203.0.113.9".parse().unwrap(), 32)]);
+        let proxy = format!("http://127.0.0.1:{}", egress.proxy_port);
+        assert!(
+            r.spec.env.contains(&("HTTP_PROXY".into(), proxy)),
+            "ours replaces the one given"
+        );
+        assert_eq!(r.allowlist.rules().len(), 2);
+
+        let none = resolve(SandboxOpts::default()).unwrap();
+        assert!(none.spec.egress.is_none() && none.allowlist.is_empty());
+        assert!(!none.spec.env.iter().any(|(k, _)| k == "HTTP_PROXY"));
+
         let err = resolve(SandboxOpts {
-            allow_net: vec!["example.com".into()],
+            allow_net: vec!["*".into()],
             ..Default::default()
         });
         let text = format!("{:#}", err.err().expect("refused"));
-        assert!(text.contains("`--allow-net`) is not available yet"), "{text}");
+        assert!(text.contains("invalid network rule `*`"), "{text}");
     }
 
     #[test]

@@ -528,6 +528,7 @@ mod tests {
             host_ids: None,
             require_memory_limit: false,
             covers: vec![],
+            egress: None,
         };
         let roots: Vec<(PathBuf, Access)> = exposed_roots(&spec).into_iter().map(|r| (r.path, r.access)).collect();
         let want: Vec<(PathBuf, Access)> = [rw("/w"), rw("/w/out"), ro("/r")]

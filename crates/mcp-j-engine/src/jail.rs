@@ -27,6 +27,7 @@ use crate::idmap::{IdMaps, open_user_trees};
 use crate::landlock_rules::{self, FsPolicy};
 use crate::limits;
 use crate::namespace_limits;
+use crate::network;
 use crate::plan::{self, HostLayout, MountOp};
 use crate::report::{AtStep, FIRST_PATH_FD, Failure, LayerStatus, NAME_CHUNK, REPORT_FD, Record, Step};
 use crate::rootfs::{apply, apply_covers, mount_tmpfs, open_bind_sources};
@@ -90,9 +91,12 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
 
     // 3. Close every descriptor inherited from whoever started mcp-j, but the report pipe
     //    and the descriptors of the user's paths, which the supervisor passed.
+    //    With an allowlist, the socket init sends the egress listeners on is kept too.
     let path_fds = passed_path_fds(spec)?;
+    let channel_fd = egress_channel_fd(spec, &path_fds)?;
     let mut keep = path_fds.clone();
     keep.push(REPORT_FD);
+    keep.extend(channel_fd);
     keep.sort_unstable();
     sys::close_fds_from(3, &keep).at(Step::CloseInheritedFds)?;
     let passed: Vec<(RawFd, OwnedFd)> = path_fds
@@ -100,6 +104,7 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         .map(|n| sys::adopt_fd(n).map(|fd| (n, fd)))
         .collect::<std::io::Result<_>>()
         .at(Step::CloseInheritedFds)?;
+    let egress_channel = channel_fd.map(sys::adopt_fd).transpose().at(Step::CloseInheritedFds)?;
 
     // 4. Plan the jail's filesystem while the host is in view.
     let host = HostLayout::probe(spec);
@@ -166,7 +171,16 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         Forked::Child => {
             drop(go_write);
             let _ = rustix::thread::set_name(c"mcp-j-init");
-            match init(spec, report, &host, &ops, user_trees, go_read, privileged) {
+            match init(
+                spec,
+                report,
+                &host,
+                &ops,
+                user_trees,
+                go_read,
+                privileged,
+                egress_channel,
+            ) {
                 Ok(code) => sys::exit_now(code),
                 Err(f) => report.fail(f),
             }
@@ -175,6 +189,8 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
     };
     drop(go_read);
     drop(user_trees);
+    // Init has the egress channel now; ours would keep the supervisor from seeing its end.
+    drop(egress_channel);
 
     // 8. Map exactly one uid and one gid, from outside: the jail's, to the caller's own
     //    (through 6's root, which is the caller) or, for root, to the unprivileged host
@@ -219,6 +235,21 @@ fn passed_path_fds(spec: &SandboxSpec) -> Result<Vec<RawFd>, Failure> {
     Ok(numbers)
 }
 
+/// The descriptor number the spec says the egress channel was passed at (with an
+/// allowlist): at least [`FIRST_PATH_FD`] and not a path's.
+fn egress_channel_fd(spec: &SandboxSpec, path_fds: &[RawFd]) -> Result<Option<RawFd>, Failure> {
+    let Some(egress) = &spec.egress else {
+        return Ok(None);
+    };
+    match egress.channel_fd {
+        Some(n) if n >= FIRST_PATH_FD && !path_fds.contains(&n) => Ok(Some(n)),
+        _ => Err(Failure {
+            step: Step::CloseInheritedFds,
+            errno: libc::EBADF,
+        }),
+    }
+}
+
 /// Step 6: move into a new user namespace mapping root to the caller, then into a new
 /// IPC namespace it owns, and set that namespace's limits. Returns whether they were set
 /// (a failure there only leaves the host's values, which the report says); a failure to
@@ -247,7 +278,7 @@ fn die_with_parent(parent: Option<rustix::process::Pid>) -> Result<(), Failure> 
 }
 
 // ---------------------------------------------------------------------------------------
-// Init: steps 10–20.
+// Init: steps 10–21.
 // ---------------------------------------------------------------------------------------
 
 /// How many refused `execve`s init reports; later ones are refused silently.
@@ -271,6 +302,7 @@ fn init(
     user_trees: Vec<(usize, OwnedFd)>,
     lifeline: OwnedFd,
     privileged: bool,
+    egress_channel: Option<OwnedFd>,
 ) -> Result<i32, Failure> {
     // 10. Wait until the helper has written our id maps (EOF: it died).
     let mut go = [0u8; 1];
@@ -281,7 +313,7 @@ fn init(
     // 11. Shrink what the jail's own namespaces let it pin: the IPC namespace's SysV and
     //     mqueue limits now, while a root caller's init is still host uid 0 (which those
     //     sysctls require); the user namespace's counts are opened now, through the
-    //     host's /proc, and written in 18 (max_mnt_namespaces = 0 would stop our mounts).
+    //     host's /proc, and written in 19 (max_mnt_namespaces = 0 would stop our mounts).
     let proc_sys = Path::new(namespace_limits::PROC_SYS);
     let ipc_limited = privileged
         && namespace_limits::apply(
@@ -361,7 +393,17 @@ fn init(
     // 17. The host's name does not leak in.
     rustix::system::sethostname(JAIL_HOSTNAME.as_bytes()).at(Step::Hostname)?;
 
-    // 18. The user namespace's counts (inotify, fanotify, namespaces), before the program
+    // 18. With an allowlist: the loopback up, the allowlisted networks local to it, the
+    //     egress listeners bound and sent to the supervisor. The jail keeps none of them.
+    if let Some(egress) = &spec.egress {
+        let channel = egress_channel.ok_or(Failure {
+            step: Step::Network,
+            errno: libc::EBADF,
+        })?;
+        network::set_up(egress, channel.as_fd()).at(Step::Network)?;
+    }
+
+    // 19. The user namespace's counts (inotify, fanotify, namespaces), before the program
     //     exists; then tell the supervisor what holds.
     let user_limited = user_limits.is_some_and(|pending| pending.write().is_ok());
     report.send(Record::NamespaceLimits {
@@ -369,7 +411,7 @@ fn init(
             | namespace_limits::bit(namespace_limits::LimitGroup::UserNamespace, user_limited),
     });
 
-    // 19. Fork the program. Signals are blocked first so none is lost before init's loop
+    // 20. Fork the program. Signals are blocked first so none is lost before init's loop
     //     reads them; init needs a handler for each, or the kernel drops them for a pid 1.
     for sig in FORWARDED_SIGNALS.iter().chain(&[libc::SIGCHLD]) {
         sys::install_noop_handler(*sig).at(Step::ForkProgram)?;
@@ -404,7 +446,7 @@ fn init(
     };
     drop(listener_tx);
 
-    // 20. Init's loop. Init keeps nothing it does not need: no capabilities (it was made
+    // 21. Init's loop. Init keeps nothing it does not need: no capabilities (it was made
     //     non-dumpable before the fork).
     drop_capabilities().at(Step::InitLoop)?;
     rustix::thread::set_no_new_privs(true).at(Step::InitLoop)?;
@@ -537,7 +579,7 @@ fn reap_one() -> std::io::Result<Option<(libc::pid_t, ChildStatus)>> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Program: steps 21–31.
+// Program: steps 22–32.
 // ---------------------------------------------------------------------------------------
 
 /// Harden this process and exec the program. Returns only on failure.
@@ -556,7 +598,7 @@ fn harden_and_exec(
     host: &HostLayout,
     listener_tx: Option<OwnedFd>,
 ) -> Result<Never, Failure> {
-    // 21. Signals as the program expects them: every disposition default (init's no-op
+    // 22. Signals as the program expects them: every disposition default (init's no-op
     //     handlers, the SIGPIPE that Rust's runtime ignores, anything a parent left
     //     ignored: an ignored signal stays ignored across execve), nothing blocked.
     for sig in 1..=64 {
@@ -567,27 +609,28 @@ fn harden_and_exec(
     sys::set_signal_mask(&sys::SignalSet::of(&[])).at(Step::Signals)?;
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL)).at(Step::Signals)?;
 
-    // 22. A session of its own: no controlling terminal to inject input into.
+    // 23. A session of its own: no controlling terminal to inject input into.
     rustix::process::setsid().at(Step::Setsid)?;
 
-    // 23. The working directory.
+    // 24. The working directory.
     let workdir = match &spec.workdir {
         Workdir::Host(dir) => dir.path.clone(),
         Workdir::Private => PathBuf::from("/tmp"),
     };
     rustix::process::chdir(workdir.as_path()).at(Step::Chdir)?;
 
-    // 24. Resource limits.
+    // 25. Resource limits.
     for setting in limits::rlimit_plan(&spec.limits, spec.limits_by_cgroup) {
         rustix::process::setrlimit(setting.resource.to_rustix(), setting.rlimit()).at(Step::Rlimits)?;
     }
 
-    // 25. Landlock over the same picture as the mounts. Refuse to go on without it.
+    // 26. Landlock over the same picture as the mounts. Refuse to go on without it.
     let policy = FsPolicy {
         read: vec![PathBuf::from("/")],
         write: plan::writable_paths(spec),
         exec: plan::executable_paths(spec, host),
         devices: plan::DEV_NODES.iter().map(PathBuf::from).collect(),
+        connect_ports: spec.egress.as_ref().map(plan::connect_ports).unwrap_or_default(),
     };
     let status = landlock_rules::restrict_self(&policy).map_err(|e| Failure {
         step: Step::Landlock,
@@ -604,22 +647,22 @@ fn harden_and_exec(
         });
     }
 
-    // 26. Find the program now: under --no-subprocess exactly one execve may proceed.
+    // 27. Find the program now: under --no-subprocess exactly one execve may proceed.
     let (path, argv, envp) = match resolve_program(spec) {
         Ok(resolved) => resolved,
         Err(e) => exec_failed(report, e),
     };
 
-    // 27. Every capability gone, bounding and ambient sets included.
+    // 28. Every capability gone, bounding and ambient sets included.
     drop_capabilities().at(Step::DropCapabilities)?;
 
-    // 28. no_new_privs: nothing we exec can gain privileges (setuid bits, file caps).
-    //     Already set by step 25 (the landlock crate sets it when it enforces the ruleset,
+    // 29. no_new_privs: nothing we exec can gain privileges (setuid bits, file caps).
+    //     Already set by step 26 (the landlock crate sets it when it enforces the ruleset,
     //     as the kernel requires); kept here as the one place that promises it, in case
-    //     step 25 ever changes. docs/SANDBOX.md, step 28.
+    //     step 26 ever changes. docs/SANDBOX.md, step 29.
     rustix::thread::set_no_new_privs(true).at(Step::NoNewPrivs)?;
 
-    // 29. seccomp, last: the allowlist, then the guard (with the exec listener).
+    // 30. seccomp, last: the allowlist, then the guard (with the exec listener).
     let allowlist = seccomp::syscall_filter().map_err(|_| Failure {
         step: Step::Seccomp,
         errno: libc::EINVAL,
@@ -631,11 +674,11 @@ fn harden_and_exec(
         sys::send_fd(tx.as_fd(), listener.as_fd()).at(Step::Seccomp)?;
     }
 
-    // 30. Nothing but stdin, stdout, stderr (and the report pipe, closed by exec) survives.
+    // 31. Nothing but stdin, stdout, stderr (and the report pipe, closed by exec) survives.
     sys::close_fds_from(3, &[REPORT_FD]).at(Step::CloseDescriptors)?;
     sys::set_cloexec(report.0.as_fd(), true).at(Step::CloseDescriptors)?;
 
-    // 31. execve (a failure is reported as ExecFailed, with its own exit code).
+    // 32. execve (a failure is reported as ExecFailed, with its own exit code).
     exec_failed(report, sys::execve(&path, &argv, &envp))
 }
 

@@ -1,14 +1,15 @@
 //! Landlock over the same picture as the mounts: everything visible may be read; only the
 //! writable places may be written; only system directories, `--ro` paths and the program
-//! may be executed; no TCP bind or connect at all; abstract unix sockets and signals scoped
+//! may be executed; no TCP bind, and TCP connect only to the egress listeners' ports (with
+//! `--allow-net`; none without); abstract unix sockets and signals scoped
 //! to the jail. A second, independent wall: a mistake in the mount plan does not by itself
 //! open a hole.
 
 use std::path::{Path, PathBuf};
 
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset, RulesetAttr,
-    RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
 };
 
 use crate::report::LayerStatus;
@@ -28,6 +29,9 @@ pub struct FsPolicy {
     pub exec: Vec<PathBuf>,
     /// Device files that may be opened for writing (`/dev/null`, …).
     pub devices: Vec<PathBuf>,
+    /// TCP ports the jail may connect to: the egress listeners init bound (`--allow-net`),
+    /// none without an allowlist. No TCP bind is ever allowed.
+    pub connect_ports: Vec<u16>,
 }
 
 /// Rights for writable places: all write rights except making device nodes and device
@@ -81,7 +85,11 @@ pub fn restrict_self(policy: &FsPolicy) -> Result<LayerStatus, RulesetError> {
             ruleset = ruleset.add_rule(PathBeneath::new(fd, access))?;
         }
     }
-    // No NetPort rules: every TCP bind and connect is denied.
+    // TCP connect only to the egress listeners' ports (they are the jail's own, on its
+    // loopback: no route leads anywhere else); TCP bind never.
+    for &port in &policy.connect_ports {
+        ruleset = ruleset.add_rule(NetPort::new(port, AccessNet::ConnectTcp))?;
+    }
     let status = ruleset.restrict_self()?;
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => LayerStatus::Enforced,

@@ -27,6 +27,7 @@ pub mod jail;
 pub mod landlock_rules;
 pub mod limits;
 pub mod namespace_limits;
+pub mod network;
 pub mod plan;
 pub mod probe;
 pub mod report;

@@ -1,5 +1,5 @@
 //! What the jail's own namespaces let it pin, made small by its init while it still holds
-//! its capabilities: steps 6, 11 and 18 of docs/SANDBOX.md.
+//! its capabilities: steps 6, 11 and 19 of docs/SANDBOX.md.
 //!
 //! # Overview
 //!

@@ -290,6 +290,22 @@ const HOSTS: &str = "127.0.0.1\tlocalhost mcp-j\n::1\tlocalhost ip6-localhost ip
 const NSSWITCH: &str = "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n\
 networks: files\nprotocols: files\nservices: files\n";
 
+/// The jail's resolver with an allowlist: the DNS stub (`network::DNS_PORT`) on the jail's
+/// own loopback, which answers allowlisted names only. One try, short timeout: the stub
+/// answers at once or not at all.
+const RESOLV_CONF: &str = "nameserver 127.0.0.1\noptions timeout:2 attempts:1\n";
+
+/// The TCP ports the jail may connect to with an allowlist: the proxy's and the
+/// allowlist's (where init's listeners are).
+#[must_use]
+pub fn connect_ports(egress: &crate::spec::EgressSpec) -> Vec<u16> {
+    let mut ports = egress.ports.clone();
+    ports.push(egress.proxy_port);
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
 /// Build the ordered mount plan.
 pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>, PlanError> {
     let mut ops = Vec::new();
@@ -323,6 +339,13 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
         ops.push(MountOp::File {
             path: Path::new("/etc").join(name),
             contents,
+        });
+    }
+    // With an allowlist, the jail's only resolver is the DNS stub on its loopback.
+    if spec.egress.is_some() {
+        ops.push(MountOp::File {
+            path: "/etc/resolv.conf".into(),
+            contents: RESOLV_CONF.to_string(),
         });
     }
     for path in ETC_PATHS {
@@ -484,6 +507,7 @@ mod tests {
             host_ids: None,
             require_memory_limit: false,
             covers: vec![],
+            egress: None,
         }
     }
 

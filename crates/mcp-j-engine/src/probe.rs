@@ -100,6 +100,7 @@ fn run_probe(name: &str) -> Result<String, String> {
                 write: vec![],
                 exec: vec![],
                 devices: vec![],
+                connect_ports: vec![],
             };
             let status = landlock_rules::restrict_self(&policy).map_err(|e| e.to_string())?;
             // Enforced for real: writing anywhere must now fail.

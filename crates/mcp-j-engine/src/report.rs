@@ -42,6 +42,7 @@ pub enum Step {
     PivotRoot,
     RootReadOnly,
     Hostname,
+    Network,
     NamespaceLimitsSecondHalf,
     ForkProgram,
     InitLoop,
@@ -60,7 +61,7 @@ pub enum Step {
 
 impl Step {
     /// Every step, in order.
-    pub const ALL: [Step; 31] = [
+    pub const ALL: [Step; 32] = [
         Step::ReadSpec,
         Step::DieWithSupervisor,
         Step::CloseInheritedFds,
@@ -78,6 +79,7 @@ impl Step {
         Step::PivotRoot,
         Step::RootReadOnly,
         Step::Hostname,
+        Step::Network,
         Step::NamespaceLimitsSecondHalf,
         Step::ForkProgram,
         Step::InitLoop,
@@ -118,6 +120,7 @@ impl Step {
             Step::PivotRoot => "pivot_root",
             Step::RootReadOnly => "the root becomes read-only",
             Step::Hostname => "hostname",
+            Step::Network => "network",
             Step::NamespaceLimitsSecondHalf => "namespace limits, second half",
             Step::ForkProgram => "fork the program",
             Step::InitLoop => "init's loop",

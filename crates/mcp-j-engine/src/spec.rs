@@ -43,6 +43,25 @@ pub struct SandboxSpec {
     /// (project config read-only, host sockets unreachable): see [`crate::exposure`].
     #[serde(default)]
     pub covers: Vec<crate::exposure::Cover>,
+    /// The network of an allowlist (`--allow-net`); `None`: an empty network namespace,
+    /// its loopback down.
+    #[serde(default)]
+    pub egress: Option<EgressSpec>,
+}
+
+/// What init sets up for the egress layer (docs/SANDBOX.md, step 18; [`crate::network`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressSpec {
+    /// The proxy's port on the jail's 127.0.0.1.
+    pub proxy_port: u16,
+    /// The allowlist's ports: a listener on each, on every local address.
+    pub ports: Vec<u16>,
+    /// Addresses and networks (address, prefix length) made local to the jail's loopback:
+    /// the allowlist's IP literals and CIDRs, reachable at their own address.
+    pub local_networks: Vec<(std::net::IpAddr, u8)>,
+    /// The descriptor number, in the helper, of the socket init sends the listeners on
+    /// (the supervisor sets it, as it sets the user's paths').
+    pub channel_fd: Option<i32>,
 }
 
 /// A host uid and gid.

@@ -184,6 +184,8 @@ pub struct Jail {
     report: std::fs::File,
     pending: Vec<u8>,
     control: JailControl,
+    /// Our end of the socket pair init sends the egress listeners on (with an allowlist).
+    egress_channel: Option<OwnedFd>,
     landlock: Option<(LayerStatus, i32)>,
     setup_failure: Option<(Step, i32)>,
     exec_failure: Option<i32>,
@@ -341,7 +343,7 @@ impl Jail {
         // and up; the spec says which is where.
         let path_count = spec.host_paths().count() as RawFd;
         // Move the child's ends above every fixed number so the dup2s cannot collide.
-        let above = (FIRST_PATH_FD + path_count).max(10);
+        let above = (FIRST_PATH_FD + path_count + 1).max(10);
         let mut passed = Vec::new();
         for (i, path) in spec.host_paths_mut().enumerate() {
             let fd = path.fd().ok_or_else(|| SandboxError::Unopened(path.path.clone()))?;
@@ -349,6 +351,23 @@ impl Jail {
             let number = FIRST_PATH_FD + i as RawFd;
             path.helper_fd = Some(number);
             passed.push((moved, number));
+        }
+        // With an allowlist: the socket pair init sends the egress listeners on, its end
+        // passed after the paths' (the spec says where).
+        let mut egress_channel = None;
+        if let Some(egress) = spec.egress.as_mut() {
+            let (ours, jails) = rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::SEQPACKET,
+                rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )
+            .map_err(|e| SandboxError::Pipe(e.into()))?;
+            let number = FIRST_PATH_FD + path_count;
+            let moved = sys::dup_at_least(jails.as_fd(), above).map_err(SandboxError::Pipe)?;
+            egress.channel_fd = Some(number);
+            passed.push((moved, number));
+            egress_channel = Some(ours);
         }
         let spec = &spec;
 
@@ -451,6 +470,7 @@ impl Jail {
             report: std::fs::File::from(report_read),
             pending: Vec::new(),
             control,
+            egress_channel,
             landlock: None,
             setup_failure: None,
             exec_failure: None,
@@ -481,6 +501,16 @@ impl Jail {
             self.helper.stdout.take().map(Into::into),
             self.helper.stderr.take().map(Into::into),
         )
+    }
+
+    /// The egress listeners init bound in the jail (docs/SANDBOX.md, step 18), once: call
+    /// after [`Jail::wait_ready`], when init has sent them all and closed its end. Empty
+    /// without an allowlist.
+    pub fn take_egress_sockets(&mut self) -> Result<Vec<(crate::network::EgressSocket, OwnedFd)>, SandboxError> {
+        match self.egress_channel.take() {
+            Some(channel) => crate::network::receive_sockets(channel.as_fd()).map_err(SandboxError::Pipe),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Call `hook` with each denial as the supervisor hears of it.

@@ -103,6 +103,7 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         host_ids: None,
         require_memory_limit: false,
         covers: Vec::new(),
+        egress: None,
     };
     let stdio = JailStdio {
         stdin: JailStream::Null,
