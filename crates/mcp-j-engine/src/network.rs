@@ -66,6 +66,21 @@ impl EgressSocket {
     }
 }
 
+/// What the network layer enforces, for the report (`-v`, `doctor`, the audit log).
+#[must_use]
+pub fn describe(egress: Option<&EgressSpec>) -> String {
+    let Some(egress) = egress else {
+        return "empty network namespace; TCP bind/connect denied by Landlock".to_owned();
+    };
+    let ports: Vec<String> = egress.ports.iter().map(u16::to_string).collect();
+    format!(
+        "allowlist only, through mcp-j's egress proxy (127.0.0.1:{}), its DNS stub (127.0.0.1:{DNS_PORT}) \
+         and listeners on port {}; TCP connect to those ports only (Landlock); no route out, so no UDP leaves",
+        egress.proxy_port,
+        ports.join(", ")
+    )
+}
+
 /// The jail's loopback is interface 1 in a new network namespace.
 const LOOPBACK_INDEX: u32 = 1;
 /// How many queued connections each listener holds.
@@ -306,6 +321,19 @@ fn netlink_request(route: BorrowedFd<'_>, request: &[u8]) -> std::io::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_report_says_what_the_network_layer_enforces() {
+        assert!(describe(None).starts_with("empty network namespace"));
+        let egress = EgressSpec {
+            proxy_port: 3128,
+            ports: vec![80, 443],
+            local_networks: vec![],
+            channel_fd: None,
+        };
+        let text = describe(Some(&egress));
+        assert!(text.contains("127.0.0.1:3128") && text.contains("port 80, 443"), "{text}");
+    }
 
     #[test]
     fn tags_round_trip_and_nothing_else_decodes() {

@@ -186,6 +186,8 @@ pub struct Jail {
     control: JailControl,
     /// Our end of the socket pair init sends the egress listeners on (with an allowlist).
     egress_channel: Option<OwnedFd>,
+    /// What the network layer enforces, for the report.
+    network_means: String,
     landlock: Option<(LayerStatus, i32)>,
     setup_failure: Option<(Step, i32)>,
     exec_failure: Option<i32>,
@@ -471,6 +473,7 @@ impl Jail {
             pending: Vec::new(),
             control,
             egress_channel,
+            network_means: crate::network::describe(spec.egress.as_ref()),
             landlock: None,
             setup_failure: None,
             exec_failure: None,
@@ -701,11 +704,7 @@ impl Jail {
                 LayerStatus::Enforced,
                 "allowlist (unlisted calls ENOSYS, named refusals EPERM, argument filters), x32 guard, foreign architectures killed",
             ),
-            Layer::new(
-                "network",
-                LayerStatus::Enforced,
-                "empty network namespace; TCP bind/connect denied by Landlock",
-            ),
+            Layer::new("network", LayerStatus::Enforced, self.network_means.clone()),
         ];
         if self.no_subprocess {
             layers.push(Layer::new(
