@@ -58,6 +58,9 @@ pub enum EventBody {
     /// `sandbox.denial`: something the sandbox refused and could observe.
     #[serde(rename = "sandbox.denial")]
     SandboxDenial(SandboxDenial),
+    /// `net.connect`: one connection through the egress proxy, allowed or refused.
+    #[serde(rename = "net.connect")]
+    NetConnect(NetConnect),
     /// `session.end`: how it ended, how long it took, what it used.
     #[serde(rename = "session.end")]
     SessionEnd(SessionEnd),
@@ -71,6 +74,7 @@ impl EventBody {
             EventBody::SandboxReady(_) => "sandbox.ready",
             EventBody::ProxyDecision(_) => "proxy.decision",
             EventBody::SandboxDenial(_) => "sandbox.denial",
+            EventBody::NetConnect(_) => "net.connect",
             EventBody::SessionEnd(_) => "session.end",
         }
     }
@@ -85,7 +89,14 @@ macro_rules! into_body {
         }
     )*};
 }
-into_body!(SessionStart, SandboxReady, ProxyDecision, SandboxDenial, SessionEnd);
+into_body!(
+    SessionStart,
+    SandboxReady,
+    ProxyDecision,
+    SandboxDenial,
+    NetConnect,
+    SessionEnd
+);
 
 /// Which `mcp-j` command started the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -452,6 +463,49 @@ impl SandboxDenial {
     pub fn exec_denied(errno: i32) -> Self {
         SandboxDenial::new("no_subprocess", "execve", errno)
     }
+}
+
+/// `net.connect`: one connection a jailed program made through mcp-j's egress proxy (or
+/// tried to), with the decision and what went through. TLS stays end to end: the proxy
+/// sees the destination and the byte counts, never the contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetConnect {
+    /// The destination host as the program named it: a name or an address. (Not `host`,
+    /// which every event's envelope uses for the machine mcp-j runs on.)
+    pub destination: String,
+    /// The destination port.
+    pub port: u16,
+    /// How the program came: `http` (a forwarded request), `connect` (an HTTP `CONNECT`
+    /// tunnel), `socks5`, or `direct` (a plain connect to an allowlisted name or address
+    /// inside the jail).
+    pub via: String,
+    /// The address mcp-j connected to, after its own lookup (absent when refused first).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// The allowlist rule that allowed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// `allowed` or `refused`.
+    pub decision: NetDecision,
+    /// Why it was refused, or why an allowed connection failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Bytes from the program to the destination.
+    pub bytes_sent: u64,
+    /// Bytes from the destination to the program.
+    pub bytes_received: u64,
+    /// How long the connection lasted, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// A `net.connect` decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetDecision {
+    /// The allowlist allowed it.
+    Allowed,
+    /// Refused (not on the allowlist, a special address, a bad request).
+    Refused,
 }
 
 /// The symbolic name of `errno` (`EPERM`), for the errnos a sandbox denial or a failed

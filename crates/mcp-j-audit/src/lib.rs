@@ -18,8 +18,8 @@ mod writer;
 
 pub use event::{
     Access, AuditEvent, Command, Direction, EventBody, ExposedPath, HostInfo, LayerStatus, Limits, McpPolicy, Measure,
-    MemoryScope, MessageKind, Outcome, ProcessInfo, ProxyDecision, Resources, SCHEMA_VERSION, SandboxDenial,
-    SandboxLayer, SandboxLayers, SandboxReady, SessionEnd, SessionStart, Source, SourceKind, errno_name,
+    MemoryScope, MessageKind, NetConnect, NetDecision, Outcome, ProcessInfo, ProxyDecision, Resources, SCHEMA_VERSION,
+    SandboxDenial, SandboxLayer, SandboxLayers, SandboxReady, SessionEnd, SessionStart, Source, SourceKind, errno_name,
 };
 pub use log::{AuditLog, MemoryLines};
 pub use redact::{MIN_SECRET_LEN, Redactor};

@@ -11,8 +11,8 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::event::{
-    AuditEvent, EventBody, HostInfo, ProxyDecision, SCHEMA_VERSION, SandboxDenial, SandboxLayers, SandboxReady,
-    SessionEnd, SessionStart, rfc3339_micros,
+    AuditEvent, EventBody, HostInfo, NetConnect, ProxyDecision, SCHEMA_VERSION, SandboxDenial, SandboxLayers,
+    SandboxReady, SessionEnd, SessionStart, rfc3339_micros,
 };
 use crate::redact::Redactor;
 
@@ -203,6 +203,11 @@ impl AuditLog {
     /// `sandbox.denial`.
     pub fn sandbox_denial(&self, denial: SandboxDenial) -> io::Result<()> {
         self.record(denial)
+    }
+
+    /// `net.connect`.
+    pub fn net_connect(&self, connect: NetConnect) -> io::Result<()> {
+        self.record(connect)
     }
 
     /// `session.end`.

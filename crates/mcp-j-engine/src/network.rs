@@ -332,7 +332,10 @@ mod tests {
             channel_fd: None,
         };
         let text = describe(Some(&egress));
-        assert!(text.contains("127.0.0.1:3128") && text.contains("port 80, 443"), "{text}");
+        assert!(
+            text.contains("127.0.0.1:3128") && text.contains("port 80, 443"),
+            "{text}"
+        );
     }
 
     #[test]

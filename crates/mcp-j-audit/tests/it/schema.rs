@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_j_audit::{
-    Access, AuditLog, Command, Direction, ExposedPath, LayerStatus, Limits, McpPolicy, MessageKind, ProxyDecision,
-    Redactor, Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd, SessionStart, Source,
+    Access, AuditLog, Command, Direction, ExposedPath, LayerStatus, Limits, McpPolicy, MessageKind, NetConnect,
+    NetDecision, ProxyDecision, Redactor, Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd,
+    SessionStart, Source,
 };
 use serde_json::Value;
 
@@ -126,6 +127,33 @@ fn every_event() -> Vec<String> {
     log.sandbox_denial(SandboxDenial::exec_denied(1)).unwrap();
     log.sandbox_denial(SandboxDenial::new("seccomp", "ptrace", 1)).unwrap();
 
+    log.net_connect(NetConnect {
+        destination: "api.example.com".into(),
+        port: 443,
+        via: "connect".into(),
+        address: Some("203.0.113.9".into()),
+        rule: Some("api.example.com".into()),
+        decision: NetDecision::Allowed,
+        reason: None,
+        bytes_sent: 517,
+        bytes_received: 4096,
+        duration_ms: 210,
+    })
+    .unwrap();
+    log.net_connect(NetConnect {
+        destination: "169.254.169.254".into(),
+        port: 80,
+        via: "direct".into(),
+        address: None,
+        rule: None,
+        decision: NetDecision::Refused,
+        reason: Some("169.254.169.254 is link-local; allow it with --allow-net 169.254.169.254:80".into()),
+        bytes_sent: 0,
+        bytes_received: 0,
+        duration_ms: 0,
+    })
+    .unwrap();
+
     let d = Duration::from_millis(1234);
     log.session_end(SessionEnd::exited(0, d, Resources::cgroup(Some(1 << 20), Some(d))))
         .unwrap();
@@ -162,6 +190,7 @@ fn every_event_type_validates() {
             "sandbox.ready",
             "proxy.decision",
             "sandbox.denial",
+            "net.connect",
             "session.end"
         ]
     );
