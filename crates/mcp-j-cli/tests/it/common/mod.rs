@@ -576,6 +576,7 @@ impl Run<'_> {
             workdir: None,
             bound: RUN_BOUND,
             hooks: Vec::new(),
+            net: None,
         }
     }
 
@@ -620,9 +621,16 @@ pub struct Exec<'r> {
     workdir: Option<PathBuf>,
     bound: Duration,
     hooks: Vec<Hook<'r>>,
+    net: Option<&'r testnet::TestNet>,
 }
 
 impl<'r> Exec<'r> {
+    /// Runs mcp-j inside the test's own network ([`testnet::TestNet`]).
+    pub fn in_net(mut self, net: &'r testnet::TestNet) -> Self {
+        self.net = Some(net);
+        self
+    }
+
     /// Adds sandbox options (`--pids 64`, `--no-subprocess`, …).
     pub fn opts<I, S>(mut self, opts: I) -> Self
     where
@@ -717,7 +725,10 @@ impl<'r> Exec<'r> {
                 a
             }
         };
-        let mut cmd = self.run.runner.command(MCP_J);
+        let mut cmd = match self.net {
+            Some(net) => net.command(self.run.runner, MCP_J),
+            None => self.run.runner.command(MCP_J),
+        };
         cmd.args(&args).current_dir(&dir);
         for (k, v) in &self.env {
             cmd.env(k, v);
