@@ -11,3 +11,6 @@
 //! and reporting each connection as an event the CLI turns into audit.
 
 #![forbid(unsafe_code)]
+
+pub mod dns;
+pub mod names;
