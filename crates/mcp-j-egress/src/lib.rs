@@ -1,0 +1,16 @@
+//! mcp-j's egress layer: what the supervisor runs, outside the jail, so that a jailed
+//! program reaches exactly the destinations the allowlist names (docs/CLI.md, *Network
+//! egress*; the contract is INTERFACE's).
+//!
+//! The jail's init binds the listening sockets inside the jail's network namespace (the
+//! proxy's port, one listener per allowlisted port, the DNS stub's UDP socket on
+//! 127.0.0.1:53) and hands them to the supervisor; everything here serves sockets it is
+//! given and never binds a host port. Decisions are `mcp_j_policy::egress`'s pure
+//! functions; this crate does the I/O around them: resolving names (with a timeout),
+//! connecting to the checked address (no second lookup), copying bytes, answering DNS,
+//! and reporting each connection as an event the CLI turns into audit.
+
+#![forbid(unsafe_code)]
+
+pub mod dns;
+pub mod names;
