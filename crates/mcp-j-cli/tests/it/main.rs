@@ -5,6 +5,7 @@
 //! - `common`: the harness (runners, bounded processes, the attack binary, sessions).
 //! - `escape`: a hostile program tries to get out of `mcp-j exec` (one module per area).
 //! - `exec`, `run`, `audit`, `config`, `doctor`: each subcommand through the real binary.
+//! - `egress`: `--allow-net` in a network the test makes for itself.
 //! - `real_servers`: real MCP servers and clients from `.deps/` under `mcp-j run`.
 //! - `testnet`: the network namespace the egress tests make (`common::testnet`).
 
@@ -13,6 +14,7 @@ mod common;
 mod audit;
 mod config;
 mod doctor;
+mod egress;
 mod escape;
 mod exec;
 mod real_servers;
