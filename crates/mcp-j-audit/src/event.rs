@@ -485,7 +485,7 @@ pub struct NetConnect {
     /// The allowlist rule that allowed it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
-    /// `allowed` or `refused`.
+    /// `allowed`, `refused` or `failed`.
     pub decision: NetDecision,
     /// Why it was refused, or why an allowed connection failed.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -506,6 +506,8 @@ pub enum NetDecision {
     Allowed,
     /// Refused (not on the allowlist, a special address, a bad request).
     Refused,
+    /// Allowed, but the name did not resolve or the destination did not answer.
+    Failed,
 }
 
 /// The symbolic name of `errno` (`EPERM`), for the errnos a sandbox denial or a failed

@@ -1,8 +1,15 @@
 //! `--allow-net`: the user's allowlist (flags and the `--manifest` they passed), what the
 //! jail gets for it (the engine's [`EgressSpec`]: which listeners init binds, which
-//! networks become local), and the environment that points programs at the proxy.
-//! Pure functions; serving the listeners is `mcp-j-egress`'s.
+//! networks become local), the environment that points programs at the proxy, and
+//! [`serve`]: the listeners init handed out, served by `mcp-j-egress` on a thread of their
+//! own, each connection told to the audit log and each refusal once to stderr.
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use mcp_j_egress::event::{ConnectEvent, Outcome};
+use mcp_j_engine::network::EgressSocket;
 use mcp_j_engine::spec::EgressSpec;
 use mcp_j_policy::egress::{Allowlist, Target};
 
@@ -64,6 +71,129 @@ pub fn proxy_env(port: u16) -> Vec<(String, String)> {
     env.push(("npm_config_https_proxy".to_owned(), http.clone()));
     env.push(("PIP_PROXY".to_owned(), http));
     env
+}
+
+/// How many refused connections are named on stderr; the audit log has them all.
+const MAX_NAMED_REFUSALS: usize = 20;
+
+/// The egress layer of one jail, served until the value is dropped (or mcp-j exits).
+pub struct Service {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// After [`mcp_j_engine::Jail::wait_ready`]: serve the jail's egress sockets, if it has
+/// an allowlist, recording each connection as `net.connect`. Keep the value until the
+/// jail has ended.
+pub fn serve_jail(
+    jail: &mut mcp_j_engine::Jail,
+    resolved: &crate::sandbox_opts::Resolved,
+    session: &crate::audit::Session,
+) -> anyhow::Result<Option<Service>> {
+    let sockets = jail.take_egress_sockets().map_err(crate::commands::setup_context)?;
+    if sockets.is_empty() {
+        return Ok(None);
+    }
+    let log = Arc::clone(&session.log);
+    let service = serve(sockets, resolved.allowlist.clone(), move |event| {
+        let _ = log.net_connect(crate::audit_glue::net_connect(event));
+    })
+    .map_err(|e| anyhow::anyhow!("cannot start the egress proxy: {e}"))?;
+    Ok(Some(service))
+}
+
+/// Serve the sockets init bound in the jail (proxy, DNS stub, direct listeners) on a
+/// thread with a current-thread runtime: the supervisor's own thread stays free (`exec`
+/// has no runtime; `run`'s runs the MCP proxy). `on_event` gets each connection.
+pub fn serve(
+    sockets: Vec<(EgressSocket, OwnedFd)>,
+    allowlist: Allowlist,
+    on_event: impl Fn(&ConnectEvent) + Send + Sync + 'static,
+) -> std::io::Result<Service> {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let refusals = AtomicUsize::new(0);
+    let sink: mcp_j_egress::event::EventSink = Arc::new(move |event: ConnectEvent| {
+        if let Outcome::Refused { reason } | Outcome::Failed { reason } = &event.outcome {
+            let seen = refusals.fetch_add(1, Ordering::Relaxed) + 1;
+            if seen <= MAX_NAMED_REFUSALS {
+                eprintln!("mcp-j: network: {reason}");
+            } else if seen == MAX_NAMED_REFUSALS + 1 {
+                eprintln!("mcp-j: network: more connections were refused; the audit log (--audit-log) lists them");
+            }
+        }
+        on_event(&event);
+    });
+    let thread = std::thread::Builder::new().name("egress".into()).spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            eprintln!("mcp-j: cannot start the egress runtime; the jail's network reaches nothing");
+            return;
+        };
+        runtime.block_on(async move {
+            let allow = Arc::new(allowlist.clone());
+            let names = mcp_j_egress::names::SyntheticNames::avoiding(mcp_j_egress::names::DEFAULT_CAPACITY, &allowlist);
+            let egress = mcp_j_egress::proxy::Egress::new(
+                allowlist,
+                Arc::new(mcp_j_egress::resolve::SystemResolver),
+                Arc::new(names.clone()),
+                mcp_j_egress::proxy::Limits::default(),
+                sink,
+            );
+            let mut tasks = tokio::task::JoinSet::new();
+            for (kind, fd) in sockets {
+                match kind {
+                    EgressSocket::Proxy | EgressSocket::Direct { .. } => {
+                        let listener = match mcp_j_egress::proxy::into_tokio(std::net::TcpListener::from(fd)) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                eprintln!("mcp-j: cannot serve an egress listener: {e}");
+                                continue;
+                            }
+                        };
+                        let egress = egress.clone();
+                        if kind == EgressSocket::Proxy {
+                            tasks.spawn(async move { egress.serve_proxy(listener).await });
+                        } else {
+                            tasks.spawn(async move { egress.serve_direct(listener).await });
+                        }
+                    }
+                    EgressSocket::Dns => {
+                        let socket = std::net::UdpSocket::from(fd);
+                        let socket = match socket.set_nonblocking(true).and_then(|()| tokio::net::UdpSocket::from_std(socket)) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                eprintln!("mcp-j: cannot serve the DNS stub: {e}");
+                                continue;
+                            }
+                        };
+                        let (allow, names) = (Arc::clone(&allow), names.clone());
+                        tasks.spawn(async move {
+                            if let Err(e) = mcp_j_egress::dns::serve_dns(socket, allow, names, |_| {}).await {
+                                eprintln!("mcp-j: the DNS stub stopped: {e}");
+                            }
+                        });
+                    }
+                }
+            }
+            // Until the jail is gone; dropping the tasks closes every connection.
+            let _ = stopped.await;
+            tasks.abort_all();
+        });
+    })?;
+    Ok(Service {
+        stop: Some(stop),
+        thread: Some(thread),
+    })
 }
 
 #[cfg(test)]

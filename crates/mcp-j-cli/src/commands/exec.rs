@@ -60,6 +60,7 @@ fn exec_in_sandbox(opts: &SandboxOpts, command: &[String], verbose: u8) -> Resul
             return Err(e);
         }
         session.ready(&jail.wait_ready(READY_TIMEOUT).map_err(setup_context)?);
+        let _egress = crate::egress::serve_jail(&mut jail, &resolved, &session)?;
         jail.wait(resolved.timeout).map_err(setup_context)
     })();
     // The program's last output reaches the terminal before our own messages.
