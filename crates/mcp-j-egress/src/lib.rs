@@ -11,3 +11,11 @@
 //! and reporting each connection as an event the CLI turns into audit.
 
 #![forbid(unsafe_code)]
+
+pub mod event;
+pub mod proxy;
+pub mod resolve;
+
+pub use event::{ConnectEvent, EventSink, Outcome, Via};
+pub use proxy::{Egress, Limits, NoSyntheticNames, SyntheticNames};
+pub use resolve::{Resolver, SystemResolver};
