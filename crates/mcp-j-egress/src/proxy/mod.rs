@@ -339,6 +339,11 @@ impl Shared {
         let result = self.open_checked(host_text, port, record).await;
         if let Err(e) = &result {
             record.outcome = e.outcome();
+            // A refused destination has no allowing rule (a name's rule does not count
+            // when its address was refused).
+            if matches!(e, OpenError::Refused(_) | OpenError::Invalid(_)) {
+                record.rule = None;
+            }
         }
         result
     }
