@@ -135,11 +135,7 @@ impl FakeResolver {
             .answers
             .get(name)
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no such name (fake resolver)"))?;
-        Ok(seq
-            .get(index)
-            .or_else(|| seq.last())
-            .cloned()
-            .unwrap_or_default())
+        Ok(seq.get(index).or_else(|| seq.last()).cloned().unwrap_or_default())
     }
 }
 
@@ -174,10 +170,22 @@ mod tests {
             .with("a.test", &[ip("192.0.2.1")])
             .with_sequence("b.test", &[&[ip("192.0.2.2")], &[ip("127.0.0.1")]]);
         let t = Duration::from_secs(1);
-        assert_eq!(resolve_with_timeout(&r, "a.test", t).await.expect("a"), vec![ip("192.0.2.1")]);
-        assert_eq!(resolve_with_timeout(&r, "b.test", t).await.expect("b1"), vec![ip("192.0.2.2")]);
-        assert_eq!(resolve_with_timeout(&r, "b.test", t).await.expect("b2"), vec![ip("127.0.0.1")]);
-        assert_eq!(resolve_with_timeout(&r, "b.test", t).await.expect("b3"), vec![ip("127.0.0.1")]);
+        assert_eq!(
+            resolve_with_timeout(&r, "a.test", t).await.expect("a"),
+            vec![ip("192.0.2.1")]
+        );
+        assert_eq!(
+            resolve_with_timeout(&r, "b.test", t).await.expect("b1"),
+            vec![ip("192.0.2.2")]
+        );
+        assert_eq!(
+            resolve_with_timeout(&r, "b.test", t).await.expect("b2"),
+            vec![ip("127.0.0.1")]
+        );
+        assert_eq!(
+            resolve_with_timeout(&r, "b.test", t).await.expect("b3"),
+            vec![ip("127.0.0.1")]
+        );
         assert_eq!(r.calls("b.test"), 3);
         assert_eq!(r.calls("a.test"), 1);
         let err = resolve_with_timeout(&r, "c.test", t).await.expect_err("unknown");

@@ -34,7 +34,13 @@ pub(crate) async fn serve(shared: &Shared, mut stream: TcpStream, record: &mut R
         return;
     };
     record.allowed();
-    let relayed = relay(&mut stream, &mut upstream, shared.limits.buffer_size, shared.limits.idle_timeout).await;
+    let relayed = relay(
+        &mut stream,
+        &mut upstream,
+        shared.limits.buffer_size,
+        shared.limits.idle_timeout,
+    )
+    .await;
     record.bytes_up += relayed.up;
     record.bytes_down += relayed.down;
 }
@@ -49,10 +55,25 @@ mod tests {
     fn local_addresses_map_to_synthetic_names_or_to_themselves() {
         let names: HashMap<Ipv4Addr, String> = [(Ipv4Addr::new(127, 0, 53, 7), "api.example.com".to_string())].into();
         let sa = |s: &str| s.parse::<SocketAddr>().expect("addr");
-        assert_eq!(destination_of(sa("127.0.53.7:443"), &names), ("api.example.com".to_string(), 443));
-        assert_eq!(destination_of(sa("203.0.113.9:8080"), &names), ("203.0.113.9".to_string(), 8080));
-        assert_eq!(destination_of(sa("[::ffff:127.0.53.7]:80"), &names), ("api.example.com".to_string(), 80));
-        assert_eq!(destination_of(sa("[2001:db8::1]:443"), &names), ("[2001:db8::1]".to_string(), 443));
-        assert_eq!(destination_of(sa("127.0.0.1:443"), &super::super::NoSyntheticNames), ("127.0.0.1".to_string(), 443));
+        assert_eq!(
+            destination_of(sa("127.0.53.7:443"), &names),
+            ("api.example.com".to_string(), 443)
+        );
+        assert_eq!(
+            destination_of(sa("203.0.113.9:8080"), &names),
+            ("203.0.113.9".to_string(), 8080)
+        );
+        assert_eq!(
+            destination_of(sa("[::ffff:127.0.53.7]:80"), &names),
+            ("api.example.com".to_string(), 80)
+        );
+        assert_eq!(
+            destination_of(sa("[2001:db8::1]:443"), &names),
+            ("[2001:db8::1]".to_string(), 443)
+        );
+        assert_eq!(
+            destination_of(sa("127.0.0.1:443"), &super::super::NoSyntheticNames),
+            ("127.0.0.1".to_string(), 443)
+        );
     }
 }

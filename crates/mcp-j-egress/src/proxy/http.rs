@@ -45,12 +45,9 @@ enum HeadError {
 /// Serve one HTTP connection on the proxy listener.
 pub(crate) async fn serve(shared: &Shared, mut stream: TcpStream, record: &mut Record) {
     let limits = &shared.limits;
-    let head = tokio::time::timeout(
-        limits.header_timeout,
-        read_head(&mut stream, limits.max_header_bytes),
-    )
-    .await
-    .unwrap_or(Err(HeadError::Timeout));
+    let head = tokio::time::timeout(limits.header_timeout, read_head(&mut stream, limits.max_header_bytes))
+        .await
+        .unwrap_or(Err(HeadError::Timeout));
     let (buf, head_len) = match head {
         Ok(head) => head,
         Err(HeadError::Closed) => return,
@@ -59,10 +56,21 @@ pub(crate) async fn serve(shared: &Shared, mut stream: TcpStream, record: &mut R
                 "the request head is larger than {} bytes or has more than {MAX_HEADERS} headers",
                 limits.max_header_bytes
             );
-            return refuse(&mut stream, record, 431, "Request Header Fields Too Large", why, limits.header_timeout).await;
+            return refuse(
+                &mut stream,
+                record,
+                431,
+                "Request Header Fields Too Large",
+                why,
+                limits.header_timeout,
+            )
+            .await;
         }
         Err(HeadError::Timeout) => {
-            let why = format!("no complete request head within {}s", limits.header_timeout.as_secs_f64());
+            let why = format!(
+                "no complete request head within {}s",
+                limits.header_timeout.as_secs_f64()
+            );
             return refuse(&mut stream, record, 408, "Request Timeout", why, limits.header_timeout).await;
         }
         Err(HeadError::Malformed(why)) => {
@@ -85,8 +93,13 @@ pub(crate) async fn serve(shared: &Shared, mut stream: TcpStream, record: &mut R
         connect(shared, stream, record, target, body_start).await;
     } else {
         record.via = Via::HttpForward;
-        let version = request.version.unwrap_or(1);
-        forward(shared, stream, record, method, target, version, request.headers, body_start).await;
+        let head = RequestHead {
+            method,
+            target,
+            version: request.version.unwrap_or(1),
+            headers: request.headers,
+        };
+        forward(shared, stream, record, &head, body_start).await;
     }
 }
 
@@ -102,7 +115,11 @@ async fn connect(shared: &Shared, mut stream: TcpStream, record: &mut Record, ta
         Err(e) => return refuse_open(&mut stream, &e, limits.header_timeout).await,
     };
     record.allowed();
-    if stream.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
+    if stream
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .is_err()
+    {
         return;
     }
     // A client may send its first bytes (a TLS ClientHello) without waiting for the 200.
@@ -118,19 +135,15 @@ async fn connect(shared: &Shared, mut stream: TcpStream, record: &mut Record, ta
 }
 
 /// An absolute-URI request: rewrite its head for the origin and relay.
-#[allow(clippy::too_many_arguments)]
 async fn forward(
     shared: &Shared,
     mut stream: TcpStream,
     record: &mut Record,
-    method: &str,
-    target: &str,
-    version: u8,
-    headers: &[httparse::Header<'_>],
+    head: &RequestHead<'_, '_>,
     body_start: &[u8],
 ) {
     let limits = &shared.limits;
-    let uri = match parse_absolute_uri(target) {
+    let uri = match parse_absolute_uri(head.target) {
         Ok(uri) => uri,
         Err(why) => return refuse(&mut stream, record, 400, "Bad Request", why, limits.header_timeout).await,
     };
@@ -139,11 +152,11 @@ async fn forward(
         Err(e) => return refuse_open(&mut stream, &e, limits.header_timeout).await,
     };
     record.allowed();
-    let head = origin_request_head(method, &uri, version, headers);
-    if upstream.write_all(&head).await.is_err() {
+    let origin_head = origin_request_head(head.method, &uri, head.version, head.headers);
+    if upstream.write_all(&origin_head).await.is_err() {
         return;
     }
-    record.bytes_up += head.len() as u64;
+    record.bytes_up += origin_head.len() as u64;
     if !body_start.is_empty() {
         if upstream.write_all(body_start).await.is_err() {
             return;
@@ -153,6 +166,15 @@ async fn forward(
     let relayed = relay(&mut stream, &mut upstream, limits.buffer_size, limits.idle_timeout).await;
     record.bytes_up += relayed.up;
     record.bytes_down += relayed.down;
+}
+
+/// The parsed request line and headers of a forwarded request.
+struct RequestHead<'h, 'b> {
+    method: &'b str,
+    target: &'b str,
+    /// The minor version: `HTTP/1.0` stays 1.0.
+    version: u8,
+    headers: &'h [httparse::Header<'b>],
 }
 
 /// Read until the end of the request head. Returns the bytes read (the head, then possibly
@@ -200,11 +222,22 @@ pub(crate) fn parse_absolute_uri(target: &str) -> Result<AbsoluteUri<'_>, String
     let rest = match scheme {
         Some(s) if s.eq_ignore_ascii_case("http") => &target[s.len() + 3..],
         Some(s) if s.eq_ignore_ascii_case("https") => {
-            return Err("an https:// URL goes through CONNECT (set HTTPS_PROXY to this proxy), not a forwarded request".to_string());
+            return Err(
+                "an https:// URL goes through CONNECT (set HTTPS_PROXY to this proxy), not a forwarded request"
+                    .to_string(),
+            );
         }
-        Some(s) => return Err(format!("the scheme `{}` is not forwarded (http:// only; other protocols go through CONNECT or SOCKS5)", printable(s))),
+        Some(s) => {
+            return Err(format!(
+                "the scheme `{}` is not forwarded (http:// only; other protocols go through CONNECT or SOCKS5)",
+                printable(s)
+            ));
+        }
         None => {
-            return Err("this is mcp-j's egress proxy: send an absolute URI (GET http://host/path) or CONNECT host:port".to_string());
+            return Err(
+                "this is mcp-j's egress proxy: send an absolute URI (GET http://host/path) or CONNECT host:port"
+                    .to_string(),
+            );
         }
     };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -249,7 +282,9 @@ pub(crate) fn split_authority(text: &str) -> Option<(&str, Option<u16>)> {
     }
     let port = match port {
         None => None,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => Some(p.parse::<u16>().ok().filter(|&p| p > 0)?),
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(p.parse::<u16>().ok().filter(|&p| p > 0)?)
+        }
         Some(_) => return None,
     };
     Some((host, port))
@@ -258,11 +293,21 @@ pub(crate) fn split_authority(text: &str) -> Option<(&str, Option<u16>)> {
 /// The request head sent to the origin: origin-form target, `Host` from the URI, the
 /// client's headers minus hop-by-hop ones (and those its `Connection` header names), and
 /// `Connection: close`.
-pub(crate) fn origin_request_head(method: &str, uri: &AbsoluteUri<'_>, version: u8, headers: &[httparse::Header<'_>]) -> Vec<u8> {
+pub(crate) fn origin_request_head(
+    method: &str,
+    uri: &AbsoluteUri<'_>,
+    version: u8,
+    headers: &[httparse::Header<'_>],
+) -> Vec<u8> {
     let named_by_connection: Vec<String> = headers
         .iter()
         .filter(|h| h.name.eq_ignore_ascii_case("connection") || h.name.eq_ignore_ascii_case("proxy-connection"))
-        .flat_map(|h| String::from_utf8_lossy(h.value).split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .flat_map(|h| {
+            String::from_utf8_lossy(h.value)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
         .filter(|t| !t.is_empty())
         .collect();
     let mut head = Vec::with_capacity(512);
@@ -297,7 +342,14 @@ async fn refuse_open(stream: &mut TcpStream, e: &OpenError, timeout: Duration) {
 }
 
 /// Answer with an error the proxy itself found (bad or oversize request) and record it.
-async fn refuse(stream: &mut TcpStream, record: &mut Record, status: u16, reason: &str, why: String, timeout: Duration) {
+async fn refuse(
+    stream: &mut TcpStream,
+    record: &mut Record,
+    status: u16,
+    reason: &str,
+    why: String,
+    timeout: Duration,
+) {
     let body = format!("mcp-j egress: {why}\n");
     record.refuse(why);
     let _ = tokio::time::timeout(timeout, write_response(stream, status, reason, &body)).await;
@@ -337,7 +389,10 @@ mod tests {
             }
         );
         let u = parse_absolute_uri("HTTP://user:pw@Example.com").expect("uri");
-        assert_eq!((u.host, u.port, u.authority, u.path.as_str()), ("Example.com", 80, "Example.com", "/"));
+        assert_eq!(
+            (u.host, u.port, u.authority, u.path.as_str()),
+            ("Example.com", 80, "Example.com", "/")
+        );
         let u = parse_absolute_uri("http://[::1]:81?x=1").expect("uri");
         assert_eq!((u.host, u.port, u.path.as_str()), ("[::1]", 81, "/?x=1"));
         let u = parse_absolute_uri("http://a@b@0x7f.1/").expect("uri");

@@ -124,7 +124,9 @@ async fn handshake(stream: &mut TcpStream) -> Result<Request, Handshake> {
     stream.read_exact(&mut head).await.map_err(gone)?;
     let [version, command, _reserved, atyp] = head;
     if version != VERSION {
-        return Err(Handshake::Gone(format!("SOCKS version {version} in the request (5 expected)")));
+        return Err(Handshake::Gone(format!(
+            "SOCKS version {version} in the request (5 expected)"
+        )));
     }
     let host = match atyp {
         ATYP_IPV4 => {

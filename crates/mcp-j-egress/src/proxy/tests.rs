@@ -25,7 +25,9 @@ const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Fail instead of hanging.
 async fn bounded<F: Future>(f: F) -> F::Output {
-    tokio::time::timeout(Duration::from_secs(20), f).await.expect("test timed out")
+    tokio::time::timeout(Duration::from_secs(20), f)
+        .await
+        .expect("test timed out")
 }
 
 /// A tiny HTTP origin: reads one request head (and a `Content-Length` body), records
@@ -49,7 +51,9 @@ impl Origin {
         let (a, h) = (accepted.clone(), heads.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 a.fetch_add(1, Ordering::SeqCst);
                 let h = h.clone();
                 tokio::spawn(async move { answer(stream, h).await });
@@ -91,7 +95,11 @@ async fn answer(mut stream: TcpStream, heads: Arc<Mutex<Vec<String>>>) {
     let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
     let length = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_string())
+        })
         .and_then(|v| v.parse::<usize>().ok())
         .unwrap_or(0);
     heads.lock().expect("lock").push(head);
@@ -192,7 +200,11 @@ async fn exchange(proxy: SocketAddr, request: &[u8]) -> String {
 }
 
 async fn http_get(proxy: SocketAddr, url: &str) -> String {
-    exchange(proxy, format!("GET {url} HTTP/1.1\r\nHost: ignored\r\nAccept: */*\r\n\r\n").as_bytes()).await
+    exchange(
+        proxy,
+        format!("GET {url} HTTP/1.1\r\nHost: ignored\r\nAccept: */*\r\n\r\n").as_bytes(),
+    )
+    .await
 }
 
 fn status(answer: &str) -> u16 {
@@ -231,7 +243,9 @@ async fn connect_tunnel(proxy: SocketAddr, authority: &str) -> (String, TcpStrea
 
 /// A plain request through an open tunnel or direct connection; the whole answer.
 async fn get_through(mut s: TcpStream) -> String {
-    s.write_all(b"GET /through HTTP/1.1\r\nHost: allowed.test\r\n\r\n").await.expect("write");
+    s.write_all(b"GET /through HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+        .await
+        .expect("write");
     let mut answer = Vec::new();
     let _ = s.read_to_end(&mut answer).await;
     String::from_utf8_lossy(&answer).into_owned()
@@ -340,8 +354,11 @@ async fn http_forward_streams_a_request_body_both_ways() {
         let port = origin.port();
         let mut proxy = Proxy::start(usual(port), resolver_allowed(), Limits::default()).await;
         let payload: Vec<u8> = (0..300_000u32).map(|i| b'a' + (i % 26) as u8).collect();
-        let mut request =
-            format!("POST http://allowed.test:{port}/up HTTP/1.1\r\nContent-Length: {}\r\n\r\n", payload.len()).into_bytes();
+        let mut request = format!(
+            "POST http://allowed.test:{port}/up HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            payload.len()
+        )
+        .into_bytes();
         request.extend_from_slice(&payload);
         let answer = exchange(proxy.addr, &request).await;
         assert_eq!(status(&answer), 200);
@@ -365,13 +382,39 @@ async fn connect_tunnel_reaches_the_origin() {
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         let answer = get_through(tunnel).await;
         assert_eq!(body(&answer), ORIGIN_BODY);
-        assert_eq!(origin.last_head(), "GET /through HTTP/1.1\r\nHost: allowed.test\r\n\r\n");
+        assert_eq!(
+            origin.last_head(),
+            "GET /through HTTP/1.1\r\nHost: allowed.test\r\n\r\n"
+        );
         let e = proxy.event().await;
         assert_eq!(e.via, Via::Connect);
         assert_eq!((e.host.as_str(), e.port), ("allowed.test", port));
         assert_eq!(e.outcome, Outcome::Allowed);
         assert_eq!(e.bytes_up, origin.last_head().len() as u64);
         assert_eq!(e.bytes_down, origin_response_len());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connect_forwards_bytes_sent_before_the_200() {
+    bounded(async {
+        let origin = Origin::bind("127.0.0.1:0").await;
+        let port = origin.port();
+        let mut proxy = Proxy::start(usual(port), resolver_allowed(), Limits::default()).await;
+        // The CONNECT head and the first request in one write, as an eager TLS client does.
+        let request = "GET /early HTTP/1.1\r\nHost: allowed.test\r\n\r\n";
+        let both = format!("CONNECT 0x7f.1:{port} HTTP/1.1\r\n\r\n{request}");
+        let answer = exchange(proxy.addr, both.as_bytes()).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.1 200 OK"),
+            "{answer}"
+        );
+        assert_eq!(origin.last_head(), request);
+        let e = proxy.event().await;
+        assert_eq!(e.host, "0x7f.1", "the host as asked; the address says what it meant");
+        assert_eq!(e.addr, Some(SocketAddr::new(LOCALHOST, port)));
+        assert_eq!(e.bytes_up, request.len() as u64);
     })
     .await;
 }
@@ -387,7 +430,10 @@ async fn socks5_with_a_domain_name_or_an_address_reaches_the_origin() {
         assert_eq!(body(&get_through(s).await), ORIGIN_BODY);
         let e = proxy.event().await;
         assert_eq!(e.via, Via::Socks5);
-        assert_eq!((e.host.as_str(), e.port, e.outcome.clone()), ("allowed.test", port, Outcome::Allowed));
+        assert_eq!(
+            (e.host.as_str(), e.port, e.outcome.clone()),
+            ("allowed.test", port, Outcome::Allowed)
+        );
         assert_eq!(e.bytes_down, origin_response_len());
 
         let (code, s) = socks5(proxy.addr, SocksDest::V4(Ipv4Addr::LOCALHOST), port, 1).await;
@@ -412,11 +458,20 @@ async fn a_name_not_on_the_list_is_refused_everywhere_and_never_looked_up() {
         let answer = http_get(proxy.addr, &format!("http://denied.test:{port}/")).await;
         assert_eq!(status(&answer), 403, "{answer}");
         let why = body(&answer);
-        assert!(why.contains(&format!("denied.test:{port} is not on the network allowlist")), "{why}");
+        assert!(
+            why.contains(&format!("denied.test:{port} is not on the network allowlist")),
+            "{why}"
+        );
         assert!(why.contains(&format!("--allow-net denied.test:{port}")), "{why}");
         let e = proxy.event().await;
-        assert_eq!((e.via, e.host.as_str(), e.port), (Via::HttpForward, "denied.test", port));
-        assert!(matches!(&e.outcome, Outcome::Refused { reason } if why.contains(reason.as_str())), "{e:?}");
+        assert_eq!(
+            (e.via, e.host.as_str(), e.port),
+            (Via::HttpForward, "denied.test", port)
+        );
+        assert!(
+            matches!(&e.outcome, Outcome::Refused { reason } if why.contains(reason.as_str())),
+            "{e:?}"
+        );
         assert_eq!((e.rule, e.addr, e.bytes_up, e.bytes_down), (None, None, 0, 0));
 
         let (head, _s) = connect_tunnel(proxy.addr, &format!("denied.test:{port}")).await;
@@ -428,7 +483,11 @@ async fn a_name_not_on_the_list_is_refused_everywhere_and_never_looked_up() {
         assert!(matches!(proxy.event().await.outcome, Outcome::Refused { .. }));
 
         assert_eq!(origin.accepted(), 0, "the origin never saw a connection");
-        assert_eq!(resolver.calls("denied.test"), 0, "a name no rule allows is never resolved");
+        assert_eq!(
+            resolver.calls("denied.test"),
+            0,
+            "a name no rule allows is never resolved"
+        );
 
         // Positive control: the allowed name through the same proxy.
         let answer = http_get(proxy.addr, &format!("http://allowed.test:{port}/")).await;
@@ -476,8 +535,14 @@ async fn a_name_resolving_to_loopback_needs_the_users_loopback_rule() {
         let mut proxy = Proxy::start(name_only, resolver_allowed(), Limits::default()).await;
         let answer = http_get(proxy.addr, &format!("http://allowed.test:{port}/")).await;
         assert_eq!(status(&answer), 403, "{answer}");
-        assert!(body(&answer).contains("resolves to 127.0.0.1, which is refused: loopback"), "{answer}");
-        assert!(body(&answer).contains(&format!("--allow-net 127.0.0.1:{port}")), "{answer}");
+        assert!(
+            body(&answer).contains("resolves to 127.0.0.1, which is refused: loopback"),
+            "{answer}"
+        );
+        assert!(
+            body(&answer).contains(&format!("--allow-net 127.0.0.1:{port}")),
+            "{answer}"
+        );
         let e = proxy.event().await;
         assert_eq!(e.rule, None, "a special address refusal reports no allowing rule");
         let (code, _s) = socks5(proxy.addr, SocksDest::Name("allowed.test"), port, 1).await;
@@ -488,9 +553,18 @@ async fn a_name_resolving_to_loopback_needs_the_users_loopback_rule() {
 
         // Positive control: the user's own loopback rule unlocks it, in any spelling.
         let proxy = Proxy::start(usual(port), resolver_allowed(), Limits::default()).await;
-        assert_eq!(status(&http_get(proxy.addr, &format!("http://allowed.test:{port}/")).await), 200);
-        assert_eq!(status(&http_get(proxy.addr, &format!("http://0x7f.1:{port}/")).await), 200);
-        assert_eq!(status(&http_get(proxy.addr, &format!("http://2130706433:{port}/")).await), 200);
+        assert_eq!(
+            status(&http_get(proxy.addr, &format!("http://allowed.test:{port}/")).await),
+            200
+        );
+        assert_eq!(
+            status(&http_get(proxy.addr, &format!("http://0x7f.1:{port}/")).await),
+            200
+        );
+        assert_eq!(
+            status(&http_get(proxy.addr, &format!("http://2130706433:{port}/")).await),
+            200
+        );
         assert_eq!(origin.accepted(), 3);
     })
     .await;
@@ -503,7 +577,11 @@ async fn a_package_rule_never_unlocks_loopback() {
         let port = origin.port();
         let package_loopback = rules(
             &[format!("allowed.test:{port}")],
-            &[format!("127.0.0.1:{port}"), format!("127.0.0.0/8:{port}"), "0.0.0.0/0".to_string()],
+            &[
+                format!("127.0.0.1:{port}"),
+                format!("127.0.0.0/8:{port}"),
+                "0.0.0.0/0".to_string(),
+            ],
         );
         let proxy = Proxy::start(package_loopback, resolver_allowed(), Limits::default()).await;
         for url in [
@@ -517,14 +595,23 @@ async fn a_package_rule_never_unlocks_loopback() {
         }
         let (code, _s) = socks5(proxy.addr, SocksDest::V4(Ipv4Addr::LOCALHOST), port, 1).await;
         assert_eq!(code, socks::REPLY_NOT_ALLOWED);
-        let (code, _s) = socks5(proxy.addr, SocksDest::V6("::ffff:127.0.0.1".parse().expect("v6")), port, 1).await;
+        let (code, _s) = socks5(
+            proxy.addr,
+            SocksDest::V6("::ffff:127.0.0.1".parse().expect("v6")),
+            port,
+            1,
+        )
+        .await;
         assert_eq!(code, socks::REPLY_NOT_ALLOWED);
         assert_eq!(origin.accepted(), 0);
 
         // Positive control: the same rule given by the user.
         let user = rules(&[format!("allowed.test:{port}"), format!("127.0.0.1:{port}")], &[]);
         let proxy = Proxy::start(user, resolver_allowed(), Limits::default()).await;
-        assert_eq!(status(&http_get(proxy.addr, &format!("http://127.0.0.1:{port}/")).await), 200);
+        assert_eq!(
+            status(&http_get(proxy.addr, &format!("http://127.0.0.1:{port}/")).await),
+            200
+        );
         assert_eq!(origin.accepted(), 1);
     })
     .await;
@@ -548,7 +635,11 @@ async fn rebinding_connects_only_to_the_checked_address() {
 
         let answer = http_get(proxy.addr, &format!("http://rebind.test:{port}/")).await;
         assert_eq!(status(&answer), 200, "{answer}");
-        assert_eq!(resolver.calls("rebind.test"), 1, "one lookup per connection, no second one");
+        assert_eq!(
+            resolver.calls("rebind.test"),
+            1,
+            "one lookup per connection, no second one"
+        );
         assert_eq!(proxy.event().await.addr, Some(SocketAddr::new(LOCALHOST, port)));
         assert_eq!((origin.accepted(), trap.accepted()), (1, 0));
 
@@ -556,7 +647,11 @@ async fn rebinding_connects_only_to_the_checked_address() {
         let (head, _s) = connect_tunnel(proxy.addr, &format!("rebind.test:{port}")).await;
         assert!(head.starts_with("HTTP/1.1 403"), "{head}");
         assert_eq!(resolver.calls("rebind.test"), 2);
-        assert_eq!((origin.accepted(), trap.accepted()), (1, 0), "the trap is never connected");
+        assert_eq!(
+            (origin.accepted(), trap.accepted()),
+            (1, 0),
+            "the trap is never connected"
+        );
     })
     .await;
 }
@@ -575,7 +670,8 @@ async fn direct_listeners_map_their_local_address_to_the_destination() {
             (Ipv4Addr::new(127, 0, 0, 3), "denied.test".to_string()),
         ]
         .into();
-        let mut proxy = Proxy::start_with_names(usual(port), resolver_allowed(), Arc::new(names), Limits::default()).await;
+        let mut proxy =
+            Proxy::start_with_names(usual(port), resolver_allowed(), Arc::new(names), Limits::default()).await;
         let four = others.pop().expect("listener");
         let three = others.pop().expect("listener");
         let two = others.pop().expect("listener");
@@ -598,7 +694,11 @@ async fn direct_listeners_map_their_local_address_to_the_destination() {
             assert_eq!((e.via, e.host.as_str()), (Via::Direct, host));
             assert!(matches!(e.outcome, Outcome::Refused { .. }), "{e:?}");
         }
-        assert_eq!(origin.accepted(), 1, "refused direct connections never reach the origin");
+        assert_eq!(
+            origin.accepted(),
+            1,
+            "refused direct connections never reach the origin"
+        );
     })
     .await;
 }
@@ -618,7 +718,11 @@ async fn oversize_request_heads_are_refused_with_431() {
         assert!(body(&answer).contains("larger than 16384 bytes"), "{answer}");
         assert!(matches!(proxy.event().await.outcome, Outcome::Refused { .. }));
         let many: String = (0..150).map(|i| format!("X-{i}: v\r\n")).collect();
-        let answer = exchange(proxy.addr, format!("GET http://allowed.test:{port}/ HTTP/1.1\r\n{many}\r\n").as_bytes()).await;
+        let answer = exchange(
+            proxy.addr,
+            format!("GET http://allowed.test:{port}/ HTTP/1.1\r\n{many}\r\n").as_bytes(),
+        )
+        .await;
         assert_eq!(status(&answer), 431, "{answer}");
         assert_eq!(origin.accepted(), 0);
 
@@ -687,7 +791,10 @@ async fn a_slow_request_head_times_out_with_408() {
         assert_eq!(status(&answer), 408, "{answer}");
         assert_eq!(origin.accepted(), 0);
         // Positive control: a complete head in time.
-        assert_eq!(status(&http_get(proxy.addr, &format!("http://allowed.test:{port}/")).await), 200);
+        assert_eq!(
+            status(&http_get(proxy.addr, &format!("http://allowed.test:{port}/")).await),
+            200
+        );
     })
     .await;
 }
@@ -708,7 +815,10 @@ async fn an_idle_tunnel_is_closed() {
         let mut rest = Vec::new();
         let _ = idle.read_to_end(&mut rest).await;
         assert!(rest.is_empty());
-        assert!(started.elapsed() >= Duration::from_millis(250), "closed only after the idle time");
+        assert!(
+            started.elapsed() >= Duration::from_millis(250),
+            "closed only after the idle time"
+        );
         let e = proxy.event().await;
         assert_eq!((e.outcome, e.bytes_up, e.bytes_down), (Outcome::Allowed, 0, 0));
         // Positive control: an active tunnel under the same limits completes.
@@ -765,7 +875,12 @@ async fn a_hanging_resolver_costs_one_connection_its_timeout() {
             resolve_timeout: Duration::from_millis(100),
             ..Limits::default()
         };
-        let proxy = Proxy::start(rules(&["slow.test:80".to_string()], &[]), Arc::new(HangingResolver), limits).await;
+        let proxy = Proxy::start(
+            rules(&["slow.test:80".to_string()], &[]),
+            Arc::new(HangingResolver),
+            limits,
+        )
+        .await;
         let answer = http_get(proxy.addr, "http://slow.test/").await;
         assert_eq!(status(&answer), 502, "{answer}");
         assert!(body(&answer).contains("timed out"), "{answer}");
@@ -780,10 +895,22 @@ async fn malformed_requests_are_refused_with_a_reason() {
         let port = origin.port();
         let proxy = Proxy::start(usual(port), resolver_allowed(), Limits::default()).await;
         let table = [
-            (format!("GET /local HTTP/1.1\r\nHost: allowed.test:{port}\r\n\r\n"), 400, "absolute URI"),
-            (format!("GET https://allowed.test:{port}/ HTTP/1.1\r\n\r\n"), 400, "CONNECT"),
+            (
+                format!("GET /local HTTP/1.1\r\nHost: allowed.test:{port}\r\n\r\n"),
+                400,
+                "absolute URI",
+            ),
+            (
+                format!("GET https://allowed.test:{port}/ HTTP/1.1\r\n\r\n"),
+                400,
+                "CONNECT",
+            ),
             (format!("GET http://a..test:{port}/ HTTP/1.1\r\n\r\n"), 400, "not valid"),
-            (format!("GET http://%61llowed.test:{port}/ HTTP/1.1\r\n\r\n"), 400, "not valid"),
+            (
+                format!("GET http://%61llowed.test:{port}/ HTTP/1.1\r\n\r\n"),
+                400,
+                "not valid",
+            ),
             ("CONNECT allowed.test HTTP/1.1\r\n\r\n".to_string(), 400, "host:port"),
             ("NOT HTTP AT ALL\r\n\r\n".to_string(), 400, "HTTP/1.x"),
         ];
@@ -796,7 +923,10 @@ async fn malformed_requests_are_refused_with_a_reason() {
         assert_eq!(code, socks::REPLY_COMMAND_NOT_SUPPORTED, "BIND is not supported");
         assert_eq!(origin.accepted(), 0);
         // Positive control.
-        assert_eq!(status(&http_get(proxy.addr, &format!("http://allowed.test:{port}/")).await), 200);
+        assert_eq!(
+            status(&http_get(proxy.addr, &format!("http://allowed.test:{port}/")).await),
+            200
+        );
     })
     .await;
 }
@@ -837,7 +967,9 @@ fn the_proxy_serves_concurrent_connections_on_a_current_thread_runtime() {
 }
 
 /// Run futures concurrently on the current task (no extra dependency for `join_all`).
-async fn futures_join_all<F: Future<Output = String> + Send + 'static>(futures: impl Iterator<Item = F>) -> Vec<String> {
+async fn futures_join_all<F: Future<Output = String> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<String> {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();
     let mut out = Vec::new();
     for h in handles {
