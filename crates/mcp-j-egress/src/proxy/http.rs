@@ -338,7 +338,7 @@ async fn refuse_open(stream: &mut TcpStream, e: &OpenError, timeout: Duration) {
         OpenError::ConnectTimeout(_) => (504, "Gateway Timeout"),
     };
     let body = format!("mcp-j egress: {}\n", e.message());
-    let _ = tokio::time::timeout(timeout, write_response(stream, status, reason, &body)).await;
+    let _ = write_response(stream, status, reason, &body, timeout).await;
 }
 
 /// Answer with an error the proxy itself found (bad or oversize request) and record it.
@@ -352,17 +352,48 @@ async fn refuse(
 ) {
     let body = format!("mcp-j egress: {why}\n");
     record.refuse(why);
-    let _ = tokio::time::timeout(timeout, write_response(stream, status, reason, &body)).await;
+    let _ = write_response(stream, status, reason, &body, timeout).await;
 }
 
-async fn write_response(stream: &mut TcpStream, status: u16, reason: &str, body: &str) -> std::io::Result<()> {
+async fn write_response(
+    stream: &mut TcpStream,
+    status: u16,
+    reason: &str,
+    body: &str,
+    timeout: Duration,
+) -> std::io::Result<()> {
     let response = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream.write_all(response.as_bytes()).await?;
-    stream.shutdown().await
+    tokio::time::timeout(timeout, async {
+        stream.write_all(response.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+    // Closing a socket with unread input sends a reset, which can destroy the answer
+    // before the client reads it, or fail the client's write of the rest of a refused
+    // upload: read and discard what the client is still sending, boundedly.
+    let drain = async {
+        let mut sink = [0u8; 8192];
+        let mut left = DRAIN_MAX_BYTES;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    Ok(())
 }
+
+/// How long a refused client may go on sending before the proxy closes anyway.
+const DRAIN_TIME: Duration = Duration::from_secs(1);
+
+/// How much of a refused request's remaining input is read and discarded before closing.
+const DRAIN_MAX_BYTES: usize = 1024 * 1024;
 
 /// At most 100 printable characters of client-supplied text, for messages.
 fn printable(text: &str) -> String {

@@ -14,11 +14,15 @@
 //!   ([`SyntheticNames`]), or else an allowlisted address made local to the jail. It is then
 //!   forwarded exactly as a `CONNECT` to that name or address and the listener's port.
 //!
-//! Every destination goes through one function ([`Shared::open`]): parse the host as the
+//! Every destination goes through one function (`Shared::open`): parse the host as the
 //! policy crate does (every `inet_aton` spelling), resolve a name only when a rule allows
 //! it (with a timeout), `Allowlist::decide`, then connect to the checked address (no second
 //! lookup) with a timeout. Bounds ([`Limits`]): concurrent connections per proxy, request
 //! header size, header-read and idle timeouts.
+//!
+//! Each connection ends with one [`ConnectEvent`] to the caller's sink. Dropping a
+//! `serve_*` future closes the connections it accepted, without their events (the jail is
+//! going away).
 
 mod copy;
 mod direct;

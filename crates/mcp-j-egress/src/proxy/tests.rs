@@ -474,11 +474,11 @@ async fn a_name_not_on_the_list_is_refused_everywhere_and_never_looked_up() {
         );
         assert_eq!((e.rule, e.addr, e.bytes_up, e.bytes_down), (None, None, 0, 0));
 
-        let (head, _s) = connect_tunnel(proxy.addr, &format!("denied.test:{port}")).await;
+        let (head, _) = connect_tunnel(proxy.addr, &format!("denied.test:{port}")).await;
         assert!(head.starts_with("HTTP/1.1 403 Forbidden"), "{head}");
         assert_eq!(proxy.event().await.via, Via::Connect);
 
-        let (code, _s) = socks5(proxy.addr, SocksDest::Name("denied.test"), port, 1).await;
+        let (code, _) = socks5(proxy.addr, SocksDest::Name("denied.test"), port, 1).await;
         assert_eq!(code, socks::REPLY_NOT_ALLOWED);
         assert!(matches!(proxy.event().await.outcome, Outcome::Refused { .. }));
 
@@ -499,6 +499,40 @@ async fn a_name_not_on_the_list_is_refused_everywhere_and_never_looked_up() {
 }
 
 #[tokio::test]
+async fn a_refused_upload_still_reads_its_403() {
+    bounded(async {
+        let origin = Origin::bind("127.0.0.1:0").await;
+        let port = origin.port();
+        let proxy = Proxy::start(usual(port), resolver_allowed(), Limits::default()).await;
+        // The proxy answers after the head while the body is still coming, slowly: the
+        // rest of the upload must not be met with a reset (a failed write, a lost answer).
+        for (host, want) in [("denied.test", 403), ("allowed.test", 200)] {
+            let chunk = vec![b'x'; 16 * 1024];
+            let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+            let head = format!(
+                "POST http://{host}:{port}/ HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+                16 * chunk.len()
+            );
+            s.write_all(head.as_bytes()).await.expect("head");
+            for i in 0..16 {
+                tokio::time::sleep(Duration::from_millis(15)).await;
+                s.write_all(&chunk)
+                    .await
+                    .unwrap_or_else(|e| panic!("{host}: chunk {i}: {e}"));
+            }
+            let mut answer = Vec::new();
+            s.read_to_end(&mut answer)
+                .await
+                .unwrap_or_else(|e| panic!("{host}: read: {e}"));
+            let answer = String::from_utf8_lossy(&answer);
+            assert_eq!(status(&answer), want, "{host}");
+        }
+        assert_eq!(origin.accepted(), 1);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn a_different_port_is_refused() {
     bounded(async {
         let origin = Origin::bind("127.0.0.1:0").await;
@@ -507,9 +541,9 @@ async fn a_different_port_is_refused() {
         let proxy = Proxy::start(usual(port), resolver_allowed(), Limits::default()).await;
         let answer = http_get(proxy.addr, &format!("http://allowed.test:{other_port}/")).await;
         assert_eq!(status(&answer), 403, "{answer}");
-        let (code, _s) = socks5(proxy.addr, SocksDest::Name("allowed.test"), other_port, 1).await;
+        let (code, _) = socks5(proxy.addr, SocksDest::Name("allowed.test"), other_port, 1).await;
         assert_eq!(code, socks::REPLY_NOT_ALLOWED);
-        let (code, _s) = socks5(proxy.addr, SocksDest::V4(Ipv4Addr::LOCALHOST), other_port, 1).await;
+        let (code, _) = socks5(proxy.addr, SocksDest::V4(Ipv4Addr::LOCALHOST), other_port, 1).await;
         assert_eq!(code, socks::REPLY_NOT_ALLOWED);
         assert_eq!(other.accepted(), 0);
 
@@ -545,7 +579,7 @@ async fn a_name_resolving_to_loopback_needs_the_users_loopback_rule() {
         );
         let e = proxy.event().await;
         assert_eq!(e.rule, None, "a special address refusal reports no allowing rule");
-        let (code, _s) = socks5(proxy.addr, SocksDest::Name("allowed.test"), port, 1).await;
+        let (code, _) = socks5(proxy.addr, SocksDest::Name("allowed.test"), port, 1).await;
         assert_eq!(code, socks::REPLY_NOT_ALLOWED);
         let answer = http_get(proxy.addr, &format!("http://0x7f.1:{port}/")).await;
         assert_eq!(status(&answer), 403, "a loopback spelling is loopback: {answer}");
@@ -593,9 +627,9 @@ async fn a_package_rule_never_unlocks_loopback() {
             assert_eq!(status(&answer), 403, "{url}: {answer}");
             assert!(body(&answer).contains("a package's request never does"), "{answer}");
         }
-        let (code, _s) = socks5(proxy.addr, SocksDest::V4(Ipv4Addr::LOCALHOST), port, 1).await;
+        let (code, _) = socks5(proxy.addr, SocksDest::V4(Ipv4Addr::LOCALHOST), port, 1).await;
         assert_eq!(code, socks::REPLY_NOT_ALLOWED);
-        let (code, _s) = socks5(
+        let (code, _) = socks5(
             proxy.addr,
             SocksDest::V6("::ffff:127.0.0.1".parse().expect("v6")),
             port,
@@ -644,7 +678,7 @@ async fn rebinding_connects_only_to_the_checked_address() {
         assert_eq!((origin.accepted(), trap.accepted()), (1, 0));
 
         // The next connection's lookup answers the rebound address: checked, refused.
-        let (head, _s) = connect_tunnel(proxy.addr, &format!("rebind.test:{port}")).await;
+        let (head, _) = connect_tunnel(proxy.addr, &format!("rebind.test:{port}")).await;
         assert!(head.starts_with("HTTP/1.1 403"), "{head}");
         assert_eq!(resolver.calls("rebind.test"), 2);
         assert_eq!(
@@ -853,7 +887,7 @@ async fn failures_after_an_allowed_decision_are_502_and_socks_host_unreachable()
         let e = proxy.event().await;
         assert!(matches!(e.outcome, Outcome::Failed { .. }), "{e:?}");
         assert_eq!(e.rule.as_deref(), Some(format!("unknown.test:{closed_port}").as_str()));
-        let (code, _s) = socks5(proxy.addr, SocksDest::Name("unknown.test"), closed_port, 1).await;
+        let (code, _) = socks5(proxy.addr, SocksDest::Name("unknown.test"), closed_port, 1).await;
         assert_eq!(code, socks::REPLY_HOST_UNREACHABLE);
         let _ = proxy.event().await;
 
@@ -862,7 +896,7 @@ async fn failures_after_an_allowed_decision_are_502_and_socks_host_unreachable()
         assert!(body(&answer).contains("connecting to 127.0.0.1:"), "{answer}");
         let e = proxy.event().await;
         assert_eq!(e.addr, Some(SocketAddr::new(LOCALHOST, closed_port)));
-        let (code, _s) = socks5(proxy.addr, SocksDest::Name("allowed.test"), closed_port, 1).await;
+        let (code, _) = socks5(proxy.addr, SocksDest::Name("allowed.test"), closed_port, 1).await;
         assert_eq!(code, socks::REPLY_CONNECTION_REFUSED);
     })
     .await;
@@ -919,7 +953,7 @@ async fn malformed_requests_are_refused_with_a_reason() {
             assert_eq!(status(&answer), want, "{request:?}: {answer}");
             assert!(body(&answer).contains(why), "{request:?}: {answer}");
         }
-        let (code, _s) = socks5(proxy.addr, SocksDest::Name("allowed.test"), port, 2).await;
+        let (code, _) = socks5(proxy.addr, SocksDest::Name("allowed.test"), port, 2).await;
         assert_eq!(code, socks::REPLY_COMMAND_NOT_SUPPORTED, "BIND is not supported");
         assert_eq!(origin.accepted(), 0);
         // Positive control.
