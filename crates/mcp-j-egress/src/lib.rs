@@ -9,8 +9,22 @@
 //! functions; this crate does the I/O around them: resolving names (with a timeout),
 //! connecting to the checked address (no second lookup), copying bytes, answering DNS,
 //! and reporting each connection as an event the CLI turns into audit.
+//!
+//! - [`proxy`]: [`Egress`] serves the proxy listener (HTTP forwarding, `CONNECT`, SOCKS5 on
+//!   one port) and the direct listeners, every destination through one checked path.
+//! - [`resolve`]: the [`Resolver`] seam, the system resolver and test fakes.
+//! - [`event`]: one [`ConnectEvent`] per connection, to the caller's [`EventSink`].
+//! - [`dns`]: the jail's DNS stub: allowlisted names get a synthetic loopback address
+//!   from [`names::SyntheticNames`], every other query is refused.
 
 #![forbid(unsafe_code)]
 
 pub mod dns;
+pub mod event;
 pub mod names;
+pub mod proxy;
+pub mod resolve;
+
+pub use event::{ConnectEvent, EventSink, Outcome, Via};
+pub use proxy::{Egress, Limits, NoSyntheticNames, SyntheticNameMap};
+pub use resolve::{Resolver, SystemResolver};

@@ -290,3 +290,10 @@ mod tests {
         }
     }
 }
+
+/// The proxy's view of the map: a direct connection's local address back to its name.
+impl crate::proxy::SyntheticNameMap for SyntheticNames {
+    fn name_of(&self, ip: Ipv4Addr) -> Option<String> {
+        SyntheticNames::name_of(self, ip)
+    }
+}
