@@ -100,7 +100,11 @@ pub fn set_up(egress: &EgressSpec, channel: BorrowedFd<'_>) -> std::io::Result<(
     )?;
     netlink_request(route.as_fd(), &link_up_message(1, LOOPBACK_INDEX))?;
     for (i, &(network, prefix)) in egress.local_networks.iter().enumerate() {
-        netlink_request(route.as_fd(), &local_route_message(2 + i as u32, network, prefix)?)?;
+        match netlink_request(route.as_fd(), &local_route_message(2 + i as u32, network, prefix)?) {
+            // Already local: the loopback's own addresses (127.0.0.1, ::1) once it is up.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            other => other?,
+        }
     }
     drop(route);
 

@@ -49,8 +49,10 @@ fn exec_in_sandbox(opts: &SandboxOpts, command: &[String], verbose: u8) -> Resul
         Some(t) => t.jail_stdio()?,
         None => JailStdio::inherit(),
     };
+    let parent = cgroup_parent();
+    super::node_options_for_rlimits(&mut resolved.spec, parent.as_ref());
     let result = (|| -> Result<mcp_j_engine::Finished> {
-        let mut jail = Jail::spawn(&resolved.spec, stdio, cgroup_parent().as_ref()).map_err(setup_context)?;
+        let mut jail = Jail::spawn(&resolved.spec, stdio, parent.as_ref()).map_err(setup_context)?;
         jail.on_denial(diagnose::denial_printer());
         if let Some(t) = &mut terminal
             && let Err(e) = t.start()

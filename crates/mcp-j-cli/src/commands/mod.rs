@@ -60,6 +60,27 @@ pub fn cgroup_parent() -> Option<mcp_j_engine::cgroup::CgroupParent> {
     mcp_j_engine::cgroup::detect_any(configured.as_deref()).ok()
 }
 
+/// Without a cgroup, memory is bounded per process by rlimits, `RLIMIT_AS` among them
+/// (`mcp_j_engine::limits`). V8 reserves about 10 GiB of address space for each
+/// WebAssembly memory (guard regions that stand in for bounds checks), which no such limit
+/// leaves room for: Node's own `fetch` (undici's HTTP parser is WebAssembly) then dies
+/// with "Cannot allocate Wasm memory". `--disable-wasm-trap-handler` makes V8 check bounds
+/// instead (Node ≥ 20.15); added to `NODE_OPTIONS` (after the user's own) only then.
+pub fn node_options_for_rlimits(spec: &mut mcp_j_engine::SandboxSpec, cgroup: Option<&mcp_j_engine::cgroup::CgroupParent>) {
+    const FLAG: &str = "--disable-wasm-trap-handler";
+    if cgroup.is_some() {
+        return;
+    }
+    match spec.env.iter_mut().find(|(k, _)| k == "NODE_OPTIONS") {
+        Some((_, value)) if value.split_whitespace().any(|o| o == FLAG) => {}
+        Some((_, value)) => {
+            value.push(' ');
+            value.push_str(FLAG);
+        }
+        None => spec.env.push(("NODE_OPTIONS".to_owned(), FLAG.to_owned())),
+    }
+}
+
 /// Report the end of a sandboxed run and turn it into our exit status.
 pub fn finish(program: &str, finished: &Finished, verbose: u8) -> Result<ExitCode> {
     let outcome = finished.outcome;

@@ -225,7 +225,9 @@ fn run_in_sandbox(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String]
         max_message_bytes: Some(config.max_message_bytes as u64),
     };
     let session = crate::audit::Session::start(&resolved, mcp_j_audit::Command::Run, Some(policy))?;
-    let served = serve(&resolved, &config, proxy_opts.grace_period, verbose, &session);
+    let parent = cgroup_parent();
+    super::node_options_for_rlimits(&mut resolved.spec, parent.as_ref());
+    let served = serve(&resolved, parent, &config, proxy_opts.grace_period, verbose, &session);
     crate::exposure::quarantine(&survey);
     match served {
         Ok(finished) => {
@@ -275,6 +277,7 @@ impl EventSink for Events<'_> {
 /// The jail and the proxy, from spawn to the end of both.
 fn serve(
     resolved: &Resolved,
+    parent: Option<mcp_j_engine::cgroup::CgroupParent>,
     config: &ProxyConfig,
     grace: Duration,
     verbose: u8,
@@ -285,7 +288,6 @@ fn serve(
         stdout: JailStream::Piped,
         stderr: JailStream::Piped,
     };
-    let parent = cgroup_parent();
     let mut jail = Jail::spawn(&resolved.spec, stdio, parent.as_ref()).map_err(setup_context)?;
     jail.on_denial(crate::diagnose::denial_printer());
     session.ready(&jail.wait_ready(READY_TIMEOUT).map_err(setup_context)?);
