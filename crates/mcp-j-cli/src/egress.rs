@@ -141,7 +141,8 @@ pub fn serve(
         };
         runtime.block_on(async move {
             let allow = Arc::new(allowlist.clone());
-            let names = mcp_j_egress::names::SyntheticNames::avoiding(mcp_j_egress::names::DEFAULT_CAPACITY, &allowlist);
+            let names =
+                mcp_j_egress::names::SyntheticNames::avoiding(mcp_j_egress::names::DEFAULT_CAPACITY, &allowlist);
             let egress = mcp_j_egress::proxy::Egress::new(
                 allowlist,
                 Arc::new(mcp_j_egress::resolve::SystemResolver),
@@ -169,7 +170,10 @@ pub fn serve(
                     }
                     EgressSocket::Dns => {
                         let socket = std::net::UdpSocket::from(fd);
-                        let socket = match socket.set_nonblocking(true).and_then(|()| tokio::net::UdpSocket::from_std(socket)) {
+                        let socket = match socket
+                            .set_nonblocking(true)
+                            .and_then(|()| tokio::net::UdpSocket::from_std(socket))
+                        {
                             Ok(s) => s,
                             Err(e) => {
                                 eprintln!("mcp-j: cannot serve the DNS stub: {e}");

@@ -35,9 +35,9 @@ pub struct SandboxOpts {
     /// Allow `--rw`/`--workdir` of a system directory (/etc, /usr, /var, …)
     #[arg(long = "allow-system-path")]
     pub allow_system_path: bool,
-    /// Allow egress to this host name or IP (not available yet: refused, and hidden from
-    /// `--help` until it works)
-    #[arg(long = "allow-net", value_name = "HOST[:PORT]", hide = true)]
+    /// Let the program reach this destination (repeatable): a name, *.domain, an IP or a
+    /// CIDR, with :PORT (default 443 and 80); nothing else leaves
+    #[arg(long = "allow-net", value_name = "HOST[:PORT]")]
     pub allow_net: Vec<String>,
     /// Set a variable (NAME=VALUE) or pass one from the host (NAME)
     #[arg(long = "env", value_name = "NAME[=VALUE]")]

@@ -66,7 +66,10 @@ pub fn cgroup_parent() -> Option<mcp_j_engine::cgroup::CgroupParent> {
 /// leaves room for: Node's own `fetch` (undici's HTTP parser is WebAssembly) then dies
 /// with "Cannot allocate Wasm memory". `--disable-wasm-trap-handler` makes V8 check bounds
 /// instead (Node ≥ 20.15); added to `NODE_OPTIONS` (after the user's own) only then.
-pub fn node_options_for_rlimits(spec: &mut mcp_j_engine::SandboxSpec, cgroup: Option<&mcp_j_engine::cgroup::CgroupParent>) {
+pub fn node_options_for_rlimits(
+    spec: &mut mcp_j_engine::SandboxSpec,
+    cgroup: Option<&mcp_j_engine::cgroup::CgroupParent>,
+) {
     const FLAG: &str = "--disable-wasm-trap-handler";
     if cgroup.is_some() {
         return;
@@ -112,4 +115,35 @@ pub fn finish(program: &str, finished: &Finished, verbose: u8) -> Result<ExitCod
         _ => {}
     }
     Ok(ExitCode::from(u8::try_from(outcome.exit_code()).unwrap_or(125)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_with(env: &[(&str, &str)]) -> mcp_j_engine::SandboxSpec {
+        let opts = crate::sandbox_opts::SandboxOpts::default();
+        let mut spec = opts.resolve("/bin/true", &[]).unwrap().spec;
+        spec.env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        spec
+    }
+
+    fn node_options(spec: &mcp_j_engine::SandboxSpec) -> Option<&str> {
+        spec.env.iter().find(|(k, _)| k == "NODE_OPTIONS").map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn node_gets_bounds_checked_wasm_only_under_rlimits() {
+        let mut spec = spec_with(&[]);
+        node_options_for_rlimits(&mut spec, None);
+        assert_eq!(node_options(&spec), Some("--disable-wasm-trap-handler"));
+        // The user's own options stay, first; the flag is not added twice.
+        let mut spec = spec_with(&[("NODE_OPTIONS", "--max-old-space-size=256")]);
+        node_options_for_rlimits(&mut spec, None);
+        node_options_for_rlimits(&mut spec, None);
+        assert_eq!(
+            node_options(&spec),
+            Some("--max-old-space-size=256 --disable-wasm-trap-handler")
+        );
+    }
 }

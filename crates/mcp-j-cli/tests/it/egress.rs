@@ -155,19 +155,30 @@ fn everything_else_is_refused() {
         script += &curl_case("other-port", "http://origin.test:8081/f");
         // Straight to the origin's real address, past the proxy: no route.
         script += &curl_case("direct-address", &format!("--noproxy '*' http://{ORIGIN}:{PORT}/f"));
-        // A name that resolves to loopback: refused, though the name is allowlisted.
+        // A name that resolves to loopback: refused, though the name is allowlisted (the
+        // other special ranges, cloud metadata among them, are the policy crate's unit
+        // tests: no test sends anything their way).
         script += &curl_case("to-loopback", &format!("http://evil.test:{PORT}/f"));
         // The DNS stub answers only allowlisted names.
         script += "printf 'dns-other '; python3 -c 'import socket\ntry:\n socket.getaddrinfo(\"other.test\", 80); print(\"resolved\")\nexcept OSError: print(\"refused\")'\n";
         script += "printf 'dns-allowed '; python3 -c 'import socket; print(socket.getaddrinfo(\"origin.test\", 80)[0][4][0])'\n";
         // UDP does not leave.
         script += "printf 'udp '; python3 -c 'import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ntry:\n s.sendto(b\"x\", (\"203.0.113.10\", 53)); print(\"sent\")\nexcept OSError as e: print(e.errno)'\n";
-        let out = jailed(
-            run,
-            &origin,
-            &[&format!("origin.test:{PORT}"), &format!("evil.test:{PORT}")],
-            &script,
-        );
+        let audit = run.tempdir();
+        let audit_log = audit.path().join("audit.jsonl");
+        let out = run
+            .exec()
+            .in_net(&origin.net)
+            .opt("--audit-log", &audit_log)
+            .opts([
+                "--allow-net",
+                &format!("origin.test:{PORT}"),
+                "--allow-net",
+                &format!("evil.test:{PORT}"),
+            ])
+            .program(["/bin/sh", "-c", &script])
+            .bound(Duration::from_secs(60))
+            .run();
         out.assert_code(0);
         let got = codes(&out.stdout);
         let get = |name: &str| {
@@ -184,6 +195,41 @@ fn everything_else_is_refused() {
         assert_eq!(get("dns-other"), "refused");
         assert!(get("dns-allowed").starts_with("127.77."), "{out:?}");
         assert_eq!(get("udp"), libc::ENETUNREACH.to_string());
+
+        // Each refusal said once on stderr, naming the destination and the fix.
+        for destination in ["other.test", "evil.test"] {
+            assert!(
+                out.stderr
+                    .lines()
+                    .any(|l| l.starts_with("mcp-j: network: ") && l.contains(destination)),
+                "{destination}: {out:?}"
+            );
+        }
+        // And every connection, allowed or refused, on record.
+        let events: Vec<serde_json::Value> = std::fs::read_to_string(&audit_log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .filter(|e: &serde_json::Value| e["event_type"] == "net.connect")
+            .collect();
+        let find = |destination: &str, decision: &str| {
+            events
+                .iter()
+                .any(|e| e["destination"] == destination && e["decision"] == decision)
+        };
+        assert!(find("origin.test", "allowed"), "{events:#?}");
+        assert!(find("other.test", "refused"), "{events:#?}");
+        assert!(find("evil.test", "refused"), "{events:#?}");
+        let allowed = events
+            .iter()
+            .find(|e| e["destination"] == "origin.test" && e["decision"] == "allowed")
+            .unwrap();
+        assert_eq!(allowed["address"], ORIGIN);
+        assert_eq!(allowed["rule"], format!("origin.test:{PORT}"));
+        assert!(
+            allowed["bytes_received"].as_u64().unwrap() >= BODY.len() as u64,
+            "{allowed}"
+        );
     });
 }
 

@@ -338,9 +338,8 @@ fn a_library_in_the_workdir_that_cannot_map_is_explained() {
     });
 }
 
-/// Flags that do nothing yet (`--registry`, `--cache-dir`, `--allow-net`) are not offered
-/// in `--help`, but are still parsed: `--allow-net` is refused (125) saying why, and the
-/// configuration still takes `--registry` and `--cache-dir`.
+/// Flags that do nothing yet (`--registry`, `--cache-dir`) are not offered in `--help`, but
+/// are still parsed: the configuration takes them. `--allow-net` works, and is offered.
 #[test]
 fn flags_that_do_nothing_yet_are_hidden_but_still_parsed() {
     common::cli_test(test_name!(), |run| {
@@ -354,23 +353,18 @@ fn flags_that_do_nothing_yet_are_hidden_but_still_parsed() {
             out.assert_code(0);
             // The help was printed at all: an ordinary flag is in it.
             assert!(out.stdout.contains(shown), "`{shown}` missing:\n{}", out.context());
-            for hidden in ["--registry", "--cache-dir", "--allow-net"] {
+            for hidden in ["--registry", "--cache-dir"] {
                 assert!(!out.stdout.contains(hidden), "`{hidden}` shown:\n{}", out.context());
             }
         }
+        // `--allow-net` works now, and says so in --help.
+        let out = run.exec().raw(["exec", "--help"]).run();
+        assert!(out.stdout.contains("--allow-net <HOST[:PORT]>"), "{}", out.context());
 
-        let out = run
-            .exec()
-            .opts(["--allow-net", "example.com"])
-            .program(["/bin/true"])
-            .run();
+        // An invalid rule is refused before anything runs, naming itself.
+        let out = run.exec().opts(["--allow-net", "*"]).program(["/bin/true"]).run();
         out.assert_code(125);
-        assert!(
-            out.stderr
-                .contains("network egress (`--allow-net`) is not available yet"),
-            "{}",
-            out.context()
-        );
+        assert!(out.stderr.contains("invalid network rule `*`"), "{}", out.context());
 
         let out = run
             .exec()
