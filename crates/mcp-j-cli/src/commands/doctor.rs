@@ -39,6 +39,15 @@ struct Doctor {
     exec_error: Option<String>,
     /// What `exec` enforces here, layer by layer (from that real run).
     layers: Vec<mcp_j_engine::Layer>,
+    /// Whether `--allow-net` works here (a jail with an allowlist, its listeners received).
+    egress: Egress,
+}
+
+#[derive(Debug, Serialize)]
+struct Egress {
+    works: bool,
+    /// What the network layer enforces with an allowlist, or why it could not be set up.
+    detail: String,
 }
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,8 +98,51 @@ fn run_probe(name: &str) -> (bool, String) {
     }
 }
 
-fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
-    let spec = SandboxSpec {
+/// A jail with an allowlist (a documentation address: nothing is sent anywhere): init
+/// brings its loopback up, makes the address local, binds the listeners and hands them out.
+fn egress_smoke_test() -> Egress {
+    let mut spec = smoke_spec();
+    spec.egress = Some(mcp_j_engine::spec::EgressSpec {
+        proxy_port: 3128,
+        ports: vec![443],
+        local_networks: vec![("203.0.113.1".parse().expect("an address"), 32)],
+        channel_fd: None,
+    });
+    let means = mcp_j_engine::network::describe(spec.egress.as_ref());
+    let parent = super::cgroup_parent();
+    let result = Jail::spawn(&spec, null_stdio(), parent.as_ref()).and_then(|mut jail| {
+        jail.wait_ready(Duration::from_secs(20))?;
+        let sockets = jail.take_egress_sockets()?;
+        let done = jail.wait(Some(Duration::from_secs(20)))?;
+        Ok((sockets.len(), done.outcome))
+    });
+    match result {
+        // The proxy, the DNS stub, and port 443 on IPv4 and IPv6.
+        Ok((4, mcp_j_engine::Outcome::Exited(0))) => Egress {
+            works: true,
+            detail: means,
+        },
+        Ok((n, outcome)) => Egress {
+            works: false,
+            detail: format!("{n} listeners of 4 received, /bin/true ended with {outcome:?}"),
+        },
+        Err(e) => Egress {
+            works: false,
+            detail: format!("{e}"),
+        },
+    }
+}
+
+fn null_stdio() -> JailStdio {
+    JailStdio {
+        stdin: JailStream::Null,
+        stdout: JailStream::Null,
+        stderr: JailStream::Null,
+    }
+}
+
+fn smoke_spec() -> SandboxSpec {
+    SandboxSpec {
         program: "/bin/true".into(),
         args: vec![],
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
@@ -104,14 +156,14 @@ fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
         require_memory_limit: false,
         covers: Vec::new(),
         egress: None,
-    };
-    let stdio = JailStdio {
-        stdin: JailStream::Null,
-        stdout: JailStream::Null,
-        stderr: JailStream::Null,
-    };
+    }
+}
+
+fn exec_smoke_test() -> (Option<String>, Vec<mcp_j_engine::Layer>) {
+    let spec = smoke_spec();
     let parent = super::cgroup_parent();
-    let result = Jail::spawn(&spec, stdio, parent.as_ref()).and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
+    let result =
+        Jail::spawn(&spec, null_stdio(), parent.as_ref()).and_then(|jail| jail.wait(Some(Duration::from_secs(20))));
     match result {
         Ok(done) if done.outcome == mcp_j_engine::Outcome::Exited(0) => (None, done.report.layers),
         Ok(mcp_j_engine::Finished { outcome, report, .. }) => (
@@ -186,6 +238,7 @@ pub fn doctor(json: bool) -> Result<ExitCode> {
         exec_works: exec_error.is_none(),
         exec_error,
         layers,
+        egress: egress_smoke_test(),
     };
     if json {
         crate::output::write_stdout(&format!("{}\n", serde_json::to_string_pretty(&report)?))?;
@@ -231,6 +284,14 @@ fn human(d: &Doctor) -> Result<String, std::fmt::Error> {
     }
     if !d.layers.is_empty() {
         writeln!(out, "Per process only: {}", d.per_process_only.join(", "))?;
+    }
+    match d.egress.works {
+        true => writeln!(
+            out,
+            "With --allow-net (a real jail with an allowlist): {}",
+            d.egress.detail
+        )?,
+        false => writeln!(out, "--allow-net does NOT work here: {}", d.egress.detail)?,
     }
     for note in &d.notes {
         writeln!(out, "Note: {note}")?;

@@ -129,7 +129,10 @@ mod tests {
     }
 
     fn node_options(spec: &mcp_j_engine::SandboxSpec) -> Option<&str> {
-        spec.env.iter().find(|(k, _)| k == "NODE_OPTIONS").map(|(_, v)| v.as_str())
+        spec.env
+            .iter()
+            .find(|(k, _)| k == "NODE_OPTIONS")
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]

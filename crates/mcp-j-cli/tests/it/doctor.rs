@@ -27,6 +27,15 @@ fn doctor_reports_what_exec_enforces_and_never_over_reports() {
         let doctor: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout));
 
         assert_eq!(doctor["exec_works"], true, "{doctor}");
+        // `--allow-net` set up for real: the jail's listeners reached the supervisor.
+        assert_eq!(doctor["egress"]["works"], true, "{doctor}");
+        assert!(
+            doctor["egress"]["detail"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no route out"),
+            "{doctor}"
+        );
         // Declared features must be found by the probes.
         let declared = [
             ("userns", "user_namespace"),
