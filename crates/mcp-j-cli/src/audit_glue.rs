@@ -109,6 +109,27 @@ pub fn session_end(outcome: Outcome, usage: &Usage, duration: Duration) -> Sessi
     }
 }
 
+/// `net.connect` for one connection through the egress layer.
+pub fn net_connect(e: &mcp_j_egress::event::ConnectEvent) -> mcp_j_audit::NetConnect {
+    use mcp_j_egress::event::Outcome;
+    mcp_j_audit::NetConnect {
+        destination: e.host.clone(),
+        port: e.port,
+        via: e.via.as_str().to_owned(),
+        address: e.addr.map(|a| a.ip().to_string()),
+        rule: e.rule.clone(),
+        decision: match e.outcome {
+            Outcome::Allowed => mcp_j_audit::NetDecision::Allowed,
+            Outcome::Refused { .. } => mcp_j_audit::NetDecision::Refused,
+            Outcome::Failed { .. } => mcp_j_audit::NetDecision::Failed,
+        },
+        reason: e.outcome.reason().map(str::to_owned),
+        bytes_sent: e.bytes_up,
+        bytes_received: e.bytes_down,
+        duration_ms: u64::try_from(e.duration.as_millis()).unwrap_or(u64::MAX),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     //! The JSON each conversion writes, pinned field by field: these conversions moved here
@@ -312,26 +333,5 @@ mod tests {
             "{}",
             lines[0]
         );
-    }
-}
-
-/// `net.connect` for one connection through the egress layer.
-pub fn net_connect(e: &mcp_j_egress::event::ConnectEvent) -> mcp_j_audit::NetConnect {
-    use mcp_j_egress::event::Outcome;
-    mcp_j_audit::NetConnect {
-        destination: e.host.clone(),
-        port: e.port,
-        via: e.via.as_str().to_owned(),
-        address: e.addr.map(|a| a.ip().to_string()),
-        rule: e.rule.clone(),
-        decision: match e.outcome {
-            Outcome::Allowed => mcp_j_audit::NetDecision::Allowed,
-            Outcome::Refused { .. } => mcp_j_audit::NetDecision::Refused,
-            Outcome::Failed { .. } => mcp_j_audit::NetDecision::Failed,
-        },
-        reason: e.outcome.reason().map(str::to_owned),
-        bytes_sent: e.bytes_up,
-        bytes_received: e.bytes_down,
-        duration_ms: u64::try_from(e.duration.as_millis()).unwrap_or(u64::MAX),
     }
 }

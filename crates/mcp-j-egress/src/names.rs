@@ -164,6 +164,13 @@ pub fn normalise(name: &str) -> Option<String> {
     Some(name.to_ascii_lowercase())
 }
 
+/// The proxy's view of the map: a direct connection's local address back to its name.
+impl crate::proxy::SyntheticNameMap for SyntheticNames {
+    fn name_of(&self, ip: Ipv4Addr) -> Option<String> {
+        SyntheticNames::name_of(self, ip)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,12 +295,5 @@ mod tests {
             let addr = names.address_for(&name).unwrap();
             assert_eq!(names.name_of(addr), Some(name));
         }
-    }
-}
-
-/// The proxy's view of the map: a direct connection's local address back to its name.
-impl crate::proxy::SyntheticNameMap for SyntheticNames {
-    fn name_of(&self, ip: Ipv4Addr) -> Option<String> {
-        SyntheticNames::name_of(self, ip)
     }
 }

@@ -171,16 +171,12 @@ fn helper(spec: &SandboxSpec, report: &Reporter) -> Result<i32, Failure> {
         Forked::Child => {
             drop(go_write);
             let _ = rustix::thread::set_name(c"mcp-j-init");
-            match init(
-                spec,
-                report,
-                &host,
-                &ops,
+            let inherited = InitFds {
                 user_trees,
-                go_read,
-                privileged,
+                lifeline: go_read,
                 egress_channel,
-            ) {
+            };
+            match init(spec, report, &host, &ops, inherited, privileged) {
                 Ok(code) => sys::exit_now(code),
                 Err(f) => report.fail(f),
             }
@@ -299,11 +295,14 @@ fn init(
     report: &Reporter,
     host: &HostLayout,
     ops: &[MountOp],
-    user_trees: Vec<(usize, OwnedFd)>,
-    lifeline: OwnedFd,
+    inherited: InitFds,
     privileged: bool,
-    egress_channel: Option<OwnedFd>,
 ) -> Result<i32, Failure> {
+    let InitFds {
+        user_trees,
+        lifeline,
+        egress_channel,
+    } = inherited;
     // 10. Wait until the helper has written our id maps (EOF: it died).
     let mut go = [0u8; 1];
     if !matches!(rustix::io::read(&lifeline, &mut go), Ok(1)) {
@@ -470,6 +469,16 @@ fn init(
         ChildStatus::Exited(code) => code,
         ChildStatus::Signaled(sig) => 128 + sig,
     })
+}
+
+/// The descriptors init takes over from the helper.
+struct InitFds {
+    /// The user's paths, as detached mount trees (plan index, tree).
+    user_trees: Vec<(usize, OwnedFd)>,
+    /// The pipe that says the id maps are written, then stays open while the helper lives.
+    lifeline: OwnedFd,
+    /// With an allowlist: where the egress listeners go (step 18).
+    egress_channel: Option<OwnedFd>,
 }
 
 fn helper_is_gone(lifeline: BorrowedFd<'_>) -> bool {

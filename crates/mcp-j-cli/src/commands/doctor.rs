@@ -105,7 +105,7 @@ fn egress_smoke_test() -> Egress {
     spec.egress = Some(mcp_j_engine::spec::EgressSpec {
         proxy_port: 3128,
         ports: vec![443],
-        local_networks: vec![("203.0.113.1".parse().expect("an address"), 32)],
+        local_networks: vec![(std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 1)), 32)],
         channel_fd: None,
     });
     let means = mcp_j_engine::network::describe(spec.egress.as_ref());

@@ -292,7 +292,7 @@ fn serve(
     jail.on_denial(crate::diagnose::denial_printer());
     session.ready(&jail.wait_ready(READY_TIMEOUT).map_err(setup_context)?);
     // Served until this function returns, after the jail has ended.
-    let _egress = crate::egress::serve_jail(&mut jail, &resolved, &session)?;
+    let _egress = crate::egress::serve_jail(&mut jail, resolved, session)?;
     let control = jail.control();
     let (server_in, server_out, server_err) = jail.take_stdio();
     let (server_in, server_out, server_err) = match (server_in, server_out, server_err) {

@@ -51,10 +51,11 @@ fn origin() -> Option<Origin> {
             ("wild.test", ORIGIN),
         ],
     )
-    .unwrap();
-    let site = tempfile::tempdir().unwrap();
-    std::fs::write(site.path().join("f"), BODY).unwrap();
-    std::fs::set_permissions(site.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    .unwrap_or_else(|e| panic!("the test network: {e}"));
+    let site = tempfile::tempdir().unwrap_or_else(|e| panic!("site dir: {e}"));
+    std::fs::write(site.path().join("f"), BODY).unwrap_or_else(|e| panic!("site file: {e}"));
+    std::fs::set_permissions(site.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("site dir mode: {e}"));
     let mut servers = Vec::new();
     for (address, port) in [(ORIGIN, PORT), (OTHER, PORT), (ORIGIN, 8081), ("127.0.0.1", PORT)] {
         let server = net
@@ -64,7 +65,7 @@ fn origin() -> Option<Origin> {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
+            .unwrap_or_else(|e| panic!("origin server: {e}"));
         servers.push(server);
     }
     let origin = Origin {
