@@ -65,13 +65,15 @@ pub fn cgroup_parent() -> Option<mcp_j_engine::cgroup::CgroupParent> {
 /// WebAssembly memory (guard regions that stand in for bounds checks), which no such limit
 /// leaves room for: Node's own `fetch` (undici's HTTP parser is WebAssembly) then dies
 /// with "Cannot allocate Wasm memory". `--disable-wasm-trap-handler` makes V8 check bounds
-/// instead (Node ≥ 20.15); added to `NODE_OPTIONS` (after the user's own) only then.
+/// instead (Node ≥ 20.15); added to `NODE_OPTIONS` (after the user's own) only then, and
+/// only with an allowlist (without network `fetch` has nothing to reach, and the
+/// environment stays the documented minimal one).
 pub fn node_options_for_rlimits(
     spec: &mut mcp_j_engine::SandboxSpec,
     cgroup: Option<&mcp_j_engine::cgroup::CgroupParent>,
 ) {
     const FLAG: &str = "--disable-wasm-trap-handler";
-    if cgroup.is_some() {
+    if cgroup.is_some() || spec.egress.is_none() {
         return;
     }
     match spec.env.iter_mut().find(|(k, _)| k == "NODE_OPTIONS") {
@@ -122,7 +124,10 @@ mod tests {
     use super::*;
 
     fn spec_with(env: &[(&str, &str)]) -> mcp_j_engine::SandboxSpec {
-        let opts = crate::sandbox_opts::SandboxOpts::default();
+        let opts = crate::sandbox_opts::SandboxOpts {
+            allow_net: vec!["api.example.com".into()],
+            ..Default::default()
+        };
         let mut spec = opts.resolve("/bin/true", &[]).unwrap().spec;
         spec.env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         spec
@@ -148,5 +153,10 @@ mod tests {
             node_options(&spec),
             Some("--max-old-space-size=256 --disable-wasm-trap-handler")
         );
+        // Without an allowlist the environment stays the minimal one.
+        let mut spec = spec_with(&[]);
+        spec.egress = None;
+        node_options_for_rlimits(&mut spec, None);
+        assert_eq!(node_options(&spec), None);
     }
 }

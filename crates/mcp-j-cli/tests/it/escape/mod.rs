@@ -1233,9 +1233,9 @@ fn usage_errors_exit_125() {
     cli_test(test_name!(), |run| {
         let mut f = Failures::new();
         f.check(
-            "--allow-net",
+            "an invalid --allow-net rule",
             run.exec()
-                .opts(["--allow-net", "example"])
+                .opts(["--allow-net", "*"])
                 .program(["/bin/true"])
                 .run()
                 .check_code(125),
