@@ -6,7 +6,8 @@
 #                from tests-deps/package-lock.json (npm ci: exact versions and integrity
 #                hashes), run with /usr/bin/node
 #   .deps/py     a venv of the system /usr/bin/python3 with the official MCP Python SDK
-#                (`mcp`), mcp-server-time and mcp-server-git, exactly tests-deps/requirements.txt
+#                (`mcp`), mcp-server-time, mcp-server-git and mcp-server-fetch, exactly
+#                tests-deps/requirements.txt
 #   .deps/rmcp   bin/rmcp-client: the official Rust SDK's client (rmcp), built from
 #                tests-deps/rmcp-client with cargo --locked (about 40 s; skip: --no-rmcp)
 #   .deps/cache  npm's and pip's download caches (cargo uses its usual CARGO_HOME, as the
@@ -118,7 +119,7 @@ else
   did+=(node)
 fi
 
-# --- PyPI: the MCP Python SDK, mcp-server-time, mcp-server-git ---------------------------
+# --- PyPI: the MCP Python SDK, mcp-server-time, mcp-server-git, mcp-server-fetch ---------
 py_key=$(
   {
     digest "$SRC/requirements.txt"
@@ -138,8 +139,8 @@ else
   "$DEPS/py/bin/python" -m pip install --quiet --no-deps --only-binary=:all: \
     --require-virtualenv -r "$SRC/requirements.txt" >&2 || die "pip install failed"
   "$DEPS/py/bin/python" -m pip check >&2 || die "tests-deps/requirements.txt is not self-consistent"
-  "$DEPS/py/bin/python" -c 'import mcp, mcp.client.stdio, mcp_server_time, mcp_server_git' ||
-    die "the venv cannot import mcp / mcp_server_time / mcp_server_git"
+  "$DEPS/py/bin/python" -c 'import mcp, mcp.client.stdio, mcp_server_time, mcp_server_git, mcp_server_fetch' ||
+    die "the venv cannot import mcp / mcp_server_time / mcp_server_git / mcp_server_fetch"
   readable "$DEPS/py"
   echo "$py_key" >"$DEPS/py/.installed"
   did+=(py)

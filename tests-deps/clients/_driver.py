@@ -221,12 +221,16 @@ def main(driver: str, session: Callable[[argparse.Namespace, dict[str, Any]], Aw
     except TimeoutError:
         summary["error"] = f"timeout: the session took more than {args.timeout:g}s"
         code = 124
-    except CallFailed as e:
-        summary["call"] = e.outcome
-        summary["error"] = str(e)
     except BaseException as e:  # noqa: BLE001 - report anything, including exception groups
-        summary["error"] = describe_exception(e)
-        print_leaves(e)
+        # A failed call may come wrapped in the SDK's task groups: its outcome still goes
+        # in the summary.
+        found = leaves(e)
+        if len(found) == 1 and isinstance(found[0], CallFailed):
+            summary["call"] = found[0].outcome
+            summary["error"] = str(found[0])
+        else:
+            summary["error"] = describe_exception(e)
+            print_leaves(e)
     summary["elapsed_ms"] = round((time.monotonic() - started) * 1000)
     kill_children()  # the SDK reaped the server already; this only catches a leak
     emit(summary)

@@ -5,7 +5,7 @@
 //! `scripts/install-test-deps.sh` installs, into `.deps/` at the repository root:
 //! `@modelcontextprotocol/server-everything`, `server-filesystem` and `server-memory` (npm,
 //! run with the system `/usr/bin/node`) and a venv of the system `/usr/bin/python3` with the
-//! SDK (`mcp`), `mcp-server-time` and `mcp-server-git` (PyPI).
+//! SDK (`mcp`), `mcp-server-time`, `mcp-server-git` and `mcp-server-fetch` (PyPI).
 //! The client drivers `tests-deps/clients/*.py` run on the HOST, as the runner, with that
 //! venv's python; they spawn `mcp-j run … -- SERVER` through the SDK's stdio client,
 //! connect, list every tool, call one and print a JSON summary, which these tests check:
@@ -30,6 +30,10 @@
 //! on a repository the test creates there, running `/usr/bin/git` (the sandbox shows
 //! `/usr`). Each test checks the result on the host side too.
 //!
+//! mcp-server-fetch reaches the network: it runs under `--allow-net` inside the test's own
+//! network (`common::testnet`, as the `egress` tests do), driver and mcp-j included, and
+//! fetches from origins the test serves there.
+//!
 //! # When `.deps` is missing
 //!
 //! The test fails with "run scripts/install-test-deps.sh" when `MCP_J_TEST_EXPECT` declares
@@ -49,7 +53,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::common::{EXPECT_VAR, MCP_J, Outcome, Run, expected, run_bounded, sandbox_test, test_name};
+use crate::common::testnet::TestNet;
+use crate::common::{EXPECT_VAR, MCP_J, Outcome, Run, euid, expected, run_bounded, sandbox_test, test_name};
 use serde_json::Value;
 
 /// The feature `MCP_J_TEST_EXPECT` declares to make a missing install a failure.
@@ -120,6 +125,7 @@ fn locate() -> Result<Deps, String> {
         deps.memory.clone(),
         dir.join("py/.installed"),
         deps.venv.join("lib/python3.11/site-packages/mcp_server_git"),
+        deps.venv.join("lib/python3.11/site-packages/mcp_server_fetch"),
         deps.python.clone(),
         deps.clients.join("handshake_client.py"),
         deps.clients.join("auto_client.py"),
@@ -190,6 +196,8 @@ enum Server {
     Memory,
     /// `mcp-server-git`, on the repository that is the workdir.
     Git,
+    /// `mcp-server-fetch`, which fetches URLs over HTTP (through mcp-j's egress proxy).
+    Fetch,
 }
 
 impl Server {
@@ -198,13 +206,22 @@ impl Server {
     fn sandbox_opts(self, deps: &Deps, workdir: &Path) -> Vec<OsString> {
         let dir = match self {
             Server::Everything | Server::Filesystem | Server::Memory => &deps.node_modules,
-            Server::Time | Server::Git => &deps.venv,
+            Server::Time | Server::Git | Server::Fetch => &deps.venv,
         };
         let mut opts: Vec<OsString> = vec!["--ro".into(), dir.into()];
         if let Server::Memory = self {
             let mut file = OsString::from("MEMORY_FILE_PATH=");
             file.push(workdir.join(MEMORY_FILE));
             opts.extend(["--env".into(), file]);
+        }
+        if let Server::Fetch = self {
+            // No node or npm on its PATH (only the venv's bin): readabilipy, which turns
+            // the page into Markdown, otherwise runs `npm install` into its own package
+            // directory at the first fetch, and raises when that fails (the venv is
+            // read-only, the registry not allowlisted); without node it extracts in Python.
+            let mut path = OsString::from("PATH=");
+            path.push(deps.venv.join("bin"));
+            opts.extend(["--env".into(), path]);
         }
         opts
     }
@@ -226,6 +243,16 @@ impl Server {
                 "mcp_server_git".into(),
                 "--repository".into(),
                 workdir.into(),
+            ],
+            // --allow-private-ips: inside the jail an allowlisted name resolves (through
+            // mcp-j's DNS stub) to a synthetic 127.77.x.y address, which the server's own
+            // guard against private destinations would refuse before any request. Where it
+            // may connect is mcp-j's allowlist's to decide, and that is what is tested.
+            Server::Fetch => vec![
+                deps.python.clone().into(),
+                "-m".into(),
+                "mcp_server_fetch".into(),
+                "--allow-private-ips".into(),
             ],
         }
     }
@@ -253,17 +280,22 @@ impl Client {
         }
     }
 
-    /// The driver, run as the runner.
-    fn command(self, run: &Run, deps: &Deps) -> Command {
-        match self {
-            Client::Handshake | Client::Auto => {
-                let mut cmd = run.runner.command(&deps.python);
-                // -B: the drivers live in the repository; no __pycache__ there.
-                cmd.arg("-B").arg(deps.clients.join(self.name()));
-                cmd
-            }
-            Client::Rmcp => run.runner.command(&deps.rmcp_client),
+    /// The driver, run as the runner (inside `net` when there is one: mcp-j, which the
+    /// driver starts, then serves the jail's egress there).
+    fn command(self, run: &Run, deps: &Deps, net: Option<&TestNet>) -> Command {
+        let program = match self {
+            Client::Handshake | Client::Auto => &deps.python,
+            Client::Rmcp => &deps.rmcp_client,
+        };
+        let mut cmd = match net {
+            Some(net) => net.command(run.runner, program),
+            None => run.runner.command(program),
+        };
+        if let Client::Handshake | Client::Auto = self {
+            // -B: the drivers live in the repository; no __pycache__ there.
+            cmd.arg("-B").arg(deps.clients.join(self.name()));
         }
+        cmd
     }
 }
 
@@ -282,6 +314,8 @@ struct Session<'a> {
     /// A workdir the test made (and checks afterwards); `None`: a fresh one that must stay
     /// empty.
     workdir: Option<&'a Path>,
+    /// The test's own network, where driver, mcp-j and server run.
+    net: Option<&'a TestNet>,
 }
 
 impl<'a> Session<'a> {
@@ -295,7 +329,14 @@ impl<'a> Session<'a> {
             opts: Vec::new(),
             driver_args: Vec::new(),
             workdir: None,
+            net: None,
         }
+    }
+
+    /// Run the driver (so mcp-j and the server) inside the test's own network.
+    fn in_net(mut self, net: &'a TestNet) -> Self {
+        self.net = Some(net);
+        self
     }
 
     /// Run the server in `dir` (the test's own, which the server may write to).
@@ -341,6 +382,17 @@ impl<'a> Session<'a> {
 
     /// Runs the driver to the end; panics unless it reports success.
     fn go(self) -> Summary {
+        self.finish(Summary::parse)
+    }
+
+    /// Runs the driver to the end; panics unless the call got a result with `isError` (a
+    /// tool's own failure, not a JSON-RPC error), which the driver reports as a failed
+    /// session.
+    fn go_expecting_tool_error(self) -> Summary {
+        self.finish(Summary::parse_tool_error)
+    }
+
+    fn finish(self, parse: fn(Outcome) -> Summary) -> Summary {
         let fresh = self.run.tempdir();
         let workdir = self.workdir.unwrap_or(fresh.path());
         let mut mcp_j: Vec<OsString> = vec![MCP_J.into(), self.subcommand.into(), "--workdir".into(), workdir.into()];
@@ -349,7 +401,7 @@ impl<'a> Session<'a> {
         mcp_j.push("--".into());
         mcp_j.extend(self.server.argv(self.deps, workdir));
 
-        let mut cmd = self.client.command(self.run, self.deps);
+        let mut cmd = self.client.command(self.run, self.deps, self.net);
         cmd.args(&self.driver_args)
             .args(["--timeout", &DRIVER_TIMEOUT_SECS.to_string()])
             .arg("--")
@@ -363,7 +415,7 @@ impl<'a> Session<'a> {
             self.run.runner.label()
         );
         let out = run_bounded(cmd, DRIVER_BOUND, &desc).unwrap_or_else(|e| panic!("{e}"));
-        let summary = Summary::parse(out);
+        let summary = parse(out);
         if self.workdir.is_some() {
             return summary;
         }
@@ -397,7 +449,8 @@ struct Summary {
 }
 
 impl Summary {
-    fn parse(out: Outcome) -> Summary {
+    /// The summary, whatever it says.
+    fn read(out: Outcome) -> Summary {
         assert!(
             !out.outlived,
             "a process outlived the driver (mcp-j or the server kept its stderr open)\n{}",
@@ -406,14 +459,30 @@ impl Summary {
         let line = out.stdout.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
         let json: Value = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("the driver printed no JSON summary ({e})\n{}", out.context()));
-        if out.code != Some(0) || json["ok"] != Value::Bool(true) {
+        Summary { json, out }
+    }
+
+    fn parse(out: Outcome) -> Summary {
+        let summary = Summary::read(out);
+        if summary.out.code != Some(0) || summary.json["ok"] != Value::Bool(true) {
             panic!(
                 "the session failed: {}\n{}",
-                json["error"].as_str().unwrap_or("(no error in the summary)"),
-                out.context()
+                summary.json["error"].as_str().unwrap_or("(no error in the summary)"),
+                summary.out.context()
             );
         }
-        Summary { json, out }
+        summary
+    }
+
+    /// A session that went through but whose call's result was `isError` (the driver
+    /// exits 1 for it): anything else fails the test.
+    fn parse_tool_error(out: Outcome) -> Summary {
+        let summary = Summary::read(out);
+        let call = &summary.json["call"];
+        if summary.out.code != Some(1) || call["is_error"] != Value::Bool(true) || call["text"].as_str().is_none() {
+            summary.fail("expected the call to return a result with isError");
+        }
+        summary
     }
 
     fn fail(&self, what: &str) -> ! {
@@ -435,7 +504,8 @@ impl Summary {
             .unwrap_or_default()
     }
 
-    /// The call's text result (the call succeeded: the driver checked).
+    /// The call's text result (a success, the driver checked, unless the test expected
+    /// `isError`).
     fn call_text(&self) -> &str {
         match self.json["call"]["text"].as_str() {
             Some(t) => t,
@@ -869,6 +939,199 @@ fn git_server_runs_git_on_a_repository_in_its_workdir() {
             .go();
         if !(s.call_text().contains("On branch main") && s.call_text().contains("untracked.txt")) {
             s.fail("git_status did not report the branch and the untracked file");
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------
+// A server that reaches the network: mcp-server-fetch under --allow-net, in the test's own
+// network
+
+/// The allowlisted origin (`origin.test`) and another (`other.test`), both in the test
+/// network, both serving [`FETCH_PAGE`] at `/page`.
+const FETCH_ORIGIN: &str = "203.0.113.9";
+const FETCH_OTHER: &str = "203.0.113.10";
+const FETCH_PORT: u16 = 8080;
+/// Starts with `<html`, which is how mcp-server-fetch tells HTML (http.server sends a file
+/// without an extension as application/octet-stream) and converts it to Markdown.
+const FETCH_PAGE: &str = "<html><head><title>A page for mcp-server-fetch</title></head><body><article>\n\
+    <h1>Served in the test network</h1>\n\
+    <p>This paragraph came from origin.test through the mcp-j egress proxy.</p>\n\
+    </article></body></html>\n";
+/// The page's text, as the Markdown the server returns holds it.
+const FETCH_PAGE_TEXT: &str = "This paragraph came from origin.test through the mcp-j egress proxy.";
+
+/// One origin: Python's http.server as root inside the test network, its request log (one
+/// line per request, on stderr) in a file.
+struct HttpOrigin {
+    child: std::process::Child,
+    log: PathBuf,
+    /// The log's length once the origin answered the test's own readiness probe.
+    probed: u64,
+}
+
+impl HttpOrigin {
+    /// The request lines logged since the readiness probe.
+    fn requests(&self) -> String {
+        let log = std::fs::read(&self.log).unwrap_or_else(|e| panic!("read {}: {e}", self.log.display()));
+        let start = usize::try_from(self.probed).unwrap_or(usize::MAX).min(log.len());
+        String::from_utf8_lossy(&log[start..]).into_owned()
+    }
+}
+
+/// The test network with `origin.test` and `other.test` each served by an [`HttpOrigin`]
+/// on [`FETCH_PORT`]: `/page` is [`FETCH_PAGE`], `/robots.txt` allows everything.
+struct FetchOrigins {
+    /// Declared first: the servers go before their network.
+    origin: HttpOrigin,
+    other: HttpOrigin,
+    net: TestNet,
+    _site: tempfile::TempDir,
+    _logs: tempfile::TempDir,
+}
+
+impl Drop for FetchOrigins {
+    fn drop(&mut self) {
+        for server in [&mut self.origin, &mut self.other] {
+            let _ = server.child.kill();
+            let _ = server.child.wait();
+        }
+    }
+}
+
+impl FetchOrigins {
+    /// `None` (after saying why) where the harness cannot make a network and the machine
+    /// does not declare it.
+    fn start() -> Option<FetchOrigins> {
+        use crate::common::testnet::FEATURE as TEST_NET;
+        if euid() != 0 {
+            assert!(
+                !expected(TEST_NET),
+                "{TEST_NET} is declared but the harness is not root"
+            );
+            eprintln!("SKIP: mcp-server-fetch's test needs {TEST_NET} (a root harness)");
+            return None;
+        }
+        let net = TestNet::new(
+            &[FETCH_ORIGIN, FETCH_OTHER],
+            &[("origin.test", FETCH_ORIGIN), ("other.test", FETCH_OTHER)],
+        )
+        .unwrap_or_else(|e| panic!("the test network: {e}"));
+        let site = tempfile::tempdir().unwrap_or_else(|e| panic!("site dir: {e}"));
+        let logs = tempfile::tempdir().unwrap_or_else(|e| panic!("log dir: {e}"));
+        std::fs::write(site.path().join("page"), FETCH_PAGE).unwrap_or_else(|e| panic!("page: {e}"));
+        std::fs::write(site.path().join("robots.txt"), "User-agent: *\nAllow: /\n")
+            .unwrap_or_else(|e| panic!("robots.txt: {e}"));
+        let serve = |address: &str| -> HttpOrigin {
+            let log = logs.path().join(format!("{address}.log"));
+            let file = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{}: {e}", log.display()));
+            let child = net
+                .root_command("/usr/bin/python3")
+                .args([
+                    "-m",
+                    "http.server",
+                    &FETCH_PORT.to_string(),
+                    "--bind",
+                    address,
+                    "--directory",
+                ])
+                .arg(site.path())
+                .stdout(std::process::Stdio::null())
+                .stderr(file)
+                .spawn()
+                .unwrap_or_else(|e| panic!("http.server on {address}: {e}"));
+            HttpOrigin { child, log, probed: 0 }
+        };
+        let mut origins = FetchOrigins {
+            origin: serve(FETCH_ORIGIN),
+            other: serve(FETCH_OTHER),
+            net,
+            _site: site,
+            _logs: logs,
+        };
+        // Up when each answers, from the test network outside any jail (bounded).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for (address, server) in [(FETCH_ORIGIN, &mut origins.origin), (FETCH_OTHER, &mut origins.other)] {
+            loop {
+                let mut curl = origins.net.root_command("curl");
+                curl.args([
+                    "-sS",
+                    "--max-time",
+                    "2",
+                    &format!("http://{address}:{FETCH_PORT}/robots.txt"),
+                ]);
+                if run_bounded(curl, Duration::from_secs(5), "curl").is_ok_and(|o| o.code == Some(0)) {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the origin on {address}:{FETCH_PORT} did not come up within 10 s"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // http.server writes its log line after the response; wait for it.
+            let logged = std::time::Instant::now() + Duration::from_secs(5);
+            while server.requests().is_empty() {
+                assert!(std::time::Instant::now() < logged, "{address}: no request logged");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            server.probed = std::fs::metadata(&server.log).map_or(0, |m| m.len());
+        }
+        Some(origins)
+    }
+}
+
+/// mcp-server-fetch under `mcp-j run --allow-net origin.test:8080`, in the test's own
+/// network. Its `fetch` tool returns the page from origin.test; it checks the origin's
+/// robots.txt first (the server's default, kept: a permissive one is served), through the
+/// same proxy. For other.test, not allowlisted, the proxy answers 403, which the tool
+/// returns as its error, mcp-j names the refusal on stderr, and other.test sees no request.
+/// Both eras: the handshake client, then `Client(mode="auto")`.
+#[test]
+fn fetch_server_fetches_the_allowed_origin_and_is_refused_another() {
+    real_test(test_name!(), |run, deps| {
+        let Some(origins) = FetchOrigins::start() else { return };
+        let allow = format!("origin.test:{FETCH_PORT}");
+
+        let url = format!("http://origin.test:{FETCH_PORT}/page");
+        let s = Session::new(run, deps, Client::Handshake, Server::Fetch)
+            .in_net(&origins.net)
+            .opts(&["--allow-net", &allow])
+            .call("fetch", &serde_json::json!({ "url": url }).to_string())
+            .go();
+        s.assert_lists(&["fetch"], &[]);
+        let text = s.call_text();
+        if !(text.starts_with(&format!("Contents of {url}:")) && text.contains(FETCH_PAGE_TEXT)) {
+            s.fail("fetch did not return the page's text");
+        }
+        let seen = origins.origin.requests();
+        if !(seen.contains("\"GET /robots.txt HTTP/1.1\" 200") && seen.contains("\"GET /page HTTP/1.1\" 200")) {
+            s.fail(&format!("origin.test did not log robots.txt and the page: {seen:?}"));
+        }
+
+        let other = format!("http://other.test:{FETCH_PORT}/page");
+        let s = Session::new(run, deps, Client::Auto, Server::Fetch)
+            .in_net(&origins.net)
+            .opts(&["--allow-net", &allow])
+            .call("fetch", &serde_json::json!({ "url": other }).to_string())
+            .go_expecting_tool_error();
+        // The robots.txt check asks first and gets the 403.
+        let text = s.call_text();
+        let robots = format!("http://other.test:{FETCH_PORT}/robots.txt");
+        if !(text.contains(&robots) && text.contains("received status 403")) {
+            s.fail("fetch of other.test did not fail with the proxy's 403");
+        }
+        if !s
+            .out
+            .stderr
+            .lines()
+            .any(|l| l.starts_with("mcp-j: network:") && l.contains("other.test"))
+        {
+            s.fail("mcp-j did not name the refused destination on stderr");
+        }
+        let reached = origins.other.requests();
+        if !reached.is_empty() {
+            s.fail(&format!("other.test was reached: {reached:?}"));
         }
     });
 }
