@@ -34,6 +34,8 @@ def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--pid", required=True, help="the namespace holder's pid")
     p.add_argument("--mcpj", required=True)
+    p.add_argument("--also", action="append", default=[],
+                   help="LABEL=PATH: another mcp-j binary, bulk routes only, interleaved")
     p.add_argument("--workdir", required=True)
     p.add_argument("--origin", required=True, help="origin.test:PORT")
     p.add_argument("--py-origin", default="", help="ADDRESS:PORT of python3 -m http.server, or empty")
@@ -67,6 +69,7 @@ class Bench:
             name, size = spec.split(":")
             self.files[name] = int(size)
         self.big, self.small, self.tiny = (s.split(":")[0] for s in (a.big, a.small, a.tiny))
+        self.also = [tuple(x.split("=", 1)) for x in a.also]
 
     def url(self, name, host=None):
         return f"http://{host or self.a.origin}/{name}"
@@ -86,8 +89,8 @@ class Bench:
             sys.exit(f"egress.py: {' '.join(cmd)} exited {done.returncode}\n{done.stderr}")
         return done.stdout
 
-    def jail_argv(self, script):
-        return [self.a.mcpj, "exec", "--allow-net", self.a.origin, "--workdir", self.a.workdir,
+    def jail_argv(self, script, mcpj=None):
+        return [mcpj or self.a.mcpj, "exec", "--allow-net", self.a.origin, "--workdir", self.a.workdir,
                 "--", "/bin/sh", "-c", "set -eu\n" + script]
 
     def parse(self, out, results):
@@ -116,14 +119,16 @@ class Bench:
             inside = "".join(self.curl_line(f"{k}/{self.big}", v, self.big) for k, v in routes)
             inside += "".join(self.curl_line(f"{k}/{self.tiny}", v, self.tiny, repeat=self.a.requests)
                               for k, v in routes)
-            steps = [("outside", outside), ("inside", inside)]
-            if r % 2:
-                steps.reverse()
-            for where, script in steps:
-                if where == "outside":
+            steps = [(None, outside), (self.a.mcpj, inside)]
+            for label, path in self.also:
+                steps.append((path, "".join(self.curl_line(f"{k}@{label}/{self.big}", v, self.big)
+                                            for k, v in routes)))
+            steps = steps[r % len(steps):] + steps[:r % len(steps)]
+            for mcpj, script in steps:
+                if mcpj is None:
                     out = self.run(["/bin/sh", "-c", "set -eu\n" + script])
                 else:
-                    out = self.run(self.jail_argv(script))
+                    out = self.run(self.jail_argv(script, mcpj))
                 self.parse(out, results)
             print(f"  round {r + 1}/{self.a.rounds} done", file=sys.stderr)
         return results
@@ -207,6 +212,8 @@ def main():
     routes += [("proxy", "jail, HTTP proxy (http_proxy)"),
                ("connect", "jail, CONNECT (--proxytunnel)"),
                ("stub", "jail, DNS stub + direct listener")]
+    for label, path in b.also:
+        routes += [(f"{k}@{label}", f"jail, {k}, {path.rsplit('/', 1)[-1]}") for k in JAIL_ROUTES]
     for key, desc in routes:
         speeds = [x["speed"] for x in results[f"{key}/{b.big}"]]
         paired = statistics.median(s / d for s, d in zip(speeds, direct))

@@ -2,7 +2,7 @@
 # Benchmark mcp-j's network egress (the supervisor's proxy) against direct downloads,
 # interleaved in one run, inside a network namespace of the script's own.
 #
-#   bench/egress.sh [--as USER]
+#   bench/egress.sh [--as USER] [--also LABEL=MCPJ]...
 #
 # Measures (see bench/README.md, "bench/egress.sh", for how to read the output):
 #   1. bulk throughput: a BIG_MB file (default 200 MB) from an origin server in the namespace
@@ -27,6 +27,8 @@
 # bind-mounted there. It has no route out: no packet can leave the machine. Everything
 # (origin, curl, mcp-j) runs in it via `nsenter -t PID -n -m`.
 #
+# --also LABEL=MCPJ (repeatable): also measure the bulk routes through another mcp-j binary
+# (an experimental build, a copy of an earlier one), interleaved in the same rounds.
 # Environment: ROUNDS (default 8), REQUESTS (small requests per route per round, default 25),
 # MEM_ROUNDS (default 3), BIG_MB (200), SMALL_MB (20), PORT (8080).
 # Must start as root (it makes the namespace and builds the binary); with --as USER curl and
@@ -35,9 +37,13 @@
 set -euo pipefail
 
 as_user=""
+also=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --as) as_user="${2:?--as needs a user name}"; shift 2 ;;
+    --also)
+      [[ "${2:-}" == *=* && -x "${2#*=}" ]] || { echo "egress.sh: --also needs LABEL=PATH of an mcp-j binary" >&2; exit 2; }
+      also+=(--also "${2%%=*}=$(realpath "${2#*=}")"); shift 2 ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "egress.sh: unknown argument: $1" >&2; exit 2 ;;
   esac
@@ -148,6 +154,6 @@ echo "sizes:    BIG_MB=$BIG_MB SMALL_MB=$SMALL_MB (1 MB = 1e6 bytes)"
   --origin "origin.test:$PORT" --py-origin "$ORIGIN_ADDR:$PY_PORT" \
   --relay-copy "127.0.0.1:$COPY_PORT" --relay-splice "127.0.0.1:$SPLICE_PORT" \
   --big "big:$((BIG_MB * 1000000))" --small "small:$((SMALL_MB * 1000000))" --tiny "tiny:64" \
-  --rounds "$ROUNDS" --requests "$REQUESTS" --mem-rounds "$MEM_ROUNDS" "${runner[@]}"
+  --rounds "$ROUNDS" --requests "$REQUESTS" --mem-rounds "$MEM_ROUNDS" "${runner[@]}" "${also[@]}"
 echo
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine lowers every route's speed; the paired ratio compares each round with its own direct run)"
