@@ -67,9 +67,20 @@ pub fn proxy_env(port: u16) -> Vec<(String, String)> {
         env.push((name.to_lowercase(), value.clone()));
     }
     env.push(("NODE_USE_ENV_PROXY".to_owned(), "1".to_owned()));
-    env.push(("npm_config_proxy".to_owned(), http.clone()));
-    env.push(("npm_config_https_proxy".to_owned(), http.clone()));
-    env.push(("PIP_PROXY".to_owned(), http));
+    // Tools with names of their own: npm, yarn (v1 and berry), pip, and Node programs that
+    // bootstrap `global-agent`.
+    for name in [
+        "npm_config_proxy",
+        "npm_config_https_proxy",
+        "YARN_HTTP_PROXY",
+        "YARN_HTTPS_PROXY",
+        "PIP_PROXY",
+        "GLOBAL_AGENT_HTTP_PROXY",
+        "GLOBAL_AGENT_HTTPS_PROXY",
+    ] {
+        env.push((name.to_owned(), http.clone()));
+    }
+    env.push(("GLOBAL_AGENT_NO_PROXY".to_owned(), no_proxy));
     env
 }
 
@@ -255,7 +266,14 @@ mod tests {
     fn the_environment_points_every_tool_at_the_proxy() {
         let env = proxy_env(3128);
         let get = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        for name in ["HTTP_PROXY", "https_proxy", "npm_config_https_proxy", "PIP_PROXY"] {
+        for name in [
+            "HTTP_PROXY",
+            "https_proxy",
+            "npm_config_https_proxy",
+            "YARN_HTTPS_PROXY",
+            "PIP_PROXY",
+            "GLOBAL_AGENT_HTTP_PROXY",
+        ] {
             assert_eq!(get(name), Some("http://127.0.0.1:3128"), "{name}");
         }
         assert_eq!(get("ALL_PROXY"), Some("socks5h://127.0.0.1:3128"));
