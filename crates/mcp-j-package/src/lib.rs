@@ -5,3 +5,5 @@
 //! hands this crate readers; no policy here: `mcp_j_policy` decides.
 
 #![forbid(unsafe_code)]
+
+pub mod registry;

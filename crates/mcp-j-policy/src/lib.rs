@@ -30,6 +30,8 @@
 //! - [`package`]: the package manifest of REGISTRY_API.md in both its shapes
 //!   ([`PackageManifest::from_json`]), the permissions and limits a package requests, and
 //!   [`package::narrow`], which grants a request only as far as local policy allows.
+//! - [`resolve`]: the registry's resolve answer ([`ResolveAnswer::from_json`]), the root of
+//!   trust of a package run: digests, status, certification level, origin.
 //! - [`pins`]: tool pins per server identity ([`PinFile`], [`ToolPin`]) and
 //!   [`pins::compare`], which says what changed in a tool (description, schema,
 //!   annotations, title). The digests are computed by `mcp-j-proxy`'s canonical JSON and
@@ -44,6 +46,7 @@ pub mod egress;
 pub mod manifest;
 pub mod package;
 pub mod pins;
+pub mod resolve;
 pub mod tools;
 pub mod units;
 
@@ -52,5 +55,6 @@ pub use egress::{Allowlist, Host, Rule, RuleSource};
 pub use manifest::Manifest;
 pub use package::PackageManifest;
 pub use pins::{PinFile, ServerIdentity, ToolPin};
+pub use resolve::ResolveAnswer;
 pub use tools::{ClientFeature, ServerRequestPolicy, ToolPolicy};
 pub use units::{Duration, Size};
