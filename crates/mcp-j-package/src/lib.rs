@@ -6,4 +6,5 @@
 
 #![forbid(unsafe_code)]
 
+pub mod credentials;
 pub mod registry;
