@@ -226,12 +226,18 @@ fn config_path(explicit: Option<&Path>, env: &BTreeMap<String, String>) -> Resul
 /// Where the config file is looked for without `--config`: `$XDG_CONFIG_HOME/mcp-j/
 /// config.toml`, else `~/.config/mcp-j/config.toml`; `None` with neither variable set.
 fn default_config_path(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+    config_dir(env).map(|dir| dir.join("config.toml"))
+}
+
+/// mcp-j's configuration directory: `$XDG_CONFIG_HOME/mcp-j`, else `~/.config/mcp-j`;
+/// `None` with neither variable set.
+pub fn config_dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
     let dir = match (env.get("XDG_CONFIG_HOME"), env.get("HOME")) {
         (Some(xdg), _) if !xdg.is_empty() => PathBuf::from(xdg),
         (_, Some(home)) if !home.is_empty() => Path::new(home).join(".config"),
         _ => return None,
     };
-    Some(dir.join("mcp-j").join("config.toml"))
+    Some(dir.join("mcp-j"))
 }
 
 /// The merged configuration and where each value came from.

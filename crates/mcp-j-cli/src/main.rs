@@ -37,7 +37,7 @@ const EXIT_POLICY_REFUSED: u8 = 126;
 #[derive(Debug, Parser)]
 #[command(name = "mcp-j", version, about = "A secure runtime for untrusted MCP servers")]
 struct Cli {
-    /// Registry URL (hidden until packages land: only `config show` reads it)
+    /// Registry URL (hidden until packages land: `login`, `logout` and `config show` read it)
     #[arg(long, global = true, value_name = "URL", hide = true)]
     registry: Option<String>,
     /// Cache directory (hidden until packages land: only `config show` reads it)
@@ -107,5 +107,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Config {
             command: ConfigCommand::Show,
         } => commands::config_show::show(&loaded, cli.json).map(|()| ExitCode::SUCCESS),
+        Command::Login(args) => commands::login::login(&args, &loaded.config),
+        Command::Logout => commands::login::logout(&loaded.config),
     }
 }

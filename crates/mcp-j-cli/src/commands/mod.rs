@@ -6,6 +6,7 @@
 pub mod config_show;
 pub mod doctor;
 pub mod exec;
+pub mod login;
 pub mod run;
 
 use std::process::ExitCode;
@@ -31,6 +32,11 @@ pub enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Store a token for the registry (`--registry URL` or `registry_url`): given with
+    /// `--token`, or from a user name and password (`POST /v1/auth/login`)
+    Login(login::LoginArgs),
+    /// Forget the registry's stored token
+    Logout,
 }
 
 #[derive(Debug, Subcommand)]

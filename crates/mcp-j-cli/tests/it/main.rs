@@ -17,6 +17,7 @@ mod doctor;
 mod egress;
 mod escape;
 mod exec;
+mod login;
 mod real_servers;
 mod run;
 mod testnet;

@@ -293,6 +293,11 @@ impl Runner {
         }
     }
 
+    /// This runner's home directory (a temp dir of its own: `HOME` in its commands).
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     /// The host uid and gid of this runner.
     pub fn ids(&self) -> (u32, u32) {
         match self.who {
