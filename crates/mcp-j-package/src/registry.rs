@@ -236,6 +236,61 @@ impl Registry {
             })
     }
 
+    /// `PUT …/artifacts/DIGEST/{manifest,bundle}` (scope `push`): upload an artifact whose
+    /// digest the caller computed (the registry checks it). `Ok(())` on 201 or 200.
+    pub fn put_artifact(&self, org: &str, kind: Artifact, digest: &Digest, bytes: &[u8]) -> Result<(), RegistryError> {
+        let url = format!(
+            "{}/v1/org/{}/artifacts/{}/{}",
+            self.base,
+            encode(org),
+            digest.as_str(),
+            kind.path()
+        );
+        let content_type = match kind {
+            Artifact::Manifest => "application/json",
+            Artifact::Bundle => "application/gzip",
+        };
+        self.write("PUT", &url, content_type, bytes)
+    }
+
+    /// `POST …/mcps/NAME/versions` (scope `push`): publish `version` of `org/name` as the
+    /// manifest `manifest_digest` (already uploaded). A version is immutable: the registry
+    /// answers 409 when it exists with other content.
+    pub fn create_version(
+        &self,
+        org: &str,
+        name: &str,
+        version: &str,
+        manifest_digest: &Digest,
+        git_sha: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let url = format!("{}/v1/org/{}/mcps/{}/versions", self.base, encode(org), encode(name));
+        let mut body = serde_json::json!({"version": version, "manifest_digest": manifest_digest.as_str()});
+        if let Some(sha) = git_sha {
+            body["git_sha"] = serde_json::Value::from(sha);
+        }
+        self.write("POST", &url, "application/json", body.to_string().as_bytes())
+    }
+
+    /// A write to our own origin (the token always goes with it); no redirect is followed,
+    /// as a write must not be replayed elsewhere.
+    fn write(&self, method: &str, url: &str, content_type: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+        let mut request = match method {
+            "PUT" => self.agent.put(url),
+            _ => self.agent.post(url),
+        }
+        .header("Content-Type", content_type);
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request.send(bytes).map_err(|e| transport(url, e))?;
+        let status = response.status().as_u16();
+        if matches!(status, 200 | 201) {
+            return Ok(());
+        }
+        Err(status_error(url, status, &mut response.into_body().into_reader()))
+    }
+
     /// GET with checked redirects, the token for our own origin only, and up to
     /// `attempts` tries on 5xx, 429 and transport errors.
     fn get(&self, url: &str, attempts: u32) -> Result<Box<dyn Read + Send + Sync + 'static>, RegistryError> {

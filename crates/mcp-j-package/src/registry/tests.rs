@@ -37,8 +37,10 @@ fn redirect(status: u16, to: &str) -> Answer {
 /// A request as the server saw it.
 #[derive(Debug, Clone)]
 struct Seen {
+    method: String,
     path: String,
     headers: HashMap<String, String>,
+    body: Vec<u8>,
 }
 
 /// A server answering each path with its queue of answers (the last one repeats).
@@ -64,6 +66,7 @@ impl Server {
                 if reader.read_line(&mut line).is_err() {
                     continue;
                 }
+                let method = line.split_whitespace().next().unwrap_or("").to_owned();
                 let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
                 let mut headers = HashMap::new();
                 let mut length = 0usize;
@@ -83,8 +86,10 @@ impl Server {
                 let mut body = vec![0; length];
                 let _ = reader.read_exact(&mut body);
                 seen_by_server.lock().unwrap().push(Seen {
+                    method,
                     path: path.clone(),
                     headers,
+                    body,
                 });
                 let a = {
                     let mut script = script.lock().unwrap();
@@ -304,4 +309,46 @@ fn urls_join_and_segments_encode() {
     assert_eq!(join("https://r.example/a/b", "ftp://o.example/y"), "ftp://o.example/y");
     assert_eq!(encode("sha256:ab/../x y"), "sha256%3Aab%2F..%2Fx%20y");
     assert_eq!(encode("1.2.3-rc.1"), "1.2.3-rc.1");
+}
+
+#[test]
+fn pushes_send_the_bytes_and_the_token_and_show_the_registrys_refusal() {
+    let bundle_path = format!("/v1/org/acme/artifacts/{D2}/bundle");
+    let server = Server::start(vec![
+        (&bundle_path, vec![answer(201, "")]),
+        (
+            "/v1/org/acme/mcps/hello/versions",
+            vec![
+                answer(201, "{}"),
+                answer(
+                    409,
+                    r#"{"error":"conflict","message":"acme/hello 1.2.3 exists with other content"}"#,
+                ),
+            ],
+        ),
+    ]);
+    let registry = Registry::new(&server.url(), Some("push-tok".into())).unwrap();
+    registry
+        .put_artifact("acme", Artifact::Bundle, &D2.parse().unwrap(), b"tarball")
+        .unwrap();
+    registry
+        .create_version("acme", "hello", "1.2.3", &D1.parse().unwrap(), Some("abc"))
+        .unwrap();
+    let err = registry
+        .create_version("acme", "hello", "1.2.3", &D1.parse().unwrap(), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("HTTP 409 (conflict): acme/hello 1.2.3 exists with other content"),
+        "{err}"
+    );
+    let seen = server.seen();
+    assert_eq!(seen[0].method, "PUT");
+    assert_eq!(seen[0].body, b"tarball");
+    assert_eq!(seen[0].headers["authorization"], "Bearer push-tok");
+    assert_eq!(seen[1].method, "POST");
+    let body: serde_json::Value = serde_json::from_slice(&seen[1].body).unwrap();
+    assert_eq!(body["version"], "1.2.3");
+    assert_eq!(body["manifest_digest"], D1);
+    assert_eq!(body["git_sha"], "abc");
 }
