@@ -5,3 +5,6 @@
 //! hands this crate readers; no policy here: `mcp_j_policy` decides.
 
 #![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod unpack;
