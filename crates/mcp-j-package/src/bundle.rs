@@ -76,11 +76,7 @@ pub enum BundleError {
          `--max-bundle-size` if the package is really that large)",
         dir.display()
     )]
-    OverCap {
-        dir: PathBuf,
-        what: String,
-        max: u64,
-    },
+    OverCap { dir: PathBuf, what: String, max: u64 },
     #[error("cannot bundle {}: it changed while it was read; push again", .0.display())]
     Changed(PathBuf),
     #[error("cannot bundle {}: {what}: {source}", path.display())]
@@ -111,11 +107,7 @@ struct Member {
 }
 
 /// Writes the bundle of `dir` to `out`, hashing it on the way.
-pub fn write_bundle(
-    dir: &Path,
-    limits: &UnpackLimits,
-    out: impl Write,
-) -> Result<BundleSummary, BundleError> {
+pub fn write_bundle(dir: &Path, limits: &UnpackLimits, out: impl Write) -> Result<BundleSummary, BundleError> {
     let members = collect(dir, limits)?;
     let hashing = HashingWriter {
         inner: out,
@@ -190,26 +182,21 @@ pub fn write_bundle(
             inner: file.take(size),
             left: size,
         };
-        tar.append_data(&mut header, &member.relative, &mut data)
-            .map_err(|e| {
-                if e.kind() == io::ErrorKind::UnexpectedEof {
-                    BundleError::Changed(member.host.clone())
-                } else {
-                    BundleError::Io {
-                        what: "reading",
-                        path: member.host.clone(),
-                        source: e,
-                    }
+        tar.append_data(&mut header, &member.relative, &mut data).map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                BundleError::Changed(member.host.clone())
+            } else {
+                BundleError::Io {
+                    what: "reading",
+                    path: member.host.clone(),
+                    source: e,
                 }
-            })?;
+            }
+        })?;
         files += 1;
     }
-    let gzip = tar
-        .into_inner()
-        .map_err(io_error("finishing the bundle of", dir))?;
-    let hashing = gzip
-        .finish()
-        .map_err(io_error("finishing the bundle of", dir))?;
+    let gzip = tar.into_inner().map_err(io_error("finishing the bundle of", dir))?;
+    let hashing = gzip.finish().map_err(io_error("finishing the bundle of", dir))?;
     let mut hashing = hashing;
     hashing
         .inner
@@ -290,11 +277,7 @@ fn collect(dir: &Path, limits: &UnpackLimits) -> Result<Vec<Member>, BundleError
             if is_dir {
                 pending.push((host.clone(), relative.clone(), depth + 1));
             }
-            members.push(Member {
-                relative,
-                host,
-                is_dir,
-            });
+            members.push(Member { relative, host, is_dir });
         }
     }
     // Byte order of the whole path: a prefix sorts first, so a directory precedes its members.

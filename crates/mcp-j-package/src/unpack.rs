@@ -45,7 +45,7 @@ const STREAM_SLACK_BYTES: u64 = 64 * 1024;
 /// The caps one unpacking enforces. `Default` is INTERFACE's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnpackLimits {
-    /// Entries in the archive (files and directories).
+    /// Entries in the archive, and files and directories made (implied parents included).
     pub max_entries: u64,
     /// The sum of all files' sizes (`--max-bundle-size`).
     pub max_total_bytes: u64,
@@ -185,11 +185,7 @@ pub struct UnpackSummary {
 /// whose parent must. Everything is written into a fresh directory in `dest`'s parent and
 /// renamed to `dest` (never replacing anything) once all entries were accepted; on any
 /// failure the fresh directory is removed and `dest` is untouched.
-pub fn unpack_bundle(
-    bundle: impl Read,
-    dest: &Path,
-    limits: &UnpackLimits,
-) -> Result<UnpackSummary, UnpackError> {
+pub fn unpack_bundle(bundle: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<UnpackSummary, UnpackError> {
     let (parent, name) = match (dest.parent(), dest.file_name()) {
         (Some(parent), Some(name)) => (
             if parent.as_os_str().is_empty() {
@@ -241,13 +237,7 @@ pub fn unpack_bundle(
         .path()
         .file_name()
         .ok_or_else(|| UnpackError::io("naming", fresh.path(), io::ErrorKind::InvalidInput))?;
-    match rustix::fs::renameat_with(
-        &parent_fd,
-        fresh_name,
-        &parent_fd,
-        name,
-        RenameFlags::NOREPLACE,
-    ) {
+    match rustix::fs::renameat_with(&parent_fd, fresh_name, &parent_fd, name, RenameFlags::NOREPLACE) {
         Ok(()) => {}
         Err(rustix::io::Errno::EXIST) => {
             return Err(UnpackError::DestinationExists(dest.to_path_buf()));
@@ -265,7 +255,9 @@ pub fn unpack_bundle(
 enum Made {
     File,
     /// `explicit`: the archive listed it (rather than only a path below it).
-    Directory { explicit: bool },
+    Directory {
+        explicit: bool,
+    },
 }
 
 fn write_entries(
@@ -371,6 +363,7 @@ fn write_entries(
                 Some(Made::File) => return Err(refuse(Refusal::ThroughFile(so_far))),
                 Some(Made::Directory { .. }) => {}
                 None => {
+                    room_for_one_more(&summary, limits).map_err(refuse)?;
                     make_directory(&dir, component, root_path, &so_far)?;
                     made.insert(so_far.clone(), Made::Directory { explicit: false });
                     summary.directories += 1;
@@ -387,6 +380,7 @@ fn write_entries(
                 }
                 Some(Made::Directory { explicit: false }) => {}
                 None => {
+                    room_for_one_more(&summary, limits).map_err(refuse)?;
                     make_directory(&dir, last, root_path, &full)?;
                     summary.directories += 1;
                 }
@@ -404,6 +398,7 @@ fn write_entries(
             }
             None => {}
         }
+        room_for_one_more(&summary, limits).map_err(refuse)?;
         if size > limits.max_file_bytes {
             return Err(refuse(Refusal::FileTooLarge {
                 size,
@@ -432,8 +427,7 @@ fn write_entries(
         let written = io::copy(&mut (&mut entry).take(size), &mut file).map_err(|e| {
             if stream_over.get() {
                 UnpackError::StreamTooLarge { max: stream_max }
-            } else if e.kind() == io::ErrorKind::UnexpectedEof || e.kind() == io::ErrorKind::Other
-            {
+            } else if e.kind() == io::ErrorKind::UnexpectedEof || e.kind() == io::ErrorKind::Other {
                 UnpackError::Malformed(e)
             } else {
                 UnpackError::io("writing", &file_path, e)
@@ -448,12 +442,24 @@ fn write_entries(
         let mode = if executable { 0o755 } else { 0o644 };
         rustix::fs::fchmod(&file, Mode::from_raw_mode(mode))
             .map_err(|e| UnpackError::io("setting the mode of", &file_path, e))?;
-        file.flush()
-            .map_err(|e| UnpackError::io("writing", &file_path, e))?;
+        file.flush().map_err(|e| UnpackError::io("writing", &file_path, e))?;
         summary.files += 1;
         summary.bytes = total;
     }
     Ok(summary)
+}
+
+/// The entry cap also bounds what is made on disk: a directory the archive only implies
+/// (`a/b/c/file` without `a/`) counts like a listed one, as it does in a bundle `push` builds.
+fn room_for_one_more(summary: &UnpackSummary, limits: &UnpackLimits) -> Result<(), Refusal> {
+    let count = summary.files + summary.directories + 1;
+    if count > limits.max_entries {
+        return Err(Refusal::TooManyEntries {
+            count,
+            max: limits.max_entries,
+        });
+    }
+    Ok(())
 }
 
 /// The components of an archive path: `.` and empty components dropped; absolute paths,
@@ -493,12 +499,7 @@ fn normalise_path(raw: &[u8], limits: &UnpackLimits) -> Result<Vec<String>, Refu
     Ok(components)
 }
 
-fn make_directory(
-    parent: &OwnedFd,
-    name: &str,
-    root_path: &Path,
-    relative: &str,
-) -> Result<(), UnpackError> {
+fn make_directory(parent: &OwnedFd, name: &str, root_path: &Path, relative: &str) -> Result<(), UnpackError> {
     // `mkdirat` fails on anything already there, links included; the mode is set on the
     // opened directory so that the umask does not decide it.
     rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(0o700))
@@ -508,12 +509,7 @@ fn make_directory(
         .map_err(|e| UnpackError::io("setting the mode of", &root_path.join(relative), e))
 }
 
-fn open_directory(
-    parent: &OwnedFd,
-    name: &str,
-    root_path: &Path,
-    relative: &str,
-) -> Result<OwnedFd, UnpackError> {
+fn open_directory(parent: &OwnedFd, name: &str, root_path: &Path, relative: &str) -> Result<OwnedFd, UnpackError> {
     rustix::fs::openat(
         parent,
         name,

@@ -61,9 +61,7 @@ fn header_for(entry: &Raw<'_>) -> tar::Header {
 fn tar_of(entries: &[Raw<'_>]) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
     for entry in entries {
-        builder
-            .append(&header_for(entry), entry.data)
-            .expect("append");
+        builder.append(&header_for(entry), entry.data).expect("append");
     }
     builder.into_inner().expect("finish tar")
 }
@@ -160,8 +158,7 @@ fn a_plain_bundle_unpacks_with_normalised_modes() {
     let mut user_exe = file("tool", b"t");
     user_exe.mode = 0o100;
     let bundle = targz(&[dir("./"), dir("bin/"), exe, odd_dir, plain, user_exe]);
-    let summary = unpack_bundle(&bundle[..], &scene.dest, &UnpackLimits::default())
-        .expect("unpacks");
+    let summary = unpack_bundle(&bundle[..], &scene.dest, &UnpackLimits::default()).expect("unpacks");
     assert_eq!(
         summary,
         UnpackSummary {
@@ -183,10 +180,7 @@ fn a_plain_bundle_unpacks_with_normalised_modes() {
     assert_eq!(mode("bin/run"), 0o755);
     assert_eq!(mode("data/x.txt"), 0o644);
     assert_eq!(mode("tool"), 0o755);
-    assert_eq!(
-        std::fs::read(scene.dest.join("data/x.txt")).expect("read"),
-        b"hello"
-    );
+    assert_eq!(std::fs::read(scene.dest.join("data/x.txt")).expect("read"), b"hello");
     // The archive's mtime (2009) is not kept.
     let mtime = std::fs::metadata(scene.dest.join("data/x.txt"))
         .expect("meta")
@@ -205,8 +199,7 @@ fn a_plain_bundle_unpacks_with_normalised_modes() {
 fn implicit_parents_are_made_and_may_be_listed_later() {
     let scene = scene();
     let bundle = targz(&[file("a/b/c.txt", b"c"), dir("a/b/"), dir("a")]);
-    let summary = unpack_bundle(&bundle[..], &scene.dest, &UnpackLimits::default())
-        .expect("unpacks");
+    let summary = unpack_bundle(&bundle[..], &scene.dest, &UnpackLimits::default()).expect("unpacks");
     assert_eq!(summary.directories, 2);
     assert_eq!(std::fs::read(scene.dest.join("a/b/c.txt")).expect("read"), b"c");
 }
@@ -254,10 +247,7 @@ fn a_symlink_and_a_file_through_it_are_refused() {
 
 #[test]
 fn a_hardlink_is_refused() {
-    let bundle = targz(&[
-        file("a", b"x"),
-        of_kind("b", tar::EntryType::Link, b"/etc/passwd"),
-    ]);
+    let bundle = targz(&[file("a", b"x"), of_kind("b", tar::EntryType::Link, b"/etc/passwd")]);
     assert_eq!(
         refusal(&bundle, &UnpackLimits::default()),
         ("b".to_owned(), Refusal::HardLink)
@@ -277,10 +267,7 @@ fn devices_fifos_and_other_types_are_refused() {
     ];
     for (kind, expected) in cases {
         let bundle = targz(&[file("a", b"x"), of_kind("dev", kind, b"")]);
-        assert_eq!(
-            refusal(&bundle, &UnpackLimits::default()),
-            ("dev".to_owned(), expected)
-        );
+        assert_eq!(refusal(&bundle, &UnpackLimits::default()), ("dev".to_owned(), expected));
     }
 }
 
@@ -331,10 +318,7 @@ fn odd_shapes_of_regular_entries_are_refused() {
     );
     let mut latin1 = file("x", b"x");
     latin1.name = b"caf\xe9";
-    assert_eq!(
-        refusal(&targz(&[latin1]), &UnpackLimits::default()).1,
-        Refusal::NotUtf8
-    );
+    assert_eq!(refusal(&targz(&[latin1]), &UnpackLimits::default()).1, Refusal::NotUtf8);
 }
 
 #[test]
@@ -362,9 +346,7 @@ fn paths_over_the_length_and_depth_caps_are_refused() {
     header.set_size(1);
     header.set_mode(0o644);
     header.set_entry_type(tar::EntryType::Regular);
-    builder
-        .append_data(&mut header, &long, &b"x"[..])
-        .expect("append");
+    builder.append_data(&mut header, &long, &b"x"[..]).expect("append");
     let bundle = gzip(&builder.into_inner().expect("tar"));
     assert_eq!(
         refusal(&bundle, &UnpackLimits::default()).1,
@@ -386,6 +368,12 @@ fn too_many_entries_are_refused() {
         refusal(&four, &limits),
         ("d/c".to_owned(), Refusal::TooManyEntries { count: 4, max: 3 })
     );
+    // Directories the archive only implies count too: two entries, four things made.
+    let implied = targz(&[file("a/b/c", b"1"), file("x", b"2")]);
+    assert_eq!(
+        refusal(&implied, &limits),
+        ("x".to_owned(), Refusal::TooManyEntries { count: 4, max: 3 })
+    );
 }
 
 #[test]
@@ -403,10 +391,7 @@ fn files_over_the_file_and_total_caps_are_refused() {
         &targz(&[file("a", b"123456"), file("b", b"1234"), file("c", b"1")]),
         &limits,
     );
-    assert_eq!(
-        (entry.as_str(), reason),
-        ("c", Refusal::TotalTooLarge { max: 10 })
-    );
+    assert_eq!((entry.as_str(), reason), ("c", Refusal::TotalTooLarge { max: 10 }));
     let scene = scene();
     unpack_bundle(
         &targz(&[file("a", b"123456"), file("b", b"1234")])[..],
@@ -416,7 +401,10 @@ fn files_over_the_file_and_total_caps_are_refused() {
     .expect("exactly the total is fine");
     // INTERFACE's default: 512M unpacked, 100k entries; `--max-bundle-size` sets both size caps.
     let configured = UnpackLimits::with_max_total_bytes(1 << 20);
-    assert_eq!((configured.max_total_bytes, configured.max_file_bytes), (1 << 20, 1 << 20));
+    assert_eq!(
+        (configured.max_total_bytes, configured.max_file_bytes),
+        (1 << 20, 1 << 20)
+    );
     assert_eq!(UnpackLimits::default().max_total_bytes, 512 * 1024 * 1024);
     assert_eq!(UnpackLimits::default().max_entries, 100_000);
 }
@@ -549,23 +537,13 @@ fn an_existing_destination_is_never_replaced() {
     std::fs::create_dir(&scene.dest).expect("dest");
     std::fs::write(scene.dest.join("mine"), b"keep").expect("mine");
     let before = listing(&scene.base);
-    let err = unpack_bundle(
-        &targz(&[file("a", b"x")])[..],
-        &scene.dest,
-        &UnpackLimits::default(),
-    )
-    .expect_err("exists");
+    let err = unpack_bundle(&targz(&[file("a", b"x")])[..], &scene.dest, &UnpackLimits::default()).expect_err("exists");
     assert!(matches!(err, UnpackError::DestinationExists(_)), "{err}");
     assert_eq!(listing(&scene.base), before);
     // A symlink at the destination is not followed either.
     let other = scene.parent.join("link");
     std::os::unix::fs::symlink(scene.base.join("outside"), &other).expect("symlink");
-    let err = unpack_bundle(
-        &targz(&[file("a", b"x")])[..],
-        &other,
-        &UnpackLimits::default(),
-    )
-    .expect_err("exists");
+    let err = unpack_bundle(&targz(&[file("a", b"x")])[..], &other, &UnpackLimits::default()).expect_err("exists");
     assert!(matches!(err, UnpackError::DestinationExists(_)), "{err}");
     assert!(!scene.base.join("outside/a").exists());
 }
@@ -588,8 +566,7 @@ fn pax_global_headers_are_passed_over() {
     let mut global = of_kind("pax_global_header", tar::EntryType::XGlobalHeader, b"");
     global.data = b"52 comment=0123456789012345678901234567890123456789\n";
     let bundle = targz(&[global, file("a", b"x")]);
-    let summary =
-        unpack_bundle(&bundle[..], &scene.dest, &UnpackLimits::default()).expect("unpacks");
+    let summary = unpack_bundle(&bundle[..], &scene.dest, &UnpackLimits::default()).expect("unpacks");
     assert_eq!(summary.files, 1);
     assert!(!scene.dest.join("pax_global_header").exists());
 }
