@@ -6,5 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod credentials;
 pub mod registry;
+pub mod unpack;
