@@ -3,5 +3,13 @@
 //! streams, kept in a content-addressed cache that several `mcp-j` processes share safely,
 //! and unpacked only in the shapes a bundle may take. No network here: the registry client
 //! hands this crate readers; no policy here: `mcp_j_policy` decides.
+//!
+//! - [`digest`]: [`digest::HashingReader`], SHA-256 while streaming with a byte cap.
+//! - [`cache`]: [`cache::Cache`], the content-addressed cache (`sha256/<hex>` blobs, a
+//!   cross-process lock per blob, re-verification on open, `ls`/`rm`/`gc`) and the cached
+//!   resolve answers of the offline rule.
 
 #![forbid(unsafe_code)]
+
+pub mod cache;
+pub mod digest;
