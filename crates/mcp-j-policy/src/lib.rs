@@ -34,7 +34,7 @@
 //!   [`pins::compare`], which says what changed in a tool (description, schema,
 //!   annotations, title). The digests are computed by `mcp-j-proxy`'s canonical JSON and
 //!   passed in.
-//! - [`reference`]: what `run REF`, `pull REF` and `info REF` take ([`PackageRef`]):
+//! - [`reference`](mod@reference): what `run REF`, `pull REF` and `info REF` take ([`PackageRef`]):
 //!   `org/name@version|latest|sha256:…`, `npm:…` and `pypi:…`, local archives included.
 //!
 //! Nothing here reads a clock: a time (a pin's first sight) is a parameter.

@@ -523,3 +523,25 @@ fn two_processes_store_the_same_blob_once() {
         Some(SHARED_LEN as u64)
     );
 }
+
+#[test]
+fn a_waiter_whose_lock_file_was_removed_takes_the_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let bytes = data(1000, 7);
+    let digest = digest_bytes(&bytes);
+    let held = cache.lock(&digest).unwrap();
+    let waiter = {
+        let (cache, digest, bytes) = (cache.clone(), digest.clone(), bytes.clone());
+        std::thread::spawn(move || cache.store(&digest, BlobKind::Bundle, 1000, at(0), || Ok(&bytes[..])))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!waiter.is_finished(), "the store waits for the lock");
+    // What `remove` does while holding the lock: unlink the lock file, then release it.
+    fs::remove_file(cache.lock_path(&digest)).unwrap();
+    drop(held);
+    let stored = waiter.join().unwrap().unwrap();
+    assert!(stored.fetched);
+    assert!(cache.lock_path(&digest).exists(), "the waiter locked a new lock file");
+    assert_eq!(fs::read(cache.blob_path(&digest)).unwrap(), bytes);
+}

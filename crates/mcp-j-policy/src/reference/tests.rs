@@ -202,3 +202,23 @@ fn the_resolve_parameter_is_the_version_latest_or_the_digest() {
         Ok("acme/hello@latest".into())
     );
 }
+
+proptest::proptest! {
+    #[test]
+    fn any_text_is_refused_or_shown_back_the_same(text in "\\PC{0,80}") {
+        if let Ok(parsed) = parse(&text) {
+            proptest::prop_assert_eq!(parse(&parsed.to_string()), Ok(parsed));
+        }
+    }
+
+    #[test]
+    fn any_registry_reference_of_the_alphabet_round_trips(
+        org in "[A-Za-z0-9_-]{1,20}",
+        name in "[A-Za-z0-9_-]{1,20}",
+        version in "[A-Za-z0-9][A-Za-z0-9._+-]{0,20}",
+    ) {
+        let text = format!("{org}/{name}@{version}");
+        let expected = if version == "latest" { Selector::Latest } else { Selector::Version(version.clone()) };
+        proptest::prop_assert_eq!(parse(&text), Ok(registry(&org, &name, expected)));
+    }
+}
