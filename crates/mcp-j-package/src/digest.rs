@@ -87,7 +87,7 @@ impl<R: Read> Read for HashingReader<R> {
         let room = self.cap.saturating_sub(self.size).saturating_add(1);
         let len = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
         let n = self.inner.read(&mut buf[..len])?;
-        if self.size + n as u64 > self.cap {
+        if self.size.saturating_add(n as u64) > self.cap {
             return Err(io::Error::new(
                 io::ErrorKind::FileTooLarge,
                 CapExceeded { cap: self.cap },
