@@ -1,7 +1,8 @@
 //! Fuzz target: arbitrary text through mcp-j-policy's parsers — hosts as clients spell
-//! them, `--allow-net` rules, package manifests, pin files — and arbitrary bytes as an
-//! address to classify. Properties: nothing panics; a parsed rule's text parses back to
-//! the same rule; a host name and a loose IPv4 address are already in their final form.
+//! them, `--allow-net` rules, package manifests, pin files, package references — and
+//! arbitrary bytes as an address to classify. Properties: nothing panics; a parsed rule's or
+//! package reference's text parses back to the same value; a host name and a loose IPv4
+//! address are already in their final form.
 //!
 //! Run with `cargo fuzz run policy_parsers` (nightly). On stable, `cargo build` compiles it
 //! (CI does that); `cargo run --features stdin-main --bin policy_parsers -- < file` replays
@@ -12,7 +13,7 @@
 use std::net::{IpAddr, Ipv6Addr};
 
 use mcp_j_policy::egress::{self, Host, Rule, RuleSource};
-use mcp_j_policy::{PackageManifest, PinFile};
+use mcp_j_policy::{PackageManifest, PinFile, reference};
 
 fn one(data: &[u8]) {
     if data.len() >= 16 {
@@ -36,6 +37,10 @@ fn one(data: &[u8]) {
     if let Ok(rule) = Rule::parse(text, RuleSource::User) {
         let shown = rule.to_string();
         assert_eq!(Rule::parse(&shown, RuleSource::User).as_ref(), Ok(&rule), "{shown}");
+    }
+    if let Ok(package_ref) = reference::parse(text) {
+        let shown = package_ref.to_string();
+        assert_eq!(reference::parse(&shown).as_ref(), Ok(&package_ref), "{shown}");
     }
     let _ = PackageManifest::from_json(text);
     let _ = PinFile::from_json(text);

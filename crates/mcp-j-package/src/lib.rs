@@ -3,10 +3,22 @@
 //! streams, kept in a content-addressed cache that several `mcp-j` processes share safely,
 //! and unpacked only in the shapes a bundle may take. No network here: the registry client
 //! hands this crate readers; no policy here: `mcp_j_policy` decides.
+//!
+//! - [`digest`]: [`digest::HashingReader`], SHA-256 while streaming with a byte cap.
+//! - [`cache`]: [`cache::Cache`], the content-addressed cache (`sha256/<hex>` blobs, a
+//!   cross-process lock per blob, re-verification on open, `ls`/`rm`/`gc`) and the cached
+//!   resolve answers of the offline rule.
+//! - [`registry`]: [`registry::Registry`], the client of REGISTRY_API's read half, login
+//!   and push (checked redirects, the token only to its own origin, retries, bounded
+//!   errors, the system's TLS roots); [`credentials`]: the tokens `mcp-j login` stores.
+//! - [`unpack`]: the safe unpacker of bundles; [`bundle`]: the deterministic builder
+//!   `push DIR` uses.
 
 #![forbid(unsafe_code)]
 
 pub mod bundle;
+pub mod cache;
 pub mod credentials;
+pub mod digest;
 pub mod registry;
 pub mod unpack;

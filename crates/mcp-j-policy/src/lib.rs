@@ -36,6 +36,8 @@
 //!   [`pins::compare`], which says what changed in a tool (description, schema,
 //!   annotations, title). The digests are computed by `mcp-j-proxy`'s canonical JSON and
 //!   passed in.
+//! - [`reference`](mod@reference): what `run REF`, `pull REF` and `info REF` take ([`PackageRef`]):
+//!   `org/name@version|latest|sha256:…`, `npm:…` and `pypi:…`, local archives included.
 //!
 //! Nothing here reads a clock: a time (a pin's first sight) is a parameter.
 
@@ -46,6 +48,7 @@ pub mod egress;
 pub mod manifest;
 pub mod package;
 pub mod pins;
+pub mod reference;
 pub mod resolve;
 pub mod tools;
 pub mod units;
@@ -55,6 +58,7 @@ pub use egress::{Allowlist, Host, Rule, RuleSource};
 pub use manifest::Manifest;
 pub use package::PackageManifest;
 pub use pins::{PinFile, ServerIdentity, ToolPin};
+pub use reference::{NpmRef, PackageRef, PypiRef, RegistryRef, Selector};
 pub use resolve::ResolveAnswer;
 pub use tools::{ClientFeature, ServerRequestPolicy, ToolPolicy};
 pub use units::{Duration, Size};
