@@ -107,6 +107,85 @@ impl ResolveAnswer {
     }
 }
 
+/// Why a fetched manifest does not belong to the resolve answer (INTERFACE, *Packages*:
+/// each is a refusal, exit 126, and nothing runs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The manifest names another bundle than the one resolved.
+    BundleDigest {
+        /// The resolve answer's.
+        resolved: Digest,
+        /// The manifest's (`None`: it names none).
+        manifest: Option<Digest>,
+    },
+    /// The manifest is another package's.
+    PackageId {
+        /// The package asked for.
+        asked: String,
+        /// The manifest's `package.id`.
+        manifest: String,
+    },
+    /// The manifest is another version's.
+    Version {
+        /// The resolved version.
+        resolved: String,
+        /// The manifest's `package.version`.
+        manifest: String,
+    },
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Mismatch::BundleDigest { resolved, manifest } => write!(
+                f,
+                "the manifest names bundle {} but the registry resolved bundle {resolved}",
+                manifest.as_ref().map_or("(none)", Digest::as_str)
+            ),
+            Mismatch::PackageId { asked, manifest } => {
+                write!(f, "the manifest is for package `{manifest}`, not `{asked}` as asked")
+            }
+            Mismatch::Version { resolved, manifest } => write!(
+                f,
+                "the manifest is for version {manifest}, but the registry resolved {resolved}"
+            ),
+        }
+    }
+}
+
+/// The checks that tie a manifest (already verified against `answer`'s manifest digest) to
+/// the answer and to the package asked for (`org/name`): its `bundle.digest` is the
+/// resolved bundle's, its `package.id` is the name asked, its `package.version` the
+/// resolved version. Every mismatch is returned, in that order.
+#[must_use]
+pub fn manifest_mismatches(
+    answer: &ResolveAnswer,
+    manifest: &crate::package::PackageManifest,
+    asked: &str,
+) -> Vec<Mismatch> {
+    let mut found = Vec::new();
+    let bundle = manifest.bundle.as_ref().map(|b| b.digest.clone());
+    if bundle.as_ref() != Some(&answer.resolved.bundle.digest) {
+        found.push(Mismatch::BundleDigest {
+            resolved: answer.resolved.bundle.digest.clone(),
+            manifest: bundle,
+        });
+    }
+    if manifest.package.id != asked {
+        found.push(Mismatch::PackageId {
+            asked: asked.to_owned(),
+            manifest: manifest.package.id.clone(),
+        });
+    }
+    if manifest.package.version != answer.resolved.version {
+        found.push(Mismatch::Version {
+            resolved: answer.resolved.version.clone(),
+            manifest: manifest.package.version.clone(),
+        });
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,6 +241,38 @@ mod tests {
             ResolveAnswer::from_json(&huge, "acme/hello")
                 .unwrap_err()
                 .contains("over the")
+        );
+    }
+
+    fn manifest(id: &str, version: &str, bundle: Option<&str>) -> crate::package::PackageManifest {
+        let bundle = bundle.map_or(String::new(), |d| {
+            format!(r#""bundle":{{"digest":"{d}","size_bytes":5}},"#)
+        });
+        let text = format!(
+            r#"{{"schema_version":"1.0","package":{{"id":"{id}","version":"{version}"}},{bundle}
+            "transport":{{"type":"stdio"}},
+            "entrypoints":[{{"os":"linux","arch":"amd64","command":"/usr/bin/python3","args":["s.py"]}}]}}"#
+        );
+        crate::package::PackageManifest::from_json(&text).unwrap()
+    }
+
+    #[test]
+    fn a_manifest_must_be_the_resolved_bundle_package_and_version() {
+        let answer = ResolveAnswer::from_json(&answer("", "published", "0", D1), "acme/hello").unwrap();
+        let good = manifest("acme/hello", "1.2.3", Some(D2));
+        assert_eq!(manifest_mismatches(&answer, &good, "acme/hello"), []);
+        let bad = manifest("acme/other", "9.9.9", Some(D1));
+        let found = manifest_mismatches(&answer, &bad, "acme/hello");
+        assert_eq!(found.len(), 3, "{found:?}");
+        let text: Vec<String> = found.iter().map(ToString::to_string).collect();
+        assert!(text[0].contains(D1) && text[0].contains(D2), "{}", text[0]);
+        assert!(text[1].contains("`acme/other`, not `acme/hello`"), "{}", text[1]);
+        assert!(text[2].contains("9.9.9") && text[2].contains("1.2.3"), "{}", text[2]);
+        let none = manifest("acme/hello", "1.2.3", None);
+        assert!(
+            manifest_mismatches(&answer, &none, "acme/hello")[0]
+                .to_string()
+                .contains("(none)")
         );
     }
 }
