@@ -20,6 +20,7 @@ pub use event::{
     Access, AuditEvent, Command, Direction, EventBody, ExposedPath, HostInfo, LayerStatus, Limits, McpPolicy, Measure,
     MemoryScope, MessageKind, NetConnect, NetDecision, Outcome, ProcessInfo, ProxyDecision, Resources, SCHEMA_VERSION,
     SandboxDenial, SandboxLayer, SandboxLayers, SandboxReady, SessionEnd, SessionStart, Source, SourceKind, errno_name,
+    rfc3339_micros,
 };
 pub use log::{AuditLog, MemoryLines};
 pub use redact::{MIN_SECRET_LEN, Redactor};

@@ -109,5 +109,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         } => commands::config_show::show(&loaded, cli.json).map(|()| ExitCode::SUCCESS),
         Command::Login(args) => commands::login::login(&args, &loaded.config),
         Command::Logout => commands::login::logout(&loaded.config),
+        Command::Pull(args) => commands::package::pull(&args, &loaded.config),
+        Command::Info(args) => commands::package::info(&args, &loaded.config, cli.json),
+        Command::Cache { command } => commands::package::cache_command(&command, &loaded.config, cli.json),
     }
 }

@@ -7,6 +7,7 @@ pub mod config_show;
 pub mod doctor;
 pub mod exec;
 pub mod login;
+pub mod package;
 pub mod run;
 
 use std::process::ExitCode;
@@ -37,6 +38,16 @@ pub enum Command {
     Login(login::LoginArgs),
     /// Forget the registry's stored token
     Logout,
+    /// Fetch a registry package into the cache, verifying every byte against the digests
+    /// the registry resolved
+    Pull(package::RefArgs),
+    /// What a registry package is, asks for and recommends (`--json`: one object)
+    Info(package::RefArgs),
+    /// The content-addressed cache
+    Cache {
+        #[command(subcommand)]
+        command: package::CacheCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]

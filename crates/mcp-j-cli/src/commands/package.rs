@@ -1,0 +1,363 @@
+//! `mcp-j pull`, `info` and `cache`: registry packages into the verified, content-addressed
+//! cache, and what the cache holds. The resolve answer is the root of trust: the manifest
+//! and the bundle are fetched by its digests, hashed while streaming, and kept only when
+//! they match; a manifest must then be the resolved bundle's, the asked package's and the
+//! resolved version's. Every refusal exits 126 and keeps nothing bad; a registry that
+//! cannot be reached or answers an error exits 125 with its message.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+use mcp_j_package::cache::{BlobKind, Cache, GcOptions};
+use mcp_j_package::credentials::Credentials;
+use mcp_j_package::digest::MANIFEST_CAP;
+use mcp_j_package::registry::{Artifact, Registry, RegistryError};
+use mcp_j_package::unpack::DEFAULT_MAX_UNPACKED_BYTES;
+use mcp_j_policy::package::{Digest, PackageManifest};
+use mcp_j_policy::reference::{PackageRef, RegistryRef};
+use mcp_j_policy::resolve::{ResolveAnswer, manifest_mismatches};
+
+use crate::config::Config;
+
+/// Exit status of a refusal (integrity, status, policy).
+const EXIT_REFUSED: u8 = 126;
+
+#[derive(Debug, Args)]
+pub struct RefArgs {
+    /// The package: ORG/NAME[@VERSION|@latest|@sha256:DIGEST]
+    #[arg(value_name = "REF")]
+    reference: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// The blobs in the cache (`--json`: an array)
+    Ls,
+    /// Remove blobs by digest, or all of them
+    Rm {
+        /// Digests (`sha256:…`)
+        #[arg(value_name = "DIGEST", required_unless_present = "all")]
+        digests: Vec<String>,
+        /// Remove everything
+        #[arg(long, conflicts_with = "digests")]
+        all: bool,
+    },
+    /// Remove what no cached resolve answer needs, what was unused for longer than
+    /// `--max-age`, then the least recently used beyond `--max-size`
+    Gc {
+        /// e.g. 30d
+        #[arg(long = "max-age", value_name = "DURATION")]
+        max_age: Option<mcp_j_policy::Duration>,
+        /// e.g. 2G
+        #[arg(long = "max-size", value_name = "SIZE")]
+        max_size: Option<mcp_j_policy::Size>,
+    },
+}
+
+/// A refusal: said on stderr, exit 126.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+fn registry_ref(text: &str) -> Result<RegistryRef> {
+    match mcp_j_policy::reference::parse(text).map_err(|e| anyhow!(e))? {
+        PackageRef::Registry(r) => Ok(r),
+        PackageRef::Npm(_) | PackageRef::Pypi(_) => {
+            bail!("`{text}`: npm and PyPI packages are not available yet; a registry package is ORG/NAME[@VERSION]")
+        }
+    }
+}
+
+/// The registry client for the configured registry, with its stored (or overriding) token.
+fn registry(config: &Config) -> Result<(String, Registry)> {
+    let url = config.registry_url.clone().context(
+        "no registry: pass `--registry URL`, or set `registry_url` in the configuration (or MCP_J_REGISTRY_URL)",
+    )?;
+    let env: BTreeMap<String, String> = std::env::vars().collect();
+    let token = match crate::config::config_dir(&env) {
+        Some(dir) => Credentials::new(&dir).token_for(&url, config.registry_token.as_deref())?,
+        None => config.registry_token.clone(),
+    };
+    let registry = Registry::new(&url, token)?;
+    Ok((url, registry))
+}
+
+fn cache(config: &Config) -> Result<Cache> {
+    let root = match &config.cache_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let env = |name: &str| std::env::var_os(name).map(std::path::PathBuf::from);
+            mcp_j_package::cache::default_root(env("XDG_CACHE_HOME").as_deref(), env("HOME").as_deref())
+                .context("no cache directory: set `--cache-dir DIR`, `cache_dir` or MCP_J_CACHE_DIR")?
+        }
+    };
+    Ok(Cache::open(&root).with_context(|| format!("cannot open the cache in {}", root.display()))?)
+}
+
+/// A registry error as the user should read it: 401 gets the login hint.
+fn registry_context(e: RegistryError) -> anyhow::Error {
+    let hint = matches!(e, RegistryError::Status { status: 401, .. })
+        .then_some(" (log in with `mcp-j login`, or set MCP_J_REGISTRY_TOKEN)")
+        .unwrap_or_default();
+    anyhow!("{e}{hint}")
+}
+
+/// What a pull or info found: the answer and the verified manifest.
+struct Fetched {
+    answer: ResolveAnswer,
+    manifest: PackageManifest,
+    manifest_size: u64,
+}
+
+/// Resolve, then the manifest by digest into the cache, checked against the answer.
+fn resolve_and_manifest(reference: &RegistryRef, registry: &Registry, cache: &Cache) -> Result<Fetched> {
+    let asked = format!("{}/{}", reference.org, reference.name);
+    let answer = registry
+        .resolve(&reference.org, &reference.name, &reference.selector.as_ref_param())
+        .map_err(registry_context)?;
+    let now = SystemTime::now();
+    let manifest_digest = answer.resolved.manifest.digest.clone();
+    let stored = cache
+        .store(&manifest_digest, BlobKind::Manifest, MANIFEST_CAP, now, || {
+            registry
+                .artifact(&reference.org, Artifact::Manifest, &manifest_digest)
+                .map_err(std::io::Error::other)
+        })
+        .map_err(|e| Refused(format!("{asked}: the manifest: {e}")))?;
+    let mut text = String::new();
+    std::fs::File::open(&stored.path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .with_context(|| format!("cannot read {}", stored.path.display()))?;
+    let refuse = |why: String| {
+        let _ = cache.remove(&manifest_digest);
+        Refused(format!("{asked}: {why}; nothing was kept"))
+    };
+    let manifest = PackageManifest::from_json(&text).map_err(|e| refuse(format!("its manifest is not valid: {e}")))?;
+    let mismatches = manifest_mismatches(&answer, &manifest, &asked);
+    if !mismatches.is_empty() {
+        let all: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
+        return Err(refuse(all.join("; ")).into());
+    }
+    Ok(Fetched {
+        answer,
+        manifest,
+        manifest_size: stored.size,
+    })
+}
+
+/// `mcp-j pull REF`.
+pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
+    refusals_exit(|| {
+        let reference = registry_ref(&args.reference)?;
+        let (_, registry) = registry(config)?;
+        let cache = cache(config)?;
+        let fetched = resolve_and_manifest(&reference, &registry, &cache)?;
+        let resolved = &fetched.answer.resolved;
+        if !resolved.status.may_run() {
+            return Err(Refused(format!(
+                "{}@{} is {}: it cannot run; pick another version",
+                fetched.answer.package,
+                resolved.version,
+                resolved.status.as_str()
+            ))
+            .into());
+        }
+        let bundle = &resolved.bundle;
+        let cap = bundle.size_bytes.min(DEFAULT_MAX_UNPACKED_BYTES);
+        if bundle.size_bytes > cap {
+            return Err(Refused(format!(
+                "the bundle is {} bytes, over the {cap} a bundle may be",
+                bundle.size_bytes
+            ))
+            .into());
+        }
+        let stored = cache
+            .store(&bundle.digest, BlobKind::Bundle, cap, SystemTime::now(), || {
+                registry
+                    .artifact(&reference.org, Artifact::Bundle, &bundle.digest)
+                    .map_err(std::io::Error::other)
+            })
+            .map_err(|e| Refused(format!("{}: the bundle: {e}", fetched.answer.package)))?;
+        eprintln!(
+            "mcp-j: {}@{} ({}): manifest {} and bundle {} ({} bytes) verified{}",
+            fetched.answer.package,
+            resolved.version,
+            resolved.status.as_str(),
+            resolved.manifest.digest.as_str(),
+            bundle.digest.as_str(),
+            stored.size,
+            if stored.fetched { "" } else { ", already cached" }
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Serialize)]
+struct ArtifactInfo {
+    digest: String,
+    size: u64,
+    cached: bool,
+}
+
+#[derive(Serialize)]
+struct Info<'a> {
+    package: &'a str,
+    version: &'a str,
+    git_sha: Option<&'a str>,
+    status: &'a str,
+    certification_level: u8,
+    origin: &'a str,
+    manifest: ArtifactInfo,
+    bundle: ArtifactInfo,
+    permissions_requested: &'a mcp_j_policy::package::Permissions,
+    limits_recommended: &'a mcp_j_policy::package::RecommendedLimits,
+}
+
+/// `mcp-j info REF [--json]`.
+pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
+    refusals_exit(|| {
+        let reference = registry_ref(&args.reference)?;
+        let (_, registry) = registry(config)?;
+        let cache = cache(config)?;
+        let fetched = resolve_and_manifest(&reference, &registry, &cache)?;
+        let r = &fetched.answer.resolved;
+        let info = Info {
+            package: &fetched.answer.package,
+            version: &r.version,
+            git_sha: r.git_sha.as_deref(),
+            status: r.status.as_str(),
+            certification_level: r.certification_level.get(),
+            origin: fetched.answer.origin.as_str(),
+            manifest: ArtifactInfo {
+                digest: r.manifest.digest.as_str().to_owned(),
+                size: fetched.manifest_size,
+                cached: true,
+            },
+            bundle: ArtifactInfo {
+                digest: r.bundle.digest.as_str().to_owned(),
+                size: r.bundle.size_bytes,
+                cached: cache.contains(&r.bundle.digest),
+            },
+            permissions_requested: &fetched.manifest.permissions_requested,
+            limits_recommended: &fetched.manifest.limits_recommended,
+        };
+        let text = if json {
+            format!("{}\n", serde_json::to_string_pretty(&info)?)
+        } else {
+            let p = info.permissions_requested;
+            format!(
+                "{}@{} ({}, certification level {}, origin {})\n  manifest {} ({} bytes, cached)\n  bundle   {} ({} bytes{})\n  requests: network {:?}, environment {:?}, subprocess {}, filesystem {:?}\n  recommends: {}\n",
+                info.package,
+                info.version,
+                info.status,
+                info.certification_level,
+                info.origin,
+                info.manifest.digest,
+                info.manifest.size,
+                info.bundle.digest,
+                info.bundle.size,
+                if info.bundle.cached { ", cached" } else { ", not cached" },
+                p.network.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                p.environment,
+                p.subprocess,
+                p.filesystem.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
+                serde_json::to_string(info.limits_recommended)?,
+            )
+        };
+        crate::output::write_stdout(&text)?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Serialize)]
+struct LsEntry {
+    digest: String,
+    kind: &'static str,
+    size: u64,
+    last_used: String,
+}
+
+/// `mcp-j cache ls|rm|gc`.
+pub fn cache_command(command: &CacheCommand, config: &Config, json: bool) -> Result<ExitCode> {
+    let cache = cache(config)?;
+    match command {
+        CacheCommand::Ls => {
+            let entries: Vec<LsEntry> = cache
+                .list()?
+                .into_iter()
+                .map(|e| LsEntry {
+                    digest: e.digest.as_str().to_owned(),
+                    kind: match e.kind {
+                        Some(BlobKind::Manifest) => "manifest",
+                        Some(BlobKind::Bundle) => "bundle",
+                        Some(BlobKind::Install) => "install",
+                        None => "unknown",
+                    },
+                    size: e.size,
+                    last_used: mcp_j_audit::rfc3339_micros(e.last_used),
+                })
+                .collect();
+            let text = if json {
+                format!("{}\n", serde_json::to_string_pretty(&entries)?)
+            } else {
+                entries
+                    .iter()
+                    .map(|e| format!("{}  {:<8} {:>12}  {}\n", e.digest, e.kind, e.size, e.last_used))
+                    .collect()
+            };
+            crate::output::write_stdout(&text)?;
+        }
+        CacheCommand::Rm { digests, all } => {
+            let removed = if *all {
+                cache.remove_all()?.len()
+            } else {
+                let mut n = 0;
+                for text in digests {
+                    let digest: Digest = text.parse().map_err(|e: String| anyhow!(e))?;
+                    if cache.remove(&digest)? {
+                        n += 1;
+                    } else {
+                        eprintln!("mcp-j: {text} is not in the cache");
+                    }
+                }
+                n
+            };
+            eprintln!("mcp-j: removed {removed} blob(s) from the cache");
+        }
+        CacheCommand::Gc { max_age, max_size } => {
+            let report = cache.gc(
+                GcOptions {
+                    max_age: max_age.map(|d| d.0),
+                    max_size: max_size.map(|s| s.0),
+                },
+                SystemTime::now(),
+            )?;
+            eprintln!(
+                "mcp-j: removed {} blob(s), {} bytes",
+                report.removed.len(),
+                report.freed
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `f`; a [`Refused`] anywhere in its error becomes exit 126 with its message.
+fn refusals_exit(f: impl FnOnce() -> Result<ExitCode>) -> Result<ExitCode> {
+    match f() {
+        Ok(code) => Ok(code),
+        Err(e) => match e.downcast_ref::<Refused>() {
+            Some(refused) => {
+                eprintln!("mcp-j: refused: {refused}");
+                Ok(ExitCode::from(EXIT_REFUSED))
+            }
+            None => Err(e),
+        },
+    }
+}
