@@ -97,7 +97,7 @@ fn cache(config: &Config) -> Result<Cache> {
                 .context("no cache directory: set `--cache-dir DIR`, `cache_dir` or MCP_J_CACHE_DIR")?
         }
     };
-    Ok(Cache::open(&root).with_context(|| format!("cannot open the cache in {}", root.display()))?)
+    Cache::open(&root).with_context(|| format!("cannot open the cache in {}", root.display()))
 }
 
 /// A registry error as the user should read it: 401 gets the login hint.
@@ -119,7 +119,7 @@ struct Fetched {
 fn resolve_and_manifest(reference: &RegistryRef, registry: &Registry, cache: &Cache) -> Result<Fetched> {
     let asked = format!("{}/{}", reference.org, reference.name);
     let answer = registry
-        .resolve(&reference.org, &reference.name, &reference.selector.as_ref_param())
+        .resolve(&reference.org, &reference.name, reference.selector.as_ref_param())
         .map_err(registry_context)?;
     let now = SystemTime::now();
     let manifest_digest = answer.resolved.manifest.digest.clone();
