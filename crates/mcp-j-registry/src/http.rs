@@ -24,6 +24,9 @@
 //!   answer of the version.
 //! - **Logins** get the grant of their user (`push` on every org for [`crate::add_user`]);
 //!   an unknown user and a wrong password are the same 401, after the same argon2 work.
+//! - **Failed logins**: after `max_login_failures` (10) for one user name within
+//!   `login_window` (5 min), that name's logins are 429 `too_many_attempts` with
+//!   `Retry-After` until the window has passed, even with the right password.
 //! - **Limits**: JSON bodies over `max_json_bytes`, artifacts over `max_artifact_bytes`
 //!   (manifests over 1 MiB) are 413, refused from `Content-Length` before reading when it is
 //!   given; a body that stalls past `idle_timeout` or takes longer than `body_timeout` is
@@ -57,6 +60,47 @@ const MAX_MANIFEST_BYTES: u64 = 1024 * 1024;
 struct App {
     store: Arc<Store>,
     options: ServeOptions,
+    login_failures: LoginFailures,
+}
+
+/// Failed logins per user name: (count, start of the window).
+#[derive(Default)]
+struct LoginFailures(std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>);
+
+/// How many user names the failure table tracks before it forgets the oldest windows.
+const MAX_TRACKED_USERS: usize = 10_000;
+
+impl LoginFailures {
+    fn table(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (u32, std::time::Instant)>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// How long `user` must wait, when it has used up its attempts.
+    fn blocked_for(&self, user: &str, options: &ServeOptions) -> Option<std::time::Duration> {
+        let table = self.table();
+        let (count, since) = table.get(user)?;
+        let elapsed = since.elapsed();
+        (*count >= options.max_login_failures && elapsed < options.login_window).then(|| options.login_window - elapsed)
+    }
+
+    fn failed(&self, user: &str, options: &ServeOptions) {
+        let mut table = self.table();
+        if table.len() >= MAX_TRACKED_USERS {
+            table.retain(|_, (_, since)| since.elapsed() < options.login_window);
+            if table.len() >= MAX_TRACKED_USERS {
+                table.clear();
+            }
+        }
+        let entry = table.entry(user.to_owned()).or_insert((0, std::time::Instant::now()));
+        if entry.1.elapsed() >= options.login_window {
+            *entry = (0, std::time::Instant::now());
+        }
+        entry.0 += 1;
+    }
+
+    fn succeeded(&self, user: &str) {
+        self.table().remove(user);
+    }
 }
 
 type Shared = State<Arc<App>>;
@@ -75,7 +119,11 @@ pub(crate) async fn serve(
     let listener =
         tokio::net::TcpListener::from_std(listener).map_err(|e| runtime_error("registering the listener", e))?;
     let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
-    let app = Arc::new(App { store, options });
+    let app = Arc::new(App {
+        store,
+        options,
+        login_failures: LoginFailures::default(),
+    });
     let router = router(app.clone());
     tokio::pin!(shutdown);
     loop {
@@ -940,6 +988,17 @@ static DUMMY_HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 async fn login(State(app): Shared, headers: HeaderMap, body: Body) -> Answer {
     let request: LoginRequest = read_json(&app, body, &headers).await?;
+    let username = request.username.clone();
+    if let Some(wait) = app.login_failures.blocked_for(&username, &app.options) {
+        let seconds = wait.as_secs().max(1);
+        let error = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!("too many failed logins for `{username}`: try again in {seconds} s"),
+        )
+        .details(json!({"retry_after_seconds": seconds}));
+        return Ok(([(header::RETRY_AFTER, seconds.to_string())], error).into_response());
+    }
     let store = app.store.clone();
     let ttl = app.options.login_ttl;
     let token = blocking(move || {
@@ -957,12 +1016,14 @@ async fn login(State(app): Shared, headers: HeaderMap, body: Body) -> Answer {
     })
     .await?;
     let Some(token) = token else {
+        app.login_failures.failed(&username, &app.options);
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
             "wrong user name or password: check them, or ask the registry's operator (`mcp-j registry user add`)",
         ));
     };
+    app.login_failures.succeeded(&username);
     Ok(json_response(
         StatusCode::OK,
         json!({"access_token": token, "token_type": "bearer", "expires_in": ttl.as_secs()}),

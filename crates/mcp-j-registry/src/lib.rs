@@ -126,6 +126,11 @@ pub struct ServeOptions {
     pub body_timeout: Duration,
     /// How many connections are served at once (more wait to be accepted).
     pub max_connections: usize,
+    /// How many failed logins a user name may have within `login_window` before further
+    /// attempts are refused (429) until the window has passed.
+    pub max_login_failures: u32,
+    /// The window of `max_login_failures`.
+    pub login_window: Duration,
 }
 
 impl Default for ServeOptions {
@@ -139,6 +144,8 @@ impl Default for ServeOptions {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30 * 60),
             max_connections: 1024,
+            max_login_failures: 10,
+            login_window: Duration::from_secs(300),
         }
     }
 }

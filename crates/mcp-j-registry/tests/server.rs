@@ -2,6 +2,9 @@
 //! half through mcp-j's own registry client, the write half with raw HTTP requests. Every
 //! test runs under a time bound.
 
+// Helpers of an integration test may panic: a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -644,6 +647,35 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 }
 
 #[test]
+fn repeated_failed_logins_are_throttled() {
+    bounded(LIMIT, || {
+        let root = tempfile::tempdir().unwrap();
+        add_user(root.path(), "dave", "dave's password").unwrap();
+        add_user(root.path(), "erin", "erin's password").unwrap();
+        let options = ServeOptions {
+            max_login_failures: 2,
+            ..ServeOptions::default()
+        };
+        let server = start(root.path(), options);
+        let login = format!("{}/v1/auth/login", server.url());
+        let attempt = |user: &str, password: &str| {
+            send_json("POST", &login, None, &json!({"username": user, "password": password}))
+        };
+        assert_eq!(attempt("dave", "wrong one").0, 401);
+        assert_eq!(attempt("dave", "wrong two").0, 401);
+        let (status, body) = attempt("dave", "dave's password");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (429, Some("too_many_attempts")),
+            "{body}"
+        );
+        assert!(body["details"]["retry_after_seconds"].as_u64().unwrap() > 0);
+        // Another user is not affected.
+        assert_eq!(attempt("erin", "erin's password").0, 200);
+    });
+}
+
+#[test]
 fn tokens_are_stored_only_as_hashes() {
     bounded(LIMIT, || {
         let root = tempfile::tempdir().unwrap();
@@ -668,7 +700,7 @@ fn tokens_are_stored_only_as_hashes() {
                 let bytes = std::fs::read(file).unwrap();
                 assert!(!contains(&bytes, token.as_bytes()), "{token} in {}", file.display());
                 assert!(
-                    !contains(&bytes, token[5..].as_bytes()),
+                    !contains(&bytes, &token.as_bytes()[5..]),
                     "{token} in {}",
                     file.display()
                 );
