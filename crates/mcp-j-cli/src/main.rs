@@ -112,5 +112,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Pull(args) => commands::package::pull(&args, &loaded.config),
         Command::Info(args) => commands::package::info(&args, &loaded.config, cli.json),
         Command::Cache { command } => commands::package::cache_command(&command, &loaded.config, cli.json),
+        Command::Push(args) => commands::registry::push(&args, &loaded.config),
+        Command::Registry { command } => commands::registry::registry(&command, cli.json),
     }
 }

@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod exec;
 pub mod login;
 pub mod package;
+pub mod registry;
 pub mod run;
 
 use std::process::ExitCode;
@@ -47,6 +48,13 @@ pub enum Command {
     Cache {
         #[command(subcommand)]
         command: package::CacheCommand,
+    },
+    /// Publish the package in DIR (DIR/manifest.json names it) to the registry
+    Push(registry::PushArgs),
+    /// The self-hostable registry: serve it, mint tokens, add users
+    Registry {
+        #[command(subcommand)]
+        command: registry::RegistryCommand,
     },
 }
 

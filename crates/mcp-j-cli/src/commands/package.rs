@@ -75,7 +75,7 @@ fn registry_ref(text: &str) -> Result<RegistryRef> {
 }
 
 /// The registry client for the configured registry, with its stored (or overriding) token.
-fn registry(config: &Config) -> Result<(String, Registry)> {
+pub fn registry_client(config: &Config) -> Result<(String, Registry)> {
     let url = config.registry_url.clone().context(
         "no registry: pass `--registry URL`, or set `registry_url` in the configuration (or MCP_J_REGISTRY_URL)",
     )?;
@@ -101,7 +101,7 @@ fn cache(config: &Config) -> Result<Cache> {
 }
 
 /// A registry error as the user should read it: 401 gets the login hint.
-fn registry_context(e: RegistryError) -> anyhow::Error {
+pub fn registry_context(e: RegistryError) -> anyhow::Error {
     let hint = matches!(e, RegistryError::Status { status: 401, .. })
         .then_some(" (log in with `mcp-j login`, or set MCP_J_REGISTRY_TOKEN)")
         .unwrap_or_default();
@@ -155,7 +155,7 @@ fn resolve_and_manifest(reference: &RegistryRef, registry: &Registry, cache: &Ca
 pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
     refusals_exit(|| {
         let reference = registry_ref(&args.reference)?;
-        let (_, registry) = registry(config)?;
+        let (_, registry) = registry_client(config)?;
         let cache = cache(config)?;
         let fetched = resolve_and_manifest(&reference, &registry, &cache)?;
         let resolved = &fetched.answer.resolved;
@@ -223,7 +223,7 @@ struct Info<'a> {
 pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
     refusals_exit(|| {
         let reference = registry_ref(&args.reference)?;
-        let (_, registry) = registry(config)?;
+        let (_, registry) = registry_client(config)?;
         let cache = cache(config)?;
         let fetched = resolve_and_manifest(&reference, &registry, &cache)?;
         let r = &fetched.answer.resolved;

@@ -18,6 +18,7 @@ mod egress;
 mod escape;
 mod exec;
 mod login;
+mod packages;
 mod real_servers;
 mod run;
 mod testnet;

@@ -1,0 +1,172 @@
+//! Registry packages end to end: `mcp-j registry serve` on 127.0.0.1 (a port of its own),
+//! `registry token create`, `push`, `pull`, `info`, `cache`, as root and as the
+//! unprivileged user; a tampered cache blob and a revoked version are refused (126).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use crate::common::{MCP_J, Run, cli_test, test_name};
+
+/// A registry on 127.0.0.1 with its store in a temp dir; killed (by pid) when dropped.
+struct Registry {
+    child: Child,
+    url: String,
+    store: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let store = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mut child = Command::new(MCP_J)
+            .args(["registry", "serve", "--listen", "127.0.0.1:0", "--root"])
+            .arg(store.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("registry serve: {e}"));
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            let _ = BufReader::new(out).read_line(&mut line);
+        }
+        let url = line.trim().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "registry serve printed `{url}`");
+        Registry { child, url, store }
+    }
+
+    fn token(&self, scope: &str) -> String {
+        let out = Command::new(MCP_J)
+            .args(["registry", "token", "create", "--scope", scope, "--root"])
+            .arg(self.store.path())
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mcp-j --registry URL --cache-dir CACHE ARGS…` as the runner, with `token` in
+/// MCP_J_REGISTRY_TOKEN; (exit code, stdout, stderr).
+fn mcpj(run: &Run, registry: &Registry, cache: &Path, token: &str, args: &[&str]) -> (i32, String, String) {
+    let mut cmd = run.runner.command(MCP_J);
+    cmd.args(["--registry", &registry.url, "--cache-dir"])
+        .arg(cache)
+        .args(args)
+        .env("MCP_J_REGISTRY_TOKEN", token);
+    let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn package_dir(run: &Run, version: &str) -> tempfile::TempDir {
+    let dir = run.tempdir();
+    let manifest = format!(
+        r#"{{"schema_version":"1.0","package":{{"id":"acme/hello","version":"{version}"}},
+        "transport":{{"type":"stdio"}},
+        "entrypoints":[{{"os":"linux","arch":"amd64","command":"/usr/bin/python3","args":["/pkg/server.py"]}}],
+        "permissions_requested":{{"network":["api.example.com"],"environment":["HELLO_KEY"],"subprocess":false,"filesystem":[]}},
+        "limits_recommended":{{"max_memory":"256M"}}}}"#
+    );
+    run.write_file(&dir.path().join("manifest.json"), manifest.as_bytes(), 0o644);
+    run.write_file(&dir.path().join("server.py"), b"print('hello')\n", 0o755);
+    dir
+}
+
+#[test]
+fn push_pull_info_and_the_cache() {
+    cli_test(test_name!(), |run| {
+        let registry = Registry::start();
+        let push_token = registry.token("push");
+        let cache = run.tempdir();
+        let version = format!("1.0.{}", u32::from(!run.runner.is_root()));
+        let dir = package_dir(run, &version);
+        let dir_path = dir.path().display().to_string();
+
+        let (code, _, err) = mcpj(run, &registry, cache.path(), &push_token, &["push", &dir_path]);
+        assert_eq!(code, 0, "push: {err}");
+        assert!(err.contains(&format!("pushed acme/hello@{version}")), "{err}");
+        // The same content again is fine; a version is immutable otherwise.
+        let (code, _, err) = mcpj(run, &registry, cache.path(), &push_token, &["push", &dir_path]);
+        assert_eq!(code, 0, "re-push: {err}");
+        run.write_file(&dir.path().join("server.py"), b"print('changed')\n", 0o755);
+        let (code, _, err) = mcpj(run, &registry, cache.path(), &push_token, &["push", &dir_path]);
+        assert_eq!(code, 125, "{err}");
+        assert!(err.contains("409"), "{err}");
+
+        let reference = format!("acme/hello@{version}");
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", &reference]);
+        assert_eq!(code, 0, "pull: {err}");
+        assert!(err.contains("verified"), "{err}");
+        let (code, out, err) = mcpj(run, &registry, cache.path(), "", &["--json", "info", &reference]);
+        assert_eq!(code, 0, "info: {err}");
+        let info: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(info["version"], version.as_str());
+        assert_eq!(info["status"], "published");
+        assert_eq!(info["bundle"]["cached"], true);
+        assert_eq!(info["permissions_requested"]["environment"][0], "HELLO_KEY");
+        let (code, out, _) = mcpj(run, &registry, cache.path(), "", &["--json", "cache", "ls"]);
+        assert_eq!(code, 0);
+        let blobs: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        let kinds: Vec<&str> = blobs
+            .as_array()
+            .map(|a| a.iter().filter_map(|b| b["kind"].as_str()).collect())
+            .unwrap_or_default();
+        assert!(kinds.contains(&"manifest") && kinds.contains(&"bundle"), "{out}");
+
+        // A tampered blob in the cache: refused, naming the fix; `cache rm` then a pull fetches again.
+        let bundle = info["bundle"]["digest"].as_str().unwrap_or_default().to_owned();
+        let blob = cache
+            .path()
+            .join("v1/blobs/sha256")
+            .join(bundle.trim_start_matches("sha256:"));
+        let _ = std::fs::set_permissions(&blob, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        std::fs::write(&blob, b"not the bundle").unwrap_or_else(|e| panic!("{}: {e}", blob.display()));
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", &reference]);
+        assert_eq!(code, 126, "{err}");
+        assert!(err.contains("cache rm"), "{err}");
+        let (code, _, _) = mcpj(run, &registry, cache.path(), "", &["cache", "rm", &bundle]);
+        assert_eq!(code, 0);
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", &reference]);
+        assert_eq!(code, 0, "{err}");
+
+        // Revoked: refused (126).
+        let admin = registry.token("admin");
+        let status = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PATCH",
+            ])
+            .args([
+                "-H",
+                &format!("Authorization: Bearer {admin}"),
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["--data", r#"{"status":"revoked"}"#])
+            .arg(format!("{}/v1/org/acme/mcps/hello/versions/{version}", registry.url))
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(String::from_utf8_lossy(&status.stdout), "200");
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", &reference]);
+        assert_eq!(code, 126, "{err}");
+        assert!(err.contains("revoked"), "{err}");
+    });
+}
