@@ -37,11 +37,11 @@ const EXIT_POLICY_REFUSED: u8 = 126;
 #[derive(Debug, Parser)]
 #[command(name = "mcp-j", version, about = "A secure runtime for untrusted MCP servers")]
 struct Cli {
-    /// Registry URL (hidden until packages land: `login`, `logout` and `config show` read it)
-    #[arg(long, global = true, value_name = "URL", hide = true)]
+    /// Registry URL (`push`, `pull`, `info`, `login`, `logout`)
+    #[arg(long, global = true, value_name = "URL")]
     registry: Option<String>,
-    /// Cache directory (hidden until packages land: only `config show` reads it)
-    #[arg(long = "cache-dir", global = true, value_name = "DIR", hide = true)]
+    /// Cache directory (`pull`, `info`, `cache`)
+    #[arg(long = "cache-dir", global = true, value_name = "DIR")]
     cache_dir: Option<std::path::PathBuf>,
     /// Config file
     #[arg(long, global = true, value_name = "FILE")]
