@@ -191,7 +191,25 @@ fn router(app: Arc<App>) -> Router {
                 "this endpoint does not take that method: see REGISTRY_API.md",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), access_log))
         .with_state(app)
+}
+
+/// The access log line of a request, when `access_log` is on.
+async fn access_log(State(app): Shared, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !app.options.access_log {
+        return next.run(request).await;
+    }
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    eprintln!(
+        "{method} {path} {} {}ms",
+        response.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
 }
 
 /// An error answer: `{"error", "message", "details"}`.

@@ -135,6 +135,9 @@ pub struct ServeOptions {
     /// paths in the resolve answer's informational `url` fields; empty (the default) leaves
     /// them as paths (`/v1/org/…`), since behind a proxy the server cannot know its URL.
     pub public_url: String,
+    /// Write one line per request on stderr: method, path (no query, no headers: tokens
+    /// never appear), status, milliseconds.
+    pub access_log: bool,
 }
 
 impl Default for ServeOptions {
@@ -151,6 +154,7 @@ impl Default for ServeOptions {
             max_login_failures: 10,
             login_window: Duration::from_secs(300),
             public_url: String::new(),
+            access_log: false,
         }
     }
 }

@@ -448,6 +448,7 @@ fn versions_are_immutable_same_content_is_200_other_content_409() {
             root.path(),
             ServeOptions {
                 public_url: "https://registry.example/".to_owned(),
+                access_log: true,
                 ..ServeOptions::default()
             },
         );
@@ -836,6 +837,65 @@ fn concurrent_uploads_of_one_blob_leave_one_correct_blob() {
             .0,
             201
         );
+    });
+}
+
+#[test]
+fn concurrent_pushes_lose_nothing_and_one_version_wins() {
+    bounded(LIMIT, || {
+        let root = tempfile::tempdir().unwrap();
+        let token = create_token(root.path(), Scope::Push, None).unwrap();
+        let server = start(root.path(), ServeOptions::default());
+        let url = server.url();
+        // Eight different versions at once: all of them are there afterwards.
+        let pushes: Vec<_> = (0..8)
+            .map(|i| {
+                let (url, token) = (url.clone(), token.clone());
+                std::thread::spawn(move || {
+                    let p = push(
+                        &url,
+                        &token,
+                        "acme/many",
+                        &format!("1.{i}.0"),
+                        format!("bundle {i}").as_bytes(),
+                    );
+                    (p.status, p.manifest_digest)
+                })
+            })
+            .collect();
+        let results: Vec<(u16, String)> = pushes.into_iter().map(|t| t.join().unwrap()).collect();
+        let client = Registry::new(&url, None).unwrap();
+        for (i, (status, manifest_digest)) in results.iter().enumerate() {
+            assert_eq!(*status, 201);
+            let resolved = client.resolve("acme", "many", &format!("1.{i}.0")).unwrap();
+            assert_eq!(resolved.resolved.manifest.digest.as_str(), manifest_digest);
+            let bundle = read_all(
+                client
+                    .artifact("acme", Artifact::Bundle, &resolved.resolved.bundle.digest)
+                    .unwrap(),
+            );
+            assert_eq!(bundle, format!("bundle {i}").as_bytes());
+        }
+        assert_eq!(
+            client.resolve("acme", "many", "latest").unwrap().resolved.version,
+            "1.7.0"
+        );
+        // Six different contents racing for one version: exactly one wins, the rest are 409.
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let (url, token) = (url.clone(), token.clone());
+                std::thread::spawn(move || {
+                    let p = push(&url, &token, "acme/race", "1.0.0", format!("racer {i}").as_bytes());
+                    (p.status, p.manifest_digest)
+                })
+            })
+            .collect();
+        let results: Vec<(u16, String)> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners: Vec<&(u16, String)> = results.iter().filter(|(s, _)| *s == 201).collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        assert!(results.iter().all(|(s, _)| *s == 201 || *s == 409), "{results:?}");
+        let resolved = client.resolve("acme", "race", "1.0.0").unwrap();
+        assert_eq!(resolved.resolved.manifest.digest.as_str(), winners[0].1);
     });
 }
 
