@@ -119,6 +119,8 @@ pub(crate) async fn serve(
     let listener =
         tokio::net::TcpListener::from_std(listener).map_err(|e| runtime_error("registering the listener", e))?;
     let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let mut options = options;
+    options.public_url = options.public_url.trim_end_matches('/').to_owned();
     let app = Arc::new(App {
         store,
         options,
@@ -189,7 +191,25 @@ fn router(app: Arc<App>) -> Router {
                 "this endpoint does not take that method: see REGISTRY_API.md",
             )
         })
+        .layer(axum::middleware::from_fn_with_state(app.clone(), access_log))
         .with_state(app)
+}
+
+/// The access log line of a request, when `access_log` is on.
+async fn access_log(State(app): Shared, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !app.options.access_log {
+        return next.run(request).await;
+    }
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    eprintln!(
+        "{method} {path} {} {}ms",
+        response.status().as_u16(),
+        started.elapsed().as_millis()
+    );
+    response
 }
 
 /// An error answer: `{"error", "message", "details"}`.
@@ -370,8 +390,8 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 }
 
 /// The resolve answer for one version.
-fn resolve_answer(org: &str, name: &str, reference: &str, row: &VersionRow) -> Value {
-    let artifact = |digest: &Digest, kind: &str| format!("/v1/org/{org}/artifacts/{digest}/{kind}");
+fn resolve_answer(base: &str, org: &str, name: &str, reference: &str, row: &VersionRow) -> Value {
+    let artifact = |digest: &Digest, kind: &str| format!("{base}/v1/org/{org}/artifacts/{digest}/{kind}");
     json!({
         "package": format!("{org}/{name}"),
         "ref": reference,
@@ -453,7 +473,7 @@ async fn resolve(
     };
     Ok(json_response(
         StatusCode::OK,
-        resolve_answer(&org, &name, &reference, row),
+        resolve_answer(&app.options.public_url, &org, &name, &reference, row),
     ))
 }
 
@@ -487,17 +507,22 @@ async fn get_artifact(
             kind.as_str()
         ))
     };
-    let Some(size) = size.filter(|_| may_read) else {
+    if size.is_none() || !may_read {
         return Err(missing());
-    };
+    }
     let path = app.store.blob_path(&digest);
-    let file = tokio::fs::File::open(&path).await.map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store_error",
             format!("the blob of `{digest}` cannot be read from the store ({e}): push it again"),
         )
-    })?;
+    };
+    let file = tokio::fs::File::open(&path).await.map_err(unreadable)?;
+    // The length of what is served is the file's: the bytes are not re-hashed here (the
+    // client verifies them), and a length from the database would make a damaged blob a
+    // broken connection instead of a digest mismatch the client can name.
+    let size = file.metadata().await.map_err(unreadable)?.len();
     let content_type = match kind {
         Kind::Manifest => "application/json",
         Kind::Bundle => "application/gzip",
@@ -847,11 +872,11 @@ async fn create_version(
     match inserted {
         Inserted::Created(row) => Ok(json_response(
             StatusCode::CREATED,
-            resolve_answer(&org, &name, &row.version, &row),
+            resolve_answer(&app.options.public_url, &org, &name, &row.version, &row),
         )),
         Inserted::Same(row) => Ok(json_response(
             StatusCode::OK,
-            resolve_answer(&org, &name, &row.version, &row),
+            resolve_answer(&app.options.public_url, &org, &name, &row.version, &row),
         )),
         Inserted::Conflict(row) => Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -901,7 +926,7 @@ async fn patch_version(
         .ok_or_else(|| ApiError::not_found(format!("`{org}/{name}` has no version `{version}`")))?;
     Ok(json_response(
         StatusCode::OK,
-        resolve_answer(&org, &name, &version, &row),
+        resolve_answer(&app.options.public_url, &org, &name, &version, &row),
     ))
 }
 
@@ -1028,4 +1053,101 @@ async fn login(State(app): Shared, headers: HeaderMap, body: Body) -> Answer {
         StatusCode::OK,
         json!({"access_token": token, "token_type": "bearer", "expires_in": ttl.as_secs()}),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(version: &str, status: PackageStatus) -> VersionRow {
+        let digest: Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        VersionRow {
+            version: version.to_owned(),
+            manifest_digest: digest.clone(),
+            bundle_digest: digest,
+            bundle_size: 1,
+            git_sha: None,
+            status,
+            level: CertLevel::default(),
+            origin: Origin::Community,
+        }
+    }
+
+    #[test]
+    fn latest_is_the_highest_runnable_version() {
+        use PackageStatus::*;
+        let pick = |rows: &[VersionRow]| latest(rows).map(|r| r.version.clone());
+        assert_eq!(pick(&[]), None);
+        assert_eq!(
+            pick(&[
+                row("1.9.0", Published),
+                row("1.10.0", Published),
+                row("1.2.0", Published)
+            ]),
+            Some("1.10.0".to_owned())
+        );
+        assert_eq!(
+            pick(&[row("1.0.0", Deprecated), row("2.0.0", Revoked)]),
+            Some("1.0.0".to_owned())
+        );
+        for status in [Draft, Ingested, Scanned, Quarantined, Revoked] {
+            assert_eq!(
+                pick(&[row("3.0.0", status), row("1.0.0", Published)]),
+                Some("1.0.0".to_owned()),
+                "{status}"
+            );
+            assert_eq!(pick(&[row("3.0.0", status)]), None, "{status}");
+        }
+        assert_eq!(
+            pick(&[row("2.0.0-rc.1", Published), row("1.5.0", Published)]),
+            Some("2.0.0-rc.1".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_grant_covers_its_scope_and_below_on_its_org_only() {
+        let bound = Grant {
+            scope: Scope::Push,
+            org: Some("acme".to_owned()),
+        };
+        assert!(bound.allows(Scope::Read, "acme"));
+        assert!(bound.allows(Scope::Push, "acme"));
+        assert!(!bound.allows(Scope::Admin, "acme"));
+        assert!(!bound.allows(Scope::Read, "other"));
+        let everywhere = Grant {
+            scope: Scope::Admin,
+            org: None,
+        };
+        for scope in [Scope::Read, Scope::Push, Scope::Admin] {
+            assert!(everywhere.allows(scope, "acme") && everywhere.allows(scope, "other"));
+        }
+    }
+
+    #[test]
+    fn failed_logins_block_one_name_for_the_window() {
+        let options = ServeOptions {
+            max_login_failures: 3,
+            login_window: std::time::Duration::from_millis(200),
+            ..ServeOptions::default()
+        };
+        let failures = LoginFailures::default();
+        for _ in 0..2 {
+            failures.failed("alice", &options);
+            assert_eq!(failures.blocked_for("alice", &options), None);
+        }
+        failures.failed("alice", &options);
+        assert!(failures.blocked_for("alice", &options).is_some());
+        assert_eq!(failures.blocked_for("bob", &options), None);
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        assert_eq!(failures.blocked_for("alice", &options), None);
+        // A new window starts from zero.
+        failures.failed("alice", &options);
+        assert_eq!(failures.blocked_for("alice", &options), None);
+        // A success forgets the failures.
+        failures.failed("alice", &options);
+        failures.failed("alice", &options);
+        assert!(failures.blocked_for("alice", &options).is_some());
+        failures.succeeded("alice");
+        assert_eq!(failures.blocked_for("alice", &options), None);
+    }
 }

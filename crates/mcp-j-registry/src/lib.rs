@@ -131,6 +131,13 @@ pub struct ServeOptions {
     pub max_login_failures: u32,
     /// The window of `max_login_failures`.
     pub login_window: Duration,
+    /// The registry's public base URL (`https://registry.example`), put before the artifact
+    /// paths in the resolve answer's informational `url` fields; empty (the default) leaves
+    /// them as paths (`/v1/org/…`), since behind a proxy the server cannot know its URL.
+    pub public_url: String,
+    /// Write one line per request on stderr: method, path (no query, no headers: tokens
+    /// never appear), status, milliseconds.
+    pub access_log: bool,
 }
 
 impl Default for ServeOptions {
@@ -146,6 +153,8 @@ impl Default for ServeOptions {
             max_connections: 1024,
             max_login_failures: 10,
             login_window: Duration::from_secs(300),
+            public_url: String::new(),
+            access_log: false,
         }
     }
 }
@@ -280,6 +289,7 @@ pub fn add_user_with_grant(
 /// Blocking: it runs its own multi-threaded tokio runtime.
 pub fn serve(listener: TcpListener, root: &Path, options: ServeOptions) -> Result<(), ServerError> {
     let store = Arc::new(Store::open(root)?);
+    store.remove_stale_uploads();
     let runtime = runtime()?;
     runtime.block_on(http::serve(listener, store, options, std::future::pending()))
 }
@@ -334,6 +344,7 @@ pub fn spawn(listener: TcpListener, root: &Path, options: ServeOptions) -> Resul
         source,
     })?;
     let store = Arc::new(Store::open(root)?);
+    store.remove_stale_uploads();
     let runtime = runtime()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()

@@ -130,7 +130,18 @@ impl Store {
                 source,
             })?;
         }
-        let db = Connection::open(root.join("registry.db")).map_err(|e| db_error(root, e))?;
+        let db_path = root.join("registry.db");
+        let db = Connection::open(&db_path).map_err(|e| db_error(root, e))?;
+        // Token and password hashes: for the registry's user only (SQLite gives its -wal
+        // and -shm files the same mode).
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&db_path, fs::Permissions::from_mode(0o600)).map_err(|source| ServerError::Io {
+                path: db_path.clone(),
+                what: "restricting the database to its owner",
+                source,
+            })?;
+        }
         db.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| db_error(root, e))?;
         db.pragma_update(None, "journal_mode", "WAL")
@@ -147,6 +158,25 @@ impl Store {
     /// Where the blob of `digest` lives.
     pub(crate) fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.root.join("blobs/sha256").join(digest.hex())
+    }
+
+    /// Remove uploads a crash left behind in `tmp/` (older than a day, so that another
+    /// server on the same root keeps the uploads it has in progress).
+    pub(crate) fn remove_stale_uploads(&self) {
+        let Ok(entries) = fs::read_dir(self.tmp_dir()) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
+            if stale && entry.file_name().to_string_lossy().starts_with("upload-") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
     }
 
     /// The directory for uploads in progress (same file system as the blobs).

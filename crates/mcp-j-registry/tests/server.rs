@@ -271,6 +271,19 @@ fn pushed_versions_resolve_by_version_latest_and_digest_with_artifacts_matching_
         assert_eq!(deprecated.resolved.certification_level.get(), 2);
         assert_eq!(deprecated.origin, mcp_j_policy::Origin::Verified);
 
+        // A blob damaged in the store is served as it is, for the client's digest check
+        // to refuse (here: a shorter file).
+        let (_, bundle, p) = &pushed[0];
+        let blob = root
+            .path()
+            .join("blobs/sha256")
+            .join(&p.bundle_digest["sha256:".len()..]);
+        std::fs::write(&blob, &bundle[..bundle.len() / 2]).unwrap();
+        let bundle_digest = p.bundle_digest.parse().unwrap();
+        let damaged = read_all(client.artifact("acme", Artifact::Bundle, &bundle_digest).unwrap());
+        assert_eq!(damaged, bundle[..bundle.len() / 2]);
+        assert_ne!(digest(&damaged), p.bundle_digest);
+
         // Unknown version, unknown package, unknown digest: 404 with a JSON error.
         assert_eq!(status_of(client.resolve("acme", "hello", "3.0.0").unwrap_err()), 404);
         assert_eq!(status_of(client.resolve("acme", "nope", "latest").unwrap_err()), 404);
@@ -431,10 +444,24 @@ fn versions_are_immutable_same_content_is_200_other_content_409() {
     bounded(LIMIT, || {
         let root = tempfile::tempdir().unwrap();
         let token = create_token(root.path(), Scope::Push, None).unwrap();
-        let server = start(root.path(), ServeOptions::default());
+        let server = start(
+            root.path(),
+            ServeOptions {
+                public_url: "https://registry.example/".to_owned(),
+                access_log: true,
+                ..ServeOptions::default()
+            },
+        );
         let url = server.url();
         let first = push(&url, &token, "acme/hello", "1.0.0", b"first bundle");
         assert_eq!(first.status, 201, "{}", first.answer);
+        assert_eq!(
+            first.answer["resolved"]["bundle"]["url"],
+            format!(
+                "https://registry.example/v1/org/acme/artifacts/{}/bundle",
+                first.bundle_digest
+            )
+        );
         let again = push(&url, &token, "acme/hello", "1.0.0", b"first bundle");
         assert_eq!(again.status, 200, "{}", again.answer);
         assert_eq!(again.answer["resolved"]["manifest"]["digest"], first.manifest_digest);
@@ -695,6 +722,12 @@ fn tokens_are_stored_only_as_hashes() {
         // ...and no file of the store holds one (nor its random part), only hashes.
         let files = files_under(root.path());
         assert!(files.iter().any(|f| f.ends_with("registry.db")));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(root.path().join("registry.db"))
+                .unwrap()
+                .permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
         for token in tokens.iter().chain([&login]) {
             for file in &files {
                 let bytes = std::fs::read(file).unwrap();
@@ -804,6 +837,65 @@ fn concurrent_uploads_of_one_blob_leave_one_correct_blob() {
             .0,
             201
         );
+    });
+}
+
+#[test]
+fn concurrent_pushes_lose_nothing_and_one_version_wins() {
+    bounded(LIMIT, || {
+        let root = tempfile::tempdir().unwrap();
+        let token = create_token(root.path(), Scope::Push, None).unwrap();
+        let server = start(root.path(), ServeOptions::default());
+        let url = server.url();
+        // Eight different versions at once: all of them are there afterwards.
+        let pushes: Vec<_> = (0..8)
+            .map(|i| {
+                let (url, token) = (url.clone(), token.clone());
+                std::thread::spawn(move || {
+                    let p = push(
+                        &url,
+                        &token,
+                        "acme/many",
+                        &format!("1.{i}.0"),
+                        format!("bundle {i}").as_bytes(),
+                    );
+                    (p.status, p.manifest_digest)
+                })
+            })
+            .collect();
+        let results: Vec<(u16, String)> = pushes.into_iter().map(|t| t.join().unwrap()).collect();
+        let client = Registry::new(&url, None).unwrap();
+        for (i, (status, manifest_digest)) in results.iter().enumerate() {
+            assert_eq!(*status, 201);
+            let resolved = client.resolve("acme", "many", &format!("1.{i}.0")).unwrap();
+            assert_eq!(resolved.resolved.manifest.digest.as_str(), manifest_digest);
+            let bundle = read_all(
+                client
+                    .artifact("acme", Artifact::Bundle, &resolved.resolved.bundle.digest)
+                    .unwrap(),
+            );
+            assert_eq!(bundle, format!("bundle {i}").as_bytes());
+        }
+        assert_eq!(
+            client.resolve("acme", "many", "latest").unwrap().resolved.version,
+            "1.7.0"
+        );
+        // Six different contents racing for one version: exactly one wins, the rest are 409.
+        let racers: Vec<_> = (0..6)
+            .map(|i| {
+                let (url, token) = (url.clone(), token.clone());
+                std::thread::spawn(move || {
+                    let p = push(&url, &token, "acme/race", "1.0.0", format!("racer {i}").as_bytes());
+                    (p.status, p.manifest_digest)
+                })
+            })
+            .collect();
+        let results: Vec<(u16, String)> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners: Vec<&(u16, String)> = results.iter().filter(|(s, _)| *s == 201).collect();
+        assert_eq!(winners.len(), 1, "{results:?}");
+        assert!(results.iter().all(|(s, _)| *s == 201 || *s == 409), "{results:?}");
+        let resolved = client.resolve("acme", "race", "1.0.0").unwrap();
+        assert_eq!(resolved.resolved.manifest.digest.as_str(), winners[0].1);
     });
 }
 
