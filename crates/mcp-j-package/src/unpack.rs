@@ -237,9 +237,15 @@ pub fn unpack_bundle(bundle: impl Read, dest: &Path, limits: &UnpackLimits) -> R
         .path()
         .file_name()
         .ok_or_else(|| UnpackError::io("naming", fresh.path(), io::ErrorKind::InvalidInput))?;
-    match rustix::fs::renameat_with(&parent_fd, fresh_name, &parent_fd, name, RenameFlags::NOREPLACE) {
+    let renamed = match rustix::fs::renameat_with(&parent_fd, fresh_name, &parent_fd, name, RenameFlags::NOREPLACE) {
+        // A file system without RENAME_NOREPLACE: a plain rename still never replaces a
+        // non-empty directory (ENOTEMPTY) nor puts a directory over a file (ENOTDIR).
+        Err(rustix::io::Errno::INVAL) => rustix::fs::renameat(&parent_fd, fresh_name, &parent_fd, name),
+        other => other,
+    };
+    match renamed {
         Ok(()) => {}
-        Err(rustix::io::Errno::EXIST) => {
+        Err(rustix::io::Errno::EXIST | rustix::io::Errno::NOTEMPTY | rustix::io::Errno::NOTDIR) => {
             return Err(UnpackError::DestinationExists(dest.to_path_buf()));
         }
         Err(e) => return Err(UnpackError::io("renaming the unpacked bundle to", dest, e)),

@@ -570,3 +570,31 @@ fn pax_global_headers_are_passed_over() {
     assert_eq!(summary.files, 1);
     assert!(!scene.dest.join("pax_global_header").exists());
 }
+
+#[test]
+fn a_path_smuggled_in_pax_or_gnu_long_name_records_is_checked() {
+    // A PAX `path` record overrides the next header's harmless name.
+    let record = "18 path=../escape\n";
+    assert_eq!(record.len(), 18);
+    let mut pax = of_kind("PaxHeader", tar::EntryType::XHeader, b"");
+    pax.data = record.as_bytes();
+    let bundle = targz(&[pax, file("harmless", b"x")]);
+    assert_eq!(
+        refusal(&bundle, &UnpackLimits::default()),
+        ("../escape".to_owned(), Refusal::ParentComponent)
+    );
+
+    // A GNU long name (`L` record) that climbs out.
+    let long = format!("{}/../../../escape", "d".repeat(120));
+    let mut record = tar::Header::new_gnu();
+    record.set_entry_type(tar::EntryType::GNULongName);
+    record.set_size(long.len() as u64 + 1);
+    record.set_cksum();
+    let mut raw = Vec::new();
+    raw.extend_from_slice(record.as_bytes());
+    raw.extend_from_slice(long.as_bytes());
+    raw.resize(raw.len().div_ceil(512) * 512, 0);
+    raw.extend_from_slice(&tar_of(&[file("harmless", b"x")]));
+    let (entry, reason) = refusal(&gzip(&raw), &UnpackLimits::default());
+    assert_eq!((entry, reason), (long, Refusal::ParentComponent));
+}
