@@ -134,14 +134,29 @@ pub enum Refusal {
     TooManyEntries { count: u64, max: u64 },
 }
 
+impl Refusal {
+    /// What the user can do about it.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            Refusal::FileTooLarge { .. } | Refusal::TotalTooLarge { .. } => {
+                "raise `--max-bundle-size` if the package really is that large"
+            }
+            Refusal::TooManyEntries { .. } => {
+                "a bundle holds at most that many files and directories; ask its publisher to \
+                 slim it down"
+            }
+            _ => {
+                "a bundle may hold only regular files and directories, with relative paths each \
+                 listed once; ask its publisher to rebuild it with `mcp-j push`"
+            }
+        }
+    }
+}
+
 /// An unpacking that failed; nothing of it is left on disk.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
-    #[error(
-        "bundle refused: entry `{entry}` is {reason}; a bundle may hold only regular files and \
-         directories within the caps (rebuild it with `mcp-j push`, or raise `--max-bundle-size` \
-         if it is only too large)"
-    )]
+    #[error("bundle refused: entry `{entry}` is {reason}; {}", reason.fix())]
     Refused { entry: String, reason: Refusal },
     #[error(
         "bundle refused: its decompressed stream passes {max} bytes (a gzip bomb, or a bundle \

@@ -558,6 +558,10 @@ fn errors_name_the_entry_the_reason_and_the_fix() {
     assert!(text.contains("`lib/link`"), "{text}");
     assert!(text.contains("a symbolic link"), "{text}");
     assert!(text.contains("mcp-j push"), "{text}");
+    let limits = UnpackLimits::with_max_total_bytes(4);
+    let text = refused(&targz(&[file("big", b"12345")]), &limits).to_string();
+    assert!(text.contains("`big`") && text.contains("5 bytes (at most 4)"), "{text}");
+    assert!(text.contains("--max-bundle-size"), "{text}");
 }
 
 #[test]
