@@ -602,3 +602,48 @@ fn a_path_smuggled_in_pax_or_gnu_long_name_records_is_checked() {
     let (entry, reason) = refusal(&gzip(&raw), &UnpackLimits::default());
     assert_eq!((entry, reason), (long, Refusal::ParentComponent));
 }
+
+#[test]
+fn path_normalisation_table() {
+    let limits = UnpackLimits {
+        max_path_bytes: 12,
+        max_depth: 3,
+        ..UnpackLimits::default()
+    };
+    let ok = |parts: &[&str]| Ok(parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>());
+    let cases: [(&[u8], Result<Vec<String>, Refusal>); 18] = [
+        (b"a", ok(&["a"])),
+        (b"a/b", ok(&["a", "b"])),
+        (b"./a/./b/", ok(&["a", "b"])),
+        (b"a//b", ok(&["a", "b"])),
+        (b"./", ok(&[])),
+        (b".", ok(&[])),
+        (b"..a/b..", ok(&["..a", "b.."])),
+        (b"...", ok(&["..."])),
+        (b"a b/\xc3\xa9", ok(&["a b", "é"])),
+        (b"", Err(Refusal::EmptyPath)),
+        (b"/a", Err(Refusal::AbsolutePath)),
+        (b"//a", Err(Refusal::AbsolutePath)),
+        (b"..", Err(Refusal::ParentComponent)),
+        (b"a/../b", Err(Refusal::ParentComponent)),
+        (b"a/\xff", Err(Refusal::NotUtf8)),
+        (b"abcdef/ghijkl", Err(Refusal::PathTooLong { len: 14, max: 12 })),
+        (b"a/b/c/d", Err(Refusal::PathTooDeep { depth: 4, max: 3 })),
+        (b"a/b/c/", ok(&["a", "b", "c"])),
+    ];
+    for (raw, expected) in cases {
+        assert_eq!(
+            normalise_path(raw, &limits),
+            expected,
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    let long_name = "x".repeat(256);
+    assert_eq!(
+        normalise_path(long_name.as_bytes(), &UnpackLimits::default()),
+        Err(Refusal::ComponentTooLong { len: 256 })
+    );
+    let just_fits = "x".repeat(255);
+    assert!(normalise_path(just_fits.as_bytes(), &UnpackLimits::default()).is_ok());
+}
