@@ -603,6 +603,8 @@ fn a_path_smuggled_in_pax_or_gnu_long_name_records_is_checked() {
     assert_eq!((entry, reason), (long, Refusal::ParentComponent));
 }
 
+type Normalised = Result<Vec<String>, Refusal>;
+
 #[test]
 fn path_normalisation_table() {
     let limits = UnpackLimits {
@@ -611,7 +613,7 @@ fn path_normalisation_table() {
         ..UnpackLimits::default()
     };
     let ok = |parts: &[&str]| Ok(parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>());
-    let cases: [(&[u8], Result<Vec<String>, Refusal>); 18] = [
+    let cases: [(&[u8], Normalised); 18] = [
         (b"a", ok(&["a"])),
         (b"a/b", ok(&["a", "b"])),
         (b"./a/./b/", ok(&["a", "b"])),
