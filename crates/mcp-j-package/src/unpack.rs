@@ -16,7 +16,7 @@
 //! group/world write). Archive mtimes and owners are ignored.
 
 use std::cell::Cell;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
@@ -134,14 +134,29 @@ pub enum Refusal {
     TooManyEntries { count: u64, max: u64 },
 }
 
+impl Refusal {
+    /// What the user can do about it.
+    pub fn fix(&self) -> &'static str {
+        match self {
+            Refusal::FileTooLarge { .. } | Refusal::TotalTooLarge { .. } => {
+                "raise `--max-bundle-size` if the package really is that large"
+            }
+            Refusal::TooManyEntries { .. } => {
+                "a bundle holds at most that many files and directories; ask its publisher to \
+                 slim it down"
+            }
+            _ => {
+                "a bundle may hold only regular files and directories, with relative paths each \
+                 listed once; ask its publisher to rebuild it with `mcp-j push`"
+            }
+        }
+    }
+}
+
 /// An unpacking that failed; nothing of it is left on disk.
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
-    #[error(
-        "bundle refused: entry `{entry}` is {reason}; a bundle may hold only regular files and \
-         directories within the caps (rebuild it with `mcp-j push`, or raise `--max-bundle-size` \
-         if it is only too large)"
-    )]
+    #[error("bundle refused: entry `{entry}` is {reason}; {}", reason.fix())]
     Refused { entry: String, reason: Refusal },
     #[error(
         "bundle refused: its decompressed stream passes {max} bytes (a gzip bomb, or a bundle \
@@ -237,16 +252,24 @@ pub fn unpack_bundle(bundle: impl Read, dest: &Path, limits: &UnpackLimits) -> R
         .path()
         .file_name()
         .ok_or_else(|| UnpackError::io("naming", fresh.path(), io::ErrorKind::InvalidInput))?;
-    match rustix::fs::renameat_with(&parent_fd, fresh_name, &parent_fd, name, RenameFlags::NOREPLACE) {
+    let renamed = match rustix::fs::renameat_with(&parent_fd, fresh_name, &parent_fd, name, RenameFlags::NOREPLACE) {
+        // A file system without RENAME_NOREPLACE: a plain rename still never replaces a
+        // non-empty directory (ENOTEMPTY) nor puts a directory over a file (ENOTDIR).
+        Err(rustix::io::Errno::INVAL) => rustix::fs::renameat(&parent_fd, fresh_name, &parent_fd, name),
+        other => other,
+    };
+    match renamed {
         Ok(()) => {}
-        Err(rustix::io::Errno::EXIST) => {
+        Err(rustix::io::Errno::EXIST | rustix::io::Errno::NOTEMPTY | rustix::io::Errno::NOTDIR) => {
             return Err(UnpackError::DestinationExists(dest.to_path_buf()));
         }
         Err(e) => return Err(UnpackError::io("renaming the unpacked bundle to", dest, e)),
     }
     // Renamed: nothing is left at the fresh path for the guard to remove.
     let _ = fresh.keep();
-    rustix::fs::fsync(&parent_fd).map_err(|e| UnpackError::io("syncing", parent, e))?;
+    // The tree is complete under its name now, so this is not a failure of the unpacking:
+    // a lost sync only risks losing the rename in a crash, and then the caller unpacks again.
+    let _ = rustix::fs::fsync(&parent_fd);
     Ok(summary)
 }
 
@@ -258,6 +281,36 @@ enum Made {
     Directory {
         explicit: bool,
     },
+}
+
+/// What the archive has made so far, as a tree of names (node id, name → node id, what):
+/// memory grows with the names made, each at most 255 bytes, rather than with whole paths of
+/// up to 4096 bytes each.
+#[derive(Default)]
+struct MadeTree {
+    nodes: HashMap<(u64, String), (u64, Made)>,
+    next_id: u64,
+}
+
+impl MadeTree {
+    const ROOT: u64 = 0;
+
+    fn get(&self, parent: u64, name: &str) -> Option<(u64, Made)> {
+        self.nodes.get(&(parent, name.to_owned())).copied()
+    }
+
+    /// Records `name` under `parent` (a directory listed after it was implied keeps its id)
+    /// and returns its id.
+    fn insert(&mut self, parent: u64, name: &str, what: Made) -> u64 {
+        let key = (parent, name.to_owned());
+        if let Some(node) = self.nodes.get_mut(&key) {
+            node.1 = what;
+            return node.0;
+        }
+        self.next_id += 1;
+        self.nodes.insert(key, (self.next_id, what));
+        self.next_id
+    }
 }
 
 fn write_entries(
@@ -284,7 +337,7 @@ fn write_entries(
         }
     };
 
-    let mut made: BTreeMap<String, Made> = BTreeMap::new();
+    let mut made = MadeTree::default();
     let mut summary = UnpackSummary {
         files: 0,
         directories: 0,
@@ -354,27 +407,29 @@ fn write_entries(
             None => continue,
         };
         let mut so_far = String::new();
+        let mut parent = MadeTree::ROOT;
         for component in parents {
             if !so_far.is_empty() {
                 so_far.push('/');
             }
             so_far.push_str(component);
-            match made.get(&so_far) {
-                Some(Made::File) => return Err(refuse(Refusal::ThroughFile(so_far))),
-                Some(Made::Directory { .. }) => {}
+            parent = match made.get(parent, component) {
+                Some((_, Made::File)) => return Err(refuse(Refusal::ThroughFile(so_far))),
+                Some((id, Made::Directory { .. })) => id,
                 None => {
                     room_for_one_more(&summary, limits).map_err(refuse)?;
                     make_directory(&dir, component, root_path, &so_far)?;
-                    made.insert(so_far.clone(), Made::Directory { explicit: false });
                     summary.directories += 1;
+                    made.insert(parent, component, Made::Directory { explicit: false })
                 }
-            }
+            };
             dir = open_directory(&dir, component, root_path, &so_far)?;
         }
         let full = components.join("/");
+        let existing = made.get(parent, last).map(|(_, what)| what);
 
         if is_dir {
-            match made.get(&full) {
+            match existing {
                 Some(Made::File) | Some(Made::Directory { explicit: true }) => {
                     return Err(refuse(Refusal::Duplicate));
                 }
@@ -385,11 +440,11 @@ fn write_entries(
                     summary.directories += 1;
                 }
             }
-            made.insert(full, Made::Directory { explicit: true });
+            made.insert(parent, last, Made::Directory { explicit: true });
             continue;
         }
 
-        match made.get(&full) {
+        match existing {
             Some(Made::File) | Some(Made::Directory { explicit: true }) => {
                 return Err(refuse(Refusal::Duplicate));
             }
@@ -420,7 +475,7 @@ fn write_entries(
             Mode::from_raw_mode(0o600),
         )
         .map_err(|e| UnpackError::io("creating", &file_path, e))?;
-        made.insert(full, Made::File);
+        made.insert(parent, last, Made::File);
         let mut file = File::from(fd);
         // `tar` yields exactly `size` bytes or an error; the `take` keeps the write within
         // the size checked above whatever the reader does.

@@ -558,6 +558,10 @@ fn errors_name_the_entry_the_reason_and_the_fix() {
     assert!(text.contains("`lib/link`"), "{text}");
     assert!(text.contains("a symbolic link"), "{text}");
     assert!(text.contains("mcp-j push"), "{text}");
+    let limits = UnpackLimits::with_max_total_bytes(4);
+    let text = refused(&targz(&[file("big", b"12345")]), &limits).to_string();
+    assert!(text.contains("`big`") && text.contains("5 bytes (at most 4)"), "{text}");
+    assert!(text.contains("--max-bundle-size"), "{text}");
 }
 
 #[test]
@@ -569,4 +573,79 @@ fn pax_global_headers_are_passed_over() {
     let summary = unpack_bundle(&bundle[..], &scene.dest, &UnpackLimits::default()).expect("unpacks");
     assert_eq!(summary.files, 1);
     assert!(!scene.dest.join("pax_global_header").exists());
+}
+
+#[test]
+fn a_path_smuggled_in_pax_or_gnu_long_name_records_is_checked() {
+    // A PAX `path` record overrides the next header's harmless name.
+    let record = "18 path=../escape\n";
+    assert_eq!(record.len(), 18);
+    let mut pax = of_kind("PaxHeader", tar::EntryType::XHeader, b"");
+    pax.data = record.as_bytes();
+    let bundle = targz(&[pax, file("harmless", b"x")]);
+    assert_eq!(
+        refusal(&bundle, &UnpackLimits::default()),
+        ("../escape".to_owned(), Refusal::ParentComponent)
+    );
+
+    // A GNU long name (`L` record) that climbs out.
+    let long = format!("{}/../../../escape", "d".repeat(120));
+    let mut record = tar::Header::new_gnu();
+    record.set_entry_type(tar::EntryType::GNULongName);
+    record.set_size(long.len() as u64 + 1);
+    record.set_cksum();
+    let mut raw = Vec::new();
+    raw.extend_from_slice(record.as_bytes());
+    raw.extend_from_slice(long.as_bytes());
+    raw.resize(raw.len().div_ceil(512) * 512, 0);
+    raw.extend_from_slice(&tar_of(&[file("harmless", b"x")]));
+    let (entry, reason) = refusal(&gzip(&raw), &UnpackLimits::default());
+    assert_eq!((entry, reason), (long, Refusal::ParentComponent));
+}
+
+type Normalised = Result<Vec<String>, Refusal>;
+
+#[test]
+fn path_normalisation_table() {
+    let limits = UnpackLimits {
+        max_path_bytes: 12,
+        max_depth: 3,
+        ..UnpackLimits::default()
+    };
+    let ok = |parts: &[&str]| Ok(parts.iter().map(|p| (*p).to_owned()).collect::<Vec<_>>());
+    let cases: [(&[u8], Normalised); 18] = [
+        (b"a", ok(&["a"])),
+        (b"a/b", ok(&["a", "b"])),
+        (b"./a/./b/", ok(&["a", "b"])),
+        (b"a//b", ok(&["a", "b"])),
+        (b"./", ok(&[])),
+        (b".", ok(&[])),
+        (b"..a/b..", ok(&["..a", "b.."])),
+        (b"...", ok(&["..."])),
+        (b"a b/\xc3\xa9", ok(&["a b", "é"])),
+        (b"", Err(Refusal::EmptyPath)),
+        (b"/a", Err(Refusal::AbsolutePath)),
+        (b"//a", Err(Refusal::AbsolutePath)),
+        (b"..", Err(Refusal::ParentComponent)),
+        (b"a/../b", Err(Refusal::ParentComponent)),
+        (b"a/\xff", Err(Refusal::NotUtf8)),
+        (b"abcdef/ghijkl", Err(Refusal::PathTooLong { len: 14, max: 12 })),
+        (b"a/b/c/d", Err(Refusal::PathTooDeep { depth: 4, max: 3 })),
+        (b"a/b/c/", ok(&["a", "b", "c"])),
+    ];
+    for (raw, expected) in cases {
+        assert_eq!(
+            normalise_path(raw, &limits),
+            expected,
+            "{}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    let long_name = "x".repeat(256);
+    assert_eq!(
+        normalise_path(long_name.as_bytes(), &UnpackLimits::default()),
+        Err(Refusal::ComponentTooLong { len: 256 })
+    );
+    let just_fits = "x".repeat(255);
+    assert!(normalise_path(just_fits.as_bytes(), &UnpackLimits::default()).is_ok());
 }
