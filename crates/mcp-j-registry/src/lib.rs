@@ -1,6 +1,6 @@
 //! mcp-j's self-hostable registry (`mcp-j registry serve`): the whole of REGISTRY_API.md —
 //! the read half every registry speaks and the upload and admin endpoints — over a store in
-//! one directory (SQLite metadata, content-addressed blobs; see [`store`]).
+//! one directory (SQLite metadata, content-addressed blobs; see the `store` module).
 //!
 //! What the CLI calls:
 //!

@@ -30,7 +30,7 @@ const EXIT_REFUSED: u8 = 126;
 
 #[derive(Debug, Args)]
 pub struct RefArgs {
-    /// The package: ORG/NAME[@VERSION|@latest|@sha256:DIGEST]
+    /// The package: ORG/NAME, ORG/NAME@VERSION, ORG/NAME@latest or ORG/NAME@sha256:DIGEST
     #[arg(value_name = "REF")]
     reference: String,
 }
