@@ -3,7 +3,7 @@
 //! level 0–3, an origin (`community` when missing); unknown fields are ignored, as other
 //! registries may add their own.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::certification::{CertLevel, Origin, PackageStatus};
 use crate::package::Digest;
@@ -12,7 +12,7 @@ use crate::package::Digest;
 pub const MAX_RESOLVE_BYTES: usize = 256 * 1024;
 
 /// `GET /v1/org/{org}/mcps/{name}/resolve?ref={ref}`'s answer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolveAnswer {
     /// `org/name`.
     pub package: String,
@@ -27,7 +27,7 @@ pub struct ResolveAnswer {
 }
 
 /// The `resolved` object.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolved {
     /// The exact version.
     pub version: String,
@@ -49,7 +49,7 @@ pub struct Resolved {
 
 /// An artifact named by digest; its `url` is informational (the client fetches by digest
 /// from the same registry's artifact endpoints).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactRef {
     /// The artifact's digest.
     pub digest: Digest,
@@ -59,7 +59,7 @@ pub struct ArtifactRef {
 }
 
 /// The bundle: its digest and its size, the cap for the download.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BundleArtifact {
     /// The bundle's digest.
     pub digest: Digest,
@@ -71,7 +71,7 @@ pub struct BundleArtifact {
 }
 
 /// One piece of evidence.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Evidence {
     /// What it is (`scan`, `sbom`, …).
     pub kind: String,

@@ -14,7 +14,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use mcp_j_package::cache::{BlobKind, Cache, GcOptions};
+use mcp_j_package::cache::{AnswerKey, BlobKind, Cache, GcOptions};
 use mcp_j_package::credentials::Credentials;
 use mcp_j_package::digest::MANIFEST_CAP;
 use mcp_j_package::registry::{Artifact, Registry, RegistryError};
@@ -115,13 +115,37 @@ struct Fetched {
     manifest_size: u64,
 }
 
-/// Resolve, then the manifest by digest into the cache, checked against the answer.
-fn resolve_and_manifest(reference: &RegistryRef, registry: &Registry, cache: &Cache) -> Result<Fetched> {
+/// How old a cached resolve answer may be to stand in for an unreachable registry.
+const OFFLINE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// Resolve (or, with the registry unreachable, a cached answer younger than
+/// [`OFFLINE_MAX_AGE`], said on stderr), then the manifest by digest into the cache,
+/// checked against the answer; the answer is kept for the offline rule and `cache gc`.
+fn resolve_and_manifest(reference: &RegistryRef, url: &str, registry: &Registry, cache: &Cache) -> Result<Fetched> {
     let asked = format!("{}/{}", reference.org, reference.name);
-    let answer = registry
-        .resolve(&reference.org, &reference.name, reference.selector.as_ref_param())
-        .map_err(registry_context)?;
+    let key = AnswerKey {
+        registry: url.to_owned(),
+        package: asked.clone(),
+        reference: reference.selector.as_ref_param().to_owned(),
+    };
     let now = SystemTime::now();
+    let (answer, fresh) = match registry.resolve(&reference.org, &reference.name, reference.selector.as_ref_param()) {
+        Ok(answer) => (answer, true),
+        Err(e @ RegistryError::Transport { .. }) => {
+            let cached = cache.load_answer(&key, now, OFFLINE_MAX_AGE).ok_or_else(|| {
+                anyhow!("{e}; no answer of it younger than 7 days is cached, so nothing to go offline with")
+            })?;
+            let answer: ResolveAnswer = serde_json::from_value(cached.answer.clone()).map_err(|err| {
+                anyhow!("the cached resolve answer for {asked} is not valid ({err}); `mcp-j cache rm --all`")
+            })?;
+            eprintln!(
+                "mcp-j: offline: {e}; using the registry's answer from {} minutes ago (a revocation since then is not seen)",
+                cached.age(now).as_secs() / 60
+            );
+            (answer, false)
+        }
+        Err(e) => return Err(registry_context(e)),
+    };
     let manifest_digest = answer.resolved.manifest.digest.clone();
     let stored = cache
         .store(&manifest_digest, BlobKind::Manifest, MANIFEST_CAP, now, || {
@@ -144,6 +168,12 @@ fn resolve_and_manifest(reference: &RegistryRef, registry: &Registry, cache: &Ca
         let all: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
         return Err(refuse(all.join("; ")).into());
     }
+    if fresh {
+        let value = serde_json::to_value(&answer)?;
+        cache
+            .save_answer(&key, &value, now)
+            .with_context(|| format!("cannot keep the resolve answer for {asked} in the cache"))?;
+    }
     Ok(Fetched {
         answer,
         manifest,
@@ -155,9 +185,9 @@ fn resolve_and_manifest(reference: &RegistryRef, registry: &Registry, cache: &Ca
 pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
     refusals_exit(|| {
         let reference = registry_ref(&args.reference)?;
-        let (_, registry) = registry_client(config)?;
+        let (url, registry) = registry_client(config)?;
         let cache = cache(config)?;
-        let fetched = resolve_and_manifest(&reference, &registry, &cache)?;
+        let fetched = resolve_and_manifest(&reference, &url, &registry, &cache)?;
         let resolved = &fetched.answer.resolved;
         if !resolved.status.may_run() {
             return Err(Refused(format!(
@@ -223,9 +253,9 @@ struct Info<'a> {
 pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
     refusals_exit(|| {
         let reference = registry_ref(&args.reference)?;
-        let (_, registry) = registry_client(config)?;
+        let (url, registry) = registry_client(config)?;
         let cache = cache(config)?;
-        let fetched = resolve_and_manifest(&reference, &registry, &cache)?;
+        let fetched = resolve_and_manifest(&reference, &url, &registry, &cache)?;
         let r = &fetched.answer.resolved;
         let info = Info {
             package: &fetched.answer.package,

@@ -46,10 +46,17 @@ impl Registry {
     }
 }
 
-impl Drop for Registry {
-    fn drop(&mut self) {
+impl Registry {
+    /// Stop it (ours, by its pid): the registry is unreachable from now on.
+    fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -168,5 +175,45 @@ fn push_pull_info_and_the_cache() {
         let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", &reference]);
         assert_eq!(code, 126, "{err}");
         assert!(err.contains("revoked"), "{err}");
+    });
+}
+
+#[test]
+fn a_pulled_package_survives_gc_and_the_registry_going_away() {
+    cli_test(test_name!(), |run| {
+        let mut registry = Registry::start();
+        let push_token = registry.token("push");
+        let cache = run.tempdir();
+        let dir = package_dir(run, "2.0.0");
+        let dir_path = dir.path().display().to_string();
+        let (code, _, err) = mcpj(run, &registry, cache.path(), &push_token, &["push", &dir_path]);
+        assert_eq!(code, 0, "push: {err}");
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", "acme/hello@2.0.0"]);
+        assert_eq!(code, 0, "pull: {err}");
+        // gc keeps what a cached resolve answer names.
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["cache", "gc"]);
+        assert_eq!(code, 0, "{err}");
+        let (_, out, _) = mcpj(run, &registry, cache.path(), "", &["--json", "cache", "ls"]);
+        let blobs: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(blobs.as_array().map(Vec::len), Some(2), "{out}");
+
+        // The registry gone: the cached answer stands in, and says so.
+        registry.stop();
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", "acme/hello@2.0.0"]);
+        assert_eq!(code, 0, "offline pull: {err}");
+        assert!(err.contains("offline"), "{err}");
+        let (code, out, err) = mcpj(
+            run,
+            &registry,
+            cache.path(),
+            "",
+            &["--json", "info", "acme/hello@2.0.0"],
+        );
+        assert_eq!(code, 0, "offline info: {err}");
+        assert!(out.contains(r#""version": "2.0.0""#), "{out}");
+        // A version never resolved has nothing to go offline with: 125, naming why.
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", "acme/hello@9.9.9"]);
+        assert_eq!(code, 125, "{err}");
+        assert!(err.contains("nothing to go offline with"), "{err}");
     });
 }
