@@ -27,6 +27,9 @@
 //! allow_tools = []
 //! deny_tools = []
 //! allow_server_requests = []      # sampling, elicitation, roots
+//! min_cert_level = 0              # packages: the lowest certification level (0-3)
+//! cert_level_mode = "disabled"    # strict (refuse, 126) | warn | disabled
+//! allowed_origins = []            # official, verified, community; empty: all
 //!
 //! [secrets]                       # passed to every server, like `--secret`
 //! GITHUB_TOKEN = "env:GITHUB_TOKEN"
@@ -123,6 +126,12 @@ pub struct PolicyConfig {
     pub allow_tools: Option<Vec<String>>,
     pub deny_tools: Option<Vec<String>>,
     pub allow_server_requests: Option<Vec<String>>,
+    /// Packages: the lowest certification level (0–3) a package may have.
+    pub min_cert_level: Option<mcp_j_policy::CertLevel>,
+    /// Packages: what a lower level does: `strict` (refuse), `warn`, `disabled`.
+    pub cert_level_mode: Option<mcp_j_policy::CertMode>,
+    /// Packages: the origins that may run (`official`, `verified`, `community`); empty: all.
+    pub allowed_origins: Option<Vec<mcp_j_policy::Origin>>,
 }
 
 /// How an `MCP_J_*` variable's text becomes a value.
@@ -153,14 +162,22 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("MCP_J_ALLOW_TOOLS", "policy.allow_tools"),
     ("MCP_J_DENY_TOOLS", "policy.deny_tools"),
     ("MCP_J_ALLOW_SERVER_REQUESTS", "policy.allow_server_requests"),
+    ("MCP_J_MIN_CERT_LEVEL", "policy.min_cert_level"),
+    ("MCP_J_CERT_LEVEL_MODE", "policy.cert_level_mode"),
+    ("MCP_J_ALLOWED_ORIGINS", "policy.allowed_origins"),
 ];
 
 fn env_kind(key: &str) -> EnvKind {
     match key {
-        "limits.pids" | "limits.fds" | "limits.cpu" | "policy.no_subprocess" | "policy.require_memory_limit" => {
-            EnvKind::Scalar
+        "limits.pids"
+        | "limits.fds"
+        | "limits.cpu"
+        | "policy.no_subprocess"
+        | "policy.require_memory_limit"
+        | "policy.min_cert_level" => EnvKind::Scalar,
+        "policy.allow_tools" | "policy.deny_tools" | "policy.allow_server_requests" | "policy.allowed_origins" => {
+            EnvKind::List
         }
-        "policy.allow_tools" | "policy.deny_tools" | "policy.allow_server_requests" => EnvKind::List,
         _ => EnvKind::Text,
     }
 }
@@ -398,6 +415,9 @@ impl Loaded {
             ("policy.allow_tools", to_json(&c.policy.allow_tools)),
             ("policy.deny_tools", to_json(&c.policy.deny_tools)),
             ("policy.allow_server_requests", to_json(&c.policy.allow_server_requests)),
+            ("policy.min_cert_level", to_json(&c.policy.min_cert_level)),
+            ("policy.cert_level_mode", to_json(&c.policy.cert_level_mode)),
+            ("policy.allowed_origins", to_json(&c.policy.allowed_origins)),
         ]
         .into_iter()
         .map(|(key, value)| Row {
@@ -462,6 +482,9 @@ fn default_layer() -> Result<Layer> {
             allow_tools: Some(Vec::new()),
             deny_tools: Some(Vec::new()),
             allow_server_requests: Some(Vec::new()),
+            min_cert_level: Some(mcp_j_policy::CertLevel::default()),
+            cert_level_mode: Some(mcp_j_policy::CertMode::default()),
+            allowed_origins: Some(Vec::new()),
         },
         ..Config::default()
     };

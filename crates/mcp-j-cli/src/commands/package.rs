@@ -19,6 +19,7 @@ use mcp_j_package::credentials::Credentials;
 use mcp_j_package::digest::MANIFEST_CAP;
 use mcp_j_package::registry::{Artifact, Registry, RegistryError};
 use mcp_j_package::unpack::DEFAULT_MAX_UNPACKED_BYTES;
+use mcp_j_policy::certification::{CertPolicy, Decision, PackageFacts, decide};
 use mcp_j_policy::package::{Digest, PackageManifest};
 use mcp_j_policy::reference::{PackageRef, RegistryRef};
 use mcp_j_policy::resolve::{ResolveAnswer, manifest_mismatches};
@@ -181,6 +182,38 @@ fn resolve_and_manifest(reference: &RegistryRef, url: &str, registry: &Registry,
     })
 }
 
+/// The certification and origin policy's decision on a resolved package (status, origin,
+/// level: `mcp_j_policy::certification::decide`); its warnings are said on stderr.
+fn decision(config: &Config, answer: &ResolveAnswer) -> Decision {
+    let policy = CertPolicy {
+        min_level: config.policy.min_cert_level.unwrap_or_default(),
+        mode: config.policy.cert_level_mode.unwrap_or_default(),
+        allowed_origins: config.policy.allowed_origins.iter().flatten().copied().collect(),
+    };
+    let facts = PackageFacts {
+        package: &answer.package,
+        version: &answer.resolved.version,
+        status: answer.resolved.status,
+        level: answer.resolved.certification_level,
+        origin: answer.origin,
+    };
+    let decision = decide(&policy, &facts);
+    if let Decision::Warned(reasons) = &decision {
+        for reason in reasons {
+            eprintln!("mcp-j: warning: {}", reason.message);
+        }
+    }
+    decision
+}
+
+fn messages(reasons: &[mcp_j_policy::certification::Reason]) -> String {
+    reasons
+        .iter()
+        .map(|r| r.message.as_str())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// `mcp-j pull REF`.
 pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
     refusals_exit(|| {
@@ -189,14 +222,8 @@ pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
         let cache = cache(config)?;
         let fetched = resolve_and_manifest(&reference, &url, &registry, &cache)?;
         let resolved = &fetched.answer.resolved;
-        if !resolved.status.may_run() {
-            return Err(Refused(format!(
-                "{}@{} is {}: it cannot run; pick another version",
-                fetched.answer.package,
-                resolved.version,
-                resolved.status.as_str()
-            ))
-            .into());
+        if let Decision::Refused(reasons) = decision(config, &fetched.answer) {
+            return Err(Refused(messages(&reasons)).into());
         }
         let bundle = &resolved.bundle;
         let cap = bundle.size_bytes.min(DEFAULT_MAX_UNPACKED_BYTES);
@@ -247,6 +274,14 @@ struct Info<'a> {
     bundle: ArtifactInfo,
     permissions_requested: &'a mcp_j_policy::package::Permissions,
     limits_recommended: &'a mcp_j_policy::package::RecommendedLimits,
+    /// What local policy says of running it: `allowed`, `warned` or `refused`, and why.
+    policy: PolicyInfo,
+}
+
+#[derive(Serialize)]
+struct PolicyInfo {
+    decision: &'static str,
+    reasons: Vec<String>,
 }
 
 /// `mcp-j info REF [--json]`.
@@ -276,13 +311,27 @@ pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
             },
             permissions_requested: &fetched.manifest.permissions_requested,
             limits_recommended: &fetched.manifest.limits_recommended,
+            policy: match decision(config, &fetched.answer) {
+                Decision::Allowed => PolicyInfo {
+                    decision: "allowed",
+                    reasons: Vec::new(),
+                },
+                Decision::Warned(r) => PolicyInfo {
+                    decision: "warned",
+                    reasons: r.into_iter().map(|r| r.message).collect(),
+                },
+                Decision::Refused(r) => PolicyInfo {
+                    decision: "refused",
+                    reasons: r.into_iter().map(|r| r.message).collect(),
+                },
+            },
         };
         let text = if json {
             format!("{}\n", serde_json::to_string_pretty(&info)?)
         } else {
             let p = info.permissions_requested;
             format!(
-                "{}@{} ({}, certification level {}, origin {})\n  manifest {} ({} bytes, cached)\n  bundle   {} ({} bytes{})\n  requests: network {:?}, environment {:?}, subprocess {}, filesystem {:?}\n  recommends: {}\n",
+                "{}@{} ({}, certification level {}, origin {})\n  manifest {} ({} bytes, cached)\n  bundle   {} ({} bytes{})\n  requests: network {:?}, environment {:?}, subprocess {}, filesystem {:?}\n  recommends: {}\n  policy: {}{}\n",
                 info.package,
                 info.version,
                 info.status,
@@ -298,6 +347,12 @@ pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
                 p.subprocess,
                 p.filesystem.iter().map(|f| f.path.clone()).collect::<Vec<_>>(),
                 serde_json::to_string(info.limits_recommended)?,
+                info.policy.decision,
+                if info.policy.reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", info.policy.reasons.join("; "))
+                },
             )
         };
         crate::output::write_stdout(&text)?;

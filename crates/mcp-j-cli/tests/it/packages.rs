@@ -63,11 +63,24 @@ impl Drop for Registry {
 /// `mcp-j --registry URL --cache-dir CACHE ARGS…` as the runner, with `token` in
 /// MCP_J_REGISTRY_TOKEN; (exit code, stdout, stderr).
 fn mcpj(run: &Run, registry: &Registry, cache: &Path, token: &str, args: &[&str]) -> (i32, String, String) {
+    mcpj_with(run, registry, cache, token, &[], args)
+}
+
+/// [`mcpj`] with more variables in mcp-j's environment (configuration, `MCP_J_*`).
+fn mcpj_with(
+    run: &Run,
+    registry: &Registry,
+    cache: &Path,
+    token: &str,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (i32, String, String) {
     let mut cmd = run.runner.command(MCP_J);
     cmd.args(["--registry", &registry.url, "--cache-dir"])
         .arg(cache)
         .args(args)
-        .env("MCP_J_REGISTRY_TOKEN", token);
+        .env("MCP_J_REGISTRY_TOKEN", token)
+        .envs(env.iter().copied());
     let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
     (
         out.status.code().unwrap_or(-1),
@@ -122,6 +135,33 @@ fn push_pull_info_and_the_cache() {
         assert_eq!(info["status"], "published");
         assert_eq!(info["bundle"]["cached"], true);
         assert_eq!(info["permissions_requested"]["environment"][0], "HELLO_KEY");
+        assert_eq!(info["policy"]["decision"], "allowed");
+
+        // A strict certification policy refuses the level-0 package (126), naming the line.
+        let strict = [("MCP_J_MIN_CERT_LEVEL", "2"), ("MCP_J_CERT_LEVEL_MODE", "strict")];
+        let (code, _, err) = mcpj_with(run, &registry, cache.path(), "", &strict, &["pull", &reference]);
+        assert_eq!(code, 126, "{err}");
+        assert!(err.contains("min_cert_level"), "{err}");
+        let warn = [("MCP_J_MIN_CERT_LEVEL", "2"), ("MCP_J_CERT_LEVEL_MODE", "warn")];
+        let (code, _, err) = mcpj_with(run, &registry, cache.path(), "", &warn, &["pull", &reference]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("warning:"), "{err}");
+        let (code, out, _) = mcpj_with(
+            run,
+            &registry,
+            cache.path(),
+            "",
+            &strict,
+            &["--json", "info", &reference],
+        );
+        assert_eq!(code, 0);
+        let refused: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(refused["policy"]["decision"], "refused", "{out}");
+        let origins = [("MCP_J_ALLOWED_ORIGINS", "official,verified")];
+        let (code, _, err) = mcpj_with(run, &registry, cache.path(), "", &origins, &["pull", &reference]);
+        assert_eq!(code, 126, "{err}");
+        assert!(err.contains("allowed_origins"), "{err}");
+
         let (code, out, _) = mcpj(run, &registry, cache.path(), "", &["--json", "cache", "ls"]);
         assert_eq!(code, 0);
         let blobs: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
