@@ -30,6 +30,7 @@
 //! min_cert_level = 0              # packages: the lowest certification level (0-3)
 //! cert_level_mode = "disabled"    # strict (refuse, 126) | warn | disabled
 //! allowed_origins = []            # official, verified, community; empty: all
+//! offline_max_age = "7d"          # a cached resolve answer stands in this long, offline
 //!
 //! [secrets]                       # passed to every server, like `--secret`
 //! GITHUB_TOKEN = "env:GITHUB_TOKEN"
@@ -132,6 +133,9 @@ pub struct PolicyConfig {
     pub cert_level_mode: Option<mcp_j_policy::CertMode>,
     /// Packages: the origins that may run (`official`, `verified`, `community`); empty: all.
     pub allowed_origins: Option<Vec<mcp_j_policy::Origin>>,
+    /// Packages: how old a cached resolve answer may be to stand in for an unreachable
+    /// registry.
+    pub offline_max_age: Option<units::Duration>,
 }
 
 /// How an `MCP_J_*` variable's text becomes a value.
@@ -165,6 +169,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("MCP_J_MIN_CERT_LEVEL", "policy.min_cert_level"),
     ("MCP_J_CERT_LEVEL_MODE", "policy.cert_level_mode"),
     ("MCP_J_ALLOWED_ORIGINS", "policy.allowed_origins"),
+    ("MCP_J_OFFLINE_MAX_AGE", "policy.offline_max_age"),
 ];
 
 fn env_kind(key: &str) -> EnvKind {
@@ -418,6 +423,7 @@ impl Loaded {
             ("policy.min_cert_level", to_json(&c.policy.min_cert_level)),
             ("policy.cert_level_mode", to_json(&c.policy.cert_level_mode)),
             ("policy.allowed_origins", to_json(&c.policy.allowed_origins)),
+            ("policy.offline_max_age", to_json(&c.policy.offline_max_age)),
         ]
         .into_iter()
         .map(|(key, value)| Row {
@@ -485,6 +491,7 @@ fn default_layer() -> Result<Layer> {
             min_cert_level: Some(mcp_j_policy::CertLevel::default()),
             cert_level_mode: Some(mcp_j_policy::CertMode::default()),
             allowed_origins: Some(Vec::new()),
+            offline_max_age: Some(units::Duration(std::time::Duration::from_secs(7 * 24 * 3600))),
         },
         ..Config::default()
     };

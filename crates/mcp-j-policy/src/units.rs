@@ -31,8 +31,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is out of range"))
 }
 
-/// Parse a duration: a whole number with a unit `ms`, `s`, `m`, `h`. A bare number is
-/// seconds.
+/// Parse a duration: a whole number with a unit `ms`, `s`, `m`, `h`, `d`. A bare number
+/// is seconds.
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let (n, unit) = number_and_unit(text).ok_or_else(|| format!("`{text}` is not a duration (e.g. 30s, 10m)"))?;
     let d = match unit {
@@ -40,8 +40,11 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
         "" | "s" => std::time::Duration::from_secs(n),
         "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
         "h" => std::time::Duration::from_secs(n.saturating_mul(3600)),
+        "d" => std::time::Duration::from_secs(n.saturating_mul(24 * 3600)),
         _ => {
-            return Err(format!("`{text}`: unknown duration unit `{unit}` (use ms, s, m or h)"));
+            return Err(format!(
+                "`{text}`: unknown duration unit `{unit}` (use ms, s, m, h or d)"
+            ));
         }
     };
     if d.is_zero() {
@@ -156,6 +159,7 @@ mod tests {
         assert_eq!(parse_duration("30s"), Ok(std::time::Duration::from_secs(30)));
         assert_eq!(parse_duration("10m"), Ok(std::time::Duration::from_secs(600)));
         assert_eq!(parse_duration("2h"), Ok(std::time::Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7d"), Ok(std::time::Duration::from_secs(7 * 24 * 3600)));
         assert_eq!(parse_duration("250ms"), Ok(std::time::Duration::from_millis(250)));
         assert_eq!(parse_duration("5"), Ok(std::time::Duration::from_secs(5)));
         for bad in ["", "s", "10x", "-5s", "0s", "1.5s"] {

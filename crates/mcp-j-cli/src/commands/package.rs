@@ -116,13 +116,17 @@ struct Fetched {
     manifest_size: u64,
 }
 
-/// How old a cached resolve answer may be to stand in for an unreachable registry.
-const OFFLINE_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
-
 /// Resolve (or, with the registry unreachable, a cached answer younger than
-/// [`OFFLINE_MAX_AGE`], said on stderr), then the manifest by digest into the cache,
-/// checked against the answer; the answer is kept for the offline rule and `cache gc`.
-fn resolve_and_manifest(reference: &RegistryRef, url: &str, registry: &Registry, cache: &Cache) -> Result<Fetched> {
+/// `max_age`, `policy.offline_max_age`, said on stderr), then the manifest by digest into
+/// the cache, checked against the answer; the answer is kept for the offline rule and
+/// `cache gc`.
+fn resolve_and_manifest(
+    reference: &RegistryRef,
+    url: &str,
+    registry: &Registry,
+    cache: &Cache,
+    max_age: std::time::Duration,
+) -> Result<Fetched> {
     let asked = format!("{}/{}", reference.org, reference.name);
     let key = AnswerKey {
         registry: url.to_owned(),
@@ -133,8 +137,11 @@ fn resolve_and_manifest(reference: &RegistryRef, url: &str, registry: &Registry,
     let (answer, fresh) = match registry.resolve(&reference.org, &reference.name, reference.selector.as_ref_param()) {
         Ok(answer) => (answer, true),
         Err(e @ RegistryError::Transport { .. }) => {
-            let cached = cache.load_answer(&key, now, OFFLINE_MAX_AGE).ok_or_else(|| {
-                anyhow!("{e}; no answer of it younger than 7 days is cached, so nothing to go offline with")
+            let cached = cache.load_answer(&key, now, max_age).ok_or_else(|| {
+                anyhow!(
+                    "{e}; no answer of it younger than {} s (policy.offline_max_age) is cached, so nothing to go offline with",
+                    max_age.as_secs()
+                )
             })?;
             let answer: ResolveAnswer = serde_json::from_value(cached.answer.clone()).map_err(|err| {
                 anyhow!("the cached resolve answer for {asked} is not valid ({err}); `mcp-j cache rm --all`")
@@ -182,6 +189,14 @@ fn resolve_and_manifest(reference: &RegistryRef, url: &str, registry: &Registry,
     })
 }
 
+/// `policy.offline_max_age` (7 days unless configured).
+fn offline_max_age(config: &Config) -> std::time::Duration {
+    config
+        .policy
+        .offline_max_age
+        .map_or(std::time::Duration::from_secs(7 * 24 * 3600), |d| d.0)
+}
+
 /// The certification and origin policy's decision on a resolved package (status, origin,
 /// level: `mcp_j_policy::certification::decide`); its warnings are said on stderr.
 fn decision(config: &Config, answer: &ResolveAnswer) -> Decision {
@@ -220,7 +235,7 @@ pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
         let reference = registry_ref(&args.reference)?;
         let (url, registry) = registry_client(config)?;
         let cache = cache(config)?;
-        let fetched = resolve_and_manifest(&reference, &url, &registry, &cache)?;
+        let fetched = resolve_and_manifest(&reference, &url, &registry, &cache, offline_max_age(config))?;
         let resolved = &fetched.answer.resolved;
         if let Decision::Refused(reasons) = decision(config, &fetched.answer) {
             return Err(Refused(messages(&reasons)).into());
@@ -290,7 +305,7 @@ pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
         let reference = registry_ref(&args.reference)?;
         let (url, registry) = registry_client(config)?;
         let cache = cache(config)?;
-        let fetched = resolve_and_manifest(&reference, &url, &registry, &cache)?;
+        let fetched = resolve_and_manifest(&reference, &url, &registry, &cache, offline_max_age(config))?;
         let r = &fetched.answer.resolved;
         let info = Info {
             package: &fetched.answer.package,

@@ -251,6 +251,11 @@ fn a_pulled_package_survives_gc_and_the_registry_going_away() {
         );
         assert_eq!(code, 0, "offline info: {err}");
         assert!(out.contains(r#""version": "2.0.0""#), "{out}");
+        // An answer older than policy.offline_max_age does not stand in.
+        let short = [("MCP_J_OFFLINE_MAX_AGE", "1ms")];
+        let (code, _, err) = mcpj_with(run, &registry, cache.path(), "", &short, &["pull", "acme/hello@2.0.0"]);
+        assert_eq!(code, 125, "{err}");
+        assert!(err.contains("policy.offline_max_age"), "{err}");
         // A version never resolved has nothing to go offline with: 125, naming why.
         let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", "acme/hello@9.9.9"]);
         assert_eq!(code, 125, "{err}");
