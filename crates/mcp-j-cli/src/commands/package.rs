@@ -34,6 +34,9 @@ pub struct RefArgs {
     /// The package: ORG/NAME, ORG/NAME@VERSION, ORG/NAME@latest or ORG/NAME@sha256:DIGEST
     #[arg(value_name = "REF")]
     reference: String,
+    /// Fetch the manifest and the bundle again, replacing what the cache holds
+    #[arg(long = "no-cache")]
+    no_cache: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +129,7 @@ fn resolve_and_manifest(
     registry: &Registry,
     cache: &Cache,
     max_age: std::time::Duration,
+    refetch: bool,
 ) -> Result<Fetched> {
     let asked = format!("{}/{}", reference.org, reference.name);
     let key = AnswerKey {
@@ -155,6 +159,9 @@ fn resolve_and_manifest(
         Err(e) => return Err(registry_context(e)),
     };
     let manifest_digest = answer.resolved.manifest.digest.clone();
+    if refetch && fresh {
+        cache.remove(&manifest_digest)?;
+    }
     let stored = cache
         .store(&manifest_digest, BlobKind::Manifest, MANIFEST_CAP, now, || {
             registry
@@ -235,7 +242,14 @@ pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
         let reference = registry_ref(&args.reference)?;
         let (url, registry) = registry_client(config)?;
         let cache = cache(config)?;
-        let fetched = resolve_and_manifest(&reference, &url, &registry, &cache, offline_max_age(config))?;
+        let fetched = resolve_and_manifest(
+            &reference,
+            &url,
+            &registry,
+            &cache,
+            offline_max_age(config),
+            args.no_cache,
+        )?;
         let resolved = &fetched.answer.resolved;
         if let Decision::Refused(reasons) = decision(config, &fetched.answer) {
             return Err(Refused(messages(&reasons)).into());
@@ -248,6 +262,9 @@ pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
                 bundle.size_bytes
             ))
             .into());
+        }
+        if args.no_cache {
+            cache.remove(&bundle.digest)?;
         }
         let stored = cache
             .store(&bundle.digest, BlobKind::Bundle, cap, SystemTime::now(), || {
@@ -305,7 +322,14 @@ pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
         let reference = registry_ref(&args.reference)?;
         let (url, registry) = registry_client(config)?;
         let cache = cache(config)?;
-        let fetched = resolve_and_manifest(&reference, &url, &registry, &cache, offline_max_age(config))?;
+        let fetched = resolve_and_manifest(
+            &reference,
+            &url,
+            &registry,
+            &cache,
+            offline_max_age(config),
+            args.no_cache,
+        )?;
         let r = &fetched.answer.resolved;
         let info = Info {
             package: &fetched.answer.package,

@@ -186,6 +186,15 @@ fn push_pull_info_and_the_cache() {
         assert_eq!(code, 0);
         let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", &reference]);
         assert_eq!(code, 0, "{err}");
+        // --no-cache fetches again over whatever the cache holds, tampered or not.
+        let _ = std::fs::set_permissions(&blob, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        std::fs::write(&blob, b"tampered again").unwrap_or_else(|e| panic!("{}: {e}", blob.display()));
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", "--no-cache", &reference]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!err.contains("already cached"), "{err}");
+        let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", &reference]);
+        assert_eq!(code, 0, "{err}");
+        assert!(err.contains("already cached"), "{err}");
 
         // Revoked: refused (126).
         let admin = registry.token("admin");
