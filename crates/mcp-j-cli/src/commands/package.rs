@@ -196,6 +196,53 @@ fn resolve_and_manifest(
     })
 }
 
+/// A download's progress on stderr, when stderr is a terminal (never in a pipe or a log):
+/// `mcp-j: bundle 12.3 / 100.0 MB`, redrawn at most every 200 ms, the line cleared at the end.
+struct Progress<R> {
+    inner: R,
+    total: u64,
+    done: u64,
+    shown: Option<std::time::Instant>,
+}
+
+impl<R: Read> Progress<R> {
+    fn on_terminal(inner: R, total: u64) -> Box<dyn Read + Send + Sync>
+    where
+        R: Send + Sync + 'static,
+    {
+        if rustix::termios::isatty(std::io::stderr()) {
+            Box::new(Progress {
+                inner,
+                total,
+                done: 0,
+                shown: None,
+            })
+        } else {
+            Box::new(inner)
+        }
+    }
+}
+
+impl<R: Read> Read for Progress<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        let due = self
+            .shown
+            .is_none_or(|t| t.elapsed() >= std::time::Duration::from_millis(200));
+        if n == 0 {
+            if self.shown.is_some() {
+                eprint!("\r\x1b[K");
+            }
+        } else if due {
+            self.shown = Some(std::time::Instant::now());
+            let mb = |b: u64| b as f64 / 1e6;
+            eprint!("\rmcp-j: bundle {:.1} / {:.1} MB\x1b[K", mb(self.done), mb(self.total));
+        }
+        Ok(n)
+    }
+}
+
 /// `policy.offline_max_age` (7 days unless configured).
 fn offline_max_age(config: &Config) -> std::time::Duration {
     config
@@ -270,6 +317,7 @@ pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
             .store(&bundle.digest, BlobKind::Bundle, cap, SystemTime::now(), || {
                 registry
                     .artifact(&reference.org, Artifact::Bundle, &bundle.digest)
+                    .map(|body| Progress::on_terminal(body, bundle.size_bytes))
                     .map_err(std::io::Error::other)
             })
             .map_err(|e| Refused(format!("{}: the bundle: {e}", fetched.answer.package)))?;

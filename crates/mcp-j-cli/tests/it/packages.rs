@@ -128,6 +128,7 @@ fn push_pull_info_and_the_cache() {
         let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", &reference]);
         assert_eq!(code, 0, "pull: {err}");
         assert!(err.contains("verified"), "{err}");
+        assert!(!err.contains('\r'), "no progress bar in a pipe: {err:?}");
         let (code, out, err) = mcpj(run, &registry, cache.path(), "", &["--json", "info", &reference]);
         assert_eq!(code, 0, "info: {err}");
         let info: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
