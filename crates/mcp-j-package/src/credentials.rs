@@ -93,26 +93,30 @@ impl Credentials {
 }
 
 /// `https://Host:8443/x` → `host:8443`; `http://127.0.0.1:5000` → `http-127.0.0.1:5000`;
-/// `None` for anything that is not http(s) with a plain host.
+/// `None` for anything that is not an http(s) URL the registry client takes, or whose host
+/// is not plain letters, digits, `.`, `-` (and `:` inside an IPv6 address's brackets).
 fn origin_file_name(url: &str) -> Option<String> {
-    let (prefix, rest) = if let Some(rest) = url.strip_prefix("https://") {
-        ("", rest)
-    } else if let Some(rest) = url.strip_prefix("http://") {
-        ("http-", rest)
-    } else {
-        return None;
-    };
-    let authority = rest.split(['/', '?', '#']).next()?.to_ascii_lowercase();
-    let authority = authority
-        .strip_suffix(if prefix.is_empty() { ":443" } else { ":80" })
-        .unwrap_or(&authority)
-        .to_owned();
-    let plain = !authority.is_empty()
-        && !authority.starts_with('.')
-        && authority
+    let origin = crate::registry::parse_origin(url).ok()?;
+    let plain = !origin.host.is_empty()
+        && !origin.host.starts_with('.')
+        && origin
+            .host
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
-    plain.then(|| format!("{prefix}{authority}"))
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+    if !plain {
+        return None;
+    }
+    let host = if origin.host.contains(':') {
+        format!("[{}]", origin.host)
+    } else {
+        origin.host
+    };
+    let (prefix, default_port) = if origin.https { ("", 443) } else { ("http-", 80) };
+    Some(if origin.port == default_port {
+        format!("{prefix}{host}")
+    } else {
+        format!("{prefix}{host}:{}", origin.port)
+    })
 }
 
 /// `O_NOFOLLOW`: the temp file is never a planted symlink.

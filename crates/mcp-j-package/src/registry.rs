@@ -114,10 +114,11 @@ pub struct Registry {
 
 /// Scheme, host and port: what a token is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Origin {
-    https: bool,
-    host: String,
-    port: u16,
+pub(crate) struct Origin {
+    pub(crate) https: bool,
+    /// Lowercased; an IPv6 address without its brackets.
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 impl Registry {
@@ -411,7 +412,7 @@ fn status_error(url: &str, status: u16, body: &mut dyn Read) -> RegistryError {
 }
 
 /// `scheme://host[:port]/…` → its origin; only http and https.
-fn parse_origin(url: &str) -> Result<Origin, String> {
+pub(crate) fn parse_origin(url: &str) -> Result<Origin, String> {
     let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
         (true, rest)
     } else if let Some(rest) = url.strip_prefix("http://") {

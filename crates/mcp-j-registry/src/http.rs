@@ -576,6 +576,19 @@ fn timeout_error() -> ApiError {
     )
 }
 
+/// The next chunk of a request body, within the body's overall deadline and the idle
+/// timeout (either passing is [`timeout_error`]).
+async fn next_chunk<S: futures_util::Stream + Unpin>(
+    app: &App,
+    stream: &mut S,
+    deadline: tokio::time::Instant,
+) -> Result<Option<S::Item>, ApiError> {
+    tokio::time::timeout_at(deadline, tokio::time::timeout(app.options.idle_timeout, stream.next()))
+        .await
+        .map_err(|_| timeout_error())?
+        .map_err(|_| timeout_error())
+}
+
 /// Read `body` whole into memory, at most `limit` bytes (413 above), within the timeouts.
 async fn read_small(app: &App, body: Body, headers: &HeaderMap, limit: u64, what: &str) -> Result<Vec<u8>, ApiError> {
     if content_length(headers).is_some_and(|n| n > limit) {
@@ -585,10 +598,7 @@ async fn read_small(app: &App, body: Body, headers: &HeaderMap, limit: u64, what
     let mut stream = body.into_data_stream();
     let deadline = tokio::time::Instant::now() + app.options.body_timeout;
     loop {
-        let next = tokio::time::timeout_at(deadline, tokio::time::timeout(app.options.idle_timeout, stream.next()))
-            .await
-            .map_err(|_| timeout_error())?
-            .map_err(|_| timeout_error())?;
+        let next = next_chunk(app, &mut stream, deadline).await?;
         match next {
             None => return Ok(data),
             Some(Ok(chunk)) => {
@@ -636,10 +646,7 @@ async fn receive(
     let mut stream = body.into_data_stream();
     let deadline = tokio::time::Instant::now() + app.options.body_timeout;
     loop {
-        let next = tokio::time::timeout_at(deadline, tokio::time::timeout(app.options.idle_timeout, stream.next()))
-            .await
-            .map_err(|_| timeout_error())?
-            .map_err(|_| timeout_error())?;
+        let next = next_chunk(app, &mut stream, deadline).await?;
         match next {
             None => break,
             Some(Ok(chunk)) => {

@@ -28,17 +28,23 @@ pub struct LoginArgs {
     password_stdin: bool,
 }
 
-fn registry_url(config: &Config) -> Result<&str> {
+/// The configured registry (`--registry`, `registry_url`, `MCP_J_REGISTRY_URL`), for every
+/// command that talks to one.
+pub fn registry_url(config: &Config) -> Result<&str> {
     config.registry_url.as_deref().context(
         "no registry: pass `--registry URL`, or set `registry_url` in the configuration (or MCP_J_REGISTRY_URL)",
     )
 }
 
-fn credentials() -> Result<Credentials> {
+/// Where tokens are stored: under the configuration directory; `None` with neither
+/// `XDG_CONFIG_HOME` nor `HOME` set.
+pub fn credentials_store() -> Option<Credentials> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    let dir =
-        crate::config::config_dir(&env).context("cannot store a token: neither XDG_CONFIG_HOME nor HOME is set")?;
-    Ok(Credentials::new(&dir))
+    crate::config::config_dir(&env).map(|dir| Credentials::new(&dir))
+}
+
+fn credentials() -> Result<Credentials> {
+    credentials_store().context("cannot store a token: neither XDG_CONFIG_HOME nor HOME is set")
 }
 
 pub fn login(args: &LoginArgs, config: &Config) -> Result<ExitCode> {

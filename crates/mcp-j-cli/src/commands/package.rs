@@ -5,7 +5,6 @@
 //! resolved version's. Every refusal exits 126 and keeps nothing bad; a registry that
 //! cannot be reached or answers an error exits 125 with its message.
 
-use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::SystemTime;
@@ -15,7 +14,6 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use mcp_j_package::cache::{AnswerKey, BlobKind, Cache, GcOptions};
-use mcp_j_package::credentials::Credentials;
 use mcp_j_package::digest::MANIFEST_CAP;
 use mcp_j_package::registry::{Artifact, Registry, RegistryError};
 use mcp_j_package::unpack::DEFAULT_MAX_UNPACKED_BYTES;
@@ -80,12 +78,9 @@ fn registry_ref(text: &str) -> Result<RegistryRef> {
 
 /// The registry client for the configured registry, with its stored (or overriding) token.
 pub fn registry_client(config: &Config) -> Result<(String, Registry)> {
-    let url = config.registry_url.clone().context(
-        "no registry: pass `--registry URL`, or set `registry_url` in the configuration (or MCP_J_REGISTRY_URL)",
-    )?;
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    let token = match crate::config::config_dir(&env) {
-        Some(dir) => Credentials::new(&dir).token_for(&url, config.registry_token.as_deref())?,
+    let url = super::login::registry_url(config)?.to_owned();
+    let token = match super::login::credentials_store() {
+        Some(store) => store.token_for(&url, config.registry_token.as_deref())?,
         None => config.registry_token.clone(),
     };
     let registry = Registry::new(&url, token)?;
@@ -283,20 +278,27 @@ fn messages(reasons: &[mcp_j_policy::certification::Reason]) -> String {
         .join("; ")
 }
 
+/// What `pull` and `info` both start with: REF parsed, the registry and the cache opened,
+/// the package resolved and its manifest fetched and checked.
+fn fetch(args: &RefArgs, config: &Config) -> Result<(RegistryRef, Registry, Cache, Fetched)> {
+    let reference = registry_ref(&args.reference)?;
+    let (url, registry) = registry_client(config)?;
+    let cache = cache(config)?;
+    let fetched = resolve_and_manifest(
+        &reference,
+        &url,
+        &registry,
+        &cache,
+        offline_max_age(config),
+        args.no_cache,
+    )?;
+    Ok((reference, registry, cache, fetched))
+}
+
 /// `mcp-j pull REF`.
 pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
     refusals_exit(|| {
-        let reference = registry_ref(&args.reference)?;
-        let (url, registry) = registry_client(config)?;
-        let cache = cache(config)?;
-        let fetched = resolve_and_manifest(
-            &reference,
-            &url,
-            &registry,
-            &cache,
-            offline_max_age(config),
-            args.no_cache,
-        )?;
+        let (reference, registry, cache, fetched) = fetch(args, config)?;
         let resolved = &fetched.answer.resolved;
         if let Decision::Refused(reasons) = decision(config, &fetched.answer) {
             return Err(Refused(messages(&reasons)).into());
@@ -367,17 +369,7 @@ struct PolicyInfo {
 /// `mcp-j info REF [--json]`.
 pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
     refusals_exit(|| {
-        let reference = registry_ref(&args.reference)?;
-        let (url, registry) = registry_client(config)?;
-        let cache = cache(config)?;
-        let fetched = resolve_and_manifest(
-            &reference,
-            &url,
-            &registry,
-            &cache,
-            offline_max_age(config),
-            args.no_cache,
-        )?;
+        let (_, _, cache, fetched) = fetch(args, config)?;
         let r = &fetched.answer.resolved;
         let info = Info {
             package: &fetched.answer.package,
