@@ -39,17 +39,19 @@ impl Session {
         let workdir = match &spec.workdir {
             Workdir::Host(dir) => dir.path.display().to_string(),
             Workdir::Private => "/tmp (private)".to_string(),
+            Workdir::Package => format!("{} (the package, read-only)", mcp_j_engine::spec::PACKAGE_DIR),
         };
         let mut start = SessionStart::new(command, &spec.program, &spec.args, &workdir);
         let host_workdir = match &spec.workdir {
             Workdir::Host(dir) => Some(dir),
-            Workdir::Private => None,
+            Workdir::Private | Workdir::Package => None,
         };
         start.exposed_paths = host_workdir
             .into_iter()
             .map(|p| (p, Access::Rw))
             .chain(spec.ro_paths.iter().map(|p| (p, Access::Ro)))
             .chain(spec.rw_paths.iter().map(|p| (p, Access::Rw)))
+            .chain(spec.package.iter().map(|p| (p, Access::Ro)))
             .map(|(p, access)| ExposedPath {
                 path: p.path.display().to_string(),
                 access,

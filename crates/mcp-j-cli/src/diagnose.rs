@@ -73,7 +73,7 @@ impl View {
         let mut writable: Vec<PathBuf> = spec.rw_paths.iter().map(|p| p.path.clone()).collect();
         let workdir = match &spec.workdir {
             Workdir::Host(dir) => Some(dir.path.clone()),
-            Workdir::Private => None,
+            Workdir::Private | Workdir::Package => None,
         };
         writable.extend(workdir.iter().cloned());
         let search = spec

@@ -472,6 +472,7 @@ impl SandboxOpts {
                 require_memory_limit: config.policy.require_memory_limit.unwrap_or(false),
                 covers: Vec::new(),
                 egress,
+                package: None,
             },
             timeout: self.timeout.or(manifest_timeout).or(config.limits.timeout.map(|t| t.0)),
             allow_tools: concat(&config.policy.allow_tools, manifest.allow_tools),

@@ -529,6 +529,7 @@ mod tests {
             require_memory_limit: false,
             covers: vec![],
             egress: None,
+            package: None,
         };
         let roots: Vec<(PathBuf, Access)> = exposed_roots(&spec).into_iter().map(|r| (r.path, r.access)).collect();
         let want: Vec<(PathBuf, Access)> = [rw("/w"), rw("/w/out"), ro("/r")]

@@ -625,6 +625,7 @@ fn harden_and_exec(
     let workdir = match &spec.workdir {
         Workdir::Host(dir) => dir.path.clone(),
         Workdir::Private => PathBuf::from("/tmp"),
+        Workdir::Package => PathBuf::from(crate::spec::PACKAGE_DIR),
     };
     rustix::process::chdir(workdir.as_path()).at(Step::Chdir)?;
 

@@ -12,7 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use crate::exposure::Cover;
 use crate::host_path::HostPath;
-use crate::spec::{JAIL_GID, JAIL_UID, SandboxSpec, Workdir};
+use crate::spec::{JAIL_GID, JAIL_UID, PACKAGE_DIR, SandboxSpec, Workdir};
 
 /// What a bind mount allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,7 +227,7 @@ fn exec_exception(spec: &SandboxSpec) -> Option<PathBuf> {
     } else {
         match &spec.workdir {
             Workdir::Host(dir) => dir.path.join(given),
-            Workdir::Private => return None,
+            Workdir::Private | Workdir::Package => return None,
         }
     };
     let canonical = std::fs::canonicalize(host_path).ok()?;
@@ -416,6 +416,18 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
     user.extend(spec.rw_paths.iter().map(|p| (p, BindAccess::ReadWrite)));
     for (path, _) in &user {
         check_user_path(&path.path)?;
+        if spec.package.is_some() && path.path.starts_with(PACKAGE_DIR) {
+            return Err(PlanError::BadPath {
+                path: path.path.clone(),
+                reason: "the package is mounted at /pkg",
+            });
+        }
+    }
+    if spec.workdir == Workdir::Package && spec.package.is_none() {
+        return Err(PlanError::BadPath {
+            path: PACKAGE_DIR.into(),
+            reason: "the working directory is the package, and there is none",
+        });
     }
     for ro in &spec.ro_paths {
         if spec.rw_paths.iter().any(|rw| rw.path == ro.path) {
@@ -432,6 +444,17 @@ pub fn mount_plan(spec: &SandboxSpec, host: &HostLayout) -> Result<Vec<MountOp>,
             target: path.path.clone(),
             access,
             idmap: access == BindAccess::ReadWrite,
+        });
+    }
+    // The package (`run REF`): its files as unpacked, read-only, at /pkg.
+    if let Some(package) = &spec.package {
+        ops.push(MountOp::Bind {
+            source: BindSource::Passed {
+                helper_fd: package.helper_fd,
+            },
+            target: PACKAGE_DIR.into(),
+            access: BindAccess::ReadExec,
+            idmap: false,
         });
     }
 
@@ -484,6 +507,7 @@ pub fn executable_paths(spec: &SandboxSpec, host: &HostLayout) -> Vec<PathBuf> {
         .map(PathBuf::from)
         .collect();
     paths.extend(spec.ro_paths.iter().map(|p| p.path.clone()));
+    paths.extend(spec.package.iter().map(|_| PathBuf::from(PACKAGE_DIR)));
     paths.extend(host.exec_exception.iter().cloned());
     paths
 }
@@ -508,6 +532,7 @@ mod tests {
             require_memory_limit: false,
             covers: vec![],
             egress: None,
+            package: None,
         }
     }
 
@@ -674,6 +699,37 @@ mod tests {
                 "{bad} accepted"
             );
         }
+    }
+
+    #[test]
+    fn the_package_is_read_only_and_executable_at_pkg_and_nothing_else_goes_there() {
+        let mut s = spec();
+        s.package = Some(HostPath::unopened("/home/u/.cache/mcp-j/v1/run/x/pkg"));
+        s.workdir = Workdir::Package;
+        let ops = mount_plan(&s, &merged_usr()).expect("plan");
+        let binds = binds(&ops);
+        assert!(binds.contains(&("/pkg".to_owned(), BindAccess::ReadExec)), "{binds:?}");
+        assert!(
+            !binds.iter().any(|(p, _)| p.starts_with("/home/u/.cache")),
+            "the package's host path is not exposed: {binds:?}"
+        );
+        assert!(executable_paths(&s, &merged_usr()).contains(&PathBuf::from("/pkg")));
+        assert!(!writable_paths(&s).iter().any(|p| p.starts_with("/pkg")));
+
+        for inside in ["/pkg", "/pkg/sub"] {
+            let mut s = s.clone();
+            s.ro_paths = vec![HostPath::unopened(inside)];
+            assert!(
+                matches!(mount_plan(&s, &merged_usr()), Err(PlanError::BadPath { .. })),
+                "{inside} accepted over the package"
+            );
+        }
+        // Without a package, /pkg is an ordinary path, and not a working directory.
+        let mut s = spec();
+        s.ro_paths = vec![HostPath::unopened("/pkg")];
+        assert!(mount_plan(&s, &merged_usr()).is_ok());
+        s.workdir = Workdir::Package;
+        assert!(matches!(mount_plan(&s, &merged_usr()), Err(PlanError::BadPath { .. })));
     }
 
     #[test]

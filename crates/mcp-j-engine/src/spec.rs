@@ -47,7 +47,14 @@ pub struct SandboxSpec {
     /// its loopback down.
     #[serde(default)]
     pub egress: Option<EgressSpec>,
+    /// A registry package's unpacked bundle (`mcp-j run REF`): exposed read-only and
+    /// executable at [`PACKAGE_DIR`], not at its host path. `None` for `run -- PROG`.
+    #[serde(default)]
+    pub package: Option<HostPath>,
 }
+
+/// Where the jail sees a package's files (INTERFACE.md, *Packages*).
+pub const PACKAGE_DIR: &str = "/pkg";
 
 /// What init sets up for the egress layer (docs/SANDBOX.md, step 18; [`crate::network`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,22 +81,31 @@ pub struct HostIds {
 }
 
 impl SandboxSpec {
-    /// Every host path the user exposed: the workdir, then `--ro`, then `--rw` paths.
+    /// Every host path the jail is given: the workdir, then `--ro`, then `--rw` paths, then
+    /// the package.
     pub fn host_paths(&self) -> impl Iterator<Item = &HostPath> {
         let workdir = match &self.workdir {
             Workdir::Host(dir) => Some(dir),
-            Workdir::Private => None,
+            Workdir::Private | Workdir::Package => None,
         };
-        workdir.into_iter().chain(&self.ro_paths).chain(&self.rw_paths)
+        workdir
+            .into_iter()
+            .chain(&self.ro_paths)
+            .chain(&self.rw_paths)
+            .chain(&self.package)
     }
 
     /// As [`SandboxSpec::host_paths`], mutable (the supervisor records descriptor numbers).
     pub(crate) fn host_paths_mut(&mut self) -> impl Iterator<Item = &mut HostPath> {
         let workdir = match &mut self.workdir {
             Workdir::Host(dir) => Some(dir),
-            Workdir::Private => None,
+            Workdir::Private | Workdir::Package => None,
         };
-        workdir.into_iter().chain(&mut self.ro_paths).chain(&mut self.rw_paths)
+        workdir
+            .into_iter()
+            .chain(&mut self.ro_paths)
+            .chain(&mut self.rw_paths)
+            .chain(&mut self.package)
     }
 }
 
@@ -100,6 +116,9 @@ pub enum Workdir {
     Host(HostPath),
     /// A private, empty directory (the jail's `/tmp`).
     Private,
+    /// The package, [`PACKAGE_DIR`], read-only (the default of `run REF`; needs
+    /// [`SandboxSpec::package`]).
+    Package,
 }
 
 /// Resource limits for the whole jail.

@@ -156,6 +156,7 @@ fn smoke_spec() -> SandboxSpec {
         require_memory_limit: false,
         covers: Vec::new(),
         egress: None,
+        package: None,
     }
 }
 
