@@ -5,10 +5,12 @@
 //! write goes through the redactor built from the session's secrets.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use mcp_j_audit::{Access, AuditLog, Command, ExposedPath, Limits, McpPolicy, Redactor, SessionEnd, SessionStart};
+use mcp_j_audit::{
+    Access, AuditLog, Command, EventBody, ExposedPath, Limits, McpPolicy, Redactor, SessionEnd, SessionStart, Source,
+};
 use mcp_j_engine::{Finished, SandboxReport, Workdir};
 
 use crate::sandbox_opts::Resolved;
@@ -22,8 +24,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// Open the audit log (if one is configured) and record `session.start`.
-    pub fn start(resolved: &Resolved, command: Command, policy: Option<McpPolicy>) -> Result<Session> {
+    /// Open the audit log (if one is configured), record the events that led to the run
+    /// (`before`: a package's resolve, verify and policy decision) and `session.start`,
+    /// whose `source` is `source` (a registry package) or the local program.
+    pub fn start(
+        resolved: &Resolved,
+        command: Command,
+        policy: Option<McpPolicy>,
+        source: Option<Source>,
+        before: Vec<(SystemTime, EventBody)>,
+    ) -> Result<Session> {
         let redactor = Arc::new(Redactor::new(
             resolved.secrets.iter().map(|(n, v)| (n.as_str(), v.as_str())),
         ));
@@ -76,6 +86,14 @@ impl Session {
             no_subprocess: spec.no_subprocess,
         };
         start.policy = policy;
+        if let Some(source) = source {
+            start.source = source;
+        }
+        for (at, body) in before {
+            if let Err(e) = log.record_at(body, at) {
+                eprintln!("mcp-j: cannot write the audit log: {e}");
+            }
+        }
         // An audit log that cannot be written is reported, not fatal to the server: the
         // failure count is in `session.end`'s absence, and on stderr.
         if let Err(e) = log.session_start(start) {
@@ -122,5 +140,19 @@ impl Session {
     pub fn failed(&self, error: &anyhow::Error) {
         let text = self.redactor.redact(&format!("{error:#}")).into_owned();
         let _ = self.log.session_end(SessionEnd::failed(text, self.started.elapsed()));
+    }
+}
+
+/// Events of a run that ended before its session started (a refused package): written to
+/// the audit log at `path`, if one is configured, under a session id of their own.
+pub fn record_alone(path: Option<&std::path::PathBuf>, events: Vec<(SystemTime, EventBody)>) {
+    let Some(path) = path else { return };
+    let written = AuditLog::open(path, Arc::new(Redactor::new([]))).and_then(|log| {
+        events
+            .into_iter()
+            .try_for_each(|(at, body)| log.record_at(body, at))
+    });
+    if let Err(e) = written {
+        eprintln!("mcp-j: cannot write the audit log `{}`: {e}", path.display());
     }
 }

@@ -31,6 +31,7 @@
 //! cert_level_mode = "disabled"    # strict (refuse, 126) | warn | disabled
 //! allowed_origins = []            # official, verified, community; empty: all
 //! offline_max_age = "7d"          # a cached resolve answer stands in this long, offline
+//! allow_package_network = true    # a package's manifest may ask for network destinations
 //!
 //! [secrets]                       # passed to every server, like `--secret`
 //! GITHUB_TOKEN = "env:GITHUB_TOKEN"
@@ -136,6 +137,9 @@ pub struct PolicyConfig {
     /// Packages: how old a cached resolve answer may be to stand in for an unreachable
     /// registry.
     pub offline_max_age: Option<units::Duration>,
+    /// Packages: whether a package's manifest may ask for network destinations (each then
+    /// an `--allow-net` entry that never unlocks a special address).
+    pub allow_package_network: Option<bool>,
 }
 
 /// How an `MCP_J_*` variable's text becomes a value.
@@ -170,6 +174,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("MCP_J_CERT_LEVEL_MODE", "policy.cert_level_mode"),
     ("MCP_J_ALLOWED_ORIGINS", "policy.allowed_origins"),
     ("MCP_J_OFFLINE_MAX_AGE", "policy.offline_max_age"),
+    ("MCP_J_ALLOW_PACKAGE_NETWORK", "policy.allow_package_network"),
 ];
 
 fn env_kind(key: &str) -> EnvKind {
@@ -179,7 +184,8 @@ fn env_kind(key: &str) -> EnvKind {
         | "limits.cpu"
         | "policy.no_subprocess"
         | "policy.require_memory_limit"
-        | "policy.min_cert_level" => EnvKind::Scalar,
+        | "policy.min_cert_level"
+        | "policy.allow_package_network" => EnvKind::Scalar,
         "policy.allow_tools" | "policy.deny_tools" | "policy.allow_server_requests" | "policy.allowed_origins" => {
             EnvKind::List
         }
@@ -424,6 +430,7 @@ impl Loaded {
             ("policy.cert_level_mode", to_json(&c.policy.cert_level_mode)),
             ("policy.allowed_origins", to_json(&c.policy.allowed_origins)),
             ("policy.offline_max_age", to_json(&c.policy.offline_max_age)),
+            ("policy.allow_package_network", to_json(&c.policy.allow_package_network)),
         ]
         .into_iter()
         .map(|(key, value)| Row {
@@ -492,6 +499,7 @@ fn default_layer() -> Result<Layer> {
             cert_level_mode: Some(mcp_j_policy::CertMode::default()),
             allowed_origins: Some(Vec::new()),
             offline_max_age: Some(units::Duration(std::time::Duration::from_secs(7 * 24 * 3600))),
+            allow_package_network: Some(true),
         },
         ..Config::default()
     };

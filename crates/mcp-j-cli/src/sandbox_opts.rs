@@ -316,14 +316,40 @@ pub struct Resolved {
     /// The system directories exposed read-write under `--allow-system-path` (real paths),
     /// for the audit log.
     pub system_paths: Vec<PathBuf>,
-    /// The egress allowlist (`--allow-net`, the manifest's `allow_net`); empty: no network.
+    /// The egress allowlist (`--allow-net`, the manifest's `allow_net`, a package's
+    /// granted `network`); empty: no network.
     pub allowlist: mcp_j_policy::egress::Allowlist,
+    /// What a package (`run REF`) was granted of what it asked.
+    pub grant: Option<mcp_j_policy::package::Grant>,
 }
+
+/// A registry package's side of the options (`run REF`): where it is unpacked and what its
+/// manifest asks for. Local policy narrows the request ([`mcp_j_policy::package::narrow`]):
+/// the package never gets more than the flags, `--manifest` and configuration allow.
+pub struct PackageRequest<'a> {
+    /// `org/name@version`, for messages.
+    pub name: String,
+    /// The unpacked bundle, exposed read-only at `/pkg`.
+    pub dir: &'a Path,
+    pub permissions: &'a mcp_j_policy::package::Permissions,
+    pub recommended: &'a mcp_j_policy::package::RecommendedLimits,
+}
+
+/// A package's request that local policy refuses whole (exit 126).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PackageRefused(pub String);
 
 impl SandboxOpts {
     /// Merge configuration, manifest and flags (in that order, later wins), read secrets,
     /// check paths: a ready spec.
     pub fn resolve(&self, program: &str, args: &[String]) -> Result<Resolved> {
+        self.resolve_with(program, args, None)
+    }
+
+    /// [`SandboxOpts::resolve`], for a package when `package` is given: its request narrowed
+    /// by everything else, its files at `/pkg` (the working directory unless one is given).
+    pub fn resolve_with(&self, program: &str, args: &[String], package: Option<PackageRequest<'_>>) -> Result<Resolved> {
         let manifest: Manifest = match &self.manifest {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -332,13 +358,6 @@ impl SandboxOpts {
             }
             None => Manifest::default(),
         };
-        let allowlist = crate::egress::allowlist(&self.allow_net, &manifest.allow_net).map_err(anyhow::Error::msg)?;
-        let egress = if allowlist.is_empty() {
-            None
-        } else {
-            Some(crate::egress::egress_spec(&allowlist).map_err(anyhow::Error::msg)?)
-        };
-
         let config = &self.config;
         let defaults = config.limits();
         let manifest_memory = manifest
@@ -387,6 +406,35 @@ impl SandboxOpts {
             .map(parse_duration)
             .transpose()
             .map_err(anyhow::Error::msg)?;
+        let mut limits = limits;
+        let mut timeout = self.timeout.or(manifest_timeout).or(config.limits.timeout.map(|t| t.0));
+        let mut no_subprocess =
+            self.no_subprocess || manifest.no_subprocess.or(config.policy.no_subprocess).unwrap_or(false);
+        let grant = match &package {
+            Some(package) => {
+                let grant = self.narrow(package, &manifest, limits, timeout, no_subprocess)?;
+                limits.memory_bytes = grant.limits.memory.0;
+                limits.pids = grant.limits.pids;
+                limits.fds = grant.limits.fds;
+                limits.cpu_millicores = grant.limits.cpu_millicores;
+                timeout = grant.limits.timeout.map(|t| t.0);
+                no_subprocess = grant.no_subprocess;
+                Some(grant)
+            }
+            None => None,
+        };
+
+        let package_rules: Vec<String> = grant
+            .iter()
+            .flat_map(|g| g.network.iter().map(ToString::to_string))
+            .collect();
+        let allowlist = mcp_j_policy::egress::Allowlist::parse(self.allow_net.iter().chain(&manifest.allow_net), &package_rules)
+            .map_err(anyhow::Error::msg)?;
+        let egress = if allowlist.is_empty() {
+            None
+        } else {
+            Some(crate::egress::egress_spec(&allowlist).map_err(anyhow::Error::msg)?)
+        };
 
         let mut env = base_env();
         for item in manifest.env.iter().chain(&self.env) {
@@ -416,6 +464,17 @@ impl SandboxOpts {
             }
         }
         let mut secrets: Vec<(String, String)> = Vec::new();
+        // The host variables a package asked for, passed when set (and not set otherwise):
+        // treated as secrets, so their values never reach a log.
+        for name in grant.iter().flat_map(|g| &g.environment) {
+            if env.iter().any(|(k, _)| k == name) {
+                continue;
+            }
+            if let Ok(value) = std::env::var(name) {
+                secrets.push((name.clone(), value.clone()));
+                set_env(&mut env, name.clone(), value);
+            }
+        }
         for secret in self.secret_refs(&manifest)? {
             let value = secret.read()?;
             secrets.retain(|(n, _)| *n != secret.name);
@@ -439,6 +498,7 @@ impl SandboxOpts {
                 }
                 Workdir::Host(opened)
             }
+            None if package.is_some() => Workdir::Package,
             None => default_workdir(),
         };
         let ro_paths = manifest
@@ -465,16 +525,15 @@ impl SandboxOpts {
                 ro_paths,
                 rw_paths,
                 limits,
-                no_subprocess: self.no_subprocess
-                    || manifest.no_subprocess.or(config.policy.no_subprocess).unwrap_or(false),
+                no_subprocess,
                 limits_by_cgroup: false,
                 host_ids: None,
                 require_memory_limit: config.policy.require_memory_limit.unwrap_or(false),
                 covers: Vec::new(),
                 egress,
-                package: None,
+                package: package.as_ref().map(|p| open_exposed(p.dir, "the package")).transpose()?,
             },
-            timeout: self.timeout.or(manifest_timeout).or(config.limits.timeout.map(|t| t.0)),
+            timeout,
             allow_tools: concat(&config.policy.allow_tools, manifest.allow_tools),
             deny_tools: concat(&config.policy.deny_tools, manifest.deny_tools),
             allow_server_requests: concat(&config.policy.allow_server_requests, manifest.allow_server_requests),
@@ -483,7 +542,52 @@ impl SandboxOpts {
             secrets,
             system_paths,
             allowlist,
+            grant,
         })
+    }
+
+    /// A package's request narrowed by local policy (the flags, `--manifest` and the
+    /// configuration, already merged into `limits`, `timeout` and `no_subprocess`). A limit
+    /// set by flag or `--manifest` is the user's choice and stays; a configured one may be
+    /// lowered by the package's recommendation.
+    fn narrow(
+        &self,
+        package: &PackageRequest<'_>,
+        manifest: &Manifest,
+        limits: Limits,
+        timeout: Option<Duration>,
+        no_subprocess: bool,
+    ) -> Result<mcp_j_policy::package::Grant> {
+        use mcp_j_policy::package::{LimitKind, LimitValues, LocalPolicy};
+        let mut set_by_flag = std::collections::BTreeSet::new();
+        for (set, kind) in [
+            (self.memory.is_some() || manifest.memory.is_some(), LimitKind::Memory),
+            (self.pids.is_some() || manifest.pids.is_some(), LimitKind::Pids),
+            (self.fds.is_some() || manifest.fds.is_some(), LimitKind::Fds),
+            (self.cpu.is_some() || manifest.cpu.is_some(), LimitKind::Cpu),
+            (self.timeout.is_some() || manifest.timeout.is_some(), LimitKind::Timeout),
+        ] {
+            if set {
+                set_by_flag.insert(kind);
+            }
+        }
+        let as_written = |paths: &[PathBuf]| paths.iter().map(|p| p.display().to_string()).collect();
+        let local = LocalPolicy {
+            allow_package_network: self.config.policy.allow_package_network.unwrap_or(true),
+            no_subprocess,
+            limits: LimitValues {
+                memory: mcp_j_policy::Size(limits.memory_bytes),
+                pids: limits.pids,
+                fds: limits.fds,
+                cpu_millicores: limits.cpu_millicores,
+                timeout: timeout.map(mcp_j_policy::Duration),
+            },
+            set_by_flag,
+            ro: as_written(&[manifest.ro.clone(), self.ro.clone()].concat()),
+            rw: as_written(&[manifest.rw.clone(), self.rw.clone()].concat()),
+        };
+        mcp_j_policy::package::narrow(&package.name, package.permissions, package.recommended, &local)
+            .map_err(|e| PackageRefused(e).into())
     }
 }
 

@@ -15,6 +15,7 @@
 //! v1/locks/sha256-<hex>.lock   the flock that serialises writers of one blob
 //! v1/resolve/<hex>.json        one cached resolve answer, keyed by (registry, package, ref)
 //! v1/tmp/                      downloads in progress (same file system, so rename is atomic)
+//! v1/run/<random>/pkg/         one run's unpacked bundle (`run REF`), removed when it ends
 //! ```
 //!
 //! # How a blob gets in
@@ -35,7 +36,7 @@
 //! used first, blobs until the total is at most `max_size`; and always manifests and bundles
 //! that no cached resolve answer names (after a grace period of [`GC_GRACE`], so a blob
 //! stored just before its answer is not lost), and temporary files older than [`GC_GRACE`]
-//! (left by a killed download). `install` blobs are removed only by age or size: the npm/PyPI
+//! (left by a killed download), and run directories no running `mcp-j` holds. `install` blobs are removed only by age or size: the npm/PyPI
 //! installer, not a resolve answer, refers to them. Resolve answers themselves stay (they
 //! are small, and an offline run needs them); `cache rm --all` removes them too.
 
@@ -260,6 +261,26 @@ struct BlobLock {
     _file: File,
 }
 
+/// A fresh directory for one run's unpacked bundle, `v1/run/<random>/`, private to this
+/// process: unpack into [`RunDir::package_path`]. It is `flock`ed while this value lives and
+/// removed (with everything in it) when it drops; a directory left by a killed `mcp-j` has
+/// a free lock, and [`Cache::gc`] removes it.
+///
+/// Every run unpacks afresh from the blob it has just verified, rather than keeping an
+/// unpacked tree that could be changed on disk between runs without anyone noticing.
+#[derive(Debug)]
+pub struct RunDir {
+    dir: tempfile::TempDir,
+    _lock: File,
+}
+
+impl RunDir {
+    /// Where the bundle goes (it does not exist yet).
+    pub fn package_path(&self) -> PathBuf {
+        self.dir.path().join("pkg")
+    }
+}
+
 /// The content-addressed cache under one root.
 #[derive(Debug, Clone)]
 pub struct Cache {
@@ -306,6 +327,46 @@ impl Cache {
 
     fn tmp_dir(&self) -> PathBuf {
         self.base.join("tmp")
+    }
+
+    fn run_base(&self) -> PathBuf {
+        self.base.join("run")
+    }
+
+    /// A new [`RunDir`].
+    pub fn run_dir(&self) -> Result<RunDir, CacheError> {
+        let base = self.run_base();
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&base)
+            .map_err(io_error("create the directory", &base))?;
+        let dir = tempfile::Builder::new()
+            .prefix("run-")
+            .tempdir_in(&base)
+            .map_err(io_error("create a directory in", &base))?;
+        let lock = File::open(dir.path()).map_err(io_error("open", dir.path()))?;
+        flock(&lock, FlockOperation::NonBlockingLockExclusive)
+            .map_err(|e| io_error("lock", dir.path())(io::Error::from(e)))?;
+        Ok(RunDir { dir, _lock: lock })
+    }
+
+    /// Removes the run directories whose `mcp-j` is gone (their lock is free).
+    fn remove_abandoned_run_dirs(&self) -> Result<(), CacheError> {
+        let base = self.run_base();
+        let entries = match fs::read_dir(&base) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error("list", &base)(e)),
+        };
+        for entry in entries {
+            let path = entry.map_err(io_error("list", &base))?.path();
+            let Ok(dir) = File::open(&path) else { continue };
+            if flock(&dir, FlockOperation::NonBlockingLockExclusive).is_ok() {
+                fs::remove_dir_all(&path).map_err(io_error("remove", &path))?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether a blob is stored under `digest` (not verified: [`Cache::open_verified`] is).
@@ -423,6 +484,23 @@ impl Cache {
             let _ = self.write_meta(digest, kind, blob.size, now);
         }
         Ok(Some(blob))
+    }
+
+    /// Opens the blob `digest` *unverified*, for a caller that verifies it while reading it
+    /// once (through a [`HashingReader`] whose digest it compares before using anything
+    /// read): `None` when it is not cached. Records `now` as its last use.
+    pub fn open_to_verify(&self, digest: &Digest, now: SystemTime) -> Result<Option<File>, CacheError> {
+        let path = self.blob_path(digest);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error("open", &path)(e)),
+        };
+        if let Some(meta) = self.read_meta(digest) {
+            // Best effort: a failure to note the use must not stop a run.
+            let _ = self.write_meta(digest, meta.kind, meta.size, now);
+        }
+        Ok(Some(file))
     }
 
     /// Like [`Cache::open_verified`] with the lock held (inside [`Cache::store`]).
@@ -543,6 +621,7 @@ impl Cache {
     /// Removes what the module documentation lists under *What `cache gc` removes*.
     pub fn gc(&self, options: GcOptions, now: SystemTime) -> Result<GcReport, CacheError> {
         self.remove_stale_temporaries(now)?;
+        self.remove_abandoned_run_dirs()?;
         let referenced = self.referenced_digests()?;
         let mut report = GcReport::default();
         let mut kept = Vec::new();
@@ -693,3 +772,4 @@ fn sync_dir(dir: &Path) -> Result<(), CacheError> {
 
 #[cfg(test)]
 mod tests;
+

@@ -201,6 +201,26 @@ pub struct UnpackSummary {
 /// renamed to `dest` (never replacing anything) once all entries were accepted; on any
 /// failure the fresh directory is removed and `dest` is untouched.
 pub fn unpack_bundle(bundle: impl Read, dest: &Path, limits: &UnpackLimits) -> Result<UnpackSummary, UnpackError> {
+    unpack_bundle_with(bundle, dest, limits, Durability::Synced)
+}
+
+/// Whether an unpacked tree must survive a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced to disk before it is renamed into place (a tree that is kept).
+    Synced,
+    /// Not synced: a tree for one run only, unpacked afresh by the next (a sync would
+    /// flush the whole file system on every start).
+    Transient,
+}
+
+/// [`unpack_bundle`], choosing whether the tree is synced.
+pub fn unpack_bundle_with(
+    bundle: impl Read,
+    dest: &Path,
+    limits: &UnpackLimits,
+    durability: Durability,
+) -> Result<UnpackSummary, UnpackError> {
     let (parent, name) = match (dest.parent(), dest.file_name()) {
         (Some(parent), Some(name)) => (
             if parent.as_os_str().is_empty() {
@@ -241,7 +261,9 @@ pub fn unpack_bundle(bundle: impl Read, dest: &Path, limits: &UnpackLimits) -> R
     rustix::fs::fchmod(&root, Mode::from_raw_mode(0o755))
         .map_err(|e| UnpackError::io("setting the mode of", fresh.path(), e))?;
     // The tree must be on disk before its name says it is complete.
-    rustix::fs::syncfs(&root).map_err(|e| UnpackError::io("syncing", fresh.path(), e))?;
+    if durability == Durability::Synced {
+        rustix::fs::syncfs(&root).map_err(|e| UnpackError::io("syncing", fresh.path(), e))?;
+    }
     let parent_fd = rustix::fs::open(
         parent,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
@@ -269,7 +291,9 @@ pub fn unpack_bundle(bundle: impl Read, dest: &Path, limits: &UnpackLimits) -> R
     let _ = fresh.keep();
     // The tree is complete under its name now, so this is not a failure of the unpacking:
     // a lost sync only risks losing the rename in a crash, and then the caller unpacks again.
-    let _ = rustix::fs::fsync(&parent_fd);
+    if durability == Durability::Synced {
+        let _ = rustix::fs::fsync(&parent_fd);
+    }
     Ok(summary)
 }
 

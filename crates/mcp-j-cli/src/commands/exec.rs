@@ -38,7 +38,7 @@ fn exec_in_sandbox(opts: &SandboxOpts, command: &[String], verbose: u8) -> Resul
         .ok_or_else(|| anyhow::anyhow!("no program given"))?;
     let mut resolved = opts.resolve(program, args)?;
     let survey = exposure::survey(&mut resolved.spec)?;
-    let session = audit::Session::start(&resolved, mcp_j_audit::Command::Exec, None)?;
+    let session = audit::Session::start(&resolved, mcp_j_audit::Command::Exec, None, None, Vec::new())?;
     // A terminal on fds 0-2 is never handed to the jail: it gets a pty of ours (pty.rs).
     // Dropping `terminal` on any path below puts the host terminal back.
     let mut terminal = pty::Terminal::attach()?;

@@ -10,6 +10,7 @@ pub mod login;
 pub mod package;
 pub mod registry;
 pub mod run;
+pub mod run_package;
 
 use std::process::ExitCode;
 

@@ -32,9 +32,25 @@ pub struct RefArgs {
     /// The package: ORG/NAME, ORG/NAME@VERSION, ORG/NAME@latest or ORG/NAME@sha256:DIGEST
     #[arg(value_name = "REF")]
     reference: String,
+    #[command(flatten)]
+    fetch: FetchOpts,
+}
+
+/// How a package is fetched (`pull`, `info`, `run REF`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct FetchOpts {
     /// Fetch the manifest and the bundle again, replacing what the cache holds
     #[arg(long = "no-cache")]
-    no_cache: bool,
+    pub no_cache: bool,
+    /// The largest bundle accepted, unpacked (and downloaded) [default: 512M]
+    #[arg(long = "max-bundle-size", value_name = "SIZE", value_parser = mcp_j_policy::units::parse_size)]
+    pub max_bundle_size: Option<u64>,
+}
+
+impl FetchOpts {
+    pub fn max_bundle_size(&self) -> u64 {
+        self.max_bundle_size.unwrap_or(DEFAULT_MAX_UNPACKED_BYTES)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,7 +83,7 @@ pub enum CacheCommand {
 #[error("{0}")]
 pub struct Refused(pub String);
 
-fn registry_ref(text: &str) -> Result<RegistryRef> {
+pub fn registry_ref(text: &str) -> Result<RegistryRef> {
     match mcp_j_policy::reference::parse(text).map_err(|e| anyhow!(e))? {
         PackageRef::Registry(r) => Ok(r),
         PackageRef::Npm(_) | PackageRef::Pypi(_) => {
@@ -87,7 +103,7 @@ pub fn registry_client(config: &Config) -> Result<(String, Registry)> {
     Ok((url, registry))
 }
 
-fn cache(config: &Config) -> Result<Cache> {
+pub fn cache(config: &Config) -> Result<Cache> {
     let root = match &config.cache_dir {
         Some(dir) => dir.clone(),
         None => {
@@ -107,24 +123,68 @@ pub fn registry_context(e: RegistryError) -> anyhow::Error {
     anyhow!("{e}{hint}")
 }
 
-/// What a pull or info found: the answer and the verified manifest.
-struct Fetched {
-    answer: ResolveAnswer,
-    manifest: PackageManifest,
-    manifest_size: u64,
+/// What a pull, info or run found: the answer and the verified manifest.
+pub struct Fetched {
+    pub answer: ResolveAnswer,
+    pub manifest: PackageManifest,
+    pub manifest_size: u64,
+    /// The registry could not be reached: the cached answer used was this old.
+    pub offline_age: Option<std::time::Duration>,
+}
+
+/// The audit events of a package's way to a run (`package.resolve`, `package.verify`,
+/// `policy.decision`), in order, kept until the audit log is open (`pull` and `info`
+/// collect them too, and drop them).
+#[derive(Debug, Default)]
+pub struct PackageEvents(Vec<(SystemTime, mcp_j_audit::EventBody)>);
+
+impl PackageEvents {
+    pub fn push(&mut self, body: impl Into<mcp_j_audit::EventBody>) {
+        self.0.push((SystemTime::now(), body.into()));
+    }
+
+    pub fn take(&mut self) -> Vec<(SystemTime, mcp_j_audit::EventBody)> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+/// A `package.verify` event.
+pub fn verify_event(
+    answer: &ResolveAnswer,
+    artifact: mcp_j_audit::Artifact,
+    digest: &Digest,
+    size: Option<u64>,
+    cached: bool,
+    refusal: Option<&str>,
+) -> mcp_j_audit::PackageVerify {
+    mcp_j_audit::PackageVerify {
+        package: answer.package.clone(),
+        version: answer.resolved.version.clone(),
+        artifact,
+        digest: digest.as_str().to_owned(),
+        size,
+        cached,
+        result: if refusal.is_some() {
+            mcp_j_audit::VerifyResult::Refused
+        } else {
+            mcp_j_audit::VerifyResult::Verified
+        },
+        reason: refusal.map(str::to_owned),
+    }
 }
 
 /// Resolve (or, with the registry unreachable, a cached answer younger than
 /// `max_age`, `policy.offline_max_age`, said on stderr), then the manifest by digest into
 /// the cache, checked against the answer; the answer is kept for the offline rule and
 /// `cache gc`.
-fn resolve_and_manifest(
+pub fn resolve_and_manifest(
     reference: &RegistryRef,
     url: &str,
     registry: &Registry,
     cache: &Cache,
     max_age: std::time::Duration,
     refetch: bool,
+    events: &mut PackageEvents,
 ) -> Result<Fetched> {
     let asked = format!("{}/{}", reference.org, reference.name);
     let key = AnswerKey {
@@ -133,8 +193,8 @@ fn resolve_and_manifest(
         reference: reference.selector.as_ref_param().to_owned(),
     };
     let now = SystemTime::now();
-    let (answer, fresh) = match registry.resolve(&reference.org, &reference.name, reference.selector.as_ref_param()) {
-        Ok(answer) => (answer, true),
+    let (answer, offline_age) = match registry.resolve(&reference.org, &reference.name, reference.selector.as_ref_param()) {
+        Ok(answer) => (answer, None),
         Err(e @ RegistryError::Transport { .. }) => {
             let cached = cache.load_answer(&key, now, max_age).ok_or_else(|| {
                 anyhow!(
@@ -149,35 +209,72 @@ fn resolve_and_manifest(
                 "mcp-j: offline: {e}; using the registry's answer from {} minutes ago (a revocation since then is not seen)",
                 cached.age(now).as_secs() / 60
             );
-            (answer, false)
+            (answer, Some(cached.age(now)))
         }
         Err(e) => return Err(registry_context(e)),
     };
+    let fresh = offline_age.is_none();
+    events.push(mcp_j_audit::PackageResolve {
+        registry: url.to_owned(),
+        reference: format!("{asked}@{}", reference.selector.as_ref_param()),
+        package: answer.package.clone(),
+        version: answer.resolved.version.clone(),
+        status: answer.resolved.status.as_str().to_owned(),
+        certification_level: answer.resolved.certification_level.get(),
+        origin: answer.origin.as_str().to_owned(),
+        manifest_digest: answer.resolved.manifest.digest.as_str().to_owned(),
+        bundle_digest: answer.resolved.bundle.digest.as_str().to_owned(),
+        bundle_size: answer.resolved.bundle.size_bytes,
+        offline: !fresh,
+        answer_age_s: offline_age.map(|age| age.as_secs()),
+    });
     let manifest_digest = answer.resolved.manifest.digest.clone();
     if refetch && fresh {
         cache.remove(&manifest_digest)?;
     }
-    let stored = cache
-        .store(&manifest_digest, BlobKind::Manifest, MANIFEST_CAP, now, || {
-            registry
-                .artifact(&reference.org, Artifact::Manifest, &manifest_digest)
-                .map_err(std::io::Error::other)
-        })
-        .map_err(|e| Refused(format!("{asked}: the manifest: {e}")))?;
+    let manifest_event = |size, cached, refusal: Option<&str>| {
+        verify_event(
+            &answer,
+            mcp_j_audit::Artifact::Manifest,
+            &manifest_digest,
+            size,
+            cached,
+            refusal,
+        )
+    };
+    let stored = match cache.store(&manifest_digest, BlobKind::Manifest, MANIFEST_CAP, now, || {
+        registry
+            .artifact(&reference.org, Artifact::Manifest, &manifest_digest)
+            .map_err(std::io::Error::other)
+    }) {
+        Ok(stored) => stored,
+        Err(e) => {
+            let why = format!("{asked}: the manifest: {e}");
+            events.push(manifest_event(None, !cache_fetch_error(&e), Some(&why)));
+            return Err(Refused(why).into());
+        }
+    };
+    let manifest_cached = !stored.fetched;
     let mut text = String::new();
     std::fs::File::open(&stored.path)
         .and_then(|mut f| f.read_to_string(&mut text))
         .with_context(|| format!("cannot read {}", stored.path.display()))?;
-    let refuse = |why: String| {
+    let mut refuse = |why: String| {
         let _ = cache.remove(&manifest_digest);
-        Refused(format!("{asked}: {why}; nothing was kept"))
+        let why = format!("{asked}: {why}; nothing was kept");
+        events.push(manifest_event(Some(stored.size), manifest_cached, Some(&why)));
+        Refused(why)
     };
-    let manifest = PackageManifest::from_json(&text).map_err(|e| refuse(format!("its manifest is not valid: {e}")))?;
+    let manifest = match PackageManifest::from_json(&text) {
+        Ok(manifest) => manifest,
+        Err(e) => return Err(refuse(format!("its manifest is not valid: {e}")).into()),
+    };
     let mismatches = manifest_mismatches(&answer, &manifest, &asked);
     if !mismatches.is_empty() {
         let all: Vec<String> = mismatches.iter().map(ToString::to_string).collect();
         return Err(refuse(all.join("; ")).into());
     }
+    events.push(manifest_event(Some(stored.size), manifest_cached, None));
     if fresh {
         let value = serde_json::to_value(&answer)?;
         cache
@@ -188,7 +285,17 @@ fn resolve_and_manifest(
         answer,
         manifest,
         manifest_size: stored.size,
+        offline_age,
     })
+}
+
+/// Whether a cache error came from fetching (a download), not from a cached copy.
+fn cache_fetch_error(e: &mcp_j_package::cache::CacheError) -> bool {
+    use mcp_j_package::cache::CacheError;
+    matches!(
+        e,
+        CacheError::Fetch { .. } | CacheError::Mismatch { .. } | CacheError::TooLarge { .. }
+    )
 }
 
 /// A download's progress on stderr, when stderr is a terminal (never in a pipe or a log):
@@ -239,7 +346,7 @@ impl<R: Read> Read for Progress<R> {
 }
 
 /// `policy.offline_max_age` (7 days unless configured).
-fn offline_max_age(config: &Config) -> std::time::Duration {
+pub fn offline_max_age(config: &Config) -> std::time::Duration {
     config
         .policy
         .offline_max_age
@@ -248,7 +355,7 @@ fn offline_max_age(config: &Config) -> std::time::Duration {
 
 /// The certification and origin policy's decision on a resolved package (status, origin,
 /// level: `mcp_j_policy::certification::decide`); its warnings are said on stderr.
-fn decision(config: &Config, answer: &ResolveAnswer) -> Decision {
+pub fn decision(config: &Config, answer: &ResolveAnswer) -> Decision {
     let policy = CertPolicy {
         min_level: config.policy.min_cert_level.unwrap_or_default(),
         mode: config.policy.cert_level_mode.unwrap_or_default(),
@@ -270,7 +377,7 @@ fn decision(config: &Config, answer: &ResolveAnswer) -> Decision {
     decision
 }
 
-fn messages(reasons: &[mcp_j_policy::certification::Reason]) -> String {
+pub fn messages(reasons: &[mcp_j_policy::certification::Reason]) -> String {
     reasons
         .iter()
         .map(|r| r.message.as_str())
@@ -290,7 +397,8 @@ fn fetch(args: &RefArgs, config: &Config) -> Result<(RegistryRef, Registry, Cach
         &registry,
         &cache,
         offline_max_age(config),
-        args.no_cache,
+        args.fetch.no_cache,
+        &mut PackageEvents::default(),
     )?;
     Ok((reference, registry, cache, fetched))
 }
@@ -304,25 +412,14 @@ pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
             return Err(Refused(messages(&reasons)).into());
         }
         let bundle = &resolved.bundle;
-        let cap = bundle.size_bytes.min(DEFAULT_MAX_UNPACKED_BYTES);
-        if bundle.size_bytes > cap {
-            return Err(Refused(format!(
-                "the bundle is {} bytes, over the {cap} a bundle may be",
-                bundle.size_bytes
-            ))
-            .into());
-        }
-        if args.no_cache {
-            cache.remove(&bundle.digest)?;
-        }
-        let stored = cache
-            .store(&bundle.digest, BlobKind::Bundle, cap, SystemTime::now(), || {
-                registry
-                    .artifact(&reference.org, Artifact::Bundle, &bundle.digest)
-                    .map(|body| Progress::on_terminal(body, bundle.size_bytes))
-                    .map_err(std::io::Error::other)
-            })
-            .map_err(|e| Refused(format!("{}: the bundle: {e}", fetched.answer.package)))?;
+        let stored = store_bundle(
+            &reference,
+            &registry,
+            &cache,
+            &fetched.answer,
+            &args.fetch,
+            &mut PackageEvents::default(),
+        )?;
         eprintln!(
             "mcp-j: {}@{} ({}): manifest {} and bundle {} ({} bytes) verified{}",
             fetched.answer.package,
@@ -335,6 +432,52 @@ pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
         );
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The bundle into the cache: downloaded (with a progress bar on a terminal) when it is
+/// not there or `--no-cache` was given, else verified again. A bundle larger than
+/// `--max-bundle-size` is refused before a byte is fetched.
+pub fn store_bundle(
+    reference: &RegistryRef,
+    registry: &Registry,
+    cache: &Cache,
+    answer: &ResolveAnswer,
+    opts: &FetchOpts,
+    events: &mut PackageEvents,
+) -> Result<mcp_j_package::cache::Stored> {
+    let bundle = &answer.resolved.bundle;
+    let max = opts.max_bundle_size();
+    let event = |size, cached, refusal: Option<&str>| {
+        verify_event(answer, mcp_j_audit::Artifact::Bundle, &bundle.digest, size, cached, refusal)
+    };
+    if bundle.size_bytes > max {
+        let why = format!(
+            "{}: the bundle is {} bytes, over the {max} allowed; raise --max-bundle-size if you trust it",
+            answer.package, bundle.size_bytes
+        );
+        events.push(event(Some(bundle.size_bytes), false, Some(&why)));
+        return Err(Refused(why).into());
+    }
+    if opts.no_cache {
+        cache.remove(&bundle.digest)?;
+    }
+    let stored = cache.store(&bundle.digest, BlobKind::Bundle, bundle.size_bytes, SystemTime::now(), || {
+        registry
+            .artifact(&reference.org, Artifact::Bundle, &bundle.digest)
+            .map(|body| Progress::on_terminal(body, bundle.size_bytes))
+            .map_err(std::io::Error::other)
+    });
+    match stored {
+        Ok(stored) => {
+            events.push(event(Some(stored.size), !stored.fetched, None));
+            Ok(stored)
+        }
+        Err(e) => {
+            let why = format!("{}: the bundle: {e}", answer.package);
+            events.push(event(None, !cache_fetch_error(&e), Some(&why)));
+            Err(Refused(why).into())
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -512,16 +655,23 @@ pub fn cache_command(command: &CacheCommand, config: &Config, json: bool) -> Res
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `f`; a [`Refused`] anywhere in its error becomes exit 126 with its message.
-fn refusals_exit(f: impl FnOnce() -> Result<ExitCode>) -> Result<ExitCode> {
+/// Runs `f`; a [`Refused`] (or a package request local policy refused) becomes exit 126
+/// with its message.
+pub fn refusals_exit(f: impl FnOnce() -> Result<ExitCode>) -> Result<ExitCode> {
     match f() {
         Ok(code) => Ok(code),
-        Err(e) => match e.downcast_ref::<Refused>() {
-            Some(refused) => {
-                eprintln!("mcp-j: refused: {refused}");
-                Ok(ExitCode::from(EXIT_REFUSED))
+        Err(e) => {
+            let refusal = e
+                .downcast_ref::<Refused>()
+                .map(|r| r.0.as_str())
+                .or_else(|| e.downcast_ref::<crate::sandbox_opts::PackageRefused>().map(|r| r.0.as_str()));
+            match refusal {
+                Some(refusal) => {
+                    eprintln!("mcp-j: refused: {refusal}");
+                    Ok(ExitCode::from(EXIT_REFUSED))
+                }
+                None => Err(e),
             }
-            None => Err(e),
-        },
+        }
     }
 }

@@ -23,25 +23,38 @@ use mcp_j_proxy::{EventSink, ProxyConfig, ProxyEvent, ServerRequestPolicy, ToolP
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
 
+use super::package::{FetchOpts, PackageEvents};
+use super::run_package::PreparedPackage;
 use super::{READY_TIMEOUT, cgroup_parent, finish, setup_context};
 use crate::sandbox_opts::{Resolved, SandboxOpts};
 use mcp_j_policy::units::{parse_duration, parse_size};
 
-/// `mcp-j run`'s arguments: the sandbox flags, the proxy flags, the server.
+/// `mcp-j run`'s arguments: the sandbox flags, the proxy flags, the server: a registry
+/// package or a program.
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
     pub sandbox: Box<SandboxOpts>,
     #[command(flatten)]
     pub proxy: Box<ProxyOpts>,
-    /// The server and its arguments
-    #[arg(last = true, required = true, value_name = "PROG [ARGS]...")]
+    #[command(flatten)]
+    pub fetch: FetchOpts,
+    /// A registry package to run: ORG/NAME, ORG/NAME@VERSION, @latest or @sha256:DIGEST
+    /// (then `-- ARGS` are appended to its entrypoint's arguments)
+    #[arg(value_name = "REF")]
+    pub reference: Option<String>,
+    /// The server and its arguments (or, after REF, more arguments for the package)
+    #[arg(last = true, value_name = "PROG [ARGS]...")]
     pub command: Vec<String>,
 }
 
 /// `mcp-j run --help`: how to use it as an MCP client's `command`.
-pub const RUN_EXAMPLES: &str = r#"Use it as the `command` of an MCP client. Install the server outside the sandbox
-(there is no network inside) and expose it read-only:
+pub const RUN_EXAMPLES: &str = r#"Use it as the `command` of an MCP client. A registry package, verified and run under
+the permissions its manifest asks for and local policy allows:
+
+  {"mcpServers": {"hello": {"command": "mcp-j", "args": ["run", "acme/hello@1.0.0"]}}}
+
+Or a server installed outside the sandbox (there is no network inside), exposed read-only:
 
   Claude Desktop (claude_desktop_config.json) and Cursor (~/.cursor/mcp.json):
     {"mcpServers": {"time": {"command": "mcp-j", "args": ["run", "--ro", "/home/me/.mcp/time",
@@ -201,20 +214,58 @@ fn client_writer() -> std::io::Result<Writer> {
     })
 }
 
-/// `mcp-j run`: refuse a downloading launcher, then serve `args.command` under the
-/// effective configuration `config`.
+/// `mcp-j run`: a registry package, or `args.command` (after refusing a downloading
+/// launcher), served under the effective configuration `config`.
 pub fn run(mut args: RunArgs, config: crate::config::Config, verbose: u8) -> Result<ExitCode> {
-    let command = crate::preflight::strip_extra_separator(&args.command);
-    if let Some((program, program_args)) = command.split_first() {
-        crate::preflight::refuse_network_launcher(program, program_args)?;
-    }
     args.sandbox.config = config;
-    run_in_sandbox(&args.sandbox, &args.proxy, command, verbose)
+    if let Some(reference) = args.reference.clone() {
+        return run_package(&args, &reference, verbose);
+    }
+    let command = crate::preflight::strip_extra_separator(&args.command);
+    let Some((program, program_args)) = command.split_first() else {
+        anyhow::bail!(
+            "nothing to run: give a package (`mcp-j run ORG/NAME[@VERSION]`) or a program after `--` \
+             (`mcp-j run [OPTIONS] -- PROG [ARGS]...`)"
+        );
+    };
+    crate::preflight::refuse_network_launcher(program, program_args)?;
+    run_in_sandbox(&args.sandbox, &args.proxy, command, None, &mut PackageEvents::default(), verbose)
 }
 
-fn run_in_sandbox(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String], verbose: u8) -> Result<ExitCode> {
+/// `mcp-j run REF [-- ARGS]`: the package prepared ([`super::run_package`]), then served
+/// like a program, its request narrowed by local policy. A refusal (integrity, status,
+/// certification, policy) exits 126, its audit events written all the same.
+fn run_package(args: &RunArgs, reference: &str, verbose: u8) -> Result<ExitCode> {
+    let mut events = PackageEvents::default();
+    let result = super::run_package::prepare(reference, &args.command, &args.sandbox.config, &args.fetch, &mut events)
+        .and_then(|prepared| {
+            let command: Vec<String> = std::iter::once(prepared.program.clone())
+                .chain(prepared.args.iter().cloned())
+                .collect();
+            run_in_sandbox(&args.sandbox, &args.proxy, &command, Some(&prepared), &mut events, verbose)
+        });
+    let pending = events.take();
+    if !pending.is_empty() {
+        // The run did not get as far as its session: the package's story is told alone.
+        let path = args.sandbox.audit_log.as_ref().or(args.sandbox.config.audit_log.as_ref());
+        crate::audit::record_alone(path, pending);
+    }
+    super::package::refusals_exit(|| result)
+}
+
+fn run_in_sandbox(
+    opts: &SandboxOpts,
+    proxy_opts: &ProxyOpts,
+    command: &[String],
+    package: Option<&PreparedPackage>,
+    events: &mut PackageEvents,
+    verbose: u8,
+) -> Result<ExitCode> {
     let (program, args) = command.split_first().context("no program given")?;
-    let mut resolved = opts.resolve(program, args)?;
+    let mut resolved = match package {
+        None => opts.resolve(program, args)?,
+        Some(package) => resolve_package(opts, program, args, package, events)?,
+    };
     let survey = crate::exposure::survey(&mut resolved.spec)?;
     crate::preflight::warn_unpassed_env(crate::preflight::host_env(), &resolved.spec.env);
     let config = proxy_opts.config(&resolved)?;
@@ -224,7 +275,20 @@ fn run_in_sandbox(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String]
         server_requests: describe_server_requests(&config.server_requests),
         max_message_bytes: Some(config.max_message_bytes as u64),
     };
-    let session = crate::audit::Session::start(&resolved, mcp_j_audit::Command::Run, Some(policy))?;
+    let source = package.map(|p| {
+        mcp_j_audit::Source::registry(
+            p.reference.clone(),
+            p.answer.package.clone(),
+            p.answer.resolved.version.clone(),
+            mcp_j_audit::SourceDigests {
+                manifest: p.answer.resolved.manifest.digest.as_str().to_owned(),
+                bundle: p.answer.resolved.bundle.digest.as_str().to_owned(),
+            },
+            p.registry.clone(),
+        )
+    });
+    let session =
+        crate::audit::Session::start(&resolved, mcp_j_audit::Command::Run, Some(policy), source, events.take())?;
     let parent = cgroup_parent();
     super::node_options_for_rlimits(&mut resolved.spec, parent.as_ref());
     let served = serve(&resolved, parent, &config, proxy_opts.grace_period, verbose, &session);
@@ -241,6 +305,55 @@ fn run_in_sandbox(opts: &SandboxOpts, proxy_opts: &ProxyOpts, command: &[String]
             Err(e)
         }
     }
+}
+
+/// The sandbox options for a package: its request narrowed by local policy, what was not
+/// granted as asked said once on stderr, and the `policy.decision` recorded.
+fn resolve_package(
+    opts: &SandboxOpts,
+    program: &str,
+    args: &[String],
+    package: &PreparedPackage,
+    events: &mut PackageEvents,
+) -> Result<Resolved> {
+    use mcp_j_audit::PolicyVerdict;
+    use mcp_j_policy::certification::Decision;
+    let answer = &package.answer;
+    let dir = package.dir();
+    let request = crate::sandbox_opts::PackageRequest {
+        name: format!("{}@{}", answer.package, answer.resolved.version),
+        dir: &dir,
+        permissions: &package.manifest.permissions_requested,
+        recommended: &package.manifest.limits_recommended,
+    };
+    let resolved = match opts.resolve_with(program, args, Some(request)) {
+        Ok(resolved) => resolved,
+        Err(e) => {
+            if let Some(refused) = e.downcast_ref::<crate::sandbox_opts::PackageRefused>() {
+                let event = super::run_package::policy_event(answer, PolicyVerdict::Refused, vec![refused.0.clone()]);
+                events.push(event);
+            }
+            return Err(e);
+        }
+    };
+    let mut event = match &package.verdict {
+        Decision::Warned(reasons) => super::run_package::policy_event(
+            answer,
+            PolicyVerdict::Warned,
+            reasons.iter().map(|r| r.message.clone()).collect(),
+        ),
+        _ => super::run_package::policy_event(answer, PolicyVerdict::Allowed, Vec::new()),
+    };
+    if let Some(grant) = &resolved.grant {
+        for note in &grant.notes {
+            eprintln!("mcp-j: {note}");
+        }
+        event.network_granted = grant.network.iter().map(ToString::to_string).collect();
+        event.environment_granted = grant.environment.clone();
+        event.notes = grant.notes.clone();
+    }
+    events.push(event);
+    Ok(resolved)
 }
 
 fn describe_server_requests(policy: &ServerRequestPolicy) -> String {

@@ -545,3 +545,28 @@ fn a_waiter_whose_lock_file_was_removed_takes_the_new_one() {
     assert!(cache.lock_path(&digest).exists(), "the waiter locked a new lock file");
     assert_eq!(fs::read(cache.blob_path(&digest)).unwrap(), bytes);
 }
+
+#[test]
+fn run_dirs_are_removed_when_dropped_and_by_gc_only_when_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = Cache::open(dir.path()).unwrap();
+    let held = cache.run_dir().unwrap();
+    let package = held.package_path();
+    assert!(!package.exists(), "the package path is for the unpacker to create");
+    fs::create_dir(&package).unwrap();
+    fs::write(package.join("server.py"), "x").unwrap();
+    // What a killed mcp-j leaves: a run directory no one holds.
+    let abandoned = dir.path().join("v1/run/run-abandoned");
+    fs::create_dir_all(abandoned.join("pkg/sub")).unwrap();
+
+    cache.gc(GcOptions::default(), at(0)).unwrap();
+    assert!(!abandoned.exists(), "gc removes an abandoned run directory");
+    assert!(package.join("server.py").exists(), "gc leaves a held one alone");
+
+    let second = cache.run_dir().unwrap();
+    assert_ne!(second.package_path(), package, "each run gets its own");
+    drop(held);
+    assert!(!package.exists(), "dropping it removes it");
+    drop(second);
+    assert_eq!(files_in(&dir.path().join("v1/run")), Vec::<String>::new());
+}
