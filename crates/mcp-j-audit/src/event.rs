@@ -64,6 +64,15 @@ pub enum EventBody {
     /// `session.end`: how it ended, how long it took, what it used.
     #[serde(rename = "session.end")]
     SessionEnd(SessionEnd),
+    /// `package.resolve`: what the registry answered for a package reference.
+    #[serde(rename = "package.resolve")]
+    PackageResolve(PackageResolve),
+    /// `package.verify`: one artifact (manifest or bundle) checked against its digest.
+    #[serde(rename = "package.verify")]
+    PackageVerify(PackageVerify),
+    /// `policy.decision`: whether local policy lets a package run, and why.
+    #[serde(rename = "policy.decision")]
+    PolicyDecision(PolicyDecision),
 }
 
 impl EventBody {
@@ -76,6 +85,9 @@ impl EventBody {
             EventBody::SandboxDenial(_) => "sandbox.denial",
             EventBody::NetConnect(_) => "net.connect",
             EventBody::SessionEnd(_) => "session.end",
+            EventBody::PackageResolve(_) => "package.resolve",
+            EventBody::PackageVerify(_) => "package.verify",
+            EventBody::PolicyDecision(_) => "policy.decision",
         }
     }
 }
@@ -95,7 +107,10 @@ into_body!(
     ProxyDecision,
     SandboxDenial,
     NetConnect,
-    SessionEnd
+    SessionEnd,
+    PackageResolve,
+    PackageVerify,
+    PolicyDecision
 );
 
 /// Which `mcp-j` command started the session.
@@ -200,9 +215,22 @@ pub struct Source {
     /// The package reference as given (`org/name@1.2.3`), for `registry`.
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    /// The verified content digest (`sha256:…`), for `registry`.
+    /// The verified content digest (`sha256:…`), for `registry`: the bundle's, the content
+    /// that runs (the same as `digests.bundle`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The package (`org/name`), for `registry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
+    /// The resolved version (`1.2.3`), for `registry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The verified digests of the manifest and the bundle, for `registry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digests: Option<SourceDigests>,
+    /// The registry's base URL, for `registry`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
 }
 
 impl Source {
@@ -212,17 +240,43 @@ impl Source {
             kind: SourceKind::Local,
             reference: None,
             digest: None,
+            package: None,
+            version: None,
+            digests: None,
+            registry: None,
         }
     }
 
-    /// A registry package, resolved to `digest`.
-    pub fn registry(reference: impl Into<String>, digest: impl Into<String>) -> Self {
+    /// A registry package: `reference` as given, resolved to `package` (`org/name`) at
+    /// `version` in the registry at `registry` (its base URL), with the verified `digests`.
+    /// `digest` is the bundle's.
+    pub fn registry(
+        reference: impl Into<String>,
+        package: impl Into<String>,
+        version: impl Into<String>,
+        digests: SourceDigests,
+        registry: impl Into<String>,
+    ) -> Self {
         Source {
             kind: SourceKind::Registry,
             reference: Some(reference.into()),
-            digest: Some(digest.into()),
+            digest: Some(digests.bundle.clone()),
+            package: Some(package.into()),
+            version: Some(version.into()),
+            digests: Some(digests),
+            registry: Some(registry.into()),
         }
     }
+}
+
+/// The verified digests of a registry package (see [`Source::digests`]), each `sha256:` +
+/// 64 lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceDigests {
+    /// The manifest's digest.
+    pub manifest: String,
+    /// The bundle's digest.
+    pub bundle: String,
 }
 
 /// See [`Source::kind`].
@@ -510,6 +564,120 @@ pub enum NetDecision {
     Failed,
 }
 
+/// `package.resolve`: what the registry answered (or, offline, the cached answer used) for a
+/// package reference. Written before anything is fetched, whatever the status: a refusal
+/// for `revoked` or `quarantined` follows in `policy.decision`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackageResolve {
+    /// The registry's base URL.
+    pub registry: String,
+    /// The reference as given (`org/name@1.2.3`, `org/name@latest`, …).
+    #[serde(rename = "ref")]
+    pub reference: String,
+    /// The package (`org/name`).
+    pub package: String,
+    /// The version it resolved to.
+    pub version: String,
+    /// The version's status as the registry gave it (`published`, `deprecated`, `revoked`,
+    /// `quarantined`, …).
+    pub status: String,
+    /// The certification level the registry gave (0–3).
+    pub certification_level: u8,
+    /// The origin the registry gave (`official`, `verified`, `community`).
+    pub origin: String,
+    /// The manifest's digest (`sha256:…`).
+    pub manifest_digest: String,
+    /// The bundle's digest (`sha256:…`).
+    pub bundle_digest: String,
+    /// The bundle's size in bytes, as the registry gave it.
+    pub bundle_size: u64,
+    /// Whether the registry could not be reached and a cached answer was used.
+    pub offline: bool,
+    /// Offline only: the age of the cached answer used, in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_age_s: Option<u64>,
+}
+
+/// `package.verify`: one artifact of a package checked against the digest of the resolve
+/// answer, just downloaded or re-verified from the cache.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PackageVerify {
+    /// The package (`org/name`).
+    pub package: String,
+    /// The resolved version.
+    pub version: String,
+    /// `manifest` or `bundle`.
+    pub artifact: Artifact,
+    /// The digest expected (`sha256:…`, from the resolve answer).
+    pub digest: String,
+    /// The artifact's size in bytes, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// `true`: it came from the cache and was re-verified; `false`: just downloaded.
+    pub cached: bool,
+    /// `verified` or `refused`.
+    pub result: VerifyResult,
+    /// Why it was refused (a digest mismatch, a size over the cap, a manifest that names
+    /// another package, version or bundle, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// See [`PackageVerify::artifact`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Artifact {
+    /// The package manifest (`manifest.json`).
+    Manifest,
+    /// The bundle (`.tar.gz`).
+    Bundle,
+}
+
+/// See [`PackageVerify::result`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyResult {
+    /// It matched its digest (and, for a manifest, the resolve answer).
+    Verified,
+    /// It did not: nothing runs, the blob is not kept.
+    Refused,
+}
+
+/// `policy.decision`: whether local policy lets a package run, why, and what it is granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyDecision {
+    /// The package (`org/name`).
+    pub package: String,
+    /// The resolved version.
+    pub version: String,
+    /// `allowed`, `warned` (runs, with a warning) or `refused`.
+    pub decision: PolicyVerdict,
+    /// Each reason names the policy line or flag that changes the outcome
+    /// (`policy.min_cert_level = 2 (cert_level_mode strict): level 1`, `status deprecated`).
+    pub reasons: Vec<String>,
+    /// The network hosts granted from the manifest's request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub network_granted: Vec<String>,
+    /// The host environment variable names granted from the manifest's request.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub environment_granted: Vec<String>,
+    /// What was narrowed (a request not granted, a recommended limit not applied, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// See [`PolicyDecision::decision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyVerdict {
+    /// It may run.
+    Allowed,
+    /// It may run, with a warning (`reasons` say why).
+    Warned,
+    /// It may not run (exit 126).
+    Refused,
+}
+
 /// The symbolic name of `errno` (`EPERM`), for the errnos a sandbox denial or a failed
 /// exec usually carries.
 pub fn errno_name(errno: i32) -> Option<&'static str> {
@@ -737,6 +905,145 @@ mod tests {
         assert_eq!(rfc3339_micros(t), "2000-02-29T00:00:00.000001Z");
         let t = UNIX_EPOCH + Duration::new(1_767_225_599, 999_999_999);
         assert_eq!(rfc3339_micros(t), "2025-12-31T23:59:59.999999Z");
+    }
+
+    fn json(v: &impl Serialize) -> serde_json::Value {
+        serde_json::to_value(v).unwrap_or_default()
+    }
+
+    fn digest(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    #[test]
+    fn registry_source() {
+        let digests = SourceDigests {
+            manifest: digest('a'),
+            bundle: digest('b'),
+        };
+        let source = Source::registry("acme/hello@1.2", "acme/hello", "1.2.3", digests, "https://r.example");
+        assert_eq!(
+            json(&source),
+            serde_json::json!({
+                "kind": "registry",
+                "ref": "acme/hello@1.2",
+                "digest": digest('b'),
+                "package": "acme/hello",
+                "version": "1.2.3",
+                "digests": {"manifest": digest('a'), "bundle": digest('b')},
+                "registry": "https://r.example",
+            })
+        );
+        assert_eq!(json(&Source::local()), serde_json::json!({"kind": "local"}));
+    }
+
+    #[test]
+    fn package_resolve_shape() {
+        let mut resolve = PackageResolve {
+            registry: "https://r.example".into(),
+            reference: "acme/hello@latest".into(),
+            package: "acme/hello".into(),
+            version: "1.2.3".into(),
+            status: "published".into(),
+            certification_level: 2,
+            origin: "verified".into(),
+            manifest_digest: digest('a'),
+            bundle_digest: digest('b'),
+            bundle_size: 1234,
+            offline: false,
+            answer_age_s: None,
+        };
+        let expected = serde_json::json!({
+            "registry": "https://r.example",
+            "ref": "acme/hello@latest",
+            "package": "acme/hello",
+            "version": "1.2.3",
+            "status": "published",
+            "certification_level": 2,
+            "origin": "verified",
+            "manifest_digest": digest('a'),
+            "bundle_digest": digest('b'),
+            "bundle_size": 1234,
+            "offline": false,
+        });
+        assert_eq!(json(&resolve), expected);
+        resolve.offline = true;
+        resolve.answer_age_s = Some(3600);
+        let v = json(&resolve);
+        assert_eq!(v["offline"], true);
+        assert_eq!(v["answer_age_s"], 3600);
+        assert_eq!(EventBody::from(resolve).event_type(), "package.resolve");
+    }
+
+    #[test]
+    fn package_verify_shape() {
+        let mut verify = PackageVerify {
+            package: "acme/hello".into(),
+            version: "1.2.3".into(),
+            artifact: Artifact::Manifest,
+            digest: digest('a'),
+            size: None,
+            cached: true,
+            result: VerifyResult::Verified,
+            reason: None,
+        };
+        assert_eq!(
+            json(&verify),
+            serde_json::json!({
+                "package": "acme/hello",
+                "version": "1.2.3",
+                "artifact": "manifest",
+                "digest": digest('a'),
+                "cached": true,
+                "result": "verified",
+            })
+        );
+        verify.artifact = Artifact::Bundle;
+        verify.size = Some(99);
+        verify.cached = false;
+        verify.result = VerifyResult::Refused;
+        verify.reason = Some("digest mismatch".into());
+        let v = json(&verify);
+        assert_eq!(v["artifact"], "bundle");
+        assert_eq!(v["size"], 99);
+        assert_eq!(v["cached"], false);
+        assert_eq!(v["result"], "refused");
+        assert_eq!(v["reason"], "digest mismatch");
+        assert_eq!(EventBody::from(verify).event_type(), "package.verify");
+    }
+
+    #[test]
+    fn policy_decision_shape() {
+        let mut decision = PolicyDecision {
+            package: "acme/hello".into(),
+            version: "1.2.3".into(),
+            decision: PolicyVerdict::Allowed,
+            reasons: Vec::new(),
+            network_granted: Vec::new(),
+            environment_granted: Vec::new(),
+            notes: Vec::new(),
+        };
+        assert_eq!(
+            json(&decision),
+            serde_json::json!({
+                "package": "acme/hello",
+                "version": "1.2.3",
+                "decision": "allowed",
+                "reasons": [],
+            })
+        );
+        decision.network_granted = vec!["api.example.com:443".into()];
+        decision.environment_granted = vec!["LANG".into()];
+        decision.notes = vec!["limits_recommended.memory 1G not applied: --memory 512M is lower".into()];
+        let v = json(&decision);
+        assert_eq!(v["network_granted"], serde_json::json!(["api.example.com:443"]));
+        assert_eq!(v["environment_granted"], serde_json::json!(["LANG"]));
+        assert_eq!(v["notes"].as_array().map(Vec::len), Some(1));
+        decision.decision = PolicyVerdict::Warned;
+        assert_eq!(json(&decision)["decision"], "warned");
+        decision.decision = PolicyVerdict::Refused;
+        assert_eq!(json(&decision)["decision"], "refused");
+        assert_eq!(EventBody::from(decision).event_type(), "policy.decision");
     }
 
     #[test]

@@ -11,8 +11,8 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::event::{
-    AuditEvent, EventBody, HostInfo, NetConnect, ProxyDecision, SCHEMA_VERSION, SandboxDenial, SandboxLayers,
-    SandboxReady, SessionEnd, SessionStart, rfc3339_micros,
+    AuditEvent, EventBody, HostInfo, NetConnect, PackageResolve, PackageVerify, PolicyDecision, ProxyDecision,
+    SCHEMA_VERSION, SandboxDenial, SandboxLayers, SandboxReady, SessionEnd, SessionStart, rfc3339_micros,
 };
 use crate::redact::Redactor;
 
@@ -208,6 +208,21 @@ impl AuditLog {
     /// `net.connect`.
     pub fn net_connect(&self, connect: NetConnect) -> io::Result<()> {
         self.record(connect)
+    }
+
+    /// `package.resolve`.
+    pub fn package_resolve(&self, resolve: PackageResolve) -> io::Result<()> {
+        self.record(resolve)
+    }
+
+    /// `package.verify`.
+    pub fn package_verify(&self, verify: PackageVerify) -> io::Result<()> {
+        self.record(verify)
+    }
+
+    /// `policy.decision`.
+    pub fn policy_decision(&self, decision: PolicyDecision) -> io::Result<()> {
+        self.record(decision)
     }
 
     /// `session.end`.

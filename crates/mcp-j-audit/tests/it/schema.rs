@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_j_audit::{
-    Access, AuditLog, Command, Direction, ExposedPath, LayerStatus, Limits, McpPolicy, MessageKind, NetConnect,
-    NetDecision, ProxyDecision, Redactor, Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd,
-    SessionStart, Source,
+    Access, Artifact, AuditLog, Command, Direction, ExposedPath, LayerStatus, Limits, McpPolicy, MessageKind,
+    NetConnect, NetDecision, PackageResolve, PackageVerify, PolicyDecision, PolicyVerdict, ProxyDecision, Redactor,
+    Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd, SessionStart, Source, SourceDigests,
+    VerifyResult,
 };
 use serde_json::Value;
 
@@ -26,10 +27,84 @@ fn assert_valid(v: &jsonschema::Validator, line: &str) {
     assert!(errors.is_empty(), "{line}\n{errors:#?}");
 }
 
+fn sha256(c: char) -> String {
+    format!("sha256:{}", c.to_string().repeat(64))
+}
+
 /// One of every event type (and every variant of the ones with variants).
 fn every_event() -> Vec<String> {
     let redactor = Arc::new(Redactor::new([("API_TOKEN", "tok-very-secret")]));
     let (log, lines) = AuditLog::memory(redactor).unwrap();
+
+    // A package run: resolve, verify, policy, then the session.
+    let resolve = PackageResolve {
+        registry: "https://registry.example".into(),
+        reference: "acme/hello@1.2".into(),
+        package: "acme/hello".into(),
+        version: "1.2.3".into(),
+        status: "published".into(),
+        certification_level: 2,
+        origin: "verified".into(),
+        manifest_digest: sha256('a'),
+        bundle_digest: sha256('b'),
+        bundle_size: 1234,
+        offline: false,
+        answer_age_s: None,
+    };
+    log.package_resolve(resolve.clone()).unwrap();
+    log.package_resolve(PackageResolve {
+        status: "deprecated".into(),
+        offline: true,
+        answer_age_s: Some(3600),
+        ..resolve
+    })
+    .unwrap();
+    let verify = PackageVerify {
+        package: "acme/hello".into(),
+        version: "1.2.3".into(),
+        artifact: Artifact::Manifest,
+        digest: sha256('a'),
+        size: Some(512),
+        cached: false,
+        result: VerifyResult::Verified,
+        reason: None,
+    };
+    log.package_verify(verify.clone()).unwrap();
+    log.package_verify(PackageVerify {
+        artifact: Artifact::Bundle,
+        digest: sha256('b'),
+        size: None,
+        cached: true,
+        result: VerifyResult::Refused,
+        reason: Some(format!("content hashes to {}, not {}", sha256('c'), sha256('b'))),
+        ..verify
+    })
+    .unwrap();
+    let policy = PolicyDecision {
+        package: "acme/hello".into(),
+        version: "1.2.3".into(),
+        decision: PolicyVerdict::Allowed,
+        reasons: Vec::new(),
+        network_granted: vec!["api.example.com:443".into()],
+        environment_granted: vec!["API_TOKEN".into()],
+        notes: vec!["limits_recommended.memory 2G not applied: the configured 512M is lower".into()],
+    };
+    log.policy_decision(policy.clone()).unwrap();
+    log.policy_decision(PolicyDecision {
+        decision: PolicyVerdict::Warned,
+        reasons: vec!["status deprecated".into()],
+        ..policy.clone()
+    })
+    .unwrap();
+    log.policy_decision(PolicyDecision {
+        decision: PolicyVerdict::Refused,
+        reasons: vec!["policy.min_cert_level = 3 (policy.cert_level_mode = strict): level 2".into()],
+        network_granted: Vec::new(),
+        environment_granted: Vec::new(),
+        notes: Vec::new(),
+        ..policy
+    })
+    .unwrap();
 
     let mut start = SessionStart::new(
         Command::Run,
@@ -74,7 +149,16 @@ fn every_event() -> Vec<String> {
     });
     log.session_start(start).unwrap();
     let mut exec = SessionStart::new(Command::Exec, "ls", &[], "/tmp/x");
-    exec.source = Source::registry("org/name@1.2.3", format!("sha256:{}", "ab".repeat(32)));
+    exec.source = Source::registry(
+        "org/name@1.2.3",
+        "org/name",
+        "1.2.3",
+        SourceDigests {
+            manifest: sha256('a'),
+            bundle: sha256('b'),
+        },
+        "https://registry.example",
+    );
     log.session_start(exec).unwrap();
 
     let report = SandboxLayers {
@@ -186,6 +270,9 @@ fn every_event_type_validates() {
     assert_eq!(
         types,
         [
+            "package.resolve",
+            "package.verify",
+            "policy.decision",
             "session.start",
             "sandbox.ready",
             "proxy.decision",
@@ -194,13 +281,26 @@ fn every_event_type_validates() {
             "session.end"
         ]
     );
-    assert!(lines[0].contains("--token=[REDACTED:secret:API_TOKEN]"), "{}", lines[0]);
+    let start = lines
+        .iter()
+        .find(|l| l.contains(r#""event_type":"session.start""#))
+        .unwrap();
+    assert!(start.contains("--token=[REDACTED:secret:API_TOKEN]"), "{start}");
+}
+
+/// The first line of `event_type` in [`every_event`].
+fn first(event_type: &str) -> Value {
+    every_event()
+        .iter()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| v["event_type"] == event_type)
+        .unwrap()
 }
 
 #[test]
 fn bad_events_fail_validation() {
     let v = validator();
-    let good: Value = serde_json::from_str(&every_event()[0]).unwrap();
+    let good = first("session.start");
     assert!(v.is_valid(&good));
 
     let mut no_timestamp = good.clone();
@@ -223,7 +323,54 @@ fn bad_events_fail_validation() {
     extra["password"] = "x".into();
     assert!(!v.is_valid(&extra));
 
-    let mut bad_layer: Value = serde_json::from_str(&every_event()[2]).unwrap();
+    let mut bad_layer = first("sandbox.ready");
     bad_layer["sandbox"]["layers"][0]["status"] = "mostly".into();
     assert!(!v.is_valid(&bad_layer));
+}
+
+#[test]
+fn bad_package_events_fail_validation() {
+    let v = validator();
+
+    let resolve = first("package.resolve");
+    assert!(v.is_valid(&resolve));
+    let mut no_ref = resolve.clone();
+    no_ref.as_object_mut().unwrap().remove("ref");
+    assert!(!v.is_valid(&no_ref));
+    let mut bad_digest = resolve.clone();
+    bad_digest["bundle_digest"] = "sha256:abc".into();
+    assert!(!v.is_valid(&bad_digest));
+    let mut online_age = resolve.clone();
+    online_age["answer_age_s"] = 5.into();
+    assert!(!v.is_valid(&online_age), "answer_age_s is for offline answers only");
+
+    let verify = first("package.verify");
+    assert!(v.is_valid(&verify));
+    let mut unknown_result = verify.clone();
+    unknown_result["result"] = "maybe".into();
+    assert!(!v.is_valid(&unknown_result));
+    let mut unknown_artifact = verify.clone();
+    unknown_artifact["artifact"] = "evidence".into();
+    assert!(!v.is_valid(&unknown_artifact));
+    let mut refused_without_reason = verify.clone();
+    refused_without_reason["result"] = "refused".into();
+    assert!(!v.is_valid(&refused_without_reason));
+
+    let policy = first("policy.decision");
+    assert!(v.is_valid(&policy));
+    let mut unknown_decision = policy.clone();
+    unknown_decision["decision"] = "maybe".into();
+    assert!(!v.is_valid(&unknown_decision));
+    let mut refused_without_reason = policy.clone();
+    refused_without_reason["decision"] = "refused".into();
+    assert!(!v.is_valid(&refused_without_reason));
+    let mut extra = policy.clone();
+    extra["filesystem_granted"] = serde_json::json!(["/data"]);
+    assert!(!v.is_valid(&extra));
+
+    let mut start = first("session.start");
+    start["source"] = serde_json::json!({"kind": "local", "package": "acme/hello"});
+    assert!(!v.is_valid(&start), "registry fields on a local source");
+    start["source"] = serde_json::json!({"kind": "registry", "digests": {"manifest": sha256('a')}});
+    assert!(!v.is_valid(&start), "digests needs both");
 }
