@@ -17,10 +17,11 @@ use mcp_j_policy::egress::{Allowlist, Target};
 /// no rule allows (an allowlisted port has a listener of its own).
 pub const PROXY_PORTS: [u16; 4] = [3128, 8118, 18080, 28080];
 
-/// The allowlist from `--allow-net` and the manifest's `allow_net`. Both are the user's own
-/// rules (they may unlock a special range such as loopback); a package's come later.
-pub fn allowlist(flags: &[String], manifest: &[String]) -> Result<Allowlist, String> {
-    Allowlist::parse(flags.iter().chain(manifest), std::iter::empty::<&str>())
+/// The allowlist from `--allow-net` and the `--manifest`'s `allow_net`, the user's own rules
+/// (they may unlock a special range such as loopback), and a package's granted `network`
+/// rules (which never do).
+pub fn allowlist(flags: &[String], manifest: &[String], package: &[String]) -> Result<Allowlist, String> {
+    Allowlist::parse(flags.iter().chain(manifest), package)
 }
 
 /// What init sets up for `list` (which must not be empty): the proxy's port, a listener
@@ -217,7 +218,7 @@ mod tests {
 
     fn list(rules: &[&str]) -> Allowlist {
         let rules: Vec<String> = rules.iter().map(|r| (*r).to_owned()).collect();
-        allowlist(&rules, &[]).unwrap()
+        allowlist(&rules, &[], &[]).unwrap()
     }
 
     #[test]
@@ -228,7 +229,7 @@ mod tests {
         let spec = egress_spec(&list(&["a.example:3128", "b.example:8118"])).unwrap();
         assert_eq!(spec.proxy_port, 18080);
         let all: Vec<String> = PROXY_PORTS.iter().map(|p| format!("x.example:{p}")).collect();
-        assert!(egress_spec(&allowlist(&all, &[]).unwrap()).is_err());
+        assert!(egress_spec(&allowlist(&all, &[], &[]).unwrap()).is_err());
     }
 
     #[test]
@@ -256,9 +257,9 @@ mod tests {
 
     #[test]
     fn bad_rules_name_themselves() {
-        let err = allowlist(&["*".to_owned()], &[]).unwrap_err();
+        let err = allowlist(&["*".to_owned()], &[], &[]).unwrap_err();
         assert!(err.contains("invalid network rule `*`"), "{err}");
-        let err = allowlist(&[], &["example.com:0".to_owned()]).unwrap_err();
+        let err = allowlist(&[], &["example.com:0".to_owned()], &[]).unwrap_err();
         assert!(err.contains("example.com:0"), "{err}");
     }
 

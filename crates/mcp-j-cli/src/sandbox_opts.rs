@@ -428,8 +428,8 @@ impl SandboxOpts {
             .iter()
             .flat_map(|g| g.network.iter().map(ToString::to_string))
             .collect();
-        let allowlist = mcp_j_policy::egress::Allowlist::parse(self.allow_net.iter().chain(&manifest.allow_net), &package_rules)
-            .map_err(anyhow::Error::msg)?;
+        let allowlist =
+            crate::egress::allowlist(&self.allow_net, &manifest.allow_net, &package_rules).map_err(anyhow::Error::msg)?;
         let egress = if allowlist.is_empty() {
             None
         } else {

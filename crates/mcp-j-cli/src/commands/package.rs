@@ -128,8 +128,6 @@ pub struct Fetched {
     pub answer: ResolveAnswer,
     pub manifest: PackageManifest,
     pub manifest_size: u64,
-    /// The registry could not be reached: the cached answer used was this old.
-    pub offline_age: Option<std::time::Duration>,
 }
 
 /// The audit events of a package's way to a run (`package.resolve`, `package.verify`,
@@ -285,7 +283,6 @@ pub fn resolve_and_manifest(
         answer,
         manifest,
         manifest_size: stored.size,
-        offline_age,
     })
 }
 

@@ -101,13 +101,14 @@ pub fn prepare(
     }
 
     let bundle = &answer.resolved.bundle;
-    if opts.no_cache || !cache.contains(&bundle.digest) {
+    let downloaded = opts.no_cache || !cache.contains(&bundle.digest);
+    if downloaded {
         super::package::store_bundle(&reference, &registry, &cache, &answer, opts, events)?;
     }
     let run_dir = cache
         .run_dir()
         .map_err(|e| anyhow!("cannot prepare a directory for the package: {e}"))?;
-    unpack_verified(&cache, &answer, &run_dir.package_path(), opts.max_bundle_size(), events)?;
+    unpack_verified(&cache, &answer, &run_dir.package_path(), opts.max_bundle_size(), downloaded, events)?;
 
     let os = Os::Linux;
     let arch = Arch::from_rust(std::env::consts::ARCH)
@@ -149,12 +150,15 @@ pub fn policy_event(
 
 /// Unpacks the cached bundle into `dest` while hashing what is read, then reads the rest
 /// and compares: a digest other than the resolved one refuses the run (whatever was
-/// unpacked is removed with the run directory), naming `mcp-j cache rm`.
+/// unpacked is removed with the run directory), naming `mcp-j cache rm`. A bundle just
+/// `downloaded` has its `package.verify` already; this second check adds one only when it
+/// refuses.
 fn unpack_verified(
     cache: &mcp_j_package::cache::Cache,
     answer: &ResolveAnswer,
     dest: &Path,
     max_bundle_size: u64,
+    downloaded: bool,
     events: &mut PackageEvents,
 ) -> Result<()> {
     let bundle = &answer.resolved.bundle;
@@ -188,7 +192,9 @@ fn unpack_verified(
         events.push(event(Some(hashed.size), Some(&why)));
         return Err(Refused(why).into());
     }
-    events.push(event(Some(hashed.size), None));
+    if !downloaded {
+        events.push(event(Some(hashed.size), None));
+    }
     Ok(())
 }
 

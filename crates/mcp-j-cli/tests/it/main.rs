@@ -6,6 +6,8 @@
 //! - `escape`: a hostile program tries to get out of `mcp-j exec` (one module per area).
 //! - `exec`, `run`, `audit`, `config`, `doctor`: each subcommand through the real binary.
 //! - `egress`: `--allow-net` in a network the test makes for itself.
+//! - `packages`, `package_run`, `login`: registry packages against `registry serve` on
+//!   loopback (`package_run`: `run ORG/NAME@VERSION` driven by the Python SDK client).
 //! - `real_servers`: real MCP servers and clients from `.deps/` under `mcp-j run`.
 //! - `testnet`: the network namespace the egress tests make (`common::testnet`).
 
@@ -18,6 +20,7 @@ mod egress;
 mod escape;
 mod exec;
 mod login;
+mod package_run;
 mod packages;
 mod real_servers;
 mod run;

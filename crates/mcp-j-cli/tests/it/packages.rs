@@ -9,17 +9,24 @@ use std::process::{Child, Command, Stdio};
 use crate::common::{MCP_J, Run, cli_test, test_name};
 
 /// A registry on 127.0.0.1 with its store in a temp dir; killed (by pid) when dropped.
-struct Registry {
+pub struct Registry {
     child: Child,
-    url: String,
-    store: tempfile::TempDir,
+    pub url: String,
+    pub store: tempfile::TempDir,
 }
 
 impl Registry {
-    fn start() -> Registry {
+    pub fn start() -> Registry {
+        Registry::start_with(&[])
+    }
+
+    /// With more `registry serve` flags (`--default-visibility private`).
+    pub fn start_with(flags: &[&str]) -> Registry {
         let store = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let mut child = Command::new(MCP_J)
-            .args(["registry", "serve", "--listen", "127.0.0.1:0", "--root"])
+            .args(["registry", "serve", "--listen", "127.0.0.1:0"])
+            .args(flags)
+            .arg("--root")
             .arg(store.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -35,7 +42,7 @@ impl Registry {
         Registry { child, url, store }
     }
 
-    fn token(&self, scope: &str) -> String {
+    pub fn token(&self, scope: &str) -> String {
         let out = Command::new(MCP_J)
             .args(["registry", "token", "create", "--scope", scope, "--root"])
             .arg(self.store.path())
@@ -48,7 +55,7 @@ impl Registry {
 
 impl Registry {
     /// Stop it (ours, by its pid): the registry is unreachable from now on.
-    fn stop(&mut self) {
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -62,12 +69,12 @@ impl Drop for Registry {
 
 /// `mcp-j --registry URL --cache-dir CACHE ARGS…` as the runner, with `token` in
 /// MCP_J_REGISTRY_TOKEN; (exit code, stdout, stderr).
-fn mcpj(run: &Run, registry: &Registry, cache: &Path, token: &str, args: &[&str]) -> (i32, String, String) {
+pub fn mcpj(run: &Run, registry: &Registry, cache: &Path, token: &str, args: &[&str]) -> (i32, String, String) {
     mcpj_with(run, registry, cache, token, &[], args)
 }
 
 /// [`mcpj`] with more variables in mcp-j's environment (configuration, `MCP_J_*`).
-fn mcpj_with(
+pub fn mcpj_with(
     run: &Run,
     registry: &Registry,
     cache: &Path,

@@ -72,7 +72,7 @@ const MODERN: &str = "2026-07-28";
 // The installed servers and clients
 
 /// Where the install script put things.
-struct Deps {
+pub struct Deps {
     /// `.deps/node/node_modules`: exposed read-only to server-everything.
     node_modules: PathBuf,
     /// server-everything's entry point.
@@ -84,9 +84,9 @@ struct Deps {
     /// `.deps/py`: the venv, exposed read-only to mcp-server-time.
     venv: PathBuf,
     /// The venv's python (a symlink to /usr/bin/python3, which the sandbox shows).
-    python: PathBuf,
+    pub python: PathBuf,
     /// `tests-deps/clients`: the Python drivers.
-    clients: PathBuf,
+    pub clients: PathBuf,
     /// `.deps/rmcp/bin/rmcp-client`: the Rust SDK's client, built from tests-deps/rmcp-client.
     rmcp_client: PathBuf,
 }
@@ -161,7 +161,7 @@ fn required<T>(test: &str, what: &str, found: Result<T, &String>) -> Option<T> {
 }
 
 /// The installed servers and Python clients, or `None` when the test is to be skipped.
-fn deps(test: &str) -> Option<&'static Deps> {
+pub fn deps(test: &str) -> Option<&'static Deps> {
     static DEPS: OnceLock<Result<Deps, String>> = OnceLock::new();
     required(test, "the real MCP servers are", DEPS.get_or_init(locate).as_ref())
 }
