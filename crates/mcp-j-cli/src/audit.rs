@@ -147,11 +147,8 @@ impl Session {
 /// the audit log at `path`, if one is configured, under a session id of their own.
 pub fn record_alone(path: Option<&std::path::PathBuf>, events: Vec<(SystemTime, EventBody)>) {
     let Some(path) = path else { return };
-    let written = AuditLog::open(path, Arc::new(Redactor::new(std::iter::empty::<(String, String)>()))).and_then(|log| {
-        events
-            .into_iter()
-            .try_for_each(|(at, body)| log.record_at(body, at))
-    });
+    let written = AuditLog::open(path, Arc::new(Redactor::new(std::iter::empty::<(String, String)>())))
+        .and_then(|log| events.into_iter().try_for_each(|(at, body)| log.record_at(body, at)));
     if let Err(e) = written {
         eprintln!("mcp-j: cannot write the audit log `{}`: {e}", path.display());
     }

@@ -106,10 +106,15 @@ pub fn usage_note(error: &clap::Error, argv: &[String]) -> Option<String> {
     ) {
         return None;
     }
+    let package = if subcommand == "run" {
+        " (or run a registry package: `mcp-j run [OPTIONS] ORG/NAME[@VERSION] [-- ARGS]...`)"
+    } else {
+        ""
+    };
     Some(format!(
         "note: the program and its arguments go after `--`: `mcp-j {subcommand} [OPTIONS] -- PROG \
-         [ARGS]...`. MCP Inspector removes the first `--` from the arguments it is given: there, \
-         write it twice (`mcp-j {subcommand} [OPTIONS] -- -- PROG [ARGS]...`)."
+         [ARGS]...`{package}. MCP Inspector removes the first `--` from the arguments it is given: \
+         there, write it twice (`mcp-j {subcommand} [OPTIONS] -- -- PROG [ARGS]...`)."
     ))
 }
 

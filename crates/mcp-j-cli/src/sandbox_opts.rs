@@ -327,6 +327,8 @@ pub struct Resolved {
 /// manifest asks for. Local policy narrows the request ([`mcp_j_policy::package::narrow`]):
 /// the package never gets more than the flags, `--manifest` and configuration allow.
 pub struct PackageRequest<'a> {
+    /// `org/name`: the server's identity (its `--workdir state` is kept across versions).
+    pub id: &'a str,
     /// `org/name@version`, for messages.
     pub name: String,
     /// The unpacked bundle, exposed read-only at `/pkg`.
@@ -349,7 +351,12 @@ impl SandboxOpts {
 
     /// [`SandboxOpts::resolve`], for a package when `package` is given: its request narrowed
     /// by everything else, its files at `/pkg` (the working directory unless one is given).
-    pub fn resolve_with(&self, program: &str, args: &[String], package: Option<PackageRequest<'_>>) -> Result<Resolved> {
+    pub fn resolve_with(
+        &self,
+        program: &str,
+        args: &[String],
+        package: Option<PackageRequest<'_>>,
+    ) -> Result<Resolved> {
         let manifest: Manifest = match &self.manifest {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -428,8 +435,8 @@ impl SandboxOpts {
             .iter()
             .flat_map(|g| g.network.iter().map(ToString::to_string))
             .collect();
-        let allowlist =
-            crate::egress::allowlist(&self.allow_net, &manifest.allow_net, &package_rules).map_err(anyhow::Error::msg)?;
+        let allowlist = crate::egress::allowlist(&self.allow_net, &manifest.allow_net, &package_rules)
+            .map_err(anyhow::Error::msg)?;
         let egress = if allowlist.is_empty() {
             None
         } else {
@@ -487,7 +494,13 @@ impl SandboxOpts {
         let mut system_paths = Vec::new();
         let workdir = match self.workdir.as_ref().or(manifest.workdir.as_ref()) {
             Some(dir) if dir == Path::new("private") => Workdir::Private,
-            Some(dir) if dir == Path::new("state") => Workdir::Host(open_state_dir(&state_dir(program, args)?)?),
+            Some(dir) if dir == Path::new("state") => {
+                let dir = match &package {
+                    Some(package) => state_dir(package.id, &[])?,
+                    None => state_dir(program, args)?,
+                };
+                Workdir::Host(open_state_dir(&dir)?)
+            }
             Some(dir) => {
                 let opened = open_exposed(dir, "--workdir")?;
                 if !opened.info().is_some_and(|i| i.is_dir) {
@@ -531,7 +544,10 @@ impl SandboxOpts {
                 require_memory_limit: config.policy.require_memory_limit.unwrap_or(false),
                 covers: Vec::new(),
                 egress,
-                package: package.as_ref().map(|p| open_exposed(p.dir, "the package")).transpose()?,
+                package: package
+                    .as_ref()
+                    .map(|p| open_exposed(p.dir, "the package"))
+                    .transpose()?,
             },
             timeout,
             allow_tools: concat(&config.policy.allow_tools, manifest.allow_tools),
@@ -884,6 +900,69 @@ mod tests {
         });
         let text = format!("{:#}", err.err().expect("refused"));
         assert!(text.contains("invalid network rule `*`"), "{text}");
+    }
+
+    #[test]
+    fn a_package_request_is_narrowed_by_local_policy() {
+        use mcp_j_policy::package::{Permissions, RecommendedLimits};
+        let dir = tempfile::tempdir().unwrap();
+        let permissions = Permissions {
+            network: vec![
+                mcp_j_policy::egress::Rule::parse("api.example.com", mcp_j_policy::egress::RuleSource::Package)
+                    .unwrap(),
+            ],
+            // Cargo sets CARGO_PKG_NAME for the tests it runs.
+            environment: vec!["CARGO_PKG_NAME".into(), "MCPJ_TEST_UNSET_VAR".into()],
+            subprocess: false,
+            filesystem: vec![],
+        };
+        let recommended = RecommendedLimits {
+            memory: Some(mcp_j_policy::Size(64 << 20)),
+            pids: Some(10_000),
+            fds: Some(64),
+            ..Default::default()
+        };
+        let request = || PackageRequest {
+            id: "acme/hello",
+            name: "acme/hello@1.0.0".into(),
+            dir: dir.path(),
+            permissions: &permissions,
+            recommended: &recommended,
+        };
+        let opts = SandboxOpts {
+            fds: Some(512),
+            ..Default::default()
+        };
+        let r = opts.resolve_with("/usr/bin/python3", &[], Some(request())).unwrap();
+        assert_eq!(
+            r.spec.limits.memory_bytes,
+            64 << 20,
+            "a recommendation lowers the default"
+        );
+        assert_eq!(r.spec.limits.pids, Limits::default().pids, "and never raises it");
+        assert_eq!(r.spec.limits.fds, 512, "a flag is the user's choice and stays");
+        assert!(r.spec.no_subprocess, "subprocess: false");
+        assert_eq!(r.spec.workdir, Workdir::Package);
+        assert!(r.spec.package.is_some());
+        assert!(
+            r.spec.env.contains(&("CARGO_PKG_NAME".into(), "mcp-j-cli".into())),
+            "an asked-for variable is passed when set"
+        );
+        assert!(!r.spec.env.iter().any(|(k, _)| k == "MCPJ_TEST_UNSET_VAR"));
+        assert!(r.secrets.iter().any(|(k, _)| k == "CARGO_PKG_NAME"), "and redacted");
+        assert_eq!(r.allowlist.rules().len(), 1);
+        assert!(r.spec.egress.is_some());
+        let notes = &r.grant.as_ref().unwrap().notes;
+        assert!(notes.iter().any(|n| n.contains("--pids 10000")), "{notes:?}");
+
+        let mut opts = SandboxOpts::default();
+        opts.config.policy.allow_package_network = Some(false);
+        let err = opts
+            .resolve_with("/usr/bin/python3", &[], Some(request()))
+            .err()
+            .unwrap();
+        assert!(err.downcast_ref::<PackageRefused>().is_some(), "{err:#}");
+        assert!(format!("{err:#}").contains("policy.allow_package_network"), "{err:#}");
     }
 
     #[test]

@@ -772,4 +772,3 @@ fn sync_dir(dir: &Path) -> Result<(), CacheError> {
 
 #[cfg(test)]
 mod tests;
-

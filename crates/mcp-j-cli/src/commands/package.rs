@@ -191,7 +191,11 @@ pub fn resolve_and_manifest(
         reference: reference.selector.as_ref_param().to_owned(),
     };
     let now = SystemTime::now();
-    let (answer, offline_age) = match registry.resolve(&reference.org, &reference.name, reference.selector.as_ref_param()) {
+    let (answer, offline_age) = match registry.resolve(
+        &reference.org,
+        &reference.name,
+        reference.selector.as_ref_param(),
+    ) {
         Ok(answer) => (answer, None),
         Err(e @ RegistryError::Transport { .. }) => {
             let cached = cache.load_answer(&key, now, max_age).ok_or_else(|| {
@@ -443,27 +447,32 @@ pub fn store_bundle(
     events: &mut PackageEvents,
 ) -> Result<mcp_j_package::cache::Stored> {
     let bundle = &answer.resolved.bundle;
-    let max = opts.max_bundle_size();
     let event = |size, cached, refusal: Option<&str>| {
-        verify_event(answer, mcp_j_audit::Artifact::Bundle, &bundle.digest, size, cached, refusal)
+        verify_event(
+            answer,
+            mcp_j_audit::Artifact::Bundle,
+            &bundle.digest,
+            size,
+            cached,
+            refusal,
+        )
     };
-    if bundle.size_bytes > max {
-        let why = format!(
-            "{}: the bundle is {} bytes, over the {max} allowed; raise --max-bundle-size if you trust it",
-            answer.package, bundle.size_bytes
-        );
-        events.push(event(Some(bundle.size_bytes), false, Some(&why)));
-        return Err(Refused(why).into());
-    }
+    refuse_oversized(answer, opts, events)?;
     if opts.no_cache {
         cache.remove(&bundle.digest)?;
     }
-    let stored = cache.store(&bundle.digest, BlobKind::Bundle, bundle.size_bytes, SystemTime::now(), || {
-        registry
-            .artifact(&reference.org, Artifact::Bundle, &bundle.digest)
-            .map(|body| Progress::on_terminal(body, bundle.size_bytes))
-            .map_err(std::io::Error::other)
-    });
+    let stored = cache.store(
+        &bundle.digest,
+        BlobKind::Bundle,
+        bundle.size_bytes,
+        SystemTime::now(),
+        || {
+            registry
+                .artifact(&reference.org, Artifact::Bundle, &bundle.digest)
+                .map(|body| Progress::on_terminal(body, bundle.size_bytes))
+                .map_err(std::io::Error::other)
+        },
+    );
     match stored {
         Ok(stored) => {
             events.push(event(Some(stored.size), !stored.fetched, None));
@@ -475,6 +484,31 @@ pub fn store_bundle(
             Err(Refused(why).into())
         }
     }
+}
+
+/// A bundle larger than `--max-bundle-size` (as the resolve answer says) is refused, cached
+/// or not, before a byte of it is read.
+pub fn refuse_oversized(answer: &ResolveAnswer, opts: &FetchOpts, events: &mut PackageEvents) -> Result<()> {
+    let bundle = &answer.resolved.bundle;
+    let max = opts.max_bundle_size();
+    if bundle.size_bytes <= max {
+        return Ok(());
+    }
+    let why = format!(
+        "{}: the bundle is {} bytes, over the {max} allowed; raise --max-bundle-size if you trust it",
+        answer.package, bundle.size_bytes
+    );
+    let cached = false;
+    let event = verify_event(
+        answer,
+        mcp_j_audit::Artifact::Bundle,
+        &bundle.digest,
+        Some(bundle.size_bytes),
+        cached,
+        Some(&why),
+    );
+    events.push(event);
+    Err(Refused(why).into())
 }
 
 #[derive(Serialize)]
@@ -658,10 +692,10 @@ pub fn refusals_exit(f: impl FnOnce() -> Result<ExitCode>) -> Result<ExitCode> {
     match f() {
         Ok(code) => Ok(code),
         Err(e) => {
-            let refusal = e
-                .downcast_ref::<Refused>()
-                .map(|r| r.0.as_str())
-                .or_else(|| e.downcast_ref::<crate::sandbox_opts::PackageRefused>().map(|r| r.0.as_str()));
+            let refusal = e.downcast_ref::<Refused>().map(|r| r.0.as_str()).or_else(|| {
+                e.downcast_ref::<crate::sandbox_opts::PackageRefused>()
+                    .map(|r| r.0.as_str())
+            });
             match refusal {
                 Some(refusal) => {
                     eprintln!("mcp-j: refused: {refusal}");

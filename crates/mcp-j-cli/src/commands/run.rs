@@ -229,7 +229,14 @@ pub fn run(mut args: RunArgs, config: crate::config::Config, verbose: u8) -> Res
         );
     };
     crate::preflight::refuse_network_launcher(program, program_args)?;
-    run_in_sandbox(&args.sandbox, &args.proxy, command, None, &mut PackageEvents::default(), verbose)
+    run_in_sandbox(
+        &args.sandbox,
+        &args.proxy,
+        command,
+        None,
+        &mut PackageEvents::default(),
+        verbose,
+    )
 }
 
 /// `mcp-j run REF [-- ARGS]`: the package prepared ([`super::run_package`]), then served
@@ -242,12 +249,23 @@ fn run_package(args: &RunArgs, reference: &str, verbose: u8) -> Result<ExitCode>
             let command: Vec<String> = std::iter::once(prepared.program.clone())
                 .chain(prepared.args.iter().cloned())
                 .collect();
-            run_in_sandbox(&args.sandbox, &args.proxy, &command, Some(&prepared), &mut events, verbose)
+            run_in_sandbox(
+                &args.sandbox,
+                &args.proxy,
+                &command,
+                Some(&prepared),
+                &mut events,
+                verbose,
+            )
         });
     let pending = events.take();
     if !pending.is_empty() {
         // The run did not get as far as its session: the package's story is told alone.
-        let path = args.sandbox.audit_log.as_ref().or(args.sandbox.config.audit_log.as_ref());
+        let path = args
+            .sandbox
+            .audit_log
+            .as_ref()
+            .or(args.sandbox.config.audit_log.as_ref());
         crate::audit::record_alone(path, pending);
     }
     super::package::refusals_exit(|| result)
@@ -287,8 +305,13 @@ fn run_in_sandbox(
             p.registry.clone(),
         )
     });
-    let session =
-        crate::audit::Session::start(&resolved, mcp_j_audit::Command::Run, Some(policy), source, events.take())?;
+    let session = crate::audit::Session::start(
+        &resolved,
+        mcp_j_audit::Command::Run,
+        Some(policy),
+        source,
+        events.take(),
+    )?;
     let parent = cgroup_parent();
     super::node_options_for_rlimits(&mut resolved.spec, parent.as_ref());
     let served = serve(&resolved, parent, &config, proxy_opts.grace_period, verbose, &session);
@@ -321,6 +344,7 @@ fn resolve_package(
     let answer = &package.answer;
     let dir = package.dir();
     let request = crate::sandbox_opts::PackageRequest {
+        id: &answer.package,
         name: format!("{}@{}", answer.package, answer.resolved.version),
         dir: &dir,
         permissions: &package.manifest.permissions_requested,

@@ -96,11 +96,16 @@ pub fn prepare(
     let verdict = super::package::decision(config, &answer);
     if let Decision::Refused(reasons) = &verdict {
         let reasons: Vec<String> = reasons.iter().map(|r| r.message.clone()).collect();
-        events.push(policy_event(&answer, mcp_j_audit::PolicyVerdict::Refused, reasons.clone()));
+        events.push(policy_event(
+            &answer,
+            mcp_j_audit::PolicyVerdict::Refused,
+            reasons.clone(),
+        ));
         return Err(Refused(reasons.join("; ")).into());
     }
 
     let bundle = &answer.resolved.bundle;
+    super::package::refuse_oversized(&answer, opts, events)?;
     let downloaded = opts.no_cache || !cache.contains(&bundle.digest);
     if downloaded {
         super::package::store_bundle(&reference, &registry, &cache, &answer, opts, events)?;
@@ -108,11 +113,22 @@ pub fn prepare(
     let run_dir = cache
         .run_dir()
         .map_err(|e| anyhow!("cannot prepare a directory for the package: {e}"))?;
-    unpack_verified(&cache, &answer, &run_dir.package_path(), opts.max_bundle_size(), downloaded, events)?;
+    unpack_verified(
+        &cache,
+        &answer,
+        &run_dir.package_path(),
+        opts.max_bundle_size(),
+        downloaded,
+        events,
+    )?;
 
     let os = Os::Linux;
-    let arch = Arch::from_rust(std::env::consts::ARCH)
-        .ok_or_else(|| anyhow!("registry packages name amd64 and arm64; this is {}", std::env::consts::ARCH))?;
+    let arch = Arch::from_rust(std::env::consts::ARCH).ok_or_else(|| {
+        anyhow!(
+            "registry packages name amd64 and arm64; this is {}",
+            std::env::consts::ARCH
+        )
+    })?;
     let entrypoint = manifest
         .entrypoint_for(os, arch)
         .ok_or_else(|| Refused(no_entrypoint(&answer, &manifest, arch)))?;
@@ -163,9 +179,8 @@ fn unpack_verified(
 ) -> Result<()> {
     let bundle = &answer.resolved.bundle;
     let digest = &bundle.digest;
-    let event = |size, refusal: Option<&str>| {
-        verify_event(answer, mcp_j_audit::Artifact::Bundle, digest, size, true, refusal)
-    };
+    let event =
+        |size, refusal: Option<&str>| verify_event(answer, mcp_j_audit::Artifact::Bundle, digest, size, true, refusal);
     let file = cache
         .open_to_verify(digest, SystemTime::now())?
         .ok_or_else(|| anyhow!("the bundle {digest} left the cache while it was being used; run again"))?;
@@ -204,8 +219,15 @@ fn no_entrypoint(answer: &ResolveAnswer, manifest: &PackageManifest, arch: Arch)
         "{}@{} has no entrypoint for linux/{} (it offers: {})",
         answer.package,
         answer.resolved.version,
-        serde_json::to_value(arch).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-        if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+        serde_json::to_value(arch)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        if offered.is_empty() {
+            "none".to_owned()
+        } else {
+            offered.join(", ")
+        }
     )
 }
 

@@ -48,7 +48,17 @@ fn push(run: &Run, registry: &Registry, dir: &Path) {
 fn patch(registry: &Registry, name: &str, version: &str, body: &str) {
     let admin = registry.token("admin");
     let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH"])
+        .args([
+            "-sS",
+            "--max-time",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "PATCH",
+        ])
         .args([
             "-H",
             &format!("Authorization: Bearer {admin}"),
@@ -110,7 +120,9 @@ fn hello_of(out: &Outcome) -> Value {
 #[test]
 fn a_package_runs_by_version_latest_and_digest_under_the_sdk_client() {
     let test = test_name!();
-    let Some(deps) = crate::real_servers::deps(test) else { return };
+    let Some(deps) = crate::real_servers::deps(test) else {
+        return;
+    };
     sandbox_test(test, &[], |run| {
         let mut registry = Registry::start();
         for version in ["1.0.0", "1.1.0"] {
@@ -158,7 +170,13 @@ fn a_package_runs_by_version_latest_and_digest_under_the_sdk_client() {
         let types: Vec<&str> = events.iter().filter_map(|e| e["event_type"].as_str()).collect();
         assert_eq!(
             types[..5],
-            ["package.resolve", "package.verify", "package.verify", "policy.decision", "session.start"],
+            [
+                "package.resolve",
+                "package.verify",
+                "package.verify",
+                "policy.decision",
+                "session.start"
+            ],
             "{text}"
         );
         assert_eq!(events[1]["artifact"], "manifest");
@@ -187,7 +205,13 @@ fn a_package_runs_by_version_latest_and_digest_under_the_sdk_client() {
         assert_eq!(hello["cwd"], "/pkg");
 
         // By digest: the manifest's.
-        let (code, info, err) = mcpj(run, &registry, cache.path(), "", &["--json", "info", "acme/hello@1.0.0"]);
+        let (code, info, err) = mcpj(
+            run,
+            &registry,
+            cache.path(),
+            "",
+            &["--json", "info", "acme/hello@1.0.0"],
+        );
         assert_eq!(code, 0, "{err}");
         let info: Value = serde_json::from_str(&info).unwrap_or_else(|e| panic!("{e}: {info}"));
         let digest = info["manifest"]["digest"].as_str().unwrap_or_default().to_owned();
@@ -208,7 +232,11 @@ fn refused_packages_exit_126_and_nothing_runs() {
     sandbox_test(test_name!(), &[], |run| {
         let registry = Registry::start();
         push(run, &registry, package_dir(run, "hello", "1.0.0", "").path());
-        push(run, &registry, package_dir(run, "net", "1.0.0", r#""api.example.com""#).path());
+        push(
+            run,
+            &registry,
+            package_dir(run, "net", "1.0.0", r#""api.example.com""#).path(),
+        );
         let cache = run.tempdir();
         let fresh_workdir = || run.tempdir();
 
@@ -223,13 +251,35 @@ fn refused_packages_exit_126_and_nothing_runs() {
         run.write_file(&requests, format!("{}\n", lines.join("\n")).as_bytes(), 0o644);
         let workdir = fresh_workdir();
         let env = [("HELLO_KEY", "hello-key-value-1234")];
-        let out = run_package(run, &registry, cache.path(), workdir.path(), &env, Some(&requests), &["acme/hello@1.0.0"]);
+        let out = run_package(
+            run,
+            &registry,
+            cache.path(),
+            workdir.path(),
+            &env,
+            Some(&requests),
+            &["acme/hello@1.0.0"],
+        );
         assert_eq!(out.code, Some(0), "{}", out.context());
         assert!(out.stdout.contains(r#"\"hello_key\": true"#), "{}", out.context());
         assert!(workdir.path().join("started").exists());
 
+        // A bundle over --max-bundle-size: refused, naming the flag, cached or not.
+        let workdir = fresh_workdir();
+        let small = ["--max-bundle-size", "100", "acme/hello@1.0.0"];
+        let out = run_package(run, &registry, cache.path(), workdir.path(), &[], None, &small);
+        assert_eq!(out.code, Some(126), "{}", out.context());
+        assert!(out.stderr.contains("--max-bundle-size"), "{}", out.context());
+        assert_nothing_ran(workdir.path(), &out);
+
         // A tampered bundle in the cache: refused, naming the fix; nothing ran.
-        let (_, info, _) = mcpj(run, &registry, cache.path(), "", &["--json", "info", "acme/hello@1.0.0"]);
+        let (_, info, _) = mcpj(
+            run,
+            &registry,
+            cache.path(),
+            "",
+            &["--json", "info", "acme/hello@1.0.0"],
+        );
         let info: Value = serde_json::from_str(&info).unwrap_or_else(|e| panic!("{e}: {info}"));
         let bundle = info["bundle"]["digest"].as_str().unwrap_or_default().to_owned();
         let hex = bundle.trim_start_matches("sha256:").to_owned();
@@ -241,9 +291,21 @@ fn refused_packages_exit_126_and_nothing_runs() {
         let _ = std::fs::set_permissions(&blob, std::os::unix::fs::PermissionsExt::from_mode(0o644));
         std::fs::write(&blob, &tampered).unwrap_or_else(|e| panic!("{e}"));
         let workdir = fresh_workdir();
-        let out = run_package(run, &registry, cache.path(), workdir.path(), &[], None, &["acme/hello@1.0.0"]);
+        let out = run_package(
+            run,
+            &registry,
+            cache.path(),
+            workdir.path(),
+            &[],
+            None,
+            &["acme/hello@1.0.0"],
+        );
         assert_eq!(out.code, Some(126), "{}", out.context());
-        assert!(out.stderr.contains(&format!("mcp-j cache rm {bundle}")), "{}", out.context());
+        assert!(
+            out.stderr.contains(&format!("mcp-j cache rm {bundle}")),
+            "{}",
+            out.context()
+        );
         assert_nothing_ran(workdir.path(), &out);
         let (code, _, _) = mcpj(run, &registry, cache.path(), "", &["cache", "rm", &bundle]);
         assert_eq!(code, 0);
@@ -251,7 +313,15 @@ fn refused_packages_exit_126_and_nothing_runs() {
         // Deprecated runs, with a warning.
         patch(&registry, "hello", "1.0.0", r#"{"status":"deprecated"}"#);
         let workdir = fresh_workdir();
-        let out = run_package(run, &registry, cache.path(), workdir.path(), &[], None, &["acme/hello@1.0.0"]);
+        let out = run_package(
+            run,
+            &registry,
+            cache.path(),
+            workdir.path(),
+            &[],
+            None,
+            &["acme/hello@1.0.0"],
+        );
         assert_eq!(out.code, Some(0), "{}", out.context());
         assert!(out.stderr.contains("deprecated"), "{}", out.context());
         assert!(workdir.path().join("started").exists());
@@ -259,7 +329,15 @@ fn refused_packages_exit_126_and_nothing_runs() {
         // A strict certification policy refuses the level-0 package, naming the line.
         let strict = [("MCP_J_MIN_CERT_LEVEL", "1"), ("MCP_J_CERT_LEVEL_MODE", "strict")];
         let workdir = fresh_workdir();
-        let out = run_package(run, &registry, cache.path(), workdir.path(), &strict, None, &["acme/hello@1.0.0"]);
+        let out = run_package(
+            run,
+            &registry,
+            cache.path(),
+            workdir.path(),
+            &strict,
+            None,
+            &["acme/hello@1.0.0"],
+        );
         assert_eq!(out.code, Some(126), "{}", out.context());
         assert!(out.stderr.contains("min_cert_level"), "{}", out.context());
         assert_nothing_ran(workdir.path(), &out);
@@ -293,7 +371,15 @@ fn refused_packages_exit_126_and_nothing_runs() {
         // naming the line; allowed, the destination is its grant.
         let no_net = [("MCP_J_ALLOW_PACKAGE_NETWORK", "false")];
         let workdir = fresh_workdir();
-        let out = run_package(run, &registry, cache.path(), workdir.path(), &no_net, None, &["acme/net@1.0.0"]);
+        let out = run_package(
+            run,
+            &registry,
+            cache.path(),
+            workdir.path(),
+            &no_net,
+            None,
+            &["acme/net@1.0.0"],
+        );
         assert_eq!(out.code, Some(126), "{}", out.context());
         assert!(out.stderr.contains("policy.allow_package_network"), "{}", out.context());
         assert_nothing_ran(workdir.path(), &out);
@@ -316,7 +402,10 @@ fn refused_packages_exit_126_and_nothing_runs() {
         // A tampered bundle in the registry's store, into a fresh cache: refused, not kept.
         let (_, info, _) = mcpj(run, &registry, cache.path(), "", &["--json", "info", "acme/net@1.0.0"]);
         let info: Value = serde_json::from_str(&info).unwrap_or_else(|e| panic!("{e}: {info}"));
-        let net_hex = info["bundle"]["digest"].as_str().unwrap_or_default().trim_start_matches("sha256:");
+        let net_hex = info["bundle"]["digest"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("sha256:");
         let net_bundle = registry.store.path().join("blobs/sha256").join(net_hex);
         let mut bytes = std::fs::read(&net_bundle).unwrap_or_else(|e| panic!("{e}"));
         let last = bytes.len() - 1;
@@ -325,7 +414,15 @@ fn refused_packages_exit_126_and_nothing_runs() {
         std::fs::write(&net_bundle, &bytes).unwrap_or_else(|e| panic!("{e}"));
         let fresh_cache = run.tempdir();
         let workdir = fresh_workdir();
-        let out = run_package(run, &registry, fresh_cache.path(), workdir.path(), &[], None, &["acme/net@1.0.0"]);
+        let out = run_package(
+            run,
+            &registry,
+            fresh_cache.path(),
+            workdir.path(),
+            &[],
+            None,
+            &["acme/net@1.0.0"],
+        );
         assert_eq!(out.code, Some(126), "{}", out.context());
         assert_nothing_ran(workdir.path(), &out);
         let (_, listed, _) = mcpj(run, &registry, fresh_cache.path(), "", &["--json", "cache", "ls"]);
@@ -340,13 +437,33 @@ fn a_private_package_needs_a_token() {
         push(run, &registry, package_dir(run, "secretive", "1.0.0", "").path());
         let cache = run.tempdir();
         let workdir = run.tempdir();
-        let out = run_package(run, &registry, cache.path(), workdir.path(), &[], None, &["acme/secretive@1.0.0"]);
+        let out = run_package(
+            run,
+            &registry,
+            cache.path(),
+            workdir.path(),
+            &[],
+            None,
+            &["acme/secretive@1.0.0"],
+        );
         assert_eq!(out.code, Some(125), "{}", out.context());
-        assert!(out.stderr.contains("404") || out.stderr.contains("401"), "{}", out.context());
+        assert!(
+            out.stderr.contains("404") || out.stderr.contains("401"),
+            "{}",
+            out.context()
+        );
         assert_nothing_ran(workdir.path(), &out);
         let token = registry.token("read");
         let env = [("MCP_J_REGISTRY_TOKEN", token.as_str())];
-        let out = run_package(run, &registry, cache.path(), workdir.path(), &env, None, &["acme/secretive@1.0.0"]);
+        let out = run_package(
+            run,
+            &registry,
+            cache.path(),
+            workdir.path(),
+            &env,
+            None,
+            &["acme/secretive@1.0.0"],
+        );
         assert_eq!(out.code, Some(0), "{}", out.context());
         assert!(workdir.path().join("started").exists());
     });
