@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Benchmark `mcp-j run REF` start-up with a warm cache against `mcp-j run -- PROG` of the same
+# server, interleaved in one run (ROUNDS, default 40).
+#
+#   bench/run_ref.sh
+#
+# The server is mcp-j-bench-server (a fast stdio MCP server), pushed as a package to
+# `mcp-j registry serve` on 127.0.0.1 and pulled once; then each round starts both:
+#   - `run -- PROG`: `mcp-j run --workdir private --ro DIR -- DIR/mcp-j-bench-server`;
+#   - `run REF`: `mcp-j --registry URL run --workdir private bench/server@1.0.0`, which
+#     resolves over HTTP (every run does, so a revocation takes effect), fetches nothing
+#     (cached), re-hashes the bundle while unpacking it into a fresh run directory, and
+#     serves it from /pkg.
+# Reported: the median time to the answer of `initialize` and of the whole run, and the
+# difference. Goal: run REF under 5 ms more than run -- PROG, the resolve included.
+# No network beyond loopback; the registry is this script's child, killed by pid on exit.
+set -euo pipefail
+
+ROUNDS="${ROUNDS:-40}"
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$repo"
+
+echo "== building mcp-j and mcp-j-bench-server (release)" >&2
+cargo build --release -q -p mcp-j-cli -p mcp-j-bench-server >&2
+mcpj="$repo/target/release/mcp-j"
+
+work="$(mktemp -d "$repo/target/bench-run-ref.XXXXXX")"
+registry_pid=""
+cleanup() {
+  if [[ -n "$registry_pid" ]]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
+  rm -rf -- "$work"
+}
+trap cleanup EXIT
+
+mkdir -p "$work/pkg"
+chmod 755 "$work" "$work/pkg"
+cp "$repo/target/release/mcp-j-bench-server" "$work/pkg/"
+cat > "$work/pkg/manifest.json" <<'JSON'
+{"schema_version":"1.0","package":{"id":"bench/server","version":"1.0.0"},"transport":{"type":"stdio"},
+ "entrypoints":[{"os":"linux","arch":"amd64","command":"mcp-j-bench-server","args":[]},
+                {"os":"linux","arch":"arm64","command":"mcp-j-bench-server","args":[]}]}
+JSON
+
+"$mcpj" registry serve --listen 127.0.0.1:0 --root "$work/store" > "$work/url" 2>/dev/null &
+registry_pid=$!
+for _ in $(seq 100); do [[ -s "$work/url" ]] && break; sleep 0.05; done
+url="$(head -1 "$work/url")"
+[[ "$url" == http://127.0.0.1:* ]] || { echo "run_ref.sh: registry serve printed '$url'" >&2; exit 1; }
+token="$("$mcpj" registry token create --root "$work/store" --scope push)"
+MCP_J_REGISTRY_TOKEN="$token" "$mcpj" --registry "$url" push "$work/pkg" 2>/dev/null
+"$mcpj" --registry "$url" --cache-dir "$work/cache" pull bench/server@1.0.0 2>/dev/null
+
+echo "date:     $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "machine:  $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)), kernel $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mcp-j:    $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown), bundle $(stat -c %s "$work/pkg/mcp-j-bench-server") bytes unpacked, $ROUNDS interleaved rounds"
+
+python3 "$repo/bench/run_ref.py" "$ROUNDS" \
+  "run -- PROG" -- "$mcpj" run --workdir private --ro "$work/pkg" -- "$work/pkg/mcp-j-bench-server" \
+  --- "run REF" -- "$mcpj" --registry "$url" --cache-dir "$work/cache" run --workdir private bench/server@1.0.0
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
