@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark `mcp-j run REF` start-up with a warm cache against `mcp-j run -- PROG` of the same
-# server, interleaved in one run (ROUNDS, default 40).
+# server, interleaved in one run (ROUNDS, default 40; STRIP=0 for a 4.4 MB server binary).
 #
 #   bench/run_ref.sh
 #
@@ -35,6 +35,9 @@ trap cleanup EXIT
 mkdir -p "$work/pkg"
 chmod 755 "$work" "$work/pkg"
 cp "$repo/target/release/mcp-j-bench-server" "$work/pkg/"
+# STRIP=0 keeps the debug line tables (a 4.4 MB file instead of 0.35 MB): what a larger
+# package costs, since every run unpacks its bundle afresh.
+if [[ "${STRIP:-1}" != 0 ]]; then strip "$work/pkg/mcp-j-bench-server"; fi
 cat > "$work/pkg/manifest.json" <<'JSON'
 {"schema_version":"1.0","package":{"id":"bench/server","version":"1.0.0"},"transport":{"type":"stdio"},
  "entrypoints":[{"os":"linux","arch":"amd64","command":"mcp-j-bench-server","args":[]},
@@ -55,6 +58,6 @@ echo "machine:  $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/c
 echo "mcp-j:    $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown), bundle $(stat -c %s "$work/pkg/mcp-j-bench-server") bytes unpacked, $ROUNDS interleaved rounds"
 
 python3 "$repo/bench/run_ref.py" "$ROUNDS" \
-  "run -- PROG" -- "$mcpj" run --workdir private --ro "$work/pkg" -- "$work/pkg/mcp-j-bench-server" \
-  --- "run REF" -- "$mcpj" --registry "$url" --cache-dir "$work/cache" run --workdir private bench/server@1.0.0
+  run-PROG -- "$mcpj" run --workdir private --ro "$work/pkg" -- "$work/pkg/mcp-j-bench-server" \
+  --- run-REF -- "$mcpj" --registry "$url" --cache-dir "$work/cache" run --workdir private bench/server@1.0.0
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -756,10 +756,13 @@ fn read_answer(path: &Path) -> Option<CachedAnswer> {
 
 /// Writes `bytes` to `path` through a temporary file in `tmp_dir` and a rename, so a reader
 /// sees the old content or the new, never a part.
+/// Replaces `path` with `bytes` through a temporary file and a rename: readers see the old
+/// or the new contents, never a part. Not synced: these are bookkeeping files (a blob's last
+/// use, a cached resolve answer), rewritten on every run; a crash may lose the latest
+/// version, and a file that does not parse is treated as absent.
 fn write_atomically(tmp_dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), CacheError> {
     let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(io_error("create a temporary file in", tmp_dir))?;
     tmp.write_all(bytes).map_err(io_error("write", path))?;
-    tmp.as_file().sync_all().map_err(io_error("sync", path))?;
     tmp.persist(path).map_err(|e| io_error("rename into", path)(e.error))?;
     Ok(())
 }
