@@ -186,6 +186,18 @@ pub fn manifest_mismatches(
     found
 }
 
+/// Orders two version strings as versions: semantic versions by precedence (`1.10.0` after
+/// `1.9.0`, a pre-release before its release), ahead of anything that is not one (those
+/// compare as text). For an offline `latest`: the newest version the cache has an answer for.
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    match (semver::Version::parse(a), semver::Version::parse(b)) {
+        (Ok(a), Ok(b)) => a.cmp(&b),
+        (Ok(_), Err(_)) => std::cmp::Ordering::Greater,
+        (Err(_), Ok(_)) => std::cmp::Ordering::Less,
+        (Err(_), Err(_)) => a.cmp(b),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +286,27 @@ mod tests {
                 .to_string()
                 .contains("(none)")
         );
+    }
+
+    #[test]
+    fn versions_order_by_precedence_not_text() {
+        for (newer, older) in [
+            ("1.10.0", "1.9.0"),
+            ("2.0.0", "1.99.99"),
+            ("1.0.0", "1.0.0-rc.1"),
+            ("0.1.0", "not-semver"),
+            ("b", "a"),
+        ] {
+            assert_eq!(
+                compare_versions(newer, older),
+                std::cmp::Ordering::Greater,
+                "{newer} > {older}"
+            );
+            assert_eq!(
+                compare_versions(older, newer),
+                std::cmp::Ordering::Less,
+                "{older} < {newer}"
+            );
+        }
     }
 }

@@ -19,8 +19,8 @@ use mcp_j_package::registry::{Artifact, Registry, RegistryError};
 use mcp_j_package::unpack::DEFAULT_MAX_UNPACKED_BYTES;
 use mcp_j_policy::certification::{CertPolicy, Decision, PackageFacts, decide};
 use mcp_j_policy::package::{Digest, PackageManifest};
-use mcp_j_policy::reference::{PackageRef, RegistryRef};
-use mcp_j_policy::resolve::{ResolveAnswer, manifest_mismatches};
+use mcp_j_policy::reference::{PackageRef, RegistryRef, Selector};
+use mcp_j_policy::resolve::{ResolveAnswer, compare_versions, manifest_mismatches};
 
 use crate::config::Config;
 
@@ -198,15 +198,32 @@ pub fn resolve_and_manifest(
     ) {
         Ok(answer) => (answer, None),
         Err(e @ RegistryError::Transport { .. }) => {
-            let cached = cache.load_answer(&key, now, max_age).ok_or_else(|| {
-                anyhow!(
+            let (cached, answer) = match cache.load_answer(&key, now, max_age) {
+                Some(cached) => {
+                    let answer: ResolveAnswer = serde_json::from_value(cached.answer.clone()).map_err(|err| {
+                        anyhow!("the cached resolve answer for {asked} is not valid ({err}); `mcp-j cache rm --all`")
+                    })?;
+                    (cached, answer)
+                }
+                None if reference.selector == Selector::Latest => {
+                    let (cached, answer) = newest_cached(cache, url, &asked, now, max_age).ok_or_else(|| {
+                        anyhow!(
+                            "{e}; no answer for any version of {asked} younger than {} s (policy.offline_max_age) \
+                             is cached, so nothing to go offline with",
+                            max_age.as_secs()
+                        )
+                    })?;
+                    eprintln!(
+                        "mcp-j: offline: `latest` is taken to be {}, the newest version of {asked} in the cache",
+                        answer.resolved.version
+                    );
+                    (cached, answer)
+                }
+                None => bail!(
                     "{e}; no answer of it younger than {} s (policy.offline_max_age) is cached, so nothing to go offline with",
                     max_age.as_secs()
-                )
-            })?;
-            let answer: ResolveAnswer = serde_json::from_value(cached.answer.clone()).map_err(|err| {
-                anyhow!("the cached resolve answer for {asked} is not valid ({err}); `mcp-j cache rm --all`")
-            })?;
+                ),
+            };
             eprintln!(
                 "mcp-j: offline: {e}; using the registry's answer from {} minutes ago (a revocation since then is not seen)",
                 cached.age(now).as_secs() / 60
@@ -288,6 +305,27 @@ pub fn resolve_and_manifest(
         manifest,
         manifest_size: stored.size,
     })
+}
+
+/// The cached answer (younger than `max_age`) that names the highest version of `package`
+/// from `registry`, whatever REF it answered: an offline `latest`.
+fn newest_cached(
+    cache: &Cache,
+    registry: &str,
+    package: &str,
+    now: SystemTime,
+    max_age: std::time::Duration,
+) -> Option<(mcp_j_package::cache::CachedAnswer, ResolveAnswer)> {
+    cache
+        .answers_for(registry, package)
+        .ok()?
+        .into_iter()
+        .filter(|cached| cached.age(now) <= max_age)
+        .filter_map(|cached| {
+            let answer: ResolveAnswer = serde_json::from_value(cached.answer.clone()).ok()?;
+            (answer.package == package).then_some((cached, answer))
+        })
+        .max_by(|(_, a), (_, b)| compare_versions(&a.resolved.version, &b.resolved.version))
 }
 
 /// Whether a cache error came from fetching (a download), not from a cached copy.

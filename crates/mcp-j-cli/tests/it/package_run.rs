@@ -108,6 +108,20 @@ fn assert_nothing_ran(workdir: &Path, out: &Outcome) {
     );
 }
 
+/// A file of requests that initialize the server and call `hello` (for a run without a
+/// client: the answers are on stdout).
+fn hello_requests(run: &Run) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = run.tempdir();
+    let path = dir.path().join("requests.jsonl");
+    let lines = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"hello","arguments":{}}}"#,
+    ];
+    run.write_file(&path, format!("{}\n", lines.join("\n")).as_bytes(), 0o644);
+    (dir, path)
+}
+
 /// The `hello` tool's answer, from the SDK client's summary.
 fn hello_of(out: &Outcome) -> Value {
     let summary: Value = serde_json::from_str(out.stdout.trim())
@@ -219,11 +233,37 @@ fn a_package_runs_by_version_latest_and_digest_under_the_sdk_client() {
         let out = client(None, &logs.path().join("digest.jsonl"), &by_digest, &[]);
         assert_eq!(hello_of(&out)["version"], "1.0.0");
 
+        // A cache that knows both versions by number only, for an offline `latest` below.
+        let by_number = run.tempdir();
+        for reference in ["acme/hello@1.0.0", "acme/hello@1.1.0"] {
+            let (code, _, err) = mcpj(run, &registry, by_number.path(), "", &["pull", reference]);
+            assert_eq!(code, 0, "{err}");
+        }
+
         // Offline: the registry is gone, the cached answer stands in, and the run says so.
         registry.stop();
         let out = client(None, &logs.path().join("offline.jsonl"), "acme/hello@1.0.0", &[]);
         assert_eq!(hello_of(&out)["version"], "1.0.0");
         assert!(out.stderr.contains("offline"), "{}", out.context());
+        // Offline `latest` with no answer for `latest` cached: the newest cached version.
+        let (_requests_dir, requests) = hello_requests(run);
+        let workdir = run.tempdir();
+        let out = run_package(
+            run,
+            &registry,
+            by_number.path(),
+            workdir.path(),
+            &[],
+            Some(&requests),
+            &["acme/hello@latest"],
+        );
+        assert_eq!(out.code, Some(0), "{}", out.context());
+        assert!(out.stdout.contains(r#"\"version\": \"1.1.0\""#), "{}", out.context());
+        assert!(
+            out.stderr.contains("`latest` is taken to be 1.1.0"),
+            "{}",
+            out.context()
+        );
     });
 }
 
@@ -241,14 +281,7 @@ fn refused_packages_exit_126_and_nothing_runs() {
         let fresh_workdir = || run.tempdir();
 
         // It runs, and gets the variable it asked for when the host has it.
-        let requests = run.tempdir();
-        let requests = requests.path().join("requests.jsonl");
-        let lines = [
-            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
-            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"hello","arguments":{}}}"#,
-        ];
-        run.write_file(&requests, format!("{}\n", lines.join("\n")).as_bytes(), 0o644);
+        let (_requests_dir, requests) = hello_requests(run);
         let workdir = fresh_workdir();
         let env = [("HELLO_KEY", "hello-key-value-1234")];
         let out = run_package(
