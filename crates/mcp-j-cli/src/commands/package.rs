@@ -576,6 +576,39 @@ struct Info<'a> {
 struct PolicyInfo {
     decision: &'static str,
     reasons: Vec<String>,
+    /// What `run` would not grant as asked under the configuration alone (no flags), each
+    /// with the flag or line that changes it.
+    notes: Vec<String>,
+}
+
+/// The package's request narrowed by the configuration alone, as `run` without flags would:
+/// the notes, or the refusal.
+fn narrowed_by_config(config: &Config, fetched: &Fetched) -> Result<Vec<String>, String> {
+    use mcp_j_policy::package::{LimitValues, LocalPolicy, narrow};
+    let limits = config.limits();
+    let local = LocalPolicy {
+        allow_package_network: config.policy.allow_package_network.unwrap_or(true),
+        no_subprocess: config.policy.no_subprocess.unwrap_or(false),
+        limits: LimitValues {
+            memory: mcp_j_policy::Size(limits.memory_bytes),
+            pids: limits.pids,
+            fds: limits.fds,
+            cpu_millicores: limits.cpu_millicores,
+            timeout: config.limits.timeout,
+        },
+        set_by_flag: Default::default(),
+        ro: Vec::new(),
+        rw: Vec::new(),
+    };
+    let name = format!("{}@{}", fetched.answer.package, fetched.answer.resolved.version);
+    let manifest = &fetched.manifest;
+    narrow(
+        &name,
+        &manifest.permissions_requested,
+        &manifest.limits_recommended,
+        &local,
+    )
+    .map(|g| g.notes)
 }
 
 /// `mcp-j info REF [--json]`.
@@ -602,19 +635,25 @@ pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
             },
             permissions_requested: &fetched.manifest.permissions_requested,
             limits_recommended: &fetched.manifest.limits_recommended,
-            policy: match decision(config, &fetched.answer) {
-                Decision::Allowed => PolicyInfo {
-                    decision: "allowed",
-                    reasons: Vec::new(),
-                },
-                Decision::Warned(r) => PolicyInfo {
-                    decision: "warned",
-                    reasons: r.into_iter().map(|r| r.message).collect(),
-                },
-                Decision::Refused(r) => PolicyInfo {
-                    decision: "refused",
-                    reasons: r.into_iter().map(|r| r.message).collect(),
-                },
+            policy: {
+                let (mut decision, mut reasons) = match decision(config, &fetched.answer) {
+                    Decision::Allowed => ("allowed", Vec::new()),
+                    Decision::Warned(r) => ("warned", r.into_iter().map(|r| r.message).collect()),
+                    Decision::Refused(r) => ("refused", r.into_iter().map(|r| r.message).collect()),
+                };
+                let notes = match narrowed_by_config(config, &fetched) {
+                    Ok(notes) => notes,
+                    Err(refusal) => {
+                        decision = "refused";
+                        reasons.push(refusal);
+                        Vec::new()
+                    }
+                };
+                PolicyInfo {
+                    decision,
+                    reasons,
+                    notes,
+                }
             },
         };
         let text = if json {
@@ -622,7 +661,7 @@ pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
         } else {
             let p = info.permissions_requested;
             format!(
-                "{}@{} ({}, certification level {}, origin {})\n  manifest {} ({} bytes, cached)\n  bundle   {} ({} bytes{})\n  requests: network {:?}, environment {:?}, subprocess {}, filesystem {:?}\n  recommends: {}\n  policy: {}{}\n",
+                "{}@{} ({}, certification level {}, origin {})\n  manifest {} ({} bytes, cached)\n  bundle   {} ({} bytes{})\n  requests: network {:?}, environment {:?}, subprocess {}, filesystem {:?}\n  recommends: {}\n  policy: {}{}\n{}",
                 info.package,
                 info.version,
                 info.status,
@@ -644,6 +683,11 @@ pub fn info(args: &RefArgs, config: &Config, json: bool) -> Result<ExitCode> {
                 } else {
                     format!(": {}", info.policy.reasons.join("; "))
                 },
+                info.policy
+                    .notes
+                    .iter()
+                    .map(|n| format!("  note: {n}\n"))
+                    .collect::<String>(),
             )
         };
         crate::output::write_stdout(&text)?;

@@ -165,6 +165,20 @@ fn push_pull_info_and_the_cache() {
         assert_eq!(code, 0);
         let refused: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
         assert_eq!(refused["policy"]["decision"], "refused", "{out}");
+        // `info` also says what `run` would make of the request: here its network is refused.
+        let no_net = [("MCP_J_ALLOW_PACKAGE_NETWORK", "false")];
+        let (code, out, _) = mcpj_with(
+            run,
+            &registry,
+            cache.path(),
+            "",
+            &no_net,
+            &["--json", "info", &reference],
+        );
+        assert_eq!(code, 0);
+        let refused: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+        assert_eq!(refused["policy"]["decision"], "refused", "{out}");
+        assert!(out.contains("policy.allow_package_network"), "{out}");
         let origins = [("MCP_J_ALLOWED_ORIGINS", "official,verified")];
         let (code, _, err) = mcpj_with(run, &registry, cache.path(), "", &origins, &["pull", &reference]);
         assert_eq!(code, 126, "{err}");
