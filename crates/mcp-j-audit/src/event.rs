@@ -210,7 +210,8 @@ fn shell_quote(s: &str) -> String {
 /// Where the program came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Source {
-    /// `local` (a program on this machine) or `registry` (a package).
+    /// `local` (a program on this machine), `registry` (a package), `npm` or `pypi` (an
+    /// install in the sandbox).
     pub kind: SourceKind,
     /// The package reference as given (`org/name@1.2.3`), for `registry`.
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
@@ -228,9 +229,14 @@ pub struct Source {
     /// The verified digests of the manifest and the bundle, for `registry`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub digests: Option<SourceDigests>,
-    /// The registry's base URL, for `registry`.
+    /// The registry's base URL, for `registry`; the npm registry or PyPI index, for `npm`
+    /// and `pypi` (credentials removed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub registry: Option<String>,
+    /// The digest of the installer's lock (npm's `package-lock.json`, pip's report), for
+    /// `npm` and `pypi`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_digest: Option<String>,
 }
 
 impl Source {
@@ -244,6 +250,7 @@ impl Source {
             version: None,
             digests: None,
             registry: None,
+            lock_digest: None,
         }
     }
 
@@ -265,6 +272,29 @@ impl Source {
             version: Some(version.into()),
             digests: Some(digests),
             registry: Some(registry.into()),
+            lock_digest: None,
+        }
+    }
+
+    /// An npm or PyPI package installed in the sandbox: `digest` is the installed tree's.
+    pub fn installed(
+        kind: SourceKind,
+        reference: impl Into<String>,
+        package: impl Into<String>,
+        version: impl Into<String>,
+        tree_digest: impl Into<String>,
+        lock_digest: impl Into<String>,
+        registry: impl Into<String>,
+    ) -> Self {
+        Source {
+            kind,
+            reference: Some(reference.into()),
+            digest: Some(tree_digest.into()),
+            package: Some(package.into()),
+            version: Some(version.into()),
+            digests: None,
+            registry: Some(registry.into()),
+            lock_digest: Some(lock_digest.into()),
         }
     }
 }
@@ -287,6 +317,10 @@ pub enum SourceKind {
     Local,
     /// A registry package.
     Registry,
+    /// An npm package, installed in the sandbox (`digest`: the installed tree's).
+    Npm,
+    /// A PyPI package, installed in the sandbox (`digest`: the installed tree's).
+    Pypi,
 }
 
 /// A host path exposed in the sandbox.

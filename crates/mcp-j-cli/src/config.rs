@@ -87,6 +87,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    #[serde(default)]
+    pub install: InstallConfig,
     /// Secret name → `env:VAR` or `file:PATH` (a reference, never the value).
     #[serde(default)]
     pub secrets: BTreeMap<String, String>,
@@ -117,6 +119,16 @@ pub struct LimitsConfig {
     pub cpu: Option<u64>,
     pub timeout: Option<units::Duration>,
     pub max_file_size: Option<Size>,
+}
+
+/// `[install]`: the limits of the jail npm or pip installs a package in (larger than a
+/// server's: resolving and unpacking a dependency tree takes memory and processes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstallConfig {
+    pub memory: Option<Size>,
+    pub pids: Option<u64>,
+    pub timeout: Option<units::Duration>,
 }
 
 /// `[policy]`.
@@ -421,6 +433,9 @@ impl Loaded {
             ("limits.cpu", to_json(&c.limits.cpu)),
             ("limits.timeout", to_json(&c.limits.timeout)),
             ("limits.max_file_size", to_json(&c.limits.max_file_size)),
+            ("install.memory", to_json(&c.install.memory)),
+            ("install.pids", to_json(&c.install.pids)),
+            ("install.timeout", to_json(&c.install.timeout)),
             ("policy.no_subprocess", to_json(&c.policy.no_subprocess)),
             ("policy.require_memory_limit", to_json(&c.policy.require_memory_limit)),
             ("policy.allow_tools", to_json(&c.policy.allow_tools)),
@@ -500,6 +515,11 @@ fn default_layer() -> Result<Layer> {
             allowed_origins: Some(Vec::new()),
             offline_max_age: Some(units::Duration(std::time::Duration::from_secs(7 * 24 * 3600))),
             allow_package_network: Some(true),
+        },
+        install: InstallConfig {
+            memory: Some(Size(2 << 30)),
+            pids: Some(512),
+            timeout: Some(units::Duration(std::time::Duration::from_secs(600))),
         },
         ..Config::default()
     };

@@ -329,6 +329,11 @@ impl Cache {
         self.base.join("tmp")
     }
 
+    /// The npm and PyPI installs of this cache, and their pins.
+    pub fn installs(&self) -> Result<crate::install::InstallStore, crate::install::InstallError> {
+        crate::install::InstallStore::open(self.base.join("installs"), self.base.join("pins"))
+    }
+
     fn run_base(&self) -> PathBuf {
         self.base.join("run")
     }

@@ -20,5 +20,6 @@ pub mod bundle;
 pub mod cache;
 pub mod credentials;
 pub mod digest;
+pub mod install;
 pub mod registry;
 pub mod unpack;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mcp_j_audit::{
     Access, Artifact, AuditLog, Command, Direction, ExposedPath, LayerStatus, Limits, McpPolicy, MessageKind,
     NetConnect, NetDecision, PackageResolve, PackageVerify, PolicyDecision, PolicyVerdict, ProxyDecision, Redactor,
-    Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd, SessionStart, Source, SourceDigests,
+    Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd, SessionStart, Source, SourceKind, SourceDigests,
     VerifyResult,
 };
 use serde_json::Value;
@@ -160,6 +160,19 @@ fn every_event() -> Vec<String> {
         "https://registry.example",
     );
     log.session_start(exec).unwrap();
+    for kind in [SourceKind::Npm, SourceKind::Pypi] {
+        let mut installed = SessionStart::new(Command::Run, "/usr/bin/node", &[], "/tmp/x");
+        installed.source = Source::installed(
+            kind,
+            "npm:@scope/server@1.2.3",
+            "@scope/server",
+            "1.2.3",
+            sha256('c'),
+            sha256('d'),
+            "https://registry.npmjs.org/",
+        );
+        log.session_start(installed).unwrap();
+    }
 
     let report = SandboxLayers {
         layers: vec![
