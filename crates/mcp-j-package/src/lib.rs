@@ -13,6 +13,9 @@
 //!   errors, the system's TLS roots); [`credentials`]: the tokens `mcp-j login` stores.
 //! - [`unpack`]: the safe unpacker of bundles; [`bundle`]: the deterministic builder
 //!   `push DIR` uses.
+//! - [`tool_config`]: what the jailed `npm` / `pip` of `npm:` / `pypi:` packages may learn
+//!   from the host's configuration of those tools (registry URLs and CA settings, never
+//!   credentials), and the network destinations that follows.
 
 #![forbid(unsafe_code)]
 
@@ -22,4 +25,5 @@ pub mod credentials;
 pub mod digest;
 pub mod install;
 pub mod registry;
+pub mod tool_config;
 pub mod unpack;
