@@ -231,6 +231,8 @@ pub struct InstallerJail {
     pub ro: Vec<PathBuf>,
     /// `--env NAME=VALUE`.
     pub env: Vec<(String, String)>,
+    /// More arguments for the installer (npm's `--@scope:registry=URL`).
+    pub args: Vec<String>,
     /// The registry or index, for the record and messages (credentials removed).
     pub source: String,
 }
@@ -284,6 +286,7 @@ fn install(
             if !opts.allow_install_scripts {
                 args.push("--ignore-scripts".to_owned());
             }
+            args.extend(jail.args.iter().cloned());
             args.push(spec);
             run_installer(&jail, &limits, &tree, audit_log, NPM, &args, "npm install")?;
         }

@@ -55,6 +55,12 @@ pub fn npm_jail() -> Result<InstallerJail> {
         if name.contains(['@', ':']) {
             continue;
         }
+        // npm refuses to load one file as both the user and the global configuration: the
+        // global one is a path that does not exist in the jail's private /tmp.
+        if name == "npm_config_globalconfig" {
+            jail.env.push((name, "/tmp/.mcp-j-no-global-npmrc".to_owned()));
+            continue;
+        }
         jail.env.push((name, value));
     }
     for (scope, url) in &settings.scoped_registries {
@@ -142,7 +148,7 @@ fn allow_rules(hosts: &[(String, u16)]) -> Vec<String> {
                     eprintln!(
                         "mcp-j: your package registry {host} is at {} ({}): the installer may reach that address on port {port}",
                         addr.ip(),
-                        special.range
+                        special
                     );
                     rules.push(rule);
                 }

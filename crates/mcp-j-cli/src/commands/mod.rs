@@ -6,6 +6,9 @@
 pub mod config_show;
 pub mod doctor;
 pub mod exec;
+pub mod install;
+pub mod install_lock;
+pub mod install_net;
 pub mod login;
 pub mod package;
 pub mod registry;

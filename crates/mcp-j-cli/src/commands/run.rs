@@ -24,6 +24,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
 
 use super::package::{FetchOpts, PackageEvents};
+use super::install::{InstallOpts, InstallRef, Installed};
 use super::run_package::PreparedPackage;
 use super::{READY_TIMEOUT, cgroup_parent, finish, setup_context};
 use crate::sandbox_opts::{Resolved, SandboxOpts};
@@ -39,8 +40,11 @@ pub struct RunArgs {
     pub proxy: Box<ProxyOpts>,
     #[command(flatten)]
     pub fetch: FetchOpts,
-    /// A registry package to run: ORG/NAME, ORG/NAME@VERSION, @latest or @sha256:DIGEST
-    /// (then `-- ARGS` are appended to its entrypoint's arguments)
+    #[command(flatten)]
+    pub install: InstallOpts,
+    /// A package to run: ORG/NAME[@VERSION|@latest|@sha256:DIGEST] from the registry,
+    /// npm:NAME[@VERSION], pypi:NAME[==VERSION], npm:./FILE.tgz or pypi:./FILE.whl (then
+    /// `-- ARGS` are appended to its arguments)
     #[arg(value_name = "REF")]
     pub reference: Option<String>,
     /// The server and its arguments (or, after REF, more arguments for the package)
@@ -219,7 +223,12 @@ fn client_writer() -> std::io::Result<Writer> {
 pub fn run(mut args: RunArgs, config: crate::config::Config, verbose: u8) -> Result<ExitCode> {
     args.sandbox.config = config;
     if let Some(reference) = args.reference.clone() {
-        return run_package(&args, &reference, verbose);
+        use mcp_j_policy::reference::PackageRef;
+        return match mcp_j_policy::reference::parse(&reference) {
+            Ok(PackageRef::Npm(r)) => run_installed(&args, InstallRef::npm(&reference, r)?, verbose),
+            Ok(PackageRef::Pypi(r)) => run_installed(&args, InstallRef::pypi(&reference, r)?, verbose),
+            _ => run_package(&args, &reference, verbose),
+        };
     }
     let command = crate::preflight::strip_extra_separator(&args.command);
     let Some((program, program_args)) = command.split_first() else {
@@ -229,14 +238,36 @@ pub fn run(mut args: RunArgs, config: crate::config::Config, verbose: u8) -> Res
         );
     };
     crate::preflight::refuse_network_launcher(program, program_args)?;
-    run_in_sandbox(
-        &args.sandbox,
-        &args.proxy,
-        command,
-        None,
-        &mut PackageEvents::default(),
-        verbose,
-    )
+    run_in_sandbox(&args.sandbox, &args.proxy, command, Origin::Local, &mut PackageEvents::default(), verbose)
+}
+
+/// Where the server came from, for the sandbox options and `session.start`'s `source`.
+#[derive(Clone, Copy)]
+enum Origin<'a> {
+    /// `run -- PROG`.
+    Local,
+    /// `run ORG/NAME@VERSION`.
+    Registry(&'a PreparedPackage),
+    /// `run npm:…` / `pypi:…`.
+    Installed(&'a Installed, &'a InstallRef),
+}
+
+/// `mcp-j run npm:… / pypi:… [-- ARGS]`: installed in the sandbox when it is not yet
+/// ([`super::install`]), then served from the cache with the install read-only.
+fn run_installed(args: &RunArgs, reference: InstallRef, verbose: u8) -> Result<ExitCode> {
+    let config = &args.sandbox.config;
+    let audit_log = args.sandbox.audit_log.clone().or_else(|| config.audit_log.clone());
+    super::package::refusals_exit(|| {
+        let installed = super::install::ensure_installed(&reference, &args.install, config, audit_log.as_deref(), false)?;
+        let mut opts = (*args.sandbox).clone();
+        opts.ro.push(installed.tree.clone());
+        let command: Vec<String> = std::iter::once(installed.program.clone())
+            .chain(installed.args.iter().cloned())
+            .chain(args.command.iter().cloned())
+            .collect();
+        let origin = Origin::Installed(&installed, &reference);
+        run_in_sandbox(&opts, &args.proxy, &command, origin, &mut PackageEvents::default(), verbose)
+    })
 }
 
 /// `mcp-j run REF [-- ARGS]`: the package prepared ([`super::run_package`]), then served
@@ -253,7 +284,7 @@ fn run_package(args: &RunArgs, reference: &str, verbose: u8) -> Result<ExitCode>
                 &args.sandbox,
                 &args.proxy,
                 &command,
-                Some(&prepared),
+                Origin::Registry(&prepared),
                 &mut events,
                 verbose,
             )
@@ -275,14 +306,14 @@ fn run_in_sandbox(
     opts: &SandboxOpts,
     proxy_opts: &ProxyOpts,
     command: &[String],
-    package: Option<&PreparedPackage>,
+    origin: Origin<'_>,
     events: &mut PackageEvents,
     verbose: u8,
 ) -> Result<ExitCode> {
     let (program, args) = command.split_first().context("no program given")?;
-    let mut resolved = match package {
-        None => opts.resolve(program, args)?,
-        Some(package) => resolve_package(opts, program, args, package, events)?,
+    let mut resolved = match origin {
+        Origin::Local | Origin::Installed(..) => opts.resolve(program, args)?,
+        Origin::Registry(package) => resolve_package(opts, program, args, package, events)?,
     };
     let survey = crate::exposure::survey(&mut resolved.spec)?;
     crate::preflight::warn_unpassed_env(crate::preflight::host_env(), &resolved.spec.env);
@@ -293,8 +324,9 @@ fn run_in_sandbox(
         server_requests: describe_server_requests(&config.server_requests),
         max_message_bytes: Some(config.max_message_bytes as u64),
     };
-    let source = package.map(|p| {
-        mcp_j_audit::Source::registry(
+    let source = match origin {
+        Origin::Local => None,
+        Origin::Registry(p) => Some(mcp_j_audit::Source::registry(
             p.reference.clone(),
             p.answer.package.clone(),
             p.answer.resolved.version.clone(),
@@ -303,8 +335,23 @@ fn run_in_sandbox(
                 bundle: p.answer.resolved.bundle.digest.as_str().to_owned(),
             },
             p.registry.clone(),
-        )
-    });
+        )),
+        Origin::Installed(installed, reference) => {
+            let record = &installed.record;
+            Some(mcp_j_audit::Source::installed(
+                match record.ecosystem {
+                    mcp_j_package::install::Ecosystem::Npm => mcp_j_audit::SourceKind::Npm,
+                    mcp_j_package::install::Ecosystem::Pypi => mcp_j_audit::SourceKind::Pypi,
+                },
+                reference.text.clone(),
+                record.name.clone(),
+                record.version.clone(),
+                record.tree_digest.as_str(),
+                record.lock_digest.as_str(),
+                record.source.clone(),
+            ))
+        }
+    };
     let session = crate::audit::Session::start(
         &resolved,
         mcp_j_audit::Command::Run,
