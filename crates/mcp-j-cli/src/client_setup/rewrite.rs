@@ -167,6 +167,20 @@ fn try_wrap(entry: &Value, mcp_j: &str, host: &dyn Host) -> Result<Wrapped, Leav
         None => (Target::Program(program(command, host)?), args.clone()),
     };
 
+    for url in rest
+        .iter()
+        .filter(|a| a.starts_with("https://") || a.starts_with("http://"))
+    {
+        // `mcp-remote URL` and the like: a local bridge to a remote server.
+        let host = url
+            .split("://")
+            .nth(1)
+            .and_then(|r| r.split(['/', '?']).next())
+            .unwrap_or(url);
+        notes.push(format!(
+            "it is given the URL `{url}`: the jail has no network unless `--allow-net {host}` is added to `args`"
+        ));
+    }
     let mut exposed = Vec::new();
     if let Target::Program(path) = &target
         && path.is_absolute()
@@ -509,6 +523,19 @@ mod tests {
                 &["run", "pypi:mcp-server-time"],
             ),
         ];
+        let bridge = wrapped(
+            json!({"command": "npx", "args": ["mcp-remote", "https://mcp.example.com/sse"]}),
+            &host,
+        );
+        assert_eq!(
+            bridge.args,
+            ["run", "npm:mcp-remote", "--", "https://mcp.example.com/sse"]
+        );
+        assert!(
+            bridge.notes[0].contains("--allow-net mcp.example.com"),
+            "{:?}",
+            bridge.notes
+        );
         for (entry, want) in table {
             let got = wrapped(entry.clone(), &host);
             assert_eq!(got.command, MCP_J, "{entry}");
