@@ -136,7 +136,7 @@ impl View {
 /// The directory to expose with `--ro` so that `target` is there: the install prefix
 /// for a file in a `bin` directory (`~/.pyenv/versions/3.12.1` for its `bin/python`),
 /// else the file's directory.
-fn dir_to_expose(target: &Path) -> PathBuf {
+pub(crate) fn dir_to_expose(target: &Path) -> PathBuf {
     let parent = target.parent().unwrap_or(target);
     match (parent.file_name().and_then(|n| n.to_str()), parent.parent()) {
         (Some("bin" | "sbin"), Some(prefix)) if prefix != Path::new("/") => prefix.to_path_buf(),

@@ -9,6 +9,7 @@
 
 mod audit;
 mod audit_glue;
+mod client_setup;
 mod commands;
 mod config;
 mod diagnose;
@@ -114,5 +115,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Cache { command } => commands::package::cache_command(&command, &loaded.config, cli.json),
         Command::Push(args) => commands::registry::push(&args, &loaded.config),
         Command::Registry { command } => commands::registry::registry(&command, cli.json),
+        Command::Client { command } => client_setup::client(&command),
     }
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::{Result, bail};
 
 /// Launchers that fetch a package from the network when they start.
-fn network_launcher(program: &str, args: &[String]) -> Option<&'static str> {
+pub(crate) fn network_launcher(program: &str, args: &[String]) -> Option<&'static str> {
     let name = Path::new(program).file_name()?.to_str()?;
     let first = args.first().map(String::as_str);
     Some(match (name, first) {
@@ -47,7 +47,7 @@ pub fn refuse_network_launcher(program: &str, args: &[String]) -> Result<()> {
 }
 
 /// Variable names that look like credentials meant for a server.
-fn looks_meant_for_the_server(name: &str) -> bool {
+pub(crate) fn looks_meant_for_the_server(name: &str) -> bool {
     const SUFFIXES: &[&str] = &["_TOKEN", "_KEY", "_SECRET", "_PASSWORD", "_PAT", "_CREDENTIALS"];
     const NAMES: &[&str] = &["TOKEN", "API_KEY", "SECRET", "PASSWORD"];
     if name.starts_with("MCP_J_") {

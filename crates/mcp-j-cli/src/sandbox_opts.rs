@@ -122,7 +122,7 @@ const SYSTEM_TREES: &[&str] = &[
 const SYSTEM_DIRS: &[&str] = &["/", "/var", "/opt", "/srv", "/root"];
 
 /// Whether a real (resolved) host path is a system directory, or in one.
-fn is_system_path(path: &Path) -> bool {
+pub(crate) fn is_system_path(path: &Path) -> bool {
     SYSTEM_TREES.iter().any(|t| path.starts_with(t)) || SYSTEM_DIRS.iter().any(|d| path == Path::new(d))
 }
 

@@ -60,6 +60,11 @@ pub enum Command {
         #[command(subcommand)]
         command: registry::RegistryCommand,
     },
+    /// MCP clients: switch a client's config over to mcp-j (`client setup`)
+    Client {
+        #[command(subcommand)]
+        command: crate::client_setup::ClientCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,7 +4,8 @@
 //!
 //! - `common`: the harness (runners, bounded processes, the attack binary, sessions).
 //! - `escape`: a hostile program tries to get out of `mcp-j exec` (one module per area).
-//! - `exec`, `run`, `audit`, `config`, `doctor`: each subcommand through the real binary.
+//! - `exec`, `run`, `audit`, `config`, `doctor`, `client_setup`: each subcommand through the
+//!   real binary.
 //! - `egress`: `--allow-net` in a network the test makes for itself.
 //! - `packages`, `package_run`, `login`: registry packages against `registry serve` on
 //!   loopback (`package_run`: `run ORG/NAME@VERSION` driven by the Python SDK client).
@@ -14,6 +15,7 @@
 mod common;
 
 mod audit;
+mod client_setup;
 mod config;
 mod doctor;
 mod egress;
