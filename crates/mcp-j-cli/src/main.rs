@@ -20,6 +20,7 @@ mod preflight;
 mod pty;
 mod sandbox_opts;
 mod secret;
+mod server_json;
 
 use std::ffi::OsStr;
 use std::process::ExitCode;

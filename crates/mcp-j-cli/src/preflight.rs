@@ -31,18 +31,17 @@ pub fn refuse_network_launcher(program: &str, args: &[String]) -> Result<()> {
     let Some(launcher) = network_launcher(program, args) else {
         return Ok(());
     };
-    let python = matches!(launcher, "uvx" | "pipx run" | "uv tool run");
-    let how = if python {
-        "  python3 -m venv ~/.mcp/NAME && ~/.mcp/NAME/bin/pip install PACKAGE\n  \
-         mcp-j run --ro ~/.mcp/NAME -- ~/.mcp/NAME/bin/python -m MODULE"
-    } else {
-        "  npm install --prefix ~/.mcp/NAME PACKAGE\n  \
-         mcp-j run --ro ~/.mcp/NAME -- /usr/bin/node ~/.mcp/NAME/node_modules/PACKAGE/PATH/TO/index.js"
+    let how = match crate::client_setup::rewrite::launcher_run_args(launcher, args) {
+        Some(run) => format!("  mcp-j {}", run.join(" ")),
+        None if matches!(launcher, "uvx" | "pipx run" | "uv tool run") => {
+            "  mcp-j run pypi:PACKAGE[==VERSION] [-- ARGS]".to_owned()
+        }
+        None => "  mcp-j run npm:PACKAGE[@VERSION] [-- ARGS]".to_owned(),
     };
     bail!(
-        "`{launcher}` downloads the server when it starts, and the sandbox has no network: it \
-         would hang until the client gives up. Install the server outside the sandbox once and \
-         expose it read-only (README, \"With an MCP client\"):\n{how}"
+        "`{launcher}` downloads the server when it starts, outside any sandbox's control, and the \
+         sandbox has no network. mcp-j installs it inside the sandbox instead (the installer \
+         reaches only the package registry, install scripts off) and runs it from its cache:\n{how}"
     )
 }
 

@@ -12,7 +12,7 @@
 mod edit;
 mod locate;
 mod record;
-mod rewrite;
+pub(crate) mod rewrite;
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};

@@ -243,6 +243,35 @@ enum Target {
     Program(PathBuf),
 }
 
+/// The `mcp-j run` arguments that replace a downloading launcher (`npx -y PKG ARGS` →
+/// `run npm:PKG -- ARGS`), when mcp-j maps it: the hint `run` and `exec` give when they
+/// refuse one.
+pub(crate) fn launcher_run_args(launcher: &str, args: &[String]) -> Option<Vec<String>> {
+    let (target, rest) = match launcher {
+        "npx" => {
+            let (reference, rest) = npx(args).ok()?;
+            (Target::Package { reference, bin: None }, rest)
+        }
+        "uvx" => python_launcher(args, "--from").ok()?,
+        "uv tool run" => python_launcher(args.get(2..)?, "--from").ok()?,
+        "pipx run" => python_launcher(args.get(1..)?, "--spec").ok()?,
+        _ => return None,
+    };
+    let Target::Package { reference, bin } = target else {
+        return None;
+    };
+    let mut out = vec!["run".to_owned()];
+    if let Some(bin) = bin {
+        out.extend(["--bin".to_owned(), bin]);
+    }
+    out.push(reference);
+    if !rest.is_empty() {
+        out.push("--".to_owned());
+        out.extend(rest);
+    }
+    Some(out)
+}
+
 fn base_name(command: &str) -> &str {
     command.rsplit('/').next().unwrap_or(command)
 }

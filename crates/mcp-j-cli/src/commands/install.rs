@@ -111,14 +111,25 @@ pub struct Installed {
     pub args: Vec<String>,
 }
 
+/// What to do about an install that exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Refresh {
+    /// A reference without a version resolves the latest again and moves its pin
+    /// (`pull --update`).
+    pub update: bool,
+    /// Install again even when installed (`pull --force`).
+    pub force: bool,
+}
+
 /// Steps 1–5 of the module documentation, up to the program to run.
 pub fn ensure_installed(
     reference: &InstallRef,
     opts: &InstallOpts,
     config: &Config,
     audit_log: Option<&Path>,
-    update: bool,
+    refresh: Refresh,
 ) -> Result<Installed> {
+    let Refresh { update, force } = refresh;
     let cache = super::package::cache(config)?;
     let store = cache.installs().map_err(|e| anyhow!("{e}"))?;
     let now = SystemTime::now();
@@ -149,7 +160,7 @@ pub fn ensure_installed(
             let id = install_id(reference.ecosystem, &name, &key);
             let _lock = store.lock(&id).map_err(|e| anyhow!("{e}"))?;
             match store.record(&id).map_err(|e| anyhow!("{e}"))? {
-                Some(record) if !update => record,
+                Some(record) if !force => record,
                 _ => install(reference, opts, config, audit_log, &store, &id)?,
             }
         }
@@ -169,7 +180,7 @@ pub fn ensure_installed(
             let id = install_id(reference.ecosystem, &record.name, &record.version);
             {
                 let _lock = store.lock(&id).map_err(|e| anyhow!("{e}"))?;
-                if store.record(&id).map_err(|e| anyhow!("{e}"))?.is_some() && !update {
+                if store.record(&id).map_err(|e| anyhow!("{e}"))?.is_some() && !force {
                     store.remove(&scratch).map_err(|e| anyhow!("{e}"))?;
                 } else {
                     store.remove(&id).map_err(|e| anyhow!("{e}"))?;

@@ -44,8 +44,8 @@ pub enum Command {
     /// Forget the registry's stored token
     Logout,
     /// Fetch a registry package into the cache, verifying every byte against the digests
-    /// the registry resolved
-    Pull(package::RefArgs),
+    /// the registry resolved; or install an npm/PyPI package into the cache, in the sandbox
+    Pull(package::PullArgs),
     /// What a registry package is, asks for and recommends (`--json`: one object)
     Info(package::RefArgs),
     /// The content-addressed cache

@@ -29,11 +29,27 @@ const EXIT_REFUSED: u8 = 126;
 
 #[derive(Debug, Args)]
 pub struct RefArgs {
-    /// The package: ORG/NAME, ORG/NAME@VERSION, ORG/NAME@latest or ORG/NAME@sha256:DIGEST
+    /// The package: ORG/NAME, ORG/NAME@VERSION, ORG/NAME@latest or ORG/NAME@sha256:DIGEST;
+    /// for `pull` also npm:NAME[@VERSION] and pypi:NAME[==VERSION]
     #[arg(value_name = "REF")]
     reference: String,
     #[command(flatten)]
     fetch: FetchOpts,
+}
+
+/// `mcp-j pull`'s arguments: a reference, how to fetch it, and for npm/PyPI how to install.
+#[derive(Debug, Args)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub reference: RefArgs,
+    #[command(flatten)]
+    pub install: super::install::InstallOpts,
+    /// npm/PyPI without a version: resolve the latest again and move the pin to it
+    #[arg(long)]
+    pub update: bool,
+    /// npm/PyPI: install again, replacing what the cache holds
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// How a package is fetched (`pull`, `info`, `run REF`).
@@ -87,7 +103,10 @@ pub fn registry_ref(text: &str) -> Result<RegistryRef> {
     match mcp_j_policy::reference::parse(text).map_err(|e| anyhow!(e))? {
         PackageRef::Registry(r) => Ok(r),
         PackageRef::Npm(_) | PackageRef::Pypi(_) => {
-            bail!("`{text}`: npm and PyPI packages are not available yet; a registry package is ORG/NAME[@VERSION]")
+            bail!(
+                "`{text}`: `info` shows registry packages (ORG/NAME[@VERSION]); an npm or PyPI package is \
+                 installed by `mcp-j pull {text}` and listed by `mcp-j cache ls`"
+            )
         }
     }
 }
@@ -442,8 +461,37 @@ fn fetch(args: &RefArgs, config: &Config) -> Result<(RegistryRef, Registry, Cach
     Ok((reference, registry, cache, fetched))
 }
 
-/// `mcp-j pull REF`.
-pub fn pull(args: &RefArgs, config: &Config) -> Result<ExitCode> {
+/// `mcp-j pull REF`: a registry package into the cache, or an npm/PyPI package installed.
+pub fn pull(pull: &PullArgs, config: &Config) -> Result<ExitCode> {
+    let args = &pull.reference;
+    let install = match mcp_j_policy::reference::parse(&args.reference) {
+        Ok(PackageRef::Npm(r)) => Some(super::install::InstallRef::npm(&args.reference, r)?),
+        Ok(PackageRef::Pypi(r)) => Some(super::install::InstallRef::pypi(&args.reference, r)?),
+        _ => None,
+    };
+    if let Some(reference) = install {
+        return refusals_exit(|| {
+            let refresh = super::install::Refresh {
+                update: pull.update,
+                force: pull.force,
+            };
+            let installed = super::install::ensure_installed(
+                &reference,
+                &pull.install,
+                config,
+                config.audit_log.as_deref(),
+                refresh,
+            )?;
+            eprintln!(
+                "mcp-j: {}:{}@{} is installed and verified (tree {})",
+                installed.record.ecosystem.as_str(),
+                installed.record.name,
+                installed.record.version,
+                installed.record.tree_digest.as_str()
+            );
+            Ok(ExitCode::SUCCESS)
+        });
+    }
     refusals_exit(|| {
         let (reference, registry, cache, fetched) = fetch(args, config)?;
         let resolved = &fetched.answer.resolved;
@@ -701,11 +749,24 @@ struct LsEntry {
     kind: &'static str,
     size: u64,
     last_used: String,
+    /// For an install: `npm:NAME@VERSION` or `pypi:NAME==VERSION`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    package: Option<String>,
+}
+
+/// `npm:NAME@VERSION` / `pypi:NAME==VERSION` of an install.
+fn install_name(record: &mcp_j_package::install::InstallRecord) -> String {
+    match record.ecosystem {
+        mcp_j_package::install::Ecosystem::Npm => format!("npm:{}@{}", record.name, record.version),
+        mcp_j_package::install::Ecosystem::Pypi => format!("pypi:{}=={}", record.name, record.version),
+    }
 }
 
 /// `mcp-j cache ls|rm|gc`.
 pub fn cache_command(command: &CacheCommand, config: &Config, json: bool) -> Result<ExitCode> {
     let cache = cache(config)?;
+    let installs = cache.installs().map_err(|e| anyhow!("{e}"))?;
+    let installed = || installs.list().map_err(|e| anyhow!("{e}"));
     match command {
         CacheCommand::Ls => {
             let entries: Vec<LsEntry> = cache
@@ -721,26 +782,52 @@ pub fn cache_command(command: &CacheCommand, config: &Config, json: bool) -> Res
                     },
                     size: e.size,
                     last_used: mcp_j_audit::rfc3339_micros(e.last_used),
+                    package: None,
                 })
+                .chain(installs.list().map_err(|e| anyhow!("{e}"))?.into_iter().map(|e| LsEntry {
+                    digest: e.record.tree_digest.as_str().to_owned(),
+                    kind: "install",
+                    size: e.size,
+                    last_used: mcp_j_audit::rfc3339_micros(e.last_used),
+                    package: Some(install_name(&e.record)),
+                }))
                 .collect();
             let text = if json {
                 format!("{}\n", serde_json::to_string_pretty(&entries)?)
             } else {
                 entries
                     .iter()
-                    .map(|e| format!("{}  {:<8} {:>12}  {}\n", e.digest, e.kind, e.size, e.last_used))
+                    .map(|e| {
+                        format!(
+                            "{}  {:<8} {:>12}  {}{}\n",
+                            e.digest,
+                            e.kind,
+                            e.size,
+                            e.last_used,
+                            e.package.as_ref().map(|p| format!("  {p}")).unwrap_or_default()
+                        )
+                    })
                     .collect()
             };
             crate::output::write_stdout(&text)?;
         }
         CacheCommand::Rm { digests, all } => {
             let removed = if *all {
+                for entry in installed()? {
+                    installs.remove(&entry.id).map_err(|e| anyhow!("{e}"))?;
+                }
                 cache.remove_all()?.len()
             } else {
                 let mut n = 0;
+                let every_install = installed()?;
                 for text in digests {
                     let digest: Digest = text.parse().map_err(|e: String| anyhow!(e))?;
-                    if cache.remove(&digest)? {
+                    let matching: Vec<_> = every_install.iter().filter(|e| e.record.tree_digest == digest).collect();
+                    for entry in &matching {
+                        installs.remove(&entry.id).map_err(|e| anyhow!("{e}"))?;
+                        eprintln!("mcp-j: removed the install of {}", install_name(&entry.record));
+                    }
+                    if cache.remove(&digest)? || !matching.is_empty() {
                         n += 1;
                     } else {
                         eprintln!("mcp-j: {text} is not in the cache");
@@ -748,7 +835,7 @@ pub fn cache_command(command: &CacheCommand, config: &Config, json: bool) -> Res
                 }
                 n
             };
-            eprintln!("mcp-j: removed {removed} blob(s) from the cache");
+            eprintln!("mcp-j: removed {removed} entr(y/ies) from the cache");
         }
         CacheCommand::Gc { max_age, max_size } => {
             let report = cache.gc(
@@ -758,10 +845,39 @@ pub fn cache_command(command: &CacheCommand, config: &Config, json: bool) -> Res
                 },
                 SystemTime::now(),
             )?;
+            // Installs: by age, then (least recently used first) while the cache is still
+            // over --max-size.
+            let now = SystemTime::now();
+            let mut removed_installs = 0;
+            let mut freed = report.freed;
+            let mut kept = Vec::new();
+            for entry in installed()? {
+                let idle = now.duration_since(entry.last_used).unwrap_or_default();
+                if max_age.is_some_and(|max| idle > max.0) {
+                    installs.remove(&entry.id).map_err(|e| anyhow!("{e}"))?;
+                    removed_installs += 1;
+                    freed += entry.size;
+                } else {
+                    kept.push(entry);
+                }
+            }
+            if let Some(max) = max_size {
+                let blobs: u64 = cache.list()?.iter().map(|b| b.size).sum();
+                let mut total = blobs + kept.iter().map(|e| e.size).sum::<u64>();
+                kept.sort_by_key(|e| e.last_used);
+                for entry in kept {
+                    if total <= max.0 {
+                        break;
+                    }
+                    installs.remove(&entry.id).map_err(|e| anyhow!("{e}"))?;
+                    removed_installs += 1;
+                    freed += entry.size;
+                    total -= entry.size;
+                }
+            }
             eprintln!(
-                "mcp-j: removed {} blob(s), {} bytes",
+                "mcp-j: removed {} blob(s) and {removed_installs} install(s), {freed} bytes",
                 report.removed.len(),
-                report.freed
             );
         }
     }

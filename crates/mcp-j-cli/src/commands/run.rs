@@ -47,6 +47,10 @@ pub struct RunArgs {
     /// `-- ARGS` are appended to its arguments)
     #[arg(value_name = "REF")]
     pub reference: Option<String>,
+    /// Run the npm or PyPI package an MCP registry `server.json` names, with its arguments
+    /// and environment
+    #[arg(long = "server-json", value_name = "FILE", conflicts_with = "reference")]
+    pub server_json: Option<std::path::PathBuf>,
     /// The server and its arguments (or, after REF, more arguments for the package)
     #[arg(last = true, value_name = "PROG [ARGS]...")]
     pub command: Vec<String>,
@@ -222,6 +226,19 @@ fn client_writer() -> std::io::Result<Writer> {
 /// launcher), served under the effective configuration `config`.
 pub fn run(mut args: RunArgs, config: crate::config::Config, verbose: u8) -> Result<ExitCode> {
     args.sandbox.config = config;
+    if let Some(path) = args.server_json.clone() {
+        let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        let server = crate::server_json::parse(&text, |name| std::env::var_os(name).is_some())
+            .with_context(|| format!("--server-json `{}`", path.display()))?;
+        for note in &server.notes {
+            eprintln!("mcp-j: --server-json: {note}");
+        }
+        eprintln!("mcp-j: --server-json: running {}", server.reference);
+        args.sandbox.env.extend(server.env);
+        args.sandbox.secret.extend(server.secrets);
+        args.command = server.args.into_iter().chain(args.command).collect();
+        args.reference = Some(server.reference);
+    }
     if let Some(reference) = args.reference.clone() {
         use mcp_j_policy::reference::PackageRef;
         return match mcp_j_policy::reference::parse(&reference) {
@@ -258,7 +275,7 @@ fn run_installed(args: &RunArgs, reference: InstallRef, verbose: u8) -> Result<E
     let config = &args.sandbox.config;
     let audit_log = args.sandbox.audit_log.clone().or_else(|| config.audit_log.clone());
     super::package::refusals_exit(|| {
-        let installed = super::install::ensure_installed(&reference, &args.install, config, audit_log.as_deref(), false)?;
+        let installed = super::install::ensure_installed(&reference, &args.install, config, audit_log.as_deref(), Default::default())?;
         let mut opts = (*args.sandbox).clone();
         opts.ro.push(installed.tree.clone());
         let command: Vec<String> = std::iter::once(installed.program.clone())

@@ -115,26 +115,26 @@ fn not_executable_is_126_and_audit_log_is_accepted() {
     });
 }
 
-/// `npx`, `uvx` and `pipx run` download the server when they start; the sandbox has no
-/// network, so they would hang until the client gives up. mcp-j refuses them at once
-/// (125) and says what to do instead.
+/// `npx`, `uvx` and `pipx run` download the server when they start, outside the sandbox's
+/// control (and the sandbox has no network). mcp-j refuses them at once (125) and names the
+/// `mcp-j run npm:…`/`pypi:…` command that installs the same package inside the sandbox.
 #[test]
 fn launchers_that_download_are_refused_with_what_to_do_instead() {
     common::cli_test(test_name!(), |run| {
         for (command, hint) in [
             (
-                &["npx", "-y", "@modelcontextprotocol/server-everything"][..],
-                "npm install --prefix",
+                &["npx", "-y", "@modelcontextprotocol/server-everything", "stdio"][..],
+                "mcp-j run npm:@modelcontextprotocol/server-everything -- stdio",
             ),
-            (&["/usr/bin/uvx", "mcp-server-time"][..], "bin/pip install"),
-            (&["pipx", "run", "mcp-server-time"][..], "bin/pip install"),
+            (&["/usr/bin/uvx", "mcp-server-time"][..], "mcp-j run pypi:mcp-server-time"),
+            (&["pipx", "run", "mcp-server-time"][..], "mcp-j run pypi:mcp-server-time"),
         ] {
             for sub in ["exec", "run"] {
                 let mut args = vec![sub, "--"];
                 args.extend_from_slice(command);
                 let out = run.exec().raw(&args).bound(std::time::Duration::from_secs(20)).run();
                 out.assert_code(125);
-                for needle in ["no network", "--ro", hint] {
+                for needle in ["no network", "inside the sandbox", hint] {
                     assert!(out.stderr.contains(needle), "`{needle}` missing:\n{}", out.context());
                 }
             }
