@@ -47,11 +47,15 @@ pub fn parse(text: &str, host_has: impl Fn(&str) -> bool) -> Result<ServerJson> 
             .and_then(Value::as_str)
             .unwrap_or("stdio");
         if !matches!(kind, "npm" | "pypi") {
-            notes.push(format!("its `{kind}` package is skipped (mcp-j runs npm and PyPI packages)"));
+            notes.push(format!(
+                "its `{kind}` package is skipped (mcp-j runs npm and PyPI packages)"
+            ));
             continue;
         }
         if transport != "stdio" {
-            notes.push(format!("its `{kind}` package with transport `{transport}` is skipped (stdio only)"));
+            notes.push(format!(
+                "its `{kind}` package with transport `{transport}` is skipped (stdio only)"
+            ));
             continue;
         }
         chosen = Some((kind, package));
@@ -74,17 +78,29 @@ pub fn parse(text: &str, host_has: impl Fn(&str) -> bool) -> Result<ServerJson> 
         (_, Some(v)) => format!("pypi:{identifier}=={v}"),
         (_, None) => format!("{kind}:{identifier}"),
     };
-    if package.get("runtimeArguments").and_then(Value::as_array).is_some_and(|a| !a.is_empty()) {
+    if package
+        .get("runtimeArguments")
+        .and_then(Value::as_array)
+        .is_some_and(|a| !a.is_empty())
+    {
         notes.push(format!(
             "its `runtimeArguments` (for {}) are not used: mcp-j starts the package's program itself",
             field("runtimeHint").unwrap_or("the launcher")
         ));
     }
     if field("fileSha256").is_some() {
-        notes.push("its `fileSha256` is not checked for an npm or PyPI package: the registry's own integrity values are".into());
+        notes.push(
+            "its `fileSha256` is not checked for an npm or PyPI package: the registry's own integrity values are"
+                .into(),
+        );
     }
     let mut args = Vec::new();
-    for arg in package.get("packageArguments").and_then(Value::as_array).into_iter().flatten() {
+    for arg in package
+        .get("packageArguments")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let value = arg.get("value").or_else(|| arg.get("default")).and_then(Value::as_str);
         match arg.get("type").and_then(Value::as_str) {
             Some("positional") => match value {
@@ -110,7 +126,12 @@ pub fn parse(text: &str, host_has: impl Fn(&str) -> bool) -> Result<ServerJson> 
     }
     let mut env = Vec::new();
     let mut secrets = Vec::new();
-    for var in package.get("environmentVariables").and_then(Value::as_array).into_iter().flatten() {
+    for var in package
+        .get("environmentVariables")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let name = var
             .get("name")
             .and_then(Value::as_str)
@@ -148,19 +169,26 @@ mod tests {
 
     #[test]
     fn the_npm_package_is_chosen_with_its_arguments_and_environment() {
-        let got = parse(FIXTURE, |name| name == "WEATHER_API_KEY" || name == "LOG_LEVEL")
-            .unwrap_or_else(|e| panic!("{e:#}"));
+        let got =
+            parse(FIXTURE, |name| name == "WEATHER_API_KEY" || name == "LOG_LEVEL").unwrap_or_else(|e| panic!("{e:#}"));
         assert_eq!(got.reference, "npm:@example/weather-mcp@1.4.2");
         assert_eq!(got.args, ["stdio", "--units", "metric"]);
         assert_eq!(got.secrets, ["WEATHER_API_KEY=env:WEATHER_API_KEY"]);
         assert_eq!(got.env, ["LOG_LEVEL", "REGION=eu"]);
         assert!(got.notes.iter().any(|n| n.contains("oci")), "{:?}", got.notes);
-        assert!(got.notes.iter().any(|n| n.contains("runtimeArguments")), "{:?}", got.notes);
+        assert!(
+            got.notes.iter().any(|n| n.contains("runtimeArguments")),
+            "{:?}",
+            got.notes
+        );
     }
 
     #[test]
     fn a_missing_required_secret_is_named() {
-        let err = parse(FIXTURE, |_| false).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = parse(FIXTURE, |_| false)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("WEATHER_API_KEY"), "{err}");
     }
 
@@ -172,12 +200,21 @@ mod tests {
         assert_eq!(got.reference, "pypi:mcp-server-time==2026.10.19");
         assert_eq!(got.args, ["--local-timezone", "UTC"]);
         for (text, why) in [
-            (r#"{"remotes":[{"type":"streamable-http","url":"https://x"}]}"#, "packages"),
+            (
+                r#"{"remotes":[{"type":"streamable-http","url":"https://x"}]}"#,
+                "packages",
+            ),
             (r#"{"packages":[{"registryType":"oci","identifier":"x"}]}"#, "oci"),
-            (r#"{"packages":[{"registryType":"npm","identifier":"x","transport":{"type":"sse"}}]}"#, "sse"),
+            (
+                r#"{"packages":[{"registryType":"npm","identifier":"x","transport":{"type":"sse"}}]}"#,
+                "sse",
+            ),
             ("not json", "JSON"),
         ] {
-            let err = parse(text, |_| false).err().map(|e| format!("{e:#}")).unwrap_or_default();
+            let err = parse(text, |_| false)
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
             assert!(err.contains(why), "{text}: {err}");
         }
     }

@@ -350,7 +350,8 @@ impl InstallStore {
         let mut tmp = tempfile::NamedTempFile::new_in(self.dir(id)).map_err(io_error("write", &path))?;
         io::Write::write_all(&mut tmp, &bytes).map_err(io_error("write", &path))?;
         tmp.as_file().sync_all().map_err(io_error("sync", &path))?;
-        tmp.persist(&path).map_err(|e| io_error("rename into", &path)(e.error))?;
+        tmp.persist(&path)
+            .map_err(|e| io_error("rename into", &path)(e.error))?;
         Ok(())
     }
 
@@ -387,7 +388,9 @@ impl InstallStore {
                 continue;
             }
             let id = entry.file_name().to_string_lossy().into_owned();
-            let Some(record) = self.record(&id).ok().flatten() else { continue };
+            let Some(record) = self.record(&id).ok().flatten() else {
+                continue;
+            };
             let tree = self.tree_path(&id);
             let last_used = fs::metadata(self.dir(&id))
                 .and_then(|m| m.modified())
@@ -404,7 +407,11 @@ impl InstallStore {
     }
 
     fn pin_path(&self, ecosystem: Ecosystem, name: &str) -> PathBuf {
-        let hex: String = Sha256::digest(name.as_bytes()).iter().take(16).map(|b| format!("{b:02x}")).collect();
+        let hex: String = Sha256::digest(name.as_bytes())
+            .iter()
+            .take(16)
+            .map(|b| format!("{b:02x}"))
+            .collect();
         self.pins.join(ecosystem.as_str()).join(format!("{hex}.json"))
     }
 
@@ -429,7 +436,8 @@ impl InstallStore {
         let bytes = serde_json::to_vec(&pin).map_err(|e| io_error("write", &path)(io::Error::other(e)))?;
         let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_error("write", &path))?;
         io::Write::write_all(&mut tmp, &bytes).map_err(io_error("write", &path))?;
-        tmp.persist(&path).map_err(|e| io_error("rename into", &path)(e.error))?;
+        tmp.persist(&path)
+            .map_err(|e| io_error("rename into", &path)(e.error))?;
         Ok(())
     }
 }
@@ -474,9 +482,15 @@ mod tests {
 
         type Change = fn(&Path);
         let changes: [(&str, Change); 6] = [
-            ("contents", |r| fs::write(r.join("lib/pkg/index.js"), "console.log(2)\n").unwrap_or_else(|e| panic!("{e}"))),
-            ("a new file", |r| fs::write(r.join("lib/extra.js"), "").unwrap_or_else(|e| panic!("{e}"))),
-            ("a new directory", |r| fs::create_dir(r.join("lib/empty")).unwrap_or_else(|e| panic!("{e}"))),
+            ("contents", |r| {
+                fs::write(r.join("lib/pkg/index.js"), "console.log(2)\n").unwrap_or_else(|e| panic!("{e}"))
+            }),
+            ("a new file", |r| {
+                fs::write(r.join("lib/extra.js"), "").unwrap_or_else(|e| panic!("{e}"))
+            }),
+            ("a new directory", |r| {
+                fs::create_dir(r.join("lib/empty")).unwrap_or_else(|e| panic!("{e}"))
+            }),
             ("the executable bit", |r| {
                 fs::set_permissions(r.join("package-lock.json"), fs::Permissions::from_mode(0o755))
                     .unwrap_or_else(|e| panic!("{e}"))
@@ -485,12 +499,18 @@ mod tests {
                 fs::remove_file(r.join("lib/run")).unwrap_or_else(|e| panic!("{e}"));
                 std::os::unix::fs::symlink("/bin/sh", r.join("lib/run")).unwrap_or_else(|e| panic!("{e}"));
             }),
-            ("a removed file", |r| fs::remove_file(r.join("package-lock.json")).unwrap_or_else(|e| panic!("{e}"))),
+            ("a removed file", |r| {
+                fs::remove_file(r.join("package-lock.json")).unwrap_or_else(|e| panic!("{e}"))
+            }),
         ];
         for (what, change) in changes {
             let dir = tree();
             change(dir.path());
-            assert_ne!(tree_digest(dir.path()).unwrap_or_else(|e| panic!("{e}")), original, "{what}");
+            assert_ne!(
+                tree_digest(dir.path()).unwrap_or_else(|e| panic!("{e}")),
+                original,
+                "{what}"
+            );
         }
         // The same content elsewhere gives the same digest.
         assert_eq!(tree_digest(tree().path()).unwrap_or_else(|e| panic!("{e}")), original);
@@ -521,7 +541,10 @@ mod tests {
         verify_tree(&root, &record).unwrap_or_else(|e| panic!("sealing changes no digest: {e}"));
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap_or_else(|e| panic!("{e}"));
         fs::write(root.join("b"), "b").unwrap_or_else(|e| panic!("{e}"));
-        let err = verify_tree(&root, &record).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = verify_tree(&root, &record)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("mcp-j cache rm"), "{err}");
         remove_tree(&root).unwrap_or_else(|e| panic!("{e}"));
         assert!(!root.exists());

@@ -9,7 +9,7 @@ use std::time::Duration;
 use mcp_j_audit::{
     Access, Artifact, AuditLog, Command, Direction, ExposedPath, LayerStatus, Limits, McpPolicy, MessageKind,
     NetConnect, NetDecision, PackageResolve, PackageVerify, PolicyDecision, PolicyVerdict, ProxyDecision, Redactor,
-    Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd, SessionStart, Source, SourceKind, SourceDigests,
+    Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd, SessionStart, Source, SourceDigests, SourceKind,
     VerifyResult,
 };
 use serde_json::Value;

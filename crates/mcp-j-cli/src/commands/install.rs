@@ -304,7 +304,15 @@ fn install(
         Ecosystem::Pypi => {
             let venv = tree.join("venv");
             let venv_text = venv.display().to_string();
-            run_installer(&jail, &limits, &tree, audit_log, PYTHON, &["-m".into(), "venv".into(), venv_text], "python3 -m venv")?;
+            run_installer(
+                &jail,
+                &limits,
+                &tree,
+                audit_log,
+                PYTHON,
+                &["-m".into(), "venv".into(), venv_text],
+                "python3 -m venv",
+            )?;
             let mut args = vec![
                 "-m".to_owned(),
                 "pip".to_owned(),
@@ -387,7 +395,9 @@ fn run_installer(
     }
     cmd.arg("--").arg(program).args(args);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let out = cmd.output().with_context(|| format!("cannot start the installer ({what})"))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start the installer ({what})"))?;
     if out.status.success() {
         return Ok(());
     }
@@ -412,13 +422,10 @@ fn run_installer(
 fn entry_program(record: &InstallRecord, tree: &Path, chosen: Option<&str>) -> Result<(String, Vec<String>)> {
     let bins = &record.bins;
     let (name, path) = match (chosen, bins.as_slice()) {
-        (Some(want), _) => bins.iter().find(|(n, _)| n == want).ok_or_else(|| {
-            anyhow!(
-                "{} has no program `{want}`; it has: {}",
-                record.name,
-                names(bins)
-            )
-        })?,
+        (Some(want), _) => bins
+            .iter()
+            .find(|(n, _)| n == want)
+            .ok_or_else(|| anyhow!("{} has no program `{want}`; it has: {}", record.name, names(bins)))?,
         (None, [one]) => one,
         (None, []) => bail!(
             "{}@{} declares no program to run (no `bin` in package.json, no console script)",

@@ -26,9 +26,10 @@ pub fn record_of(reference: &InstallRef, tree: &Path, source: &str) -> Result<In
         Ecosystem::Pypi => ("pip-report.json", read_pip),
     };
     let lock_path = tree.join(lock_file);
-    let bytes = std::fs::read(&lock_path)
-        .with_context(|| format!("the installer left no `{}`", lock_path.display()))?;
-    let lock: Value = serde_json::from_slice(&bytes).with_context(|| format!("`{}` is not JSON", lock_path.display()))?;
+    let bytes =
+        std::fs::read(&lock_path).with_context(|| format!("the installer left no `{}`", lock_path.display()))?;
+    let lock: Value =
+        serde_json::from_slice(&bytes).with_context(|| format!("`{}` is not JSON", lock_path.display()))?;
     let installed = read(&lock, reference, tree)?;
     let archive_digest = match &reference.target {
         Target::Archive(path) => {
@@ -205,7 +206,9 @@ fn pip_console_scripts(tree: &Path, name: &str, version: &str) -> Result<Vec<(St
     let mut scripts = Vec::new();
     for python in std::fs::read_dir(&lib).with_context(|| format!("cannot list `{}`", lib.display()))? {
         let site = python?.path().join("site-packages");
-        let Ok(entries) = std::fs::read_dir(&site) else { continue };
+        let Ok(entries) = std::fs::read_dir(&site) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let file_name = entry.file_name().to_string_lossy().to_lowercase();
             if file_name == format!("{normalized}-{version}.dist-info").to_lowercase() {
@@ -255,7 +258,10 @@ mod tests {
         let one = serde_json::json!("./dist/index.js");
         assert_eq!(
             npm_bins("@scope/server", Some(&one)),
-            [("server".to_owned(), "node_modules/@scope/server/dist/index.js".to_owned())]
+            [(
+                "server".to_owned(),
+                "node_modules/@scope/server/dist/index.js".to_owned()
+            )]
         );
         let map = serde_json::json!({"a": "bin/a.js", "evil": "../../x.js"});
         assert_eq!(
@@ -283,13 +289,18 @@ mod tests {
         let installed = read_npm(&good, &npm_ref(target.clone()), dir.path()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(installed.version, "1.2.3");
         assert_eq!(installed.resolved, ["dep@0.1.0", "pkg@1.2.3"]);
-        assert_eq!(installed.bins, [("pkg".to_owned(), "node_modules/pkg/cli.js".to_owned())]);
+        assert_eq!(
+            installed.bins,
+            [("pkg".to_owned(), "node_modules/pkg/cli.js".to_owned())]
+        );
 
         let mut bad = good.clone();
         bad["packages"]["node_modules/dep"]
             .as_object_mut()
             .map(|o| o.remove("integrity"));
-        let err = read_npm(&bad, &npm_ref(target), dir.path()).err().unwrap_or_else(|| panic!("accepted"));
+        let err = read_npm(&bad, &npm_ref(target), dir.path())
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
         assert!(err.downcast_ref::<Refused>().is_some(), "{err:#}");
         assert!(format!("{err:#}").contains("dep@0.1.0"), "{err:#}");
     }
@@ -297,7 +308,9 @@ mod tests {
     #[test]
     fn pip_reports_need_the_index_hash_and_console_scripts_are_read() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let info = dir.path().join("venv/lib/python3.11/site-packages/mcp_server_time-1.0.dist-info");
+        let info = dir
+            .path()
+            .join("venv/lib/python3.11/site-packages/mcp_server_time-1.0.dist-info");
         std::fs::create_dir_all(&info).unwrap_or_else(|e| panic!("{e}"));
         std::fs::write(
             info.join("entry_points.txt"),
@@ -326,7 +339,9 @@ mod tests {
         );
         let mut bad = report.clone();
         bad["install"][1]["download_info"]["archive_info"] = serde_json::json!({});
-        let err = read_pip(&bad, &reference, dir.path()).err().unwrap_or_else(|| panic!("accepted"));
+        let err = read_pip(&bad, &reference, dir.path())
+            .err()
+            .unwrap_or_else(|| panic!("accepted"));
         assert!(format!("{err:#}").contains("tzdata==2026.1"), "{err:#}");
     }
 }

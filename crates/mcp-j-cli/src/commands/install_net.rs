@@ -109,11 +109,20 @@ pub fn pip_jail() -> Result<InstallerJail> {
 /// The paths of `paths` that exist and that the jail does not already show (it shows the
 /// system directories and the CA stores under `/etc`).
 fn outside_the_jail(paths: Vec<PathBuf>) -> Vec<PathBuf> {
-    const SHOWN: [&str; 5] = ["/usr", "/etc/ssl", "/etc/ca-certificates", "/etc/pki", "/etc/crypto-policies"];
+    const SHOWN: [&str; 5] = [
+        "/usr",
+        "/etc/ssl",
+        "/etc/ca-certificates",
+        "/etc/pki",
+        "/etc/crypto-policies",
+    ];
     let mut out: Vec<PathBuf> = Vec::new();
     for path in paths {
         let Ok(real) = std::fs::canonicalize(&path) else {
-            eprintln!("mcp-j: `{}` from your configuration does not exist here; not passed", path.display());
+            eprintln!(
+                "mcp-j: `{}` from your configuration does not exist here; not passed",
+                path.display()
+            );
             continue;
         };
         if SHOWN.iter().any(|s| real.starts_with(Path::new(s))) || out.contains(&real) {

@@ -784,13 +784,19 @@ pub fn cache_command(command: &CacheCommand, config: &Config, json: bool) -> Res
                     last_used: mcp_j_audit::rfc3339_micros(e.last_used),
                     package: None,
                 })
-                .chain(installs.list().map_err(|e| anyhow!("{e}"))?.into_iter().map(|e| LsEntry {
-                    digest: e.record.tree_digest.as_str().to_owned(),
-                    kind: "install",
-                    size: e.size,
-                    last_used: mcp_j_audit::rfc3339_micros(e.last_used),
-                    package: Some(install_name(&e.record)),
-                }))
+                .chain(
+                    installs
+                        .list()
+                        .map_err(|e| anyhow!("{e}"))?
+                        .into_iter()
+                        .map(|e| LsEntry {
+                            digest: e.record.tree_digest.as_str().to_owned(),
+                            kind: "install",
+                            size: e.size,
+                            last_used: mcp_j_audit::rfc3339_micros(e.last_used),
+                            package: Some(install_name(&e.record)),
+                        }),
+                )
                 .collect();
             let text = if json {
                 format!("{}\n", serde_json::to_string_pretty(&entries)?)
@@ -822,7 +828,10 @@ pub fn cache_command(command: &CacheCommand, config: &Config, json: bool) -> Res
                 let every_install = installed()?;
                 for text in digests {
                     let digest: Digest = text.parse().map_err(|e: String| anyhow!(e))?;
-                    let matching: Vec<_> = every_install.iter().filter(|e| e.record.tree_digest == digest).collect();
+                    let matching: Vec<_> = every_install
+                        .iter()
+                        .filter(|e| e.record.tree_digest == digest)
+                        .collect();
                     for entry in &matching {
                         installs.remove(&entry.id).map_err(|e| anyhow!("{e}"))?;
                         eprintln!("mcp-j: removed the install of {}", install_name(&entry.record));

@@ -23,8 +23,8 @@ use mcp_j_proxy::{EventSink, ProxyConfig, ProxyEvent, ServerRequestPolicy, ToolP
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
 
-use super::package::{FetchOpts, PackageEvents};
 use super::install::{InstallOpts, InstallRef, Installed};
+use super::package::{FetchOpts, PackageEvents};
 use super::run_package::PreparedPackage;
 use super::{READY_TIMEOUT, cgroup_parent, finish, setup_context};
 use crate::sandbox_opts::{Resolved, SandboxOpts};
@@ -255,7 +255,14 @@ pub fn run(mut args: RunArgs, config: crate::config::Config, verbose: u8) -> Res
         );
     };
     crate::preflight::refuse_network_launcher(program, program_args)?;
-    run_in_sandbox(&args.sandbox, &args.proxy, command, Origin::Local, &mut PackageEvents::default(), verbose)
+    run_in_sandbox(
+        &args.sandbox,
+        &args.proxy,
+        command,
+        Origin::Local,
+        &mut PackageEvents::default(),
+        verbose,
+    )
 }
 
 /// Where the server came from, for the sandbox options and `session.start`'s `source`.
@@ -275,7 +282,13 @@ fn run_installed(args: &RunArgs, reference: InstallRef, verbose: u8) -> Result<E
     let config = &args.sandbox.config;
     let audit_log = args.sandbox.audit_log.clone().or_else(|| config.audit_log.clone());
     super::package::refusals_exit(|| {
-        let installed = super::install::ensure_installed(&reference, &args.install, config, audit_log.as_deref(), Default::default())?;
+        let installed = super::install::ensure_installed(
+            &reference,
+            &args.install,
+            config,
+            audit_log.as_deref(),
+            Default::default(),
+        )?;
         let mut opts = (*args.sandbox).clone();
         opts.ro.push(installed.tree.clone());
         let command: Vec<String> = std::iter::once(installed.program.clone())
@@ -283,7 +296,14 @@ fn run_installed(args: &RunArgs, reference: InstallRef, verbose: u8) -> Result<E
             .chain(args.command.iter().cloned())
             .collect();
         let origin = Origin::Installed(&installed, &reference);
-        run_in_sandbox(&opts, &args.proxy, &command, origin, &mut PackageEvents::default(), verbose)
+        run_in_sandbox(
+            &opts,
+            &args.proxy,
+            &command,
+            origin,
+            &mut PackageEvents::default(),
+            verbose,
+        )
     })
 }
 

@@ -126,8 +126,14 @@ fn launchers_that_download_are_refused_with_what_to_do_instead() {
                 &["npx", "-y", "@modelcontextprotocol/server-everything", "stdio"][..],
                 "mcp-j run npm:@modelcontextprotocol/server-everything -- stdio",
             ),
-            (&["/usr/bin/uvx", "mcp-server-time"][..], "mcp-j run pypi:mcp-server-time"),
-            (&["pipx", "run", "mcp-server-time"][..], "mcp-j run pypi:mcp-server-time"),
+            (
+                &["/usr/bin/uvx", "mcp-server-time"][..],
+                "mcp-j run pypi:mcp-server-time",
+            ),
+            (
+                &["pipx", "run", "mcp-server-time"][..],
+                "mcp-j run pypi:mcp-server-time",
+            ),
         ] {
             for sub in ["exec", "run"] {
                 let mut args = vec![sub, "--"];

@@ -9,6 +9,7 @@
 //! - `egress`: `--allow-net` in a network the test makes for itself.
 //! - `packages`, `package_run`, `login`: registry packages against `registry serve` on
 //!   loopback (`package_run`: `run ORG/NAME@VERSION` driven by the Python SDK client).
+//! - `installs`: `run npm:…`/`pypi:…` installed inside the sandbox from the real registries.
 //! - `real_servers`: real MCP servers and clients from `.deps/` under `mcp-j run`.
 //! - `testnet`: the network namespace the egress tests make (`common::testnet`).
 
@@ -21,6 +22,7 @@ mod doctor;
 mod egress;
 mod escape;
 mod exec;
+mod installs;
 mod login;
 mod package_run;
 mod packages;
