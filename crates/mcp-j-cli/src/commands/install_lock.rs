@@ -21,7 +21,7 @@ use super::package::Refused;
 
 /// The record of the install in `tree` (installed from `source`).
 pub fn record_of(reference: &InstallRef, tree: &Path, source: &str) -> Result<InstallRecord> {
-    let (lock_file, read): (&str, fn(&Value, &InstallRef, &Path) -> Result<Installed>) = match reference.ecosystem {
+    let (lock_file, read): (&str, LockReader) = match reference.ecosystem {
         Ecosystem::Npm => ("package-lock.json", read_npm),
         Ecosystem::Pypi => ("pip-report.json", read_pip),
     };
@@ -57,6 +57,9 @@ pub fn record_of(reference: &InstallRef, tree: &Path, source: &str) -> Result<In
             .as_secs(),
     })
 }
+
+/// Reads one installer's lock.
+type LockReader = fn(&Value, &InstallRef, &Path) -> Result<Installed>;
 
 /// What a lock says was installed.
 #[derive(Debug, PartialEq, Eq)]
