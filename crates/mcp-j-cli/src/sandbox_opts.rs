@@ -73,6 +73,10 @@ pub struct SandboxOpts {
     /// flags; `commands::exec` and `commands::run` set it from the loaded configuration.
     #[arg(skip)]
     pub config: Config,
+    /// The server's identity for `--workdir state` when it is a package (`npm:NAME`,
+    /// `pypi:NAME`): its state is kept across versions. `None`: the program and arguments.
+    #[arg(skip)]
+    pub state_id: Option<String>,
 }
 
 fn check_env_name(name: &str) -> Result<()> {
@@ -495,9 +499,10 @@ impl SandboxOpts {
         let workdir = match self.workdir.as_ref().or(manifest.workdir.as_ref()) {
             Some(dir) if dir == Path::new("private") => Workdir::Private,
             Some(dir) if dir == Path::new("state") => {
-                let dir = match &package {
-                    Some(package) => state_dir(package.id, &[])?,
-                    None => state_dir(program, args)?,
+                let dir = match (&package, &self.state_id) {
+                    (Some(package), _) => state_dir(package.id, &[])?,
+                    (None, Some(id)) => state_dir(id, &[])?,
+                    (None, None) => state_dir(program, args)?,
                 };
                 Workdir::Host(open_state_dir(&dir)?)
             }

@@ -57,24 +57,26 @@ pub struct RunArgs {
 }
 
 /// `mcp-j run --help`: how to use it as an MCP client's `command`.
-pub const RUN_EXAMPLES: &str = r#"Use it as the `command` of an MCP client. A registry package, verified and run under
-the permissions its manifest asks for and local policy allows:
-
-  {"mcpServers": {"hello": {"command": "mcp-j", "args": ["run", "acme/hello@1.0.0"]}}}
-
-Or a server installed outside the sandbox (there is no network inside), exposed read-only:
+pub const RUN_EXAMPLES: &str = r#"Use it as the `command` of an MCP client, where `npx -y` or `uvx` would have been. The
+package is installed inside the sandbox on first use and run from mcp-j's cache, read-only:
 
   Claude Desktop (claude_desktop_config.json) and Cursor (~/.cursor/mcp.json):
-    {"mcpServers": {"time": {"command": "mcp-j", "args": ["run", "--ro", "/home/me/.mcp/time",
-        "--", "/home/me/.mcp/time/bin/python", "-m", "mcp_server_time"]}}}
+    {"mcpServers": {"time": {"command": "mcp-j", "args": ["run", "pypi:mcp-server-time==2026.10.19"]}}}
 
   VS Code (.vscode/mcp.json):
-    {"servers": {"time": {"type": "stdio", "command": "mcp-j", "args": ["run", "--ro",
-        "/home/me/.mcp/time", "--", "/home/me/.mcp/time/bin/python", "-m", "mcp_server_time"]}}}
+    {"servers": {"everything": {"type": "stdio", "command": "mcp-j", "args": ["run",
+        "npm:@modelcontextprotocol/server-everything@2026.8.31", "--", "stdio"]}}}
+
+  A registry package (verified against the registry's digests, read-only at /pkg):
+    {"mcpServers": {"hello": {"command": "mcp-j", "args": ["run", "acme/hello@1.0.0"]}}}
+
+  A server you installed yourself: mcp-j run --ro DIR -- DIR/bin/server
+  Switch a whole client config over: mcp-j client setup [--dry-run]
 
 Exit status: the server's own; 128+N if signal N killed it; 124 on --timeout; 125 if mcp-j
-failed; 126/127 if the server could not be started. When the client closes stdin, the
-server's stdin is closed, then after --grace-period it gets SIGTERM, then SIGKILL."#;
+failed; 126 if policy or integrity refused it; 127 if the server was not found. When the
+client closes stdin, the server's stdin is closed, then after --grace-period it gets SIGTERM,
+then SIGKILL."#;
 
 /// Proxy options (docs/CLI.md, "mcp-j run: the proxy").
 #[derive(Debug, Clone, Args)]
@@ -291,6 +293,7 @@ fn run_installed(args: &RunArgs, reference: InstallRef, verbose: u8) -> Result<E
         )?;
         let mut opts = (*args.sandbox).clone();
         opts.ro.push(installed.tree.clone());
+        opts.state_id = Some(format!("{}:{}", reference.ecosystem.as_str(), installed.record.name));
         let command: Vec<String> = std::iter::once(installed.program.clone())
             .chain(installed.args.iter().cloned())
             .chain(args.command.iter().cloned())
