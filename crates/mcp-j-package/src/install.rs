@@ -551,6 +551,76 @@ mod tests {
     }
 
     #[test]
+    fn the_store_keeps_finished_installs_pins_and_removes_unfinished_ones() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store =
+            InstallStore::open(dir.path().join("installs"), dir.path().join("pins")).unwrap_or_else(|e| panic!("{e}"));
+        let id = install_id(Ecosystem::Npm, "x", "1.0.0");
+        let _lock = store.lock(&id).unwrap_or_else(|e| panic!("{e}"));
+        // An unfinished install (no record) is not installed, and a new attempt starts afresh.
+        let tree = store.begin(&id).unwrap_or_else(|e| panic!("{e}"));
+        fs::write(tree.join("half"), "x").unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.record(&id).unwrap_or_else(|e| panic!("{e}")).is_none());
+        let tree = store.begin(&id).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!tree.join("half").exists(), "what an interrupted install left is gone");
+        fs::write(tree.join("index.js"), "1").unwrap_or_else(|e| panic!("{e}"));
+        let record = InstallRecord {
+            ecosystem: Ecosystem::Npm,
+            name: "x".into(),
+            version: "1.0.0".into(),
+            source: "https://registry.npmjs.org/".into(),
+            archive_digest: None,
+            lock_digest: tree_digest(&tree).unwrap_or_else(|e| panic!("{e}")),
+            resolved: vec!["x@1.0.0".into()],
+            tree_digest: tree_digest(&tree).unwrap_or_else(|e| panic!("{e}")),
+            bins: vec![("x".into(), "index.js".into())],
+            installed_at: 1,
+        };
+        store.finish(&id, &record).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            store.record(&id).unwrap_or_else(|e| panic!("{e}")),
+            Some(record.clone())
+        );
+        let listed = store.list().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].size, 1);
+        assert!(
+            fs::write(tree.join("index.js"), "2").is_err() || nix_root(),
+            "sealed read-only"
+        );
+
+        // Pins: per ecosystem and name; a later pin replaces an earlier one.
+        assert_eq!(store.pinned(Ecosystem::Npm, "x"), None);
+        store
+            .pin(Ecosystem::Npm, "x", "1.0.0", 1)
+            .unwrap_or_else(|e| panic!("{e}"));
+        store
+            .pin(Ecosystem::Npm, "x", "1.1.0", 2)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.pinned(Ecosystem::Npm, "x").as_deref(), Some("1.1.0"));
+        assert_eq!(store.pinned(Ecosystem::Pypi, "x"), None);
+
+        // Adopting a scratch install under its real id.
+        let scratch = "npm-resolving-1";
+        let _scratch_lock = store.lock(scratch).unwrap_or_else(|e| panic!("{e}"));
+        let other = store.begin(scratch).unwrap_or_else(|e| panic!("{e}"));
+        fs::write(other.join("a"), "a").unwrap_or_else(|e| panic!("{e}"));
+        store.finish(scratch, &record).unwrap_or_else(|e| panic!("{e}"));
+        let target = install_id(Ecosystem::Npm, "x", "1.1.0");
+        store.adopt(scratch, &target).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.tree_path(&target).join("a").exists());
+        store.remove(&id).unwrap_or_else(|e| panic!("{e}"));
+        store.remove(&target).unwrap_or_else(|e| panic!("{e}"));
+        assert!(store.list().unwrap_or_else(|e| panic!("{e}")).is_empty());
+    }
+
+    /// Root writes through a 0444 mode: the seal is then only the mode (the jail's mount is
+    /// what keeps a server out).
+    fn nix_root() -> bool {
+        rustix::process::geteuid().is_root()
+    }
+
+    #[test]
     fn ids_differ_by_each_part() {
         let a = install_id(Ecosystem::Npm, "x", "1.0.0");
         assert_ne!(a, install_id(Ecosystem::Pypi, "x", "1.0.0"));

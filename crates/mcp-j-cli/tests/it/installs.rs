@@ -135,6 +135,9 @@ fn npm_and_pypi_servers_install_in_the_sandbox_and_run_offline_after() {
 
         // Again, offline: a network namespace with no route anywhere; the modern era too.
         let net = TestNet::new(&[], &[]).unwrap_or_else(|e| panic!("{e}"));
+        let logs = run.tempdir();
+        let audit = logs.path().join("audit.jsonl");
+        let audit_flag = audit.display().to_string();
         let (s, out) = drive(
             run,
             deps,
@@ -143,13 +146,32 @@ fn npm_and_pypi_servers_install_in_the_sandbox_and_run_offline_after() {
             None,
             echo,
             cache.path(),
-            &[EVERYTHING, "--", "stdio"],
+            &["--audit-log", &audit_flag, EVERYTHING, "--", "stdio"],
         );
         assert_eq!(s["call"]["text"], "Echo: hi");
         assert!(
             !out.stderr.contains("installing"),
             "a second run installs nothing: {}",
             out.context()
+        );
+        // The session says what ran: the npm package, its version and tree digest.
+        let log = std::fs::read_to_string(&audit).unwrap_or_else(|e| panic!("{e}"));
+        let start: Value = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|e| e["event_type"] == "session.start")
+            .unwrap_or_else(|| panic!("no session.start in {log}"));
+        let source = &start["source"];
+        assert_eq!(source["kind"], "npm", "{source}");
+        assert_eq!(source["package"], "@modelcontextprotocol/server-everything");
+        assert_eq!(source["version"], "2026.8.31");
+        assert!(
+            source["digest"].as_str().is_some_and(|d| d.starts_with("sha256:")),
+            "{source}"
+        );
+        assert!(
+            source["lock_digest"].as_str().is_some_and(|d| d.starts_with("sha256:")),
+            "{source}"
         );
         let (s, _) = drive(
             run,
