@@ -483,10 +483,8 @@ pub fn pull(pull: &PullArgs, config: &Config) -> Result<ExitCode> {
                 refresh,
             )?;
             eprintln!(
-                "mcp-j: {}:{}@{} is installed and verified (tree {})",
-                installed.record.ecosystem.as_str(),
-                installed.record.name,
-                installed.record.version,
+                "mcp-j: {} is installed and verified (tree {})",
+                install_name(&installed.record),
                 installed.record.tree_digest.as_str()
             );
             Ok(ExitCode::SUCCESS)

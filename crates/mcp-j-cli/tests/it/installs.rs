@@ -133,6 +133,28 @@ fn npm_and_pypi_servers_install_in_the_sandbox_and_run_offline_after() {
             "{s}"
         );
 
+        // Without a version: the latest is installed once and pinned (here the version already
+        // installed, so the install is filed under it); later runs use the pin, offline.
+        let mut cmd = run.runner.command(MCP_J);
+        cmd.arg("--cache-dir")
+            .arg(cache.path())
+            .args(["pull", "npm:@modelcontextprotocol/server-everything"]);
+        let out = run_bounded(cmd, INSTALL_BOUND, "pull unversioned").unwrap_or_else(|e| panic!("{e}"));
+        out.assert_code(0);
+        assert!(
+            out.stderr.contains("resolved to 2026.8.31 and pinned"),
+            "{}",
+            out.context()
+        );
+        let installs = cache_ls(run, cache.path())
+            .iter()
+            .filter(|e| e["kind"] == "install")
+            .count();
+        assert_eq!(
+            installs, 2,
+            "one install per version: server-everything and mcp-server-time"
+        );
+
         // Again, offline: a network namespace with no route anywhere; the modern era too.
         let net = TestNet::new(&[], &[]).unwrap_or_else(|e| panic!("{e}"));
         let logs = run.tempdir();
@@ -154,6 +176,19 @@ fn npm_and_pypi_servers_install_in_the_sandbox_and_run_offline_after() {
             "a second run installs nothing: {}",
             out.context()
         );
+        let pinned = ["npm:@modelcontextprotocol/server-everything", "--", "stdio"];
+        let (s, out) = drive(
+            run,
+            deps,
+            Some(&net),
+            "handshake_client.py",
+            None,
+            echo,
+            cache.path(),
+            &pinned,
+        );
+        assert_eq!(s["call"]["text"], "Echo: hi");
+        assert!(out.stderr.contains("is pinned to 2026.8.31"), "{}", out.context());
         // The session says what ran: the npm package, its version and tree digest.
         let log = std::fs::read_to_string(&audit).unwrap_or_else(|e| panic!("{e}"));
         let start: Value = log
@@ -212,6 +247,24 @@ fn npm_and_pypi_servers_install_in_the_sandbox_and_run_offline_after() {
             out.context()
         );
         assert!(s["call"]["text"].as_str().is_some_and(|t| t.contains("UTC")), "{s}");
+
+        // An installer failure: 125 with the tail of the installer's output.
+        let mut cmd = run.runner.command(MCP_J);
+        cmd.arg("--cache-dir")
+            .arg(cache.path())
+            .args(["pull", "npm:@mcp-j-test/this-package-does-not-exist@1.0.0"]);
+        let out = run_bounded(cmd, INSTALL_BOUND, "pull a missing package").unwrap_or_else(|e| panic!("{e}"));
+        out.assert_code(125);
+        assert!(
+            out.stderr.contains("npm install failed inside the sandbox"),
+            "{}",
+            out.context()
+        );
+        assert!(
+            out.stderr.contains("404"),
+            "the installer's own words: {}",
+            out.context()
+        );
 
         // A tampered install: refused, naming the fix, nothing served.
         let (tree, digest) = install_of(run, cache.path(), "pypi:mcp-server-time==2026.10.19");
