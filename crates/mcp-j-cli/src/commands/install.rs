@@ -121,13 +121,50 @@ pub struct Refresh {
     pub force: bool,
 }
 
-/// Steps 1–5 of the module documentation, up to the program to run.
+/// The name of the `--secret` that is the installer's registry credential, never the
+/// server's: npm's conventional `NPM_TOKEN` (the registry's `_authToken`), pip's
+/// `PIP_INDEX_URL` (an index URL with its credentials).
+pub fn registry_secret_name(ecosystem: Ecosystem) -> &'static str {
+    match ecosystem {
+        Ecosystem::Npm => "NPM_TOKEN",
+        Ecosystem::Pypi => "PIP_INDEX_URL",
+    }
+}
+
+/// Takes the registry credential ([`registry_secret_name`]) out of the sandbox options'
+/// secrets (`--secret`, then the configuration's `[secrets]`): the installer gets it, the
+/// server does not.
+pub fn take_registry_secret(
+    ecosystem: Ecosystem,
+    opts: &mut crate::sandbox_opts::SandboxOpts,
+) -> Result<Option<crate::secret::SecretRef>> {
+    let name = registry_secret_name(ecosystem);
+    let mut found = None;
+    if let Some(source) = opts.config.secrets.remove(name) {
+        found = Some(crate::secret::SecretRef::new(name, &source).with_context(|| format!("`secrets.{name}`"))?);
+    }
+    let mut kept = Vec::new();
+    for item in std::mem::take(&mut opts.secret) {
+        let secret: crate::secret::SecretRef = item.parse().context("`--secret`")?;
+        if secret.name == name {
+            found = Some(secret);
+        } else {
+            kept.push(item);
+        }
+    }
+    opts.secret = kept;
+    Ok(found)
+}
+
+/// Steps 1–5 of the module documentation, up to the program to run. `registry_secret`: the
+/// `--secret` ([`registry_secret_name`]) the installer authenticates to its registry with.
 pub fn ensure_installed(
     reference: &InstallRef,
     opts: &InstallOpts,
     config: &Config,
     audit_log: Option<&Path>,
     refresh: Refresh,
+    registry_secret: Option<&crate::secret::SecretRef>,
 ) -> Result<Installed> {
     let Refresh { update, force } = refresh;
     let cache = super::package::cache(config)?;
@@ -161,7 +198,7 @@ pub fn ensure_installed(
             let _lock = store.lock(&id).map_err(|e| anyhow!("{e}"))?;
             match store.record(&id).map_err(|e| anyhow!("{e}"))? {
                 Some(record) if !force => record,
-                _ => install(reference, opts, config, audit_log, &store, &id)?,
+                _ => install(reference, opts, config, audit_log, &store, &id, registry_secret)?,
             }
         }
         None => {
@@ -175,7 +212,7 @@ pub fn ensure_installed(
             );
             let record = {
                 let _lock = store.lock(&scratch).map_err(|e| anyhow!("{e}"))?;
-                install(reference, opts, config, audit_log, &store, &scratch)?
+                install(reference, opts, config, audit_log, &store, &scratch, registry_secret)?
             };
             let id = install_id(reference.ecosystem, &record.name, &record.version);
             {
@@ -244,6 +281,8 @@ pub struct InstallerJail {
     pub env: Vec<(String, String)>,
     /// More arguments for the installer (npm's `--@scope:registry=URL`).
     pub args: Vec<String>,
+    /// `--secret NAME=SOURCE`: the registry credential, read by the child mcp-j.
+    pub secrets: Vec<String>,
     /// The registry or index, for the record and messages (credentials removed).
     pub source: String,
 }
@@ -256,11 +295,18 @@ fn install(
     audit_log: Option<&Path>,
     store: &InstallStore,
     id: &str,
+    registry_secret: Option<&crate::secret::SecretRef>,
 ) -> Result<InstallRecord> {
     let tree = store.begin(id).map_err(|e| anyhow!("{e}"))?;
+    // A private directory for what the installer is given besides the tree (an npmrc that
+    // names the token's variable, never its value); removed when the install ends.
+    let scratch = tempfile::Builder::new()
+        .prefix(".installer-")
+        .tempdir_in(tree.parent().unwrap_or(&tree))
+        .context("cannot make a directory for the installer")?;
     let mut jail = match reference.ecosystem {
-        Ecosystem::Npm => super::install_net::npm_jail()?,
-        Ecosystem::Pypi => super::install_net::pip_jail()?,
+        Ecosystem::Npm => super::install_net::npm_jail(registry_secret, scratch.path())?,
+        Ecosystem::Pypi => super::install_net::pip_jail(registry_secret)?,
     };
     if let Target::Archive(path) = &reference.target {
         jail.ro.push(path.clone());
@@ -389,6 +435,9 @@ fn run_installer(
     }
     for (name, value) in &jail.env {
         cmd.arg("--env").arg(format!("{name}={value}"));
+    }
+    for secret in &jail.secrets {
+        cmd.arg("--secret").arg(secret);
     }
     if let Some(log) = audit_log {
         cmd.arg("--audit-log").arg(log);

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use mcp_j_package::tool_config::{self, redacted};
 
 use super::install::InstallerJail;
@@ -24,8 +24,10 @@ fn home(env: &BTreeMap<String, String>) -> Option<PathBuf> {
     env.get("HOME").map(PathBuf::from).filter(|p| p.is_absolute())
 }
 
-/// The jail of `npm install`.
-pub fn npm_jail() -> Result<InstallerJail> {
+/// The jail of `npm install`. With `token` (`--secret NPM_TOKEN=…`), the installer gets a
+/// user npmrc in `scratch` naming `${NPM_TOKEN}` as the `_authToken` of each registry host
+/// (npm reads the variable; the value is never written anywhere) and the secret itself.
+pub fn npm_jail(token: Option<&crate::secret::SecretRef>, scratch: &Path) -> Result<InstallerJail> {
     let env = host_env();
     let files = tool_config::read_npm_config_files(&env, home(&env).as_deref()).map_err(|e| anyhow!(e))?;
     let settings = tool_config::npm_settings(&files, &env).map_err(|e| anyhow!(e))?;
@@ -74,11 +76,43 @@ pub fn npm_jail() -> Result<InstallerJail> {
     ]);
     jail.ro = outside_the_jail(settings.read_only_paths());
     jail.allow_net = allow_rules(&settings.hosts_to_allow());
+    if let Some(token) = token {
+        let npmrc = scratch.join("npmrc");
+        let mut text = String::new();
+        for (host, port) in settings.hosts_to_allow() {
+            let authority = if [80, 443].contains(&port) {
+                host
+            } else {
+                format!("{host}:{port}")
+            };
+            text.push_str(&format!("//{authority}/:_authToken=${{{}}}\n", token.name));
+        }
+        std::fs::write(&npmrc, text).with_context(|| format!("cannot write `{}`", npmrc.display()))?;
+        jail.env.retain(|(name, _)| name != "npm_config_userconfig");
+        jail.env
+            .push(("npm_config_userconfig".to_owned(), npmrc.display().to_string()));
+        jail.ro.push(npmrc);
+        jail.secrets.push(secret_flag(token));
+        eprintln!(
+            "mcp-j: the installer authenticates to the npm registry with the secret `{}` (the server does not get it)",
+            token.name
+        );
+    }
     Ok(jail)
 }
 
-/// The jail of `python3 -m venv` and `pip install`.
-pub fn pip_jail() -> Result<InstallerJail> {
+/// `NAME=SOURCE` for the child's `--secret`.
+fn secret_flag(secret: &crate::secret::SecretRef) -> String {
+    match &secret.source {
+        crate::secret::SecretSource::Env(var) => format!("{}=env:{var}", secret.name),
+        crate::secret::SecretSource::File(path) => format!("{}=file:{}", secret.name, path.display()),
+    }
+}
+
+/// The jail of `python3 -m venv` and `pip install`. With `index` (`--secret
+/// PIP_INDEX_URL=…`, an index URL with credentials), pip uses that index, its host is
+/// allowed, and the URL reaches the installer only as that secret.
+pub fn pip_jail(index: Option<&crate::secret::SecretRef>) -> Result<InstallerJail> {
     let env = host_env();
     let files = tool_config::read_pip_config_files(&env, home(&env).as_deref()).map_err(|e| anyhow!(e))?;
     let settings = tool_config::pip_settings(&files, &env).map_err(|e| anyhow!(e))?;
@@ -103,6 +137,26 @@ pub fn pip_jail() -> Result<InstallerJail> {
     ]);
     jail.ro = outside_the_jail(settings.read_only_paths());
     jail.allow_net = allow_rules(&settings.hosts_to_allow());
+    if let Some(index) = index {
+        let url = index.read()?;
+        let hosts = tool_config::hosts_to_allow([url.as_str()]);
+        if hosts.is_empty() {
+            bail!("the secret `{}` is not an http(s) index URL", index.name);
+        }
+        for rule in allow_rules(&hosts) {
+            if !jail.allow_net.contains(&rule) {
+                jail.allow_net.push(rule);
+            }
+        }
+        jail.env.retain(|(name, _)| name != "PIP_INDEX_URL");
+        jail.source = redacted(&url);
+        jail.secrets.push(secret_flag(index));
+        eprintln!(
+            "mcp-j: the installer uses the index in the secret `{}` ({}; the server does not get it)",
+            index.name,
+            redacted(&url)
+        );
+    }
     Ok(jail)
 }
 

@@ -50,6 +50,10 @@ pub struct PullArgs {
     /// npm/PyPI: install again, replacing what the cache holds
     #[arg(long)]
     pub force: bool,
+    /// npm/PyPI: the registry credential for the installer: NPM_TOKEN=env:VAR or
+    /// PIP_INDEX_URL=file:PATH (an index URL with credentials)
+    #[arg(long = "secret", value_name = "NAME=SOURCE")]
+    pub secret: Vec<String>,
 }
 
 /// How a package is fetched (`pull`, `info`, `run REF`).
@@ -475,12 +479,25 @@ pub fn pull(pull: &PullArgs, config: &Config) -> Result<ExitCode> {
                 update: pull.update,
                 force: pull.force,
             };
+            let mut opts = crate::sandbox_opts::SandboxOpts {
+                secret: pull.secret.clone(),
+                config: config.clone(),
+                ..Default::default()
+            };
+            let registry_secret = super::install::take_registry_secret(reference.ecosystem, &mut opts)?;
+            if let Some(other) = opts.secret.first() {
+                bail!(
+                    "`pull --secret {other}`: only the registry credential ({}) is for the installer",
+                    super::install::registry_secret_name(reference.ecosystem)
+                );
+            }
             let installed = super::install::ensure_installed(
                 &reference,
                 &pull.install,
                 config,
                 config.audit_log.as_deref(),
                 refresh,
+                registry_secret.as_ref(),
             )?;
             eprintln!(
                 "mcp-j: {} is installed and verified (tree {})",

@@ -284,14 +284,17 @@ fn run_installed(args: &RunArgs, reference: InstallRef, verbose: u8) -> Result<E
     let config = &args.sandbox.config;
     let audit_log = args.sandbox.audit_log.clone().or_else(|| config.audit_log.clone());
     super::package::refusals_exit(|| {
+        let mut opts = (*args.sandbox).clone();
+        // The registry credential is the installer's, not the server's.
+        let registry_secret = super::install::take_registry_secret(reference.ecosystem, &mut opts)?;
         let installed = super::install::ensure_installed(
             &reference,
             &args.install,
             config,
             audit_log.as_deref(),
             Default::default(),
+            registry_secret.as_ref(),
         )?;
-        let mut opts = (*args.sandbox).clone();
         opts.ro.push(installed.tree.clone());
         opts.state_id = Some(format!("{}:{}", reference.ecosystem.as_str(), installed.record.name));
         let command: Vec<String> = std::iter::once(installed.program.clone())

@@ -346,7 +346,7 @@ fn install_scripts_are_off_by_default_and_the_installer_never_sees_a_token() {
             r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"whoami","arguments":{}}}"#,
         ];
         run.write_file(&requests, format!("{}\n", lines.join("\n")).as_bytes(), 0o644);
-        let whoami = |cache: &Path, extra: &[&str]| -> (Value, Outcome) {
+        let whoami_with = |cache: &Path, extra: &[&str], registry_token: &str| -> (Value, Outcome) {
             let mut cmd = run.runner.command("/bin/sh");
             cmd.arg("-c")
                 .arg(r#"exec "$0" "$@" < "$REQUESTS""#)
@@ -359,7 +359,8 @@ fn install_scripts_are_off_by_default_and_the_installer_never_sees_a_token() {
                 .env("REQUESTS", &requests)
                 .env("NPM_CONFIG_USERCONFIG", &npmrc)
                 .env("NPM_TOKEN", token)
-                .env("npm_config__authToken", token);
+                .env("npm_config__authToken", token)
+                .env("MY_REGISTRY_TOKEN", registry_token);
             let out = run_bounded(cmd, INSTALL_BOUND, "run the test package").unwrap_or_else(|e| panic!("{e}"));
             out.assert_code(0);
             let line = out.stdout.lines().find(|l| l.contains(r#""id":2"#)).unwrap_or("");
@@ -370,6 +371,7 @@ fn install_scripts_are_off_by_default_and_the_installer_never_sees_a_token() {
                 out,
             )
         };
+        let whoami = |cache: &Path, extra: &[&str]| whoami_with(cache, extra, "unused");
 
         // By default: scripts off, the install read-only to its server.
         let cache = run.tempdir();
@@ -419,6 +421,33 @@ fn install_scripts_are_off_by_default_and_the_installer_never_sees_a_token() {
             recorded.contains("\"HOME\":\"/tmp\""),
             "the script ran jailed: {recorded}"
         );
+
+        // A registry credential given with --secret NPM_TOKEN goes to the installer (npm reads
+        // it through an npmrc that names the variable) and never to the server.
+        let cache = run.tempdir();
+        let given = "npm_GIVENTOKEN0123456789abcdefghij";
+        let flags = ["--allow-install-scripts", "--secret", "NPM_TOKEN=env:MY_REGISTRY_TOKEN"];
+        let (seen, out) = whoami_with(cache.path(), &flags, given);
+        assert!(
+            out.stderr
+                .contains("authenticates to the npm registry with the secret `NPM_TOKEN`"),
+            "{}",
+            out.context()
+        );
+        assert_eq!(seen["npm_token"], false, "the server does not get the registry token");
+        let recorded = std::fs::read_to_string(
+            install_of(run, cache.path(), "npm:mcpj-test-server@1.0.0")
+                .0
+                .join("node_modules/mcpj-test-server/postinstall-ran.json"),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let recorded: Value = serde_json::from_str(&recorded).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(recorded["env"]["NPM_TOKEN"], given, "the installer got it");
+        let npmrc = recorded["files"]
+            .as_object()
+            .and_then(|f| f.values().find_map(|v| v.as_str().filter(|t| t.contains("_authToken"))))
+            .unwrap_or_else(|| panic!("no npmrc with the token's variable: {recorded}"));
+        assert!(npmrc.contains("${NPM_TOKEN}") && !npmrc.contains(given), "{npmrc}");
         assert!(looked > 3, "looked at {looked} files");
     });
 }
