@@ -30,7 +30,7 @@ const EXIT_REFUSED: u8 = 126;
 #[derive(Debug, Args)]
 pub struct RefArgs {
     /// The package: ORG/NAME, ORG/NAME@VERSION, ORG/NAME@latest or ORG/NAME@sha256:DIGEST;
-    /// for `pull` also npm:NAME[@VERSION] and pypi:NAME[==VERSION]
+    /// for `pull` also `npm:NAME[@VERSION]` and `pypi:NAME[==VERSION]`
     #[arg(value_name = "REF")]
     reference: String,
     #[command(flatten)]

@@ -42,9 +42,9 @@ pub struct RunArgs {
     pub fetch: FetchOpts,
     #[command(flatten)]
     pub install: InstallOpts,
-    /// A package to run: ORG/NAME[@VERSION|@latest|@sha256:DIGEST] from the registry,
-    /// npm:NAME[@VERSION], pypi:NAME[==VERSION], npm:./FILE.tgz or pypi:./FILE.whl (then
-    /// `-- ARGS` are appended to its arguments)
+    /// A package to run: `ORG/NAME[@VERSION|@latest|@sha256:DIGEST]` from the registry,
+    /// `npm:NAME[@VERSION]`, `pypi:NAME[==VERSION]`, `npm:./FILE.tgz` or `pypi:./FILE.whl`
+    /// (then `-- ARGS` are appended to its arguments)
     #[arg(value_name = "REF")]
     pub reference: Option<String>,
     /// Run the npm or PyPI package an MCP registry `server.json` names, with its arguments
