@@ -156,6 +156,7 @@ pub mod config;
 pub mod event;
 mod json;
 pub mod message;
+pub mod pins;
 mod proxy;
 pub mod session;
 
@@ -164,4 +165,5 @@ mod tests;
 
 pub use config::{ClientFeature, ProxyConfig, ServerRequestPolicy, ToolPolicy};
 pub use event::{Decision, Direction, EventSink, MessageKind, NoEvents, ProxyEvent};
-pub use proxy::{Ended, ProxyError, run_proxy};
+pub use pins::{PinCheck, ToolPins};
+pub use proxy::{Ended, ProxyError, run_proxy, run_proxy_with_pins};

@@ -25,6 +25,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
+use crate::pins::ToolPins;
 use crate::codec::{Frame, LineReader};
 use crate::config::ProxyConfig;
 use crate::event::EventSink;
@@ -98,6 +99,44 @@ where
     SE: AsyncRead + Unpin,
     LOG: AsyncWrite + Unpin,
 {
+    run_proxy_with_pins(
+        config,
+        client_in,
+        client_out,
+        server_in,
+        server_out,
+        server_err,
+        our_stderr,
+        events,
+        None,
+    )
+    .await
+}
+
+/// [`run_proxy`] with tool pinning: every listed tool is checked with `pins` ([`ToolPins`]);
+/// `None` is [`run_proxy`].
+#[allow(clippy::too_many_arguments)]
+pub async fn run_proxy_with_pins<CI, CO, SI, SO, SE, LOG>(
+    config: &ProxyConfig,
+    client_in: CI,
+    client_out: CO,
+    server_in: SI,
+    server_out: SO,
+    server_err: SE,
+    our_stderr: LOG,
+    events: &dyn EventSink,
+    pins: Option<&dyn ToolPins>,
+) -> Result<Ended, ProxyError>
+where
+    CI: AsyncRead + Unpin,
+    CO: AsyncWrite + Unpin,
+    SI: AsyncWrite + Unpin,
+    SO: AsyncRead + Unpin,
+    SE: AsyncRead + Unpin,
+    LOG: AsyncWrite + Unpin,
+{
+    // Tool pinning (issue 12): not yet applied.
+    let _ = pins;
     let mut client = LineReader::new(client_in, config.max_message_bytes, false);
     let mut server = LineReader::new(server_out, config.max_message_bytes, false);
     let mut stderr = LineReader::new(server_err, config.stderr_line_bytes, true);
