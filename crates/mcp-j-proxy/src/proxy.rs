@@ -25,11 +25,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use crate::pins::ToolPins;
 use crate::codec::{Frame, LineReader};
 use crate::config::ProxyConfig;
 use crate::event::EventSink;
 use crate::message::IdKey;
+use crate::pins::ToolPins;
 use crate::session::{Outcome, Session, sanitize};
 
 /// Bytes of a direction's own messages an outbox takes while earlier ones are queued or
@@ -100,15 +100,7 @@ where
     LOG: AsyncWrite + Unpin,
 {
     run_proxy_with_pins(
-        config,
-        client_in,
-        client_out,
-        server_in,
-        server_out,
-        server_err,
-        our_stderr,
-        events,
-        None,
+        config, client_in, client_out, server_in, server_out, server_err, our_stderr, events, None,
     )
     .await
 }

@@ -26,6 +26,7 @@ mod installs;
 mod login;
 mod package_run;
 mod packages;
+mod pinning;
 mod real_servers;
 mod run;
 mod testnet;

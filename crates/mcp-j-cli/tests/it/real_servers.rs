@@ -74,9 +74,9 @@ const MODERN: &str = "2026-07-28";
 /// Where the install script put things.
 pub struct Deps {
     /// `.deps/node/node_modules`: exposed read-only to server-everything.
-    node_modules: PathBuf,
+    pub node_modules: PathBuf,
     /// server-everything's entry point.
-    everything: PathBuf,
+    pub everything: PathBuf,
     /// server-filesystem's entry point.
     filesystem: PathBuf,
     /// server-memory's entry point.
