@@ -25,11 +25,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 
-use crate::pins::ToolPins;
 use crate::codec::{Frame, LineReader};
 use crate::config::ProxyConfig;
 use crate::event::EventSink;
 use crate::message::IdKey;
+use crate::pins::ToolPins;
 use crate::session::{Outcome, Session, sanitize};
 
 /// Bytes of a direction's own messages an outbox takes while earlier ones are queued or
@@ -100,21 +100,14 @@ where
     LOG: AsyncWrite + Unpin,
 {
     run_proxy_with_pins(
-        config,
-        client_in,
-        client_out,
-        server_in,
-        server_out,
-        server_err,
-        our_stderr,
-        events,
-        None,
+        config, client_in, client_out, server_in, server_out, server_err, our_stderr, events, None,
     )
     .await
 }
 
-/// [`run_proxy`] with tool pinning: every listed tool is checked with `pins` ([`ToolPins`]);
-/// `None` is [`run_proxy`].
+/// [`run_proxy`] with tool pinning: every listed tool is checked with `pins` ([`ToolPins`]),
+/// changed tools are hidden and their calls refused, and a call before any listing makes
+/// the proxy list the tools first (crate docs, *Tool pinning*). `None` is [`run_proxy`].
 #[allow(clippy::too_many_arguments)]
 pub async fn run_proxy_with_pins<CI, CO, SI, SO, SE, LOG>(
     config: &ProxyConfig,
@@ -135,8 +128,6 @@ where
     SE: AsyncRead + Unpin,
     LOG: AsyncWrite + Unpin,
 {
-    // Tool pinning (issue 12): not yet applied.
-    let _ = pins;
     let mut client = LineReader::new(client_in, config.max_message_bytes, false);
     let mut server = LineReader::new(server_out, config.max_message_bytes, false);
     let mut stderr = LineReader::new(server_err, config.stderr_line_bytes, true);
@@ -149,6 +140,7 @@ where
         &mut stderr,
         our_stderr,
         events,
+        pins,
     )
     .await
 }
@@ -164,6 +156,7 @@ pub(crate) async fn run_readers<CI, CO, SI, SO, SE, LOG>(
     stderr: &mut LineReader<SE>,
     our_stderr: LOG,
     events: &dyn EventSink,
+    pins: Option<&dyn ToolPins>,
 ) -> Result<Ended, ProxyError>
 where
     CI: AsyncRead + Unpin,
@@ -174,7 +167,7 @@ where
     LOG: AsyncWrite + Unpin,
 {
     let io = Io {
-        session: Mutex::new(Session::new(config)),
+        session: Mutex::new(Session::with_pins(config, pins)),
         to_server: Outbox::default(),
         to_client: Outbox::default(),
         log: tokio::sync::Mutex::new(our_stderr),
@@ -381,7 +374,7 @@ impl Outbox {
 }
 
 struct Io<'a, LOG> {
-    session: Mutex<Session>,
+    session: Mutex<Session<'a>>,
     to_server: Outbox,
     to_client: Outbox,
     log: tokio::sync::Mutex<LOG>,
@@ -402,8 +395,8 @@ enum Source {
     Server,
 }
 
-impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
-    fn session(&self) -> MutexGuard<'_, Session> {
+impl<'a, LOG: AsyncWrite + Unpin> Io<'a, LOG> {
+    fn session(&self) -> MutexGuard<'_, Session<'a>> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than stopping would; carry on with them.
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
@@ -433,6 +426,9 @@ impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
         if let Some(event) = &outcome.event {
             self.events.event(event);
         }
+        for event in &outcome.more_events {
+            self.events.event(event);
+        }
         if let Some(text) = &outcome.log {
             self.log(text).await;
         }
@@ -460,6 +456,18 @@ impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
             };
             // Refused: the client is gone (logged once by its writer).
             let _ = self.to_client.push(class, payload.bytes(line), None).await;
+        }
+        // Tool pinning: client calls that were held, now forwarded or answered.
+        for (bytes, request) in &outcome.more_to_server {
+            if self.to_server.push(Class::Relay, bytes, Some(request)).await.is_err() {
+                self.server_input_failed(request).await;
+            }
+        }
+        for bytes in &outcome.more_to_client {
+            let _ = self.to_client.push(Class::Answer, bytes, None).await;
+        }
+        if !outcome.more_to_client.is_empty() {
+            self.pending_space.notify_waiters();
         }
     }
 
