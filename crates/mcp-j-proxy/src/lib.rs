@@ -77,7 +77,8 @@
 //! and never reaches the server. `Changed` without `hide` (warn mode) and [`PinCheck::Pass`]
 //! keep the tool, and `Pass` forgets an earlier refusal (after `mcp-j pins accept` and a
 //! re-list). The tool policy comes first: a denied tool is never checked and its call gets
-//! "tool not allowed" as before. A tool without a readable `name` is removed.
+//! "tool not allowed" as before. A tool without a readable `name` is removed, and a name
+//! listed twice in a page with one copy hidden is hidden altogether.
 //!
 //! A `tools/call` that arrives before the session has checked a complete listing (a page
 //! without `nextCursor`, or a `server/discover` result with tools), or after the server's
@@ -89,9 +90,10 @@
 //! event). Client `tools/call`s arriving meanwhile are held too (they count as pending).
 //! When the last page is checked, each held call is forwarded as it would have been, or
 //! refused `-32602` if its tool is now hidden. If the server answers the listing with an
-//! error, or with a result that is not a listing, or pages without end, each held call is
-//! answered `-32603` "mcp-j: could not list the MCP server's tools to check them against
-//! their pins (…)" (never forwarded unchecked), and the next call tries again. If the
+//! error, or with a result that is not a listing (no `tools` array), or pages without end,
+//! each held call is answered `-32603` "mcp-j: could not list the MCP server's tools to
+//! check them against their pins (…)" (never forwarded unchecked), and the next call tries
+//! again. If the
 //! server exits first, held calls are answered like pending ones. A client request reusing
 //! the listing's id (or a held call's) while it is in flight is refused as a duplicate id,
 //! and a client `notifications/cancelled` naming it is dropped; cancelling a held call

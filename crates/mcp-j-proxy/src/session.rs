@@ -36,6 +36,8 @@ pub use policy::{META_CLIENT_CAPABILITIES, filter_tools};
 
 use pending::{ClientPending, ServerPending, cancelled_request_id};
 use pins::PinState;
+#[cfg(test)]
+pub(crate) use pins::pinned_tool;
 use policy::{CLIENT_POLICY_REQUESTS, ClientRequest};
 
 /// Longest method / tool name kept in session state and events.

@@ -2033,3 +2033,52 @@ async fn pins_digest_is_over_the_canonical_pinned_definition() {
     let text = crate::json::canonical_json(&serde_json::to_string(&pinned).unwrap()).unwrap();
     assert_eq!(text, canonical);
 }
+
+#[tokio::test]
+async fn pins_list_changed_makes_the_next_call_list_first_again() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    client_lists(&mut h, 1, TOOLS_OK_EVIL).await;
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+    h.server_send(note).await;
+    assert_eq!(h.client_raw().await, note);
+    // The server changed `evil`; the client calls it without re-listing.
+    pins.change("evil", true);
+    h.client_send(&call("2", "evil")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-1");
+    h.server_send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"mcp-j-pins-1","result":{TOOLS_OK_EVIL}}}"#
+    ))
+    .await;
+    assert_eq!(error_code(&h.client_json().await), -32602);
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn pins_a_name_listed_twice_with_one_copy_changed_is_hidden_altogether() {
+    // Told by digest: only the second copy counts as changed.
+    let second = r#"{"name":"t","description":"new"}"#;
+    let (_, _, digest) = crate::session::pinned_tool(second).unwrap();
+    let pins = FakePins::with(&[]);
+    pins.change(&digest, true);
+    let mut h2 = start_pinned(&pins);
+    let page = format!(r#"{{"tools":[{{"name":"t","description":"old"}},{second},{{"name":"u"}}]}}"#);
+    let r = client_lists(&mut h2, 1, &page).await;
+    assert_eq!(listed_names(&r), ["u"]);
+    h2.client_send(&call("2", "t")).await;
+    assert_eq!(error_code(&h2.client_json().await), -32602);
+    h2.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn pins_own_listing_without_tools_refuses_the_held_call() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    h.client_send(&call("5", "ok")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-1");
+    h.server_send(r#"{"jsonrpc":"2.0","id":"mcp-j-pins-1","result":{}}"#)
+        .await;
+    let r = h.client_json().await;
+    assert_eq!((r["id"].clone(), error_code(&r)), (json!(5), -32603), "{r}");
+    h.server_sees_only_sentinel(1).await;
+}

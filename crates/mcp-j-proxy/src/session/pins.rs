@@ -117,7 +117,7 @@ pub(super) fn hidden_event(base: &ProxyEvent, tool: &str, reason: String) -> Pro
 /// (SHA-256 of that text). The definition is `mcp_j_policy::pins::pinned_definition` of
 /// the tool, built from the raw text so that numbers are never reparsed before the
 /// canonical form is made. `None` without an object with a string `name`.
-pub(super) fn pinned_tool(tool: &str) -> Option<(String, Value, String)> {
+pub(crate) fn pinned_tool(tool: &str) -> Option<(String, Value, String)> {
     let obj = RawObject::parse_str(tool).ok()?;
     let name = obj.get("name").and_then(json::as_string)?.into_owned();
     let mut text = String::with_capacity(tool.len());
@@ -277,7 +277,11 @@ impl Session<'_> {
             }
             _ => Err("unexpected answer".to_owned()),
         };
-        let checked = result.and_then(|raw| self.check_listing(raw).map_err(str::to_owned));
+        let checked = result.and_then(|raw| match self.check_listing(raw) {
+            Ok(checked) if !checked.has_tools => Err("its tools/list result has no `tools` array".to_owned()),
+            Ok(checked) => Ok(checked),
+            Err(why) => Err(why.to_owned()),
+        });
         let mut outcome = Outcome::default();
         match checked {
             Err(why) => self.pin_listing_failed(&why, &mut outcome),
@@ -451,8 +455,8 @@ impl Session<'_> {
             return Err("`tools` is not an array");
         };
         let total = tools.len();
-        let mut kept: Vec<&RawValue> = Vec::with_capacity(total);
-        let mut hidden = Vec::new();
+        let mut hidden: Vec<(String, String)> = Vec::new();
+        let mut passed: Vec<(String, &RawValue)> = Vec::with_capacity(total);
         let mut unnamed = 0;
         for tool in tools {
             let Some((name, definition, digest)) = pinned_tool(tool.get()) else {
@@ -460,16 +464,26 @@ impl Session<'_> {
                 continue;
             };
             match pins.check(&name, &definition, &digest) {
-                PinCheck::Changed { message, hide: true } => {
-                    if self.pin.blocked.len() < MAX_BLOCKED || self.pin.blocked.contains_key(&name) {
-                        self.pin.blocked.insert(name.clone(), message.clone());
-                    }
-                    hidden.push((name, message));
-                }
-                PinCheck::Changed { hide: false, .. } | PinCheck::Pass => {
-                    self.pin.blocked.remove(&name);
-                    kept.push(tool);
-                }
+                PinCheck::Changed { message, hide: true } => hidden.push((name, message)),
+                PinCheck::Changed { hide: false, .. } | PinCheck::Pass => passed.push((name, tool)),
+            }
+        }
+        // A name listed twice with one copy hidden is hidden altogether: the client must
+        // not see (nor call) the pinned copy of a tool whose other copy changed.
+        let hidden_names: std::collections::HashSet<&str> = hidden.iter().map(|(n, _)| n.as_str()).collect();
+        let mut kept: Vec<&RawValue> = Vec::with_capacity(passed.len());
+        let mut twins = 0;
+        for (name, tool) in &passed {
+            if hidden_names.contains(name.as_str()) {
+                twins += 1;
+            } else {
+                self.pin.blocked.remove(name);
+                kept.push(tool);
+            }
+        }
+        for (name, message) in &hidden {
+            if self.pin.blocked.len() < MAX_BLOCKED || self.pin.blocked.contains_key(name) {
+                self.pin.blocked.insert(name.clone(), message.clone());
             }
         }
         if hidden.is_empty() && unnamed == 0 {
@@ -493,7 +507,7 @@ impl Session<'_> {
         if !hidden.is_empty() {
             what.push(format!(
                 "tools/list: hid {} of {total} tools changed since they were pinned",
-                hidden.len()
+                hidden.len() + twins
             ));
         }
         if unnamed > 0 {
