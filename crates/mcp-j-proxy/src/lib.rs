@@ -97,8 +97,10 @@
 //! server exits first, held calls are answered like pending ones. A client request reusing
 //! the listing's id (or a held call's) while it is in flight is refused as a duplicate id,
 //! and a client `notifications/cancelled` naming it is dropped; cancelling a held call
-//! drops it unanswered. A server that never answers the listing keeps the held calls
-//! waiting until the client cancels them or the server exits (no timer).
+//! drops it unanswered. A listing not complete within
+//! [`ProxyConfig::pin_listing_timeout`] (default 30 s) is abandoned: its held calls get the
+//! same `-32603` ("no answer within … ms"), a late answer is dropped as unmatched, and the
+//! next call lists again.
 //!
 //! **Request methods without an id.** Policy applies to every message, request or not. A
 //! client notification whose method is one the policy works on (`tools/call`,

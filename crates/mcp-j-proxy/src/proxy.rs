@@ -173,6 +173,8 @@ where
         log: tokio::sync::Mutex::new(our_stderr),
         client_turn: tokio::sync::Mutex::new(()),
         pending_space: Notify::new(),
+        pin_started: Notify::new(),
+        pin_timeout: config.pin_listing_timeout,
         events,
         stderr_prefix: &config.stderr_prefix,
     };
@@ -182,7 +184,15 @@ where
     let stderr_fut = io.stderr_loop(stderr);
     let to_server_fut = io.server_writer(server_in);
     let to_client_fut = io.client_writer(client_out);
-    tokio::pin!(client_fut, server_fut, stderr_fut, to_server_fut, to_client_fut);
+    let pin_fut = io.pin_watch();
+    tokio::pin!(
+        client_fut,
+        server_fut,
+        stderr_fut,
+        to_server_fut,
+        to_client_fut,
+        pin_fut
+    );
     let mut client_done = false;
     let mut stderr_done = false;
     let mut to_server_done = false;
@@ -197,6 +207,7 @@ where
             () = &mut client_fut, if !client_done => client_done = true,
             () = &mut to_server_fut, if !to_server_done => to_server_done = true,
             () = &mut stderr_fut, if !stderr_done => stderr_done = true,
+            () = &mut pin_fut => {}
         }
     }
     if !stderr_done {
@@ -384,6 +395,10 @@ struct Io<'a, LOG> {
     /// Signalled when client requests leave the pending table: the client reader may
     /// have room to read again.
     pending_space: Notify,
+    /// Signalled after each client message: the proxy's own tool listing may have begun.
+    pin_started: Notify,
+    /// [`ProxyConfig::pin_listing_timeout`].
+    pin_timeout: std::time::Duration,
     events: &'a dyn EventSink,
     stderr_prefix: &'a str,
 }
@@ -502,6 +517,7 @@ impl<'a, LOG: AsyncWrite + Unpin> Io<'a, LOG> {
             };
             let outcome = self.session().client_frame(&frame);
             self.apply(outcome, line, Source::Client).await;
+            self.pin_started.notify_waiters();
         }
         // The client hung up: the server's stdin is closed once what is queued for it is
         // written, so the server can exit on its own.
@@ -567,6 +583,25 @@ impl<'a, LOG: AsyncWrite + Unpin> Io<'a, LOG> {
         let _turn = tokio::time::timeout(CLIENT_SETTLE, self.client_turn.lock()).await;
         self.to_client.close();
         result
+    }
+
+    /// Tool pinning: refuses the calls held for the proxy's own tool listing when it takes
+    /// longer than [`ProxyConfig::pin_listing_timeout`]. Never ends.
+    async fn pin_watch(&self) {
+        loop {
+            let started = self.pin_started.notified();
+            let in_flight = self.session().pin_listing_in_flight();
+            match in_flight {
+                None => started.await,
+                Some((seq, began)) => {
+                    let deadline = tokio::time::Instant::from_std(began) + self.pin_timeout;
+                    tokio::time::sleep_until(deadline).await;
+                    let outcome = self.session().pin_listing_timed_out(seq);
+                    self.apply(outcome, &[], Source::Server).await;
+                    self.pending_space.notify_waiters();
+                }
+            }
+        }
     }
 
     async fn stderr_loop<SE: AsyncRead + Unpin>(&self, reader: &mut LineReader<SE>) {

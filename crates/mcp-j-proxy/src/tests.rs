@@ -2082,3 +2082,30 @@ async fn pins_own_listing_without_tools_refuses_the_held_call() {
     assert_eq!((r["id"].clone(), error_code(&r)), (json!(5), -32603), "{r}");
     h.server_sees_only_sentinel(1).await;
 }
+
+#[tokio::test]
+async fn pins_own_listing_unanswered_refuses_the_held_call_after_the_timeout() {
+    let pins = FakePins::with(&[]);
+    let config = ProxyConfig {
+        pin_listing_timeout: Duration::from_millis(200),
+        ..ProxyConfig::default()
+    };
+    let mut h = start_with(config, Some(pins.clone() as Arc<dyn crate::ToolPins>));
+    h.client_send(&call("5", "ok")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-1");
+    let r = h.client_json().await;
+    assert_eq!((r["id"].clone(), error_code(&r)), (json!(5), -32603), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 200 ms"),
+        "{r}"
+    );
+    // A late answer is dropped; the next call lists again.
+    h.server_send(r#"{"jsonrpc":"2.0","id":"mcp-j-pins-1","result":{"tools":[]}}"#)
+        .await;
+    h.client_send(&call("6", "ok")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-2");
+    h.client_sees_only_sentinel(1).await;
+}

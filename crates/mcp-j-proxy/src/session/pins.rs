@@ -5,6 +5,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::time::Instant;
 
 use mcp_j_policy::pins::PINNED_FIELDS;
 use serde_json::Value;
@@ -38,11 +39,16 @@ pub(super) struct PinState {
     /// The proxy's own listing, while in flight.
     listing: Option<PinListing>,
     next_id: u64,
+    /// Listings started so far (each listing's number).
+    listings: u64,
 }
 
 /// The proxy's own `tools/list`, and the client calls waiting for it.
 #[derive(Debug)]
 struct PinListing {
+    /// Its number in the session, and when it began.
+    seq: u64,
+    started: Instant,
     /// The id of the page request in flight.
     id: IdKey,
     /// The `_meta` sent with each page (2026-07-28: protocol version and capabilities).
@@ -228,13 +234,35 @@ impl Session<'_> {
         let meta = meta_to_copy(payload);
         let (key, raw_id) = self.pin_new_id();
         outcome.to_server = Some(Payload::Owned(list_request(&raw_id, meta.as_deref(), None)));
+        self.pin.listings += 1;
         self.pin.listing = Some(PinListing {
+            seq: self.pin.listings,
+            started: Instant::now(),
             id: key,
             meta,
             pages: 1,
             held: vec![held],
         });
         Some(outcome)
+    }
+
+    /// The proxy's own listing in flight: its number and when it began (the relay refuses
+    /// its held calls through [`Session::pin_listing_timed_out`] when it takes too long).
+    pub fn pin_listing_in_flight(&self) -> Option<(u64, Instant)> {
+        self.pin.listing.as_ref().map(|l| (l.seq, l.started))
+    }
+
+    /// The proxy's listing number `seq` took longer than
+    /// [`crate::ProxyConfig::pin_listing_timeout`]: if it is still in flight, it is
+    /// abandoned (a late answer is then dropped as unmatched) and its held calls are
+    /// refused.
+    pub fn pin_listing_timed_out(&mut self, seq: u64) -> Outcome {
+        let mut outcome = Outcome::default();
+        if self.pin.listing.as_ref().is_some_and(|l| l.seq == seq) {
+            let why = format!("no answer within {} ms", self.config.pin_listing_timeout.as_millis());
+            self.pin_listing_failed(&why, &mut outcome);
+        }
+        outcome
     }
 
     /// A fresh id for the proxy's own request, pending nowhere: key and JSON text.
