@@ -33,6 +33,9 @@ pub struct ProxyConfig {
     /// After the server's stdout ends, how long to wait for its stderr to end so its last
     /// words (a crash trace) are relayed. Default 500 ms.
     pub stderr_drain: Duration,
+    /// Tool pinning: how long the proxy's own `tools/list` (all its pages), made before a
+    /// first `tools/call`, may take before the calls held for it are refused. Default 30 s.
+    pub pin_listing_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -47,6 +50,7 @@ impl Default for ProxyConfig {
             pending_error_code: -32000,
             max_pending: 4096,
             stderr_drain: Duration::from_millis(500),
+            pin_listing_timeout: Duration::from_secs(30),
         }
     }
 }

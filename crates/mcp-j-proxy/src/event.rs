@@ -55,6 +55,14 @@ pub enum Decision {
         /// What was changed.
         what: String,
     },
+    /// Tool pinning: one tool removed from a listing (`tools/list` or `server/discover`)
+    /// because its definition changed since it was pinned; calls to it are refused until
+    /// a later listing passes it. One such event per hidden tool, with `tool` set, after
+    /// the event of the response it was removed from.
+    ToolHidden {
+        /// The pins' message: the tool and what changed.
+        reason: String,
+    },
 }
 
 /// One decision about one message.

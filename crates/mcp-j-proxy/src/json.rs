@@ -10,7 +10,8 @@
 //! - [`error_response`], [`result_response`]: the JSON-RPC responses the proxy writes
 //!   itself, around an id and a result kept as their original text.
 //! - `canonical_json`, [`canonical_sha256`]: the RFC 8785 canonical form of a value and
-//!   its digest (the audit log's `args_sha256`), in `json/canonical.rs`.
+//!   its digest (the audit log's `args_sha256`, and tool pins' digests), in
+//!   `json/canonical.rs`; `sha256_hex` of any text.
 //!
 //! Duplicate keys are refused wherever the proxy reads a key, because parsers disagree on
 //! them (first wins, last wins, error): a message the proxy reads one way and the server
@@ -18,7 +19,7 @@
 
 mod canonical;
 
-pub use canonical::canonical_sha256;
+pub use canonical::{canonical_json, canonical_sha256, sha256_hex};
 
 use std::borrow::Cow;
 use std::fmt;

@@ -16,10 +16,12 @@
 //! - [`message`]: one line validated as one JSON-RPC 2.0 message; ids and error codes.
 //! - [`session`]: the decisions, without I/O; its `pending` part keeps the request ids of
 //!   both directions (pending tables, forged and late responses), its `policy` part the
-//!   MCP policy (tools, client capabilities, server requests).
+//!   MCP policy (tools, client capabilities, server requests), its `pins` part tool
+//!   pinning.
 //! - `json`: generic JSON helpers: the depth scan, one object level kept as raw text, the
 //!   responses the proxy writes, and the RFC 8785 canonical form behind `args_sha256`.
-//! - [`config`]: [`ProxyConfig`] and the policies; [`event`]: [`ProxyEvent`] for the audit.
+//! - [`config`]: [`ProxyConfig`] and the policies; [`event`]: [`ProxyEvent`] for the audit;
+//!   [`pins`]: [`ToolPins`], the caller's side of tool pinning.
 //! - `proxy`: [`run_proxy`], the I/O: readers, outboxes, writers, the stderr relay.
 //!
 //! ## The rules
@@ -59,6 +61,46 @@
 //! first complete listing (every page, up to the one without `nextCursor`) lacks a tool the
 //! policy names, a warning goes to stderr once, with close matches: a typo in
 //! `--deny-tool` denies nothing.
+//!
+//! **Tool pinning.** With [`run_proxy_with_pins`] and a [`ToolPins`] (the caller's pin
+//! store and mode; [`run_proxy`] has none and does none of this), every tool of every
+//! `tools/list` result page, and of a `tools` array in a `server/discover` result, that the
+//! tool policy lets through is checked: its pinned fields
+//! (`mcp_j_policy::pins::pinned_definition`: `name`, `title`, `description`,
+//! `inputSchema`, `outputSchema`, `annotations`; `_meta` and other members do not count)
+//! are put in RFC 8785 canonical form (so key order, whitespace, string escapes and number
+//! spellings do not matter), and [`ToolPins::check`] gets the name, that definition parsed
+//! back from the canonical text, and the SHA-256 hex of the text. [`PinCheck::Changed`]
+//! with `hide` removes the tool from the page (one [`Decision::ToolHidden`] event per
+//! hidden tool, after the response's `rewritten` event) and remembers it: a `tools/call`
+//! for it is answered `-32602` with the pins' message (naming the tool and what changed)
+//! and never reaches the server. `Changed` without `hide` (warn mode) and [`PinCheck::Pass`]
+//! keep the tool, and `Pass` forgets an earlier refusal (after `mcp-j pins accept` and a
+//! re-list). The tool policy comes first: a denied tool is never checked and its call gets
+//! "tool not allowed" as before. A tool without a readable `name` is removed, and a name
+//! listed twice in a page with one copy hidden is hidden altogether.
+//!
+//! A `tools/call` that arrives before the session has checked a complete listing (a page
+//! without `nextCursor`, or a `server/discover` result with tools), or after the server's
+//! `notifications/tools/list_changed`, is held and the proxy lists the tools itself first:
+//! it sends `tools/list` with ids `"mcp-j-pins-1"`, `"mcp-j-pins-2"`, … (one per page,
+//! following `nextCursor`, at most 1000 pages), carrying the `io.modelcontextprotocol/…`
+//! members of the call's `_meta` (2026-07-28: protocol version, client capabilities, as
+//! forwarded) and nothing else. Its answers are never forwarded (each gets a `dropped`
+//! event). Client `tools/call`s arriving meanwhile are held too (they count as pending).
+//! When the last page is checked, each held call is forwarded as it would have been, or
+//! refused `-32602` if its tool is now hidden. If the server answers the listing with an
+//! error, or with a result that is not a listing (no `tools` array), or pages without end,
+//! each held call is answered `-32603` "mcp-j: could not list the MCP server's tools to
+//! check them against their pins (…)" (never forwarded unchecked), and the next call tries
+//! again. If the
+//! server exits first, held calls are answered like pending ones. A client request reusing
+//! the listing's id (or a held call's) while it is in flight is refused as a duplicate id,
+//! and a client `notifications/cancelled` naming it is dropped; cancelling a held call
+//! drops it unanswered. A listing not complete within
+//! [`ProxyConfig::pin_listing_timeout`] (default 30 s) is abandoned: its held calls get the
+//! same `-32603` ("no answer within … ms"), a late answer is dropped as unmatched, and the
+//! next call lists again.
 //!
 //! **Request methods without an id.** Policy applies to every message, request or not. A
 //! client notification whose method is one the policy works on (`tools/call`,

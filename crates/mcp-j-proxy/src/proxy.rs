@@ -105,8 +105,9 @@ where
     .await
 }
 
-/// [`run_proxy`] with tool pinning: every listed tool is checked with `pins` ([`ToolPins`]);
-/// `None` is [`run_proxy`].
+/// [`run_proxy`] with tool pinning: every listed tool is checked with `pins` ([`ToolPins`]),
+/// changed tools are hidden and their calls refused, and a call before any listing makes
+/// the proxy list the tools first (crate docs, *Tool pinning*). `None` is [`run_proxy`].
 #[allow(clippy::too_many_arguments)]
 pub async fn run_proxy_with_pins<CI, CO, SI, SO, SE, LOG>(
     config: &ProxyConfig,
@@ -127,8 +128,6 @@ where
     SE: AsyncRead + Unpin,
     LOG: AsyncWrite + Unpin,
 {
-    // Tool pinning (issue 12): not yet applied.
-    let _ = pins;
     let mut client = LineReader::new(client_in, config.max_message_bytes, false);
     let mut server = LineReader::new(server_out, config.max_message_bytes, false);
     let mut stderr = LineReader::new(server_err, config.stderr_line_bytes, true);
@@ -141,6 +140,7 @@ where
         &mut stderr,
         our_stderr,
         events,
+        pins,
     )
     .await
 }
@@ -156,6 +156,7 @@ pub(crate) async fn run_readers<CI, CO, SI, SO, SE, LOG>(
     stderr: &mut LineReader<SE>,
     our_stderr: LOG,
     events: &dyn EventSink,
+    pins: Option<&dyn ToolPins>,
 ) -> Result<Ended, ProxyError>
 where
     CI: AsyncRead + Unpin,
@@ -166,12 +167,14 @@ where
     LOG: AsyncWrite + Unpin,
 {
     let io = Io {
-        session: Mutex::new(Session::new(config)),
+        session: Mutex::new(Session::with_pins(config, pins)),
         to_server: Outbox::default(),
         to_client: Outbox::default(),
         log: tokio::sync::Mutex::new(our_stderr),
         client_turn: tokio::sync::Mutex::new(()),
         pending_space: Notify::new(),
+        pin_started: Notify::new(),
+        pin_timeout: config.pin_listing_timeout,
         events,
         stderr_prefix: &config.stderr_prefix,
     };
@@ -181,7 +184,15 @@ where
     let stderr_fut = io.stderr_loop(stderr);
     let to_server_fut = io.server_writer(server_in);
     let to_client_fut = io.client_writer(client_out);
-    tokio::pin!(client_fut, server_fut, stderr_fut, to_server_fut, to_client_fut);
+    let pin_fut = io.pin_watch();
+    tokio::pin!(
+        client_fut,
+        server_fut,
+        stderr_fut,
+        to_server_fut,
+        to_client_fut,
+        pin_fut
+    );
     let mut client_done = false;
     let mut stderr_done = false;
     let mut to_server_done = false;
@@ -196,6 +207,7 @@ where
             () = &mut client_fut, if !client_done => client_done = true,
             () = &mut to_server_fut, if !to_server_done => to_server_done = true,
             () = &mut stderr_fut, if !stderr_done => stderr_done = true,
+            () = &mut pin_fut => {}
         }
     }
     if !stderr_done {
@@ -373,7 +385,7 @@ impl Outbox {
 }
 
 struct Io<'a, LOG> {
-    session: Mutex<Session>,
+    session: Mutex<Session<'a>>,
     to_server: Outbox,
     to_client: Outbox,
     log: tokio::sync::Mutex<LOG>,
@@ -383,6 +395,10 @@ struct Io<'a, LOG> {
     /// Signalled when client requests leave the pending table: the client reader may
     /// have room to read again.
     pending_space: Notify,
+    /// Signalled after each client message: the proxy's own tool listing may have begun.
+    pin_started: Notify,
+    /// [`ProxyConfig::pin_listing_timeout`].
+    pin_timeout: std::time::Duration,
     events: &'a dyn EventSink,
     stderr_prefix: &'a str,
 }
@@ -394,8 +410,8 @@ enum Source {
     Server,
 }
 
-impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
-    fn session(&self) -> MutexGuard<'_, Session> {
+impl<'a, LOG: AsyncWrite + Unpin> Io<'a, LOG> {
+    fn session(&self) -> MutexGuard<'_, Session<'a>> {
         // A panic while holding the lock cannot leave the maps half-updated in a way that
         // matters more than stopping would; carry on with them.
         self.session.lock().unwrap_or_else(PoisonError::into_inner)
@@ -425,6 +441,9 @@ impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
         if let Some(event) = &outcome.event {
             self.events.event(event);
         }
+        for event in &outcome.more_events {
+            self.events.event(event);
+        }
         if let Some(text) = &outcome.log {
             self.log(text).await;
         }
@@ -452,6 +471,18 @@ impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
             };
             // Refused: the client is gone (logged once by its writer).
             let _ = self.to_client.push(class, payload.bytes(line), None).await;
+        }
+        // Tool pinning: client calls that were held, now forwarded or answered.
+        for (bytes, request) in &outcome.more_to_server {
+            if self.to_server.push(Class::Relay, bytes, Some(request)).await.is_err() {
+                self.server_input_failed(request).await;
+            }
+        }
+        for bytes in &outcome.more_to_client {
+            let _ = self.to_client.push(Class::Answer, bytes, None).await;
+        }
+        if !outcome.more_to_client.is_empty() {
+            self.pending_space.notify_waiters();
         }
     }
 
@@ -486,6 +517,7 @@ impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
             };
             let outcome = self.session().client_frame(&frame);
             self.apply(outcome, line, Source::Client).await;
+            self.pin_started.notify_waiters();
         }
         // The client hung up: the server's stdin is closed once what is queued for it is
         // written, so the server can exit on its own.
@@ -551,6 +583,25 @@ impl<LOG: AsyncWrite + Unpin> Io<'_, LOG> {
         let _turn = tokio::time::timeout(CLIENT_SETTLE, self.client_turn.lock()).await;
         self.to_client.close();
         result
+    }
+
+    /// Tool pinning: refuses the calls held for the proxy's own tool listing when it takes
+    /// longer than [`ProxyConfig::pin_listing_timeout`]. Never ends.
+    async fn pin_watch(&self) {
+        loop {
+            let started = self.pin_started.notified();
+            let in_flight = self.session().pin_listing_in_flight();
+            match in_flight {
+                None => started.await,
+                Some((seq, began)) => {
+                    let deadline = tokio::time::Instant::from_std(began) + self.pin_timeout;
+                    tokio::time::sleep_until(deadline).await;
+                    let outcome = self.session().pin_listing_timed_out(seq);
+                    self.apply(outcome, &[], Source::Server).await;
+                    self.pending_space.notify_waiters();
+                }
+            }
+        }
     }
 
     async fn stderr_loop<SE: AsyncRead + Unpin>(&self, reader: &mut LineReader<SE>) {

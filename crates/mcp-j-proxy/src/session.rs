@@ -8,7 +8,10 @@
 //!   both directions, the responses that match no pending request (forged, duplicate,
 //!   late), cancellation, and the answers owed when the server stops;
 //! - `policy` (`session/policy.rs`), the MCP policy: `tools/call` and tool listings,
-//!   client capabilities, server requests and `input_required` results.
+//!   client capabilities, server requests and `input_required` results;
+//! - `pins` (`session/pins.rs`), tool pinning (when the session has [`ToolPins`]): the
+//!   check of every listed tool, the calls refused, and the proxy's own listing before a
+//!   first call.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -20,8 +23,10 @@ use crate::config::{ClientFeature, ProxyConfig};
 use crate::event::{Decision, Direction, MessageKind, ProxyEvent};
 use crate::json;
 use crate::message::{self, Body, Id, IdKey, Invalid, Message};
+use crate::pins::ToolPins;
 
 mod pending;
+mod pins;
 mod policy;
 
 pub use crate::json::{canonical_sha256, error_response};
@@ -30,6 +35,9 @@ pub(crate) use policy::close_matches;
 pub use policy::{META_CLIENT_CAPABILITIES, filter_tools};
 
 use pending::{ClientPending, ServerPending, cancelled_request_id};
+use pins::PinState;
+#[cfg(test)]
+pub(crate) use pins::pinned_tool;
 use policy::{CLIENT_POLICY_REQUESTS, ClientRequest};
 
 /// Longest method / tool name kept in session state and events.
@@ -61,19 +69,29 @@ pub struct Outcome {
     pub to_server: Option<Payload>,
     /// Write this to the client (our stdout).
     pub to_client: Option<Payload>,
-    /// The decision, for the audit layer (`None` only for blank lines).
+    /// The decision, for the audit layer (`None` for blank lines, and for a `tools/call`
+    /// held until the proxy's own tool listing is checked: its event comes when it is
+    /// forwarded or refused).
     pub event: Option<ProxyEvent>,
     /// A line for our stderr (already free of control characters).
     pub log: Option<String>,
     /// When `to_server` carries a client request: its id. If writing it to the server
     /// fails, [`Session::server_input_failed`] answers it.
     pub request: Option<IdKey>,
+    /// Tool pinning: more events, after `event` (tools hidden from a listing, calls that
+    /// were held and are now forwarded or refused).
+    pub more_events: Vec<ProxyEvent>,
+    /// Tool pinning: held client requests now forwarded, after `to_server`, each with its
+    /// id (answered by [`Session::server_input_failed`] if its write fails).
+    pub more_to_server: Vec<(Vec<u8>, IdKey)>,
+    /// Tool pinning: answers to held client requests, after `to_client`.
+    pub more_to_client: Vec<Vec<u8>>,
 }
 
 /// Session state: requests pending in each direction (ids may collide across directions,
 /// so they are kept apart) and whether the server still reads its input.
 #[derive(Debug)]
-pub struct Session {
+pub struct Session<'p> {
     config: ProxyConfig,
     client_pending: HashMap<IdKey, ClientPending>,
     server_pending: HashMap<IdKey, ServerPending>,
@@ -83,6 +101,20 @@ pub struct Session {
     /// The tool names of the server's first complete listing, page by page, until it is
     /// complete and checked against the tool policy (`None` then).
     first_listing: Option<BTreeSet<String>>,
+    /// Tool pinning, when on.
+    pins: Pins<'p>,
+    /// Tool pinning state (empty when off).
+    pin: PinState,
+}
+
+/// The caller's [`ToolPins`], if any (a wrapper for `Debug`).
+#[derive(Clone, Copy)]
+struct Pins<'p>(Option<&'p dyn ToolPins>);
+
+impl std::fmt::Debug for Pins<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Pins(on)" } else { "Pins(off)" })
+    }
 }
 
 fn capped(s: &str) -> String {
@@ -132,9 +164,15 @@ fn dropped(reason: impl Into<String>) -> Decision {
     Decision::Dropped { reason: reason.into() }
 }
 
-impl Session {
-    /// A fresh session under `config`.
+impl<'p> Session<'p> {
+    /// A fresh session under `config`, without tool pinning.
     pub fn new(config: &ProxyConfig) -> Self {
+        Self::with_pins(config, None)
+    }
+
+    /// A fresh session under `config`, checking every listed tool with `pins` (crate docs,
+    /// *Tool pinning*); `None` is [`Session::new`].
+    pub fn with_pins(config: &ProxyConfig, pins: Option<&'p dyn ToolPins>) -> Self {
         Session {
             config: config.clone(),
             client_pending: HashMap::new(),
@@ -142,6 +180,8 @@ impl Session {
             closed: None,
             seq: 0,
             first_listing: (!config.tools.is_open()).then(BTreeSet::new),
+            pins: Pins(pins),
+            pin: PinState::default(),
         }
     }
 
@@ -182,7 +222,7 @@ impl Session {
         }
         match message::parse(line, self.config.max_depth) {
             Err(invalid) => self.client_invalid(invalid, line.len()),
-            Ok(msg) => self.client_message(&msg, line.len()),
+            Ok(msg) => self.client_message(&msg, line),
         }
     }
 
@@ -206,10 +246,11 @@ impl Session {
         }
     }
 
-    fn client_message(&mut self, msg: &Message<'_>, bytes: usize) -> Outcome {
+    fn client_message(&mut self, msg: &Message<'_>, line: &[u8]) -> Outcome {
+        let bytes = line.len();
         let kind = kind_of(&msg.body);
         match &msg.body {
-            Body::Request { id, method, params } => self.client_request(id, method, *params, bytes),
+            Body::Request { id, method, params } => self.client_request(id, method, *params, line),
             Body::Notification { method, params } => self.client_notification(method, *params, bytes),
             Body::Response { id, .. } | Body::ErrorResponse { id: Some(id), .. } => {
                 let code = match msg.body {
@@ -238,7 +279,8 @@ impl Session {
         }
     }
 
-    fn client_request(&mut self, id: &Id<'_>, method: &str, params: Option<&RawValue>, bytes: usize) -> Outcome {
+    fn client_request(&mut self, id: &Id<'_>, method: &str, params: Option<&RawValue>, line: &[u8]) -> Outcome {
+        let bytes = line.len();
         let mut event = self.event(
             Direction::ClientToServer,
             MessageKind::Request,
@@ -274,6 +316,9 @@ impl Session {
             if let ClientRequest::Reject { code, reason, message } = decision {
                 return reject(&mut event, code, reason, message);
             }
+            if let Some(message) = self.pin_blocked(params) {
+                return reject(&mut event, message::INVALID_PARAMS, message.clone(), &message);
+            }
         }
         let payload = match self.strip_client_capabilities(method, params) {
             ClientRequest::Reject { code, reason, message } => return reject(&mut event, code, reason, message),
@@ -295,7 +340,12 @@ impl Session {
             ClientRequest::Forward { .. } => Payload::Original,
         };
 
-        self.track_client_request(id, method, tool);
+        if method == "tools/call"
+            && let Some(outcome) = self.pin_hold(id, params, payload.bytes(line), &event)
+        {
+            return outcome;
+        }
+        self.track_client_request(&id.key, id.raw, method, tool);
         Outcome {
             to_server: Some(payload),
             event: Some(event),
@@ -347,6 +397,13 @@ impl Session {
                 if let Some(key) = cancelled_request_id(params) {
                     event.id = Some(key.to_string());
                     self.client_pending.remove(&key);
+                    if let Some(reason) = self.pin_cancelled(&key) {
+                        event.decision = dropped(reason);
+                        return Outcome {
+                            event: Some(event),
+                            ..Outcome::default()
+                        };
+                    }
                 }
             }
             "notifications/roots/list_changed" if !self.config.server_requests.roots => {
@@ -470,6 +527,10 @@ impl Session {
                 {
                     event.id = Some(key.to_string());
                     self.server_pending.remove(&key);
+                }
+                if method == "notifications/tools/list_changed" {
+                    // The tools may have changed: the next call lists them first again.
+                    self.pin.listed = false;
                 }
                 Outcome {
                     to_client: Some(Payload::Original),

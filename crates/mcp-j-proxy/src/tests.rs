@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::codec::{LineReader, READ_CHUNK};
 use crate::proxy::run_readers;
-use crate::{Decision, Direction, Ended, EventSink, MessageKind, ProxyConfig, ProxyError, ProxyEvent, run_proxy};
+use crate::{Decision, Direction, Ended, EventSink, MessageKind, ProxyConfig, ProxyError, ProxyEvent};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -64,6 +64,7 @@ fn proxy_over_pipes(
     pipe: usize,
     err_pipe: usize,
     events: Arc<dyn EventSink>,
+    pins: Option<Arc<dyn crate::ToolPins>>,
 ) -> (
     ProxyEnds,
     impl Future<Output = Result<Ended, ProxyError>> + Send + 'static,
@@ -75,7 +76,7 @@ fn proxy_over_pipes(
     let (err_tx, proxy_server_err) = tokio::io::duplex(err_pipe);
     let (proxy_log, log_rx) = tokio::io::duplex(64 * 1024);
     let proxy = async move {
-        run_proxy(
+        crate::run_proxy_with_pins(
             &config,
             proxy_client_in,
             proxy_client_out,
@@ -84,6 +85,7 @@ fn proxy_over_pipes(
             proxy_server_err,
             proxy_log,
             &*events,
+            pins.as_deref(),
         )
         .await
     };
@@ -99,6 +101,10 @@ fn proxy_over_pipes(
 }
 
 fn start(config: ProxyConfig) -> Harness {
+    start_with(config, None)
+}
+
+fn start_with(config: ProxyConfig, pins: Option<Arc<dyn crate::ToolPins>>) -> Harness {
     let events = Arc::new(Recorder::default());
     let (
         ProxyEnds {
@@ -110,7 +116,7 @@ fn start(config: ProxyConfig) -> Harness {
             mut log_rx,
         },
         proxy,
-    ) = proxy_over_pipes(config, 64 * 1024, 64 * 1024, events.clone());
+    ) = proxy_over_pipes(config, 64 * 1024, 64 * 1024, events.clone(), pins);
     let log = Arc::new(Mutex::new(Vec::new()));
     let sink = log.clone();
     tokio::spawn(async move {
@@ -952,6 +958,7 @@ async fn a_50_mib_line_from_the_server_is_streamed_through_in_bounded_memory() {
         &mut stderr,
         proxy_log,
         &crate::NoEvents,
+        None,
     );
     let driver = async {
         // The client never reads; the 50 MiB line goes through without it.
@@ -1015,6 +1022,7 @@ async fn a_client_that_stops_reading_stops_the_proxy_reading_the_server() {
             &mut stderr,
             proxy_log,
             &crate::NoEvents,
+            None,
         );
         tokio::pin!(proxy);
         // Let it run while the client reads nothing.
@@ -1128,7 +1136,7 @@ impl SmallPipes {
                 log_rx: _log_rx,
             },
             proxy,
-        ) = proxy_over_pipes(ProxyConfig::default(), 4096, 64, Arc::new(crate::NoEvents));
+        ) = proxy_over_pipes(ProxyConfig::default(), 4096, 64, Arc::new(crate::NoEvents), None);
         let SmallPipes {
             calls,
             argument,
@@ -1686,4 +1694,418 @@ async fn answers_to_the_server_never_stop_the_proxy_reading_it() {
     })
     .await;
     assert_eq!(counts, (ASKS, REQUESTS));
+}
+
+// ----- tool pinning ------------------------------------------------------------------------
+
+/// A fake pin store: answers `Changed` for the names (or digests) it is told, `Pass`
+/// otherwise, and records every question.
+#[derive(Default)]
+struct FakePins {
+    /// name or digest → (message, hide).
+    changed: Mutex<std::collections::HashMap<String, (String, bool)>>,
+    seen: Mutex<Vec<(String, Value, String)>>,
+}
+
+impl FakePins {
+    fn with(names: &[(&str, bool)]) -> Arc<Self> {
+        let pins = FakePins::default();
+        for (name, hide) in names {
+            pins.change(name, *hide);
+        }
+        Arc::new(pins)
+    }
+
+    fn change(&self, name: &str, hide: bool) {
+        self.changed.lock().unwrap().insert(
+            name.to_owned(),
+            (format!("tool `{name}` changed since it was pinned: description"), hide),
+        );
+    }
+
+    fn accept(&self, name: &str) {
+        self.changed.lock().unwrap().remove(name);
+    }
+
+    fn seen(&self) -> Vec<(String, Value, String)> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl crate::ToolPins for FakePins {
+    fn check(&self, name: &str, definition: &Value, digest: &str) -> crate::PinCheck {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((name.to_owned(), definition.clone(), digest.to_owned()));
+        let changed = self.changed.lock().unwrap();
+        match changed.get(name).or_else(|| changed.get(digest)) {
+            Some((message, hide)) => crate::PinCheck::Changed {
+                message: message.clone(),
+                hide: *hide,
+            },
+            None => crate::PinCheck::Pass,
+        }
+    }
+}
+
+fn start_pinned(pins: &Arc<FakePins>) -> Harness {
+    start_with(ProxyConfig::default(), Some(pins.clone() as Arc<dyn crate::ToolPins>))
+}
+
+const TOOLS_OK_EVIL: &str = r#"{"tools":[{"name":"ok","description":"fine","inputSchema":{"type":"object"}},{"name":"evil","description":"now steals keys","inputSchema":{"type":"object"}}]}"#;
+
+fn listed_names(r: &Value) -> Vec<String> {
+    r["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tools in {r}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn call(id: &str, tool: &str) -> String {
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#)
+}
+
+/// The client lists (id `id`), the server answers `result`; returns what the client got.
+async fn client_lists(h: &mut Harness, id: u64, result: &str) -> Value {
+    h.client_send(&format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/list"}}"#))
+        .await;
+    assert_eq!(h.server_json().await["method"], "tools/list");
+    h.server_send(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#))
+        .await;
+    h.client_json().await
+}
+
+#[tokio::test]
+async fn pins_changed_tool_is_hidden_and_its_call_refused_never_forwarded() {
+    let pins = FakePins::with(&[("evil", true)]);
+    let mut h = start_pinned(&pins);
+    let r = client_lists(&mut h, 1, TOOLS_OK_EVIL).await;
+    assert_eq!(listed_names(&r), ["ok"]);
+    assert_eq!(r["id"], 1);
+
+    h.client_send(&call("2", "evil")).await;
+    let r = h.client_json().await;
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert_eq!(r["id"], 2);
+    assert_eq!(
+        r["error"]["message"],
+        "tool `evil` changed since it was pinned: description"
+    );
+    h.server_sees_only_sentinel(1).await;
+
+    // An unchanged tool is forwarded at once (the listing was complete).
+    let ok = call("3", "ok");
+    h.client_send(&ok).await;
+    assert_eq!(h.server_raw().await, ok);
+
+    let events = h.events();
+    let hidden: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.decision, Decision::ToolHidden { .. }))
+        .collect();
+    assert_eq!(hidden.len(), 1, "{events:?}");
+    assert_eq!(hidden[0].tool.as_deref(), Some("evil"));
+    assert_eq!(hidden[0].method.as_deref(), Some("tools/list"));
+    assert!(events.iter().any(|e| e.tool.as_deref() == Some("evil")
+        && e.method.as_deref() == Some("tools/call")
+        && matches!(&e.decision, Decision::Rejected { code: -32602, reason } if reason.contains("changed"))));
+    let v = serde_json::to_value(hidden[0]).unwrap();
+    assert_eq!(v["decision"], "tool_hidden");
+}
+
+#[tokio::test]
+async fn pins_warn_mode_lets_a_changed_tool_through() {
+    let pins = FakePins::with(&[("evil", false)]);
+    let mut h = start_pinned(&pins);
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#).await;
+    h.server_json().await;
+    let answer = format!(r#"{{"jsonrpc":"2.0","id":1,"result":{TOOLS_OK_EVIL}}}"#);
+    h.server_send(&answer).await;
+    // Unchanged, byte for byte.
+    assert_eq!(h.client_raw().await, answer);
+    let evil = call("2", "evil");
+    h.client_send(&evil).await;
+    assert_eq!(h.server_raw().await, evil);
+    assert!(
+        !h.events()
+            .iter()
+            .any(|e| matches!(e.decision, Decision::ToolHidden { .. }))
+    );
+}
+
+#[tokio::test]
+async fn pins_pass_after_changed_unblocks_on_the_next_listing() {
+    let pins = FakePins::with(&[("evil", true)]);
+    let mut h = start_pinned(&pins);
+    assert_eq!(listed_names(&client_lists(&mut h, 1, TOOLS_OK_EVIL).await), ["ok"]);
+    // `mcp-j pins accept`, then the server says its tools changed and the client re-lists.
+    pins.accept("evil");
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+    h.server_send(note).await;
+    assert_eq!(h.client_raw().await, note);
+    assert_eq!(
+        listed_names(&client_lists(&mut h, 2, TOOLS_OK_EVIL).await),
+        ["ok", "evil"]
+    );
+    let evil = call("3", "evil");
+    h.client_send(&evil).await;
+    assert_eq!(h.server_raw().await, evil);
+}
+
+#[tokio::test]
+async fn pins_apply_to_every_page() {
+    let pins = FakePins::with(&[("evil", true)]);
+    let mut h = start_pinned(&pins);
+    let page1 = r#"{"tools":[{"name":"ok","description":"fine"}],"nextCursor":"c2"}"#;
+    assert_eq!(listed_names(&client_lists(&mut h, 1, page1).await), ["ok"]);
+    let page2 = r#"{"tools":[{"name":"evil","description":"x"},{"name":"other"}]}"#;
+    assert_eq!(listed_names(&client_lists(&mut h, 2, page2).await), ["other"]);
+    h.client_send(&call("3", "evil")).await;
+    assert_eq!(error_code(&h.client_json().await), -32602);
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn pins_apply_to_server_discover_tools() {
+    let pins = FakePins::with(&[("evil", true)]);
+    let mut h = start_pinned(&pins);
+    h.client_send(r#"{"jsonrpc":"2.0","id":"d","method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#).await;
+    assert_eq!(h.server_json().await["method"], "server/discover");
+    h.server_send(r#"{"jsonrpc":"2.0","id":"d","result":{"protocolVersions":["2026-07-28"],"capabilities":{"tools":{}},"tools":[{"name":"evil","description":"x"},{"name":"ok"}]}}"#).await;
+    let r = h.client_json().await;
+    assert_eq!(listed_names(&r), ["ok"]);
+    assert_eq!(r["result"]["protocolVersions"], json!(["2026-07-28"]));
+    // The discover result counts as a listing: calls go straight on or are refused.
+    h.client_send(&call("1", "evil")).await;
+    assert_eq!(error_code(&h.client_json().await), -32602);
+    let ok = call("2", "ok");
+    h.client_send(&ok).await;
+    assert_eq!(h.server_raw().await, ok);
+}
+
+#[tokio::test]
+async fn pins_tool_policy_keeps_priority() {
+    let pins = FakePins::with(&[("evil", true)]);
+    let mut h = start_with(policy(&[], &["evil"]), Some(pins.clone() as Arc<dyn crate::ToolPins>));
+    let r = client_lists(&mut h, 1, TOOLS_OK_EVIL).await;
+    assert_eq!(listed_names(&r), ["ok"]);
+    // Denied by policy: never asked about, refused as today.
+    assert!(pins.seen().iter().all(|(name, ..)| name != "evil"));
+    h.client_send(&call("2", "evil")).await;
+    let r = h.client_json().await;
+    assert_eq!(
+        (error_code(&r), r["error"]["message"].clone()),
+        (-32602, json!("tool not allowed"))
+    );
+}
+
+#[tokio::test]
+async fn pins_call_before_any_listing_lists_first_then_forwards() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    let ok = call("7", "ok");
+    h.client_send(&ok).await;
+    // The proxy's own listing, with its own id; page after page.
+    let list = h.server_json().await;
+    assert_eq!(list, json!({"jsonrpc":"2.0","id":"mcp-j-pins-1","method":"tools/list"}));
+    h.server_send(r#"{"jsonrpc":"2.0","id":"mcp-j-pins-1","result":{"tools":[{"name":"a"}],"nextCursor":"p2"}}"#)
+        .await;
+    let list = h.server_json().await;
+    assert_eq!(
+        list,
+        json!({"jsonrpc":"2.0","id":"mcp-j-pins-2","method":"tools/list","params":{"cursor":"p2"}})
+    );
+    h.server_send(r#"{"jsonrpc":"2.0","id":"mcp-j-pins-2","result":{"tools":[{"name":"ok"}]}}"#)
+        .await;
+    // Then the held call, as the client sent it.
+    assert_eq!(h.server_raw().await, ok);
+    h.server_send(r#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#)
+        .await;
+    // The client saw none of the listing: only the answer to its call.
+    assert_eq!(h.client_json().await["id"], 7);
+    h.client_sees_only_sentinel(1).await;
+    let names: Vec<String> = pins.seen().into_iter().map(|(n, ..)| n).collect();
+    assert_eq!(names, ["a", "ok"]);
+    // Listed now: the next call goes straight on.
+    let again = call("8", "ok");
+    h.client_send(&again).await;
+    assert_eq!(h.server_raw().await, again);
+}
+
+#[tokio::test]
+async fn pins_call_before_listing_to_a_changed_tool_is_refused_never_forwarded() {
+    let pins = FakePins::with(&[("evil", true)]);
+    let mut h = start_pinned(&pins);
+    h.client_send(&call("1", "evil")).await;
+    // A second call while the listing is in flight is held too.
+    let ok = call("2", "ok");
+    h.client_send(&ok).await;
+    let list = h.server_json().await;
+    assert_eq!(list["id"], "mcp-j-pins-1");
+    h.server_send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"mcp-j-pins-1","result":{TOOLS_OK_EVIL}}}"#
+    ))
+    .await;
+    let r = h.client_json().await;
+    assert_eq!((r["id"].clone(), error_code(&r)), (json!(1), -32602), "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("evil"));
+    // The held `ok` call is forwarded; `evil` never was.
+    assert_eq!(h.server_raw().await, ok);
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn pins_own_listing_copies_the_2026_meta_and_an_error_refuses_the_held_call() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    h.client_send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"ok","arguments":{},"_meta":{"progressToken":9,"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"sampling":{},"extensions":{}}}}}"#).await;
+    let list = h.server_json().await;
+    // The era's `_meta` (capabilities already stripped of denied ones), not the progress
+    // token.
+    assert_eq!(
+        list["params"],
+        json!({"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{"extensions":{}}}})
+    );
+    h.server_send(r#"{"jsonrpc":"2.0","id":"mcp-j-pins-1","error":{"code":-32601,"message":"no"}}"#)
+        .await;
+    let r = h.client_json().await;
+    assert_eq!((r["id"].clone(), error_code(&r)), (json!(5), -32603), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("could not list the MCP server's tools")
+    );
+    h.server_sees_only_sentinel(1).await;
+    // Not listed yet: the next call tries again.
+    h.client_send(&call("6", "ok")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-2");
+}
+
+#[tokio::test]
+async fn pins_held_call_is_answered_when_the_server_exits() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    h.client_send(&call("5", "ok")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-1");
+    h.server_exits().await;
+    let r = h.client_json().await;
+    assert_eq!(r["id"], 5);
+    assert!(r["error"]["message"].as_str().unwrap().contains("exited"), "{r}");
+}
+
+#[tokio::test]
+async fn pins_client_cannot_reuse_the_proxy_listing_id() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    h.client_send(&call("5", "ok")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-1");
+    h.client_send(r#"{"jsonrpc":"2.0","id":"mcp-j-pins-1","method":"ping"}"#)
+        .await;
+    let r = h.client_json().await;
+    assert_eq!((r["id"].clone(), error_code(&r)), (json!("mcp-j-pins-1"), -32600));
+    h.client_send(r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#).await;
+    assert_eq!(error_code(&h.client_json().await), -32600);
+}
+
+#[tokio::test]
+async fn pins_digest_is_over_the_canonical_pinned_definition() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    let one = r#"{"tools":[{"name":"t","description":"d","inputSchema":{"type":"object","properties":{"n":{"maximum":1.0}}},"_meta":{"x":1}}]}"#;
+    let two = r#"{"tools":[ { "inputSchema" : {"properties":{"n":{"maximum":1}} , "type":"object"},"_meta":{"y":2},"description":"\u0064", "name":"t" } ]}"#;
+    client_lists(&mut h, 1, one).await;
+    client_lists(&mut h, 2, two).await;
+    let seen = pins.seen();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].2, seen[1].2, "same tool, two spellings, two digests");
+    assert_eq!(seen[0].1, seen[1].1);
+    let canonical =
+        r#"{"description":"d","inputSchema":{"properties":{"n":{"maximum":1}},"type":"object"},"name":"t"}"#;
+    assert_eq!(seen[0].1, serde_json::from_str::<Value>(canonical).unwrap());
+    assert_eq!(seen[0].2, crate::json::sha256_hex(canonical));
+    // The definition is mcp-j-policy's pinned_definition of the tool, canonical.
+    let tool: Value = serde_json::from_str(one).unwrap();
+    let pinned = mcp_j_policy::pins::pinned_definition(&tool["tools"][0]).unwrap();
+    let text = crate::json::canonical_json(&serde_json::to_string(&pinned).unwrap()).unwrap();
+    assert_eq!(text, canonical);
+}
+
+#[tokio::test]
+async fn pins_list_changed_makes_the_next_call_list_first_again() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    client_lists(&mut h, 1, TOOLS_OK_EVIL).await;
+    let note = r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#;
+    h.server_send(note).await;
+    assert_eq!(h.client_raw().await, note);
+    // The server changed `evil`; the client calls it without re-listing.
+    pins.change("evil", true);
+    h.client_send(&call("2", "evil")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-1");
+    h.server_send(&format!(
+        r#"{{"jsonrpc":"2.0","id":"mcp-j-pins-1","result":{TOOLS_OK_EVIL}}}"#
+    ))
+    .await;
+    assert_eq!(error_code(&h.client_json().await), -32602);
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn pins_a_name_listed_twice_with_one_copy_changed_is_hidden_altogether() {
+    // Told by digest: only the second copy counts as changed.
+    let second = r#"{"name":"t","description":"new"}"#;
+    let (_, _, digest) = crate::session::pinned_tool(second).unwrap();
+    let pins = FakePins::with(&[]);
+    pins.change(&digest, true);
+    let mut h2 = start_pinned(&pins);
+    let page = format!(r#"{{"tools":[{{"name":"t","description":"old"}},{second},{{"name":"u"}}]}}"#);
+    let r = client_lists(&mut h2, 1, &page).await;
+    assert_eq!(listed_names(&r), ["u"]);
+    h2.client_send(&call("2", "t")).await;
+    assert_eq!(error_code(&h2.client_json().await), -32602);
+    h2.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn pins_own_listing_without_tools_refuses_the_held_call() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    h.client_send(&call("5", "ok")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-1");
+    h.server_send(r#"{"jsonrpc":"2.0","id":"mcp-j-pins-1","result":{}}"#)
+        .await;
+    let r = h.client_json().await;
+    assert_eq!((r["id"].clone(), error_code(&r)), (json!(5), -32603), "{r}");
+    h.server_sees_only_sentinel(1).await;
+}
+
+#[tokio::test]
+async fn pins_own_listing_unanswered_refuses_the_held_call_after_the_timeout() {
+    let pins = FakePins::with(&[]);
+    let config = ProxyConfig {
+        pin_listing_timeout: Duration::from_millis(200),
+        ..ProxyConfig::default()
+    };
+    let mut h = start_with(config, Some(pins.clone() as Arc<dyn crate::ToolPins>));
+    h.client_send(&call("5", "ok")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-1");
+    let r = h.client_json().await;
+    assert_eq!((r["id"].clone(), error_code(&r)), (json!(5), -32603), "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no answer within 200 ms"),
+        "{r}"
+    );
+    // A late answer is dropped; the next call lists again.
+    h.server_send(r#"{"jsonrpc":"2.0","id":"mcp-j-pins-1","result":{"tools":[]}}"#)
+        .await;
+    h.client_send(&call("6", "ok")).await;
+    assert_eq!(h.server_json().await["id"], "mcp-j-pins-2");
+    h.client_sees_only_sentinel(1).await;
 }

@@ -31,10 +31,15 @@ pub const MAX_DEPTH: usize = 128;
 /// SHA-256 (lowercase hex) of `raw`'s RFC 8785 canonical form; of the trimmed raw text
 /// when it has none (see the module documentation).
 pub fn canonical_sha256(raw: &str) -> String {
-    let digest = match canonical_json(raw) {
-        Some(text) => Sha256::digest(text.as_bytes()),
-        None => Sha256::digest(raw.trim().as_bytes()),
-    };
+    match canonical_json(raw) {
+        Some(text) => sha256_hex(&text),
+        None => sha256_hex(raw.trim()),
+    }
+}
+
+/// SHA-256 (lowercase hex) of `text` as it is.
+pub fn sha256_hex(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
     let mut hex = String::with_capacity(64);
     for b in digest {
         let _ = write!(hex, "{b:02x}");

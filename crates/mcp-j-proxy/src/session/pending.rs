@@ -33,11 +33,11 @@ pub(super) struct ServerPending {
     pub(super) started: Instant,
 }
 
-impl Session {
+impl Session<'_> {
     /// Whether the client has as many requests pending as allowed: the relay then waits
     /// for answers before it reads the client again (backpressure, not errors).
     pub fn client_pending_full(&self) -> bool {
-        self.client_pending.len() >= self.config.max_pending
+        self.client_pending.len() + self.pin.held() >= self.config.max_pending
     }
 
     /// Client requests awaiting a server response.
@@ -85,15 +85,20 @@ impl Session {
         self.closed = Some("the MCP server has exited");
         let mut pending: Vec<(IdKey, ClientPending)> = self.client_pending.drain().collect();
         pending.sort_by_key(|(_, p)| p.seq);
-        pending
+        let mut replies: Vec<(Vec<u8>, ProxyEvent)> = pending
             .into_iter()
             .map(|(key, p)| self.pending_failure(&key, p, "the MCP server exited before answering this request"))
-            .collect()
+            .collect();
+        // Calls held for the proxy's own tool listing come after (they arrived later).
+        replies.extend(self.pin_release_failed("the MCP server exited before answering this request"));
+        replies
     }
 
     /// Why a client request with this id cannot be tracked: `(code, reason, message)`.
     pub(super) fn client_request_refused(&self, key: &IdKey) -> Option<(i64, &'static str, &'static str)> {
-        if self.client_pending.contains_key(key) {
+        // A held call's id, or the id of the proxy's own tool listing in flight, is pending
+        // too.
+        if self.client_pending.contains_key(key) || self.pin.id_in_use(key) {
             return Some((
                 message::INVALID_REQUEST,
                 "duplicate request id",
@@ -102,7 +107,7 @@ impl Session {
         }
         // The relay stops reading the client while the table is full (see
         // `Session::client_pending_full`); this is the safety net.
-        if self.client_pending.len() >= self.config.max_pending {
+        if self.client_pending_full() {
             return Some((
                 self.config.pending_error_code,
                 "too many requests pending",
@@ -113,12 +118,12 @@ impl Session {
     }
 
     /// Records a client request forwarded to the server: its response is expected.
-    pub(super) fn track_client_request(&mut self, id: &Id<'_>, method: &str, tool: Option<String>) {
+    pub(super) fn track_client_request(&mut self, key: &IdKey, raw_id: &str, method: &str, tool: Option<String>) {
         self.seq += 1;
         self.client_pending.insert(
-            id.key.clone(),
+            key.clone(),
             ClientPending {
-                raw_id: id.raw.into(),
+                raw_id: raw_id.into(),
                 method: capped(method).into(),
                 tool: tool.map(Into::into),
                 filter_tools: matches!(method, "tools/list" | "server/discover"),
@@ -198,6 +203,9 @@ impl Session {
     /// goes through the policy (`Session::server_result`).
     pub(super) fn server_response(&mut self, msg: &Message<'_>, id: &Id<'_>, mut event: ProxyEvent) -> Outcome {
         event.id = Some(id.key.to_string());
+        if self.pin.is_listing(&id.key) {
+            return self.pin_listing_response(msg, event);
+        }
         let Some(pending) = self.client_pending.remove(&id.key) else {
             event.decision = dropped("response to no pending client request");
             return Outcome {

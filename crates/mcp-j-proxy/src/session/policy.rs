@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use serde_json::value::RawValue;
 
 use super::pending::ClientPending;
+use super::pins::hidden_event;
 use super::{Outcome, Payload, Session, capped, rejected, sanitize};
 use crate::config::ClientFeature;
 use crate::event::{Decision, ProxyEvent};
@@ -36,7 +37,7 @@ pub(super) enum ClientRequest {
     },
 }
 
-impl Session {
+impl Session<'_> {
     /// `tools/call`: the tool must be named and allowed. Returns the decision, the tool
     /// name and the arguments' hash.
     pub(super) fn tools_call(&self, params: Option<&RawValue>) -> (ClientRequest, Option<String>, Option<String>) {
@@ -183,7 +184,12 @@ impl Session {
 
     /// A success response to a pending client request: filter tool lists, refuse
     /// 2026-07-28 `input_required` results that ask for a denied feature.
-    pub(super) fn server_result(&self, pending: &ClientPending, result: &RawValue, mut event: ProxyEvent) -> Outcome {
+    pub(super) fn server_result(
+        &mut self,
+        pending: &ClientPending,
+        result: &RawValue,
+        mut event: ProxyEvent,
+    ) -> Outcome {
         let invalid = |event: &mut ProxyEvent, why: &str| {
             let code = message::INTERNAL_ERROR;
             event.decision = rejected(code, why);
@@ -224,16 +230,20 @@ impl Session {
             }
         }
 
-        if pending.filter_tools && !self.config.tools.is_open() {
-            match filter_tools(raw, &self.config.tools) {
+        if pending.filter_tools {
+            match self.filter_listing(raw) {
                 Ok(None) => {}
-                Ok(Some((new_result, removed, total))) => {
-                    event.decision = Decision::Rewritten {
-                        what: format!("tools/list: removed {removed} of {total} tools not allowed by policy"),
-                    };
+                Ok(Some(filtered)) => {
+                    event.decision = Decision::Rewritten { what: filtered.what };
+                    let more_events = filtered
+                        .hidden
+                        .into_iter()
+                        .map(|(tool, reason)| hidden_event(&event, &tool, reason))
+                        .collect();
                     return Outcome {
-                        to_client: Some(Payload::Owned(result_response(&pending.raw_id, &new_result))),
+                        to_client: Some(Payload::Owned(result_response(&pending.raw_id, &filtered.result))),
                         event: Some(event),
+                        more_events,
                         ..Outcome::default()
                     };
                 }
@@ -297,7 +307,7 @@ impl Session {
 /// Most tool names kept from the first listing (a hostile server could list millions).
 const MAX_LISTED_NAMES: usize = 10_000;
 
-impl Session {
+impl Session<'_> {
     /// Takes the tool names of one page of the server's first tool listing. When the
     /// listing is complete (a page without `nextCursor`), returns the warning, once, for
     /// the names the tool policy gives that the server does not list: typically a typo,
