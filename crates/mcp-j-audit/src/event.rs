@@ -489,7 +489,8 @@ pub struct ProxyDecision {
     /// The tool, for `tools/call` and its response.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
-    /// `forwarded`, `rejected`, `dropped` or `rewritten`.
+    /// `forwarded`, `rejected`, `dropped`, `rewritten`, or `tool_hidden` (a tool whose
+    /// definition changed since it was pinned, removed from a listing).
     pub decision: &'static str,
     /// For `rejected`: the JSON-RPC error code sent back.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -39,6 +39,7 @@ pub fn proxy_decision(e: &ProxyEvent) -> ProxyDecision {
         Decision::Rejected { code, reason } => ("rejected", Some(*code), Some(reason.clone()), None),
         Decision::Dropped { reason } => ("dropped", None, Some(reason.clone()), None),
         Decision::Rewritten { what } => ("rewritten", None, None, Some(what.clone())),
+        Decision::ToolHidden { reason } => ("tool_hidden", None, Some(reason.clone()), None),
     };
     ProxyDecision {
         direction: match e.direction {
