@@ -284,7 +284,8 @@ impl PinStore {
             verdict = file.check(name, definition, digest);
             match &verdict {
                 Verdict::New => file.pin_new(name, pin()),
-                Verdict::Unchanged => false,
+                // Back to its pin: what was offered before is no longer on offer.
+                Verdict::Unchanged => file.offered.remove(name).is_some(),
                 Verdict::Changed(_) => file.offer(name, pin()),
             }
         });
@@ -301,7 +302,9 @@ impl PinStore {
                     Verdict::Changed(_) => {
                         file.offer(name, pin());
                     }
-                    Verdict::Unchanged => {}
+                    Verdict::Unchanged => {
+                        file.offered.remove(name);
+                    }
                 }
                 if !state.save_failed {
                     state.save_failed = true;
@@ -319,12 +322,11 @@ impl ToolPins for PinStore {
             Ok(state) => state,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let cached = state
-            .file
-            .as_ref()
-            .map_or(Verdict::New, |f| f.check(name, definition, digest));
+        let (cached, stale_offer) = state.file.as_ref().map_or((Verdict::New, false), |f| {
+            (f.check(name, definition, digest), f.offered.contains_key(name))
+        });
         let verdict = match cached {
-            Verdict::Unchanged => Verdict::Unchanged,
+            Verdict::Unchanged if !stale_offer => Verdict::Unchanged,
             _ => self.record(&mut state, name, definition, digest),
         };
         match verdict {

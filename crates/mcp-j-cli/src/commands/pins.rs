@@ -22,8 +22,8 @@ pub enum PinsCommand {
     /// A server's pinned tools (digest, first seen, seen with), and for a tool whose
     /// definition changed, the difference between the pinned and the offered definition
     Show(ServerArgs),
-    /// Pin the definitions last offered for these tools of SERVER (`--all`: every changed
-    /// tool of SERVER, or of every server when none is named)
+    /// Pin the definitions last offered for these tools of SERVER (none named: every
+    /// changed tool of SERVER; `--all` without SERVER: of every server)
     Accept(AcceptArgs),
     /// Forget every pin of SERVER
     Rm(ServerArgs),
@@ -43,7 +43,7 @@ pub struct ServerArgs {
 /// `pins accept`'s arguments.
 #[derive(Debug, Args)]
 pub struct AcceptArgs {
-    /// Every changed tool (of SERVER, or of every server)
+    /// Every changed tool of every server (with SERVER: of that server, as with no TOOL)
     #[arg(long)]
     pub all: bool,
     /// SERVER (unless `-- PROG ARGS…` names it), then the tools to accept
@@ -219,14 +219,9 @@ fn accept(dir: &PinDir, args: &AcceptArgs) -> Result<()> {
         eprintln!("mcp-j: accepted {accepted} changed tool definition(s)");
         return Ok(());
     }
-    if tools.is_empty() && !args.all {
-        bail!(
-            "name the tools to accept (`mcp-j pins show {}` lists the changed ones), or pass --all",
-            server.unwrap_or("-- PROG ARGS…")
-        );
-    }
     let (_, file) = find(dir, server, &args.command)?;
-    let accepted = accept_in(dir, &file.server, tools, args.all)?;
+    // No tools named: every changed tool of the server.
+    let accepted = accept_in(dir, &file.server, tools, args.all || tools.is_empty())?;
     eprintln!(
         "mcp-j: accepted {accepted} changed tool definition(s) of {}",
         file.server

@@ -132,6 +132,12 @@ fn changed_tools_are_hidden_under_enforce_and_warned_under_warn() {
         load(&dir).tools["read_file"].digest,
         digest(&tool("read_file", "Read a file."))
     );
+
+    // Back to the pinned definition: the stale offer is dropped (so `pins accept` cannot
+    // pick it up later).
+    let (back, _) = store(&dir, PinMode::Enforce);
+    assert_eq!(check(&back, &tool("read_file", "Read a file.")), PinCheck::Pass);
+    assert!(load(&dir).offered.is_empty());
 }
 
 #[test]

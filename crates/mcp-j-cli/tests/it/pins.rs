@@ -187,7 +187,7 @@ fn pins_accept_pins_the_offered_definition() {
         state.write(run, &acme_pins());
         let offered = acme_pins().offered["read_file"].digest.clone();
 
-        let out = state.mcp_j(run, &["pins", "accept", "acme/hello"]);
+        let out = state.mcp_j(run, &["pins", "accept"]);
         assert_eq!(out.code, Some(125), "{}", out.context());
         assert!(out.stderr.contains("--all"), "{}", out.context());
         let out = state.mcp_j(run, &["pins", "accept", "acme/hello", "echo"]);
@@ -206,6 +206,13 @@ fn pins_accept_pins_the_offered_definition() {
         assert!(file.offered.is_empty());
         let out = state.mcp_j(run, &["pins", "show", "acme/hello"]);
         assert!(!out.stdout.contains("CHANGED"), "{}", out.context());
+
+        // SERVER alone: every changed tool of it.
+        state.write(run, &acme_pins());
+        state.mcp_j(run, &["pins", "accept", "acme/hello@1.2.3"]).assert_code(0);
+        let file = state.read(&acme()).unwrap_or_else(|| panic!("pins gone"));
+        assert_eq!(file.tools["read_file"].digest, offered);
+        assert!(file.offered.is_empty());
 
         // --all, every server.
         state.write(run, &acme_pins());
