@@ -4,13 +4,18 @@
 //! The end-to-end tests (`run_*`) need the proxy half of tool pinning
 //! (`run_proxy_with_pins` applying the pins); the `pins_*` tests need only the CLI.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::mpsc::channel;
+use std::time::{Duration, Instant};
 
 use mcp_j_policy::pins::{PinFile, SeenWith, ServerIdentity, ToolPin, pinned_definition};
 use serde_json::{Value, json};
 use sha2::Digest;
 
-use crate::common::{Outcome, Run, cli_test, sandbox_test, test_name};
+use crate::common::{MCP_J, Outcome, Run, cli_test, sandbox_test, test_name};
 
 /// The id `mcp-j` gives an identity: 12 hex digits of the SHA-256 of its JSON.
 fn id_of(identity: &ServerIdentity) -> String {
@@ -337,7 +342,8 @@ impl Server {
         }
     }
 
-    /// One session: initialize, tools/list, then a call to `call`; the replies by id.
+    /// One session: initialize, tools/list, then a call to `call`, each request sent after
+    /// the previous answer; the replies by id.
     fn session(&self, run: &Run, state: &State, opts: &[&str], call: &str) -> (Vec<Value>, Outcome) {
         self.session_env(run, state, opts, &[], call)
     }
@@ -357,11 +363,6 @@ impl Server {
             json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}),
             json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": call, "arguments": {}}}),
         ];
-        let input = run.tempdir();
-        let input_path = input.path().join("requests.jsonl");
-        let text: String = requests.iter().map(|r| format!("{r}\n")).collect();
-        run.write_file(&input_path, text.as_bytes(), 0o644);
-        let stdin = std::fs::File::open(&input_path).unwrap_or_else(|e| panic!("{e}"));
         let mut args: Vec<String> = vec!["run".into(), "--ro".into(), self.path().display().to_string()];
         args.extend(opts.iter().map(|s| s.to_string()));
         args.extend([
@@ -370,16 +371,74 @@ impl Server {
             self.script().display().to_string(),
             self.tools().display().to_string(),
         ]);
-        let mut exec = run.exec().env("XDG_STATE_HOME", &state.home);
-        for (k, v) in env {
-            exec = exec.env(k, v);
+        let workdir = run.tempdir();
+        let mut cmd = run.runner.command(MCP_J);
+        cmd.args(&args)
+            .env("XDG_STATE_HOME", &state.home)
+            .envs(env.iter().copied())
+            .current_dir(workdir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let started = Instant::now();
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn mcp-j run: {e}"));
+        let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+        let mut stderr = child.stderr.take().unwrap_or_else(|| panic!("stderr"));
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let err_text = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text);
+            text
+        });
+        // One request at a time, as a client does: each answer before the next request.
+        let mut stdin = child.stdin.take();
+        let mut seen = Vec::new();
+        for request in &requests {
+            if let Some(pipe) = stdin.as_mut() {
+                let _ = writeln!(pipe, "{request}").and_then(|()| pipe.flush());
+            }
+            let Some(id) = request.get("id").cloned() else {
+                continue;
+            };
+            while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+                let is_answer = serde_json::from_str::<Value>(&line).is_ok_and(|m| m["id"] == id);
+                seen.push(line);
+                if is_answer {
+                    break;
+                }
+            }
         }
-        let out = exec
-            .raw(&args)
-            .configure(move |cmd| {
-                cmd.stdin(stdin);
-            })
-            .run();
+        drop(stdin);
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if started.elapsed() < Duration::from_secs(60) => {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    let _ = child.kill();
+                    break child.wait().ok();
+                }
+            }
+        };
+        seen.extend(lines.try_iter());
+        let out = Outcome {
+            desc: format!("mcp-j {} (as {})", args.join(" "), run.runner.label()),
+            code: status.and_then(|s| s.code()),
+            signal: status.and_then(|s| s.signal()),
+            stdout: seen.iter().map(|l| format!("{l}\n")).collect(),
+            stderr: err_text.join().unwrap_or_default(),
+            elapsed: started.elapsed(),
+            outlived: false,
+        };
         let mut replies: Vec<Value> = out
             .stdout
             .lines()
