@@ -73,6 +73,12 @@ pub enum EventBody {
     /// `policy.decision`: whether local policy lets a package run, and why.
     #[serde(rename = "policy.decision")]
     PolicyDecision(PolicyDecision),
+    /// `tool.pinned`: a tool seen for the first time, pinned (tool pinning).
+    #[serde(rename = "tool.pinned")]
+    ToolPinned(ToolPinned),
+    /// `tool.changed`: a pinned tool listed with another definition, and what was done.
+    #[serde(rename = "tool.changed")]
+    ToolChanged(ToolChanged),
 }
 
 impl EventBody {
@@ -88,6 +94,8 @@ impl EventBody {
             EventBody::PackageResolve(_) => "package.resolve",
             EventBody::PackageVerify(_) => "package.verify",
             EventBody::PolicyDecision(_) => "policy.decision",
+            EventBody::ToolPinned(_) => "tool.pinned",
+            EventBody::ToolChanged(_) => "tool.changed",
         }
     }
 }
@@ -110,7 +118,9 @@ into_body!(
     SessionEnd,
     PackageResolve,
     PackageVerify,
-    PolicyDecision
+    PolicyDecision,
+    ToolPinned,
+    ToolChanged
 );
 
 /// Which `mcp-j` command started the session.
@@ -711,6 +721,50 @@ pub enum PolicyVerdict {
     Warned,
     /// It may not run (exit 126).
     Refused,
+}
+
+/// `tool.pinned`: a server listed a tool never seen for it before; its definition is now
+/// pinned (INTERFACE, *Proxy behaviour*, tool pinning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolPinned {
+    /// The server identity as `mcp-j pins` takes it (`org/name`, `npm:NAME`, `pypi:NAME`,
+    /// `-- PROG ARGS…`, secrets redacted).
+    pub server: String,
+    /// The identity's short id (the pin file's name).
+    pub server_id: String,
+    /// The tool's name.
+    pub tool: String,
+    /// SHA-256 (lowercase hex) of the pinned definition's canonical form.
+    pub digest: String,
+}
+
+/// `tool.changed`: a pinned tool was listed with a definition whose digest differs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ToolChanged {
+    /// As [`ToolPinned::server`].
+    pub server: String,
+    /// As [`ToolPinned::server_id`].
+    pub server_id: String,
+    /// The tool's name.
+    pub tool: String,
+    /// The pinned digest.
+    pub old_digest: String,
+    /// The digest of the definition listed now.
+    pub new_digest: String,
+    /// What changed: `description`, `schema`, `annotations`, `title`, `definition`.
+    pub fields: Vec<String>,
+    /// `hidden` (`--pins enforce`) or `warned` (`--pins warn`).
+    pub decision: PinDecision,
+}
+
+/// See [`ToolChanged::decision`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinDecision {
+    /// Removed from listings; calls refused (`enforce`).
+    Hidden,
+    /// Passed through with a warning (`warn`).
+    Warned,
 }
 
 /// The symbolic name of `errno` (`EPERM`), for the errnos a sandbox denial or a failed

@@ -4,8 +4,8 @@
 //!   per event, an in-memory log for tests, or [`AuditLog::null`] when no log is
 //!   configured.
 //! - [`event`] holds the events: `session.start`, `sandbox.ready`, `proxy.decision`,
-//!   `sandbox.denial`, `net.connect`, `session.end`, and for registry packages
-//!   `package.resolve`, `package.verify`, `policy.decision`. docs/AUDIT.md documents them and
+//!   `sandbox.denial`, `net.connect`, `session.end`, `tool.pinned`, `tool.changed`, and for
+//!   registry packages `package.resolve`, `package.verify`, `policy.decision`. docs/AUDIT.md documents them and
 //!   docs/audit.schema.json is their JSON Schema. They carry this crate's own plain types:
 //!   the audit log depends on neither the sandbox engine nor the proxy (the `mcp-j` binary
 //!   converts their reports and events), so a new source of events adds no crate edge.
@@ -19,10 +19,10 @@ mod writer;
 
 pub use event::{
     Access, Artifact, AuditEvent, Command, Direction, EventBody, ExposedPath, HostInfo, LayerStatus, Limits, McpPolicy,
-    Measure, MemoryScope, MessageKind, NetConnect, NetDecision, Outcome, PackageResolve, PackageVerify, PolicyDecision,
-    PolicyVerdict, ProcessInfo, ProxyDecision, Resources, SCHEMA_VERSION, SandboxDenial, SandboxLayer, SandboxLayers,
-    SandboxReady, SessionEnd, SessionStart, Source, SourceDigests, SourceKind, VerifyResult, errno_name,
-    rfc3339_micros,
+    Measure, MemoryScope, MessageKind, NetConnect, NetDecision, Outcome, PackageResolve, PackageVerify, PinDecision,
+    PolicyDecision, PolicyVerdict, ProcessInfo, ProxyDecision, Resources, SCHEMA_VERSION, SandboxDenial, SandboxLayer,
+    SandboxLayers, SandboxReady, SessionEnd, SessionStart, Source, SourceDigests, SourceKind, ToolChanged, ToolPinned,
+    VerifyResult, errno_name, rfc3339_micros,
 };
 pub use log::{AuditLog, MemoryLines};
 pub use redact::{MIN_SECRET_LEN, Redactor};

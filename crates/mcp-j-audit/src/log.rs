@@ -12,7 +12,8 @@ use serde_json::Value;
 
 use crate::event::{
     AuditEvent, EventBody, HostInfo, NetConnect, PackageResolve, PackageVerify, PolicyDecision, ProxyDecision,
-    SCHEMA_VERSION, SandboxDenial, SandboxLayers, SandboxReady, SessionEnd, SessionStart, rfc3339_micros,
+    SCHEMA_VERSION, SandboxDenial, SandboxLayers, SandboxReady, SessionEnd, SessionStart, ToolChanged, ToolPinned,
+    rfc3339_micros,
 };
 use crate::redact::Redactor;
 
@@ -223,6 +224,16 @@ impl AuditLog {
     /// `policy.decision`.
     pub fn policy_decision(&self, decision: PolicyDecision) -> io::Result<()> {
         self.record(decision)
+    }
+
+    /// `tool.pinned`.
+    pub fn tool_pinned(&self, pinned: ToolPinned) -> io::Result<()> {
+        self.record(pinned)
+    }
+
+    /// `tool.changed`.
+    pub fn tool_changed(&self, changed: ToolChanged) -> io::Result<()> {
+        self.record(changed)
     }
 
     /// `session.end`.

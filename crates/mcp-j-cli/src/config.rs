@@ -32,6 +32,7 @@
 //! allowed_origins = []            # official, verified, community; empty: all
 //! offline_max_age = "7d"          # a cached resolve answer stands in this long, offline
 //! allow_package_network = true    # a package's manifest may ask for network destinations
+//! pins = "enforce"                # tool pinning: enforce | warn | off
 //!
 //! [secrets]                       # passed to every server, like `--secret`
 //! GITHUB_TOKEN = "env:GITHUB_TOKEN"
@@ -46,7 +47,7 @@
 //! `MCP_J_CACHE_DIR`, `MCP_J_AUDIT_LOG`, the limits as `MCP_J_MEMORY`, `MCP_J_PIDS`,
 //! `MCP_J_FDS`, `MCP_J_CPU`, `MCP_J_TIMEOUT`, `MCP_J_MAX_FILE_SIZE`, and the policy as
 //! `MCP_J_NO_SUBPROCESS`, `MCP_J_REQUIRE_MEMORY_LIMIT`,
-//! `MCP_J_ALLOW_TOOLS`, `MCP_J_DENY_TOOLS`, `MCP_J_ALLOW_SERVER_REQUESTS` (lists are
+//! `MCP_J_ALLOW_TOOLS`, `MCP_J_DENY_TOOLS`, `MCP_J_ALLOW_SERVER_REQUESTS`, `MCP_J_PINS` (lists are
 //! comma-separated). Other `MCP_J_*` variables (`MCP_J_CGROUP_PARENT`, …) are not
 //! configuration and are ignored here; secrets have no variable (name them in the file or
 //! with `--secret`).
@@ -152,6 +153,8 @@ pub struct PolicyConfig {
     /// Packages: whether a package's manifest may ask for network destinations (each then
     /// an `--allow-net` entry that never unlocks a special address).
     pub allow_package_network: Option<bool>,
+    /// `run`: tool pinning, `enforce` (hide a changed tool), `warn` or `off`.
+    pub pins: Option<mcp_j_policy::PinMode>,
 }
 
 /// How an `MCP_J_*` variable's text becomes a value.
@@ -187,6 +190,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("MCP_J_ALLOWED_ORIGINS", "policy.allowed_origins"),
     ("MCP_J_OFFLINE_MAX_AGE", "policy.offline_max_age"),
     ("MCP_J_ALLOW_PACKAGE_NETWORK", "policy.allow_package_network"),
+    ("MCP_J_PINS", "policy.pins"),
 ];
 
 fn env_kind(key: &str) -> EnvKind {
@@ -446,6 +450,7 @@ impl Loaded {
             ("policy.allowed_origins", to_json(&c.policy.allowed_origins)),
             ("policy.offline_max_age", to_json(&c.policy.offline_max_age)),
             ("policy.allow_package_network", to_json(&c.policy.allow_package_network)),
+            ("policy.pins", to_json(&c.policy.pins)),
         ]
         .into_iter()
         .map(|(key, value)| Row {
@@ -515,6 +520,7 @@ fn default_layer() -> Result<Layer> {
             allowed_origins: Some(Vec::new()),
             offline_max_age: Some(units::Duration(std::time::Duration::from_secs(7 * 24 * 3600))),
             allow_package_network: Some(true),
+            pins: Some(mcp_j_policy::PinMode::default()),
         },
         install: InstallConfig {
             memory: Some(Size(2 << 30)),

@@ -16,6 +16,7 @@ mod diagnose;
 mod egress;
 mod exposure;
 mod output;
+mod pins;
 mod preflight;
 mod pty;
 mod sandbox_opts;
@@ -117,5 +118,6 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Push(args) => commands::registry::push(&args, &loaded.config),
         Command::Registry { command } => commands::registry::registry(&command, cli.json),
         Command::Client { command } => client_setup::client(&command),
+        Command::Pins { command } => commands::pins::pins(&command, cli.json),
     }
 }

@@ -309,6 +309,9 @@ pub struct Resolved {
     pub allow_tools: Vec<String>,
     pub deny_tools: Vec<String>,
     pub allow_server_requests: Vec<String>,
+    /// Tool pinning: the manifest's `pins`, else the configuration's `policy.pins` (`run`'s
+    /// `--pins` wins over both).
+    pub pins: mcp_j_policy::PinMode,
     /// Where audit events go: `--audit-log`, else the configuration's `audit_log`.
     pub audit_log: Option<PathBuf>,
     /// A CPU quota was asked for (flag, manifest or configuration), not just defaulted:
@@ -558,6 +561,7 @@ impl SandboxOpts {
             allow_tools: concat(&config.policy.allow_tools, manifest.allow_tools),
             deny_tools: concat(&config.policy.deny_tools, manifest.deny_tools),
             allow_server_requests: concat(&config.policy.allow_server_requests, manifest.allow_server_requests),
+            pins: manifest.pins.or(config.policy.pins).unwrap_or_default(),
             audit_log: self.audit_log.clone().or_else(|| config.audit_log.clone()),
             cpu_requested,
             secrets,

@@ -57,7 +57,7 @@ pub use certification::{CertLevel, CertMode, CertPolicy, Origin, PackageStatus};
 pub use egress::{Allowlist, Host, Rule, RuleSource};
 pub use manifest::Manifest;
 pub use package::PackageManifest;
-pub use pins::{PinFile, ServerIdentity, ToolPin};
+pub use pins::{PinFile, PinMode, ServerIdentity, ToolPin};
 pub use reference::{NpmRef, PackageRef, PypiRef, RegistryRef, Selector};
 pub use resolve::ResolveAnswer;
 pub use tools::{ClientFeature, ServerRequestPolicy, ToolPolicy};

@@ -37,6 +37,8 @@ pub struct Manifest {
     pub deny_tools: Vec<String>,
     #[serde(default)]
     pub allow_server_requests: Vec<String>,
+    /// `run` only: `--pins`.
+    pub pins: Option<crate::pins::PinMode>,
 }
 
 impl Manifest {

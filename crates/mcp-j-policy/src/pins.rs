@@ -31,6 +31,49 @@ pub const PINNED_FIELDS: [&str; 6] = [
     "annotations",
 ];
 
+/// `--pins`, `policy.pins`, the manifest's `pins`: what a changed tool does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PinMode {
+    /// Hide a changed tool and refuse calls to it (the default).
+    #[default]
+    Enforce,
+    /// Pass a changed tool, with a warning.
+    Warn,
+    /// No pinning.
+    Off,
+}
+
+impl PinMode {
+    /// The mode's name: `enforce`, `warn`, `off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinMode::Enforce => "enforce",
+            PinMode::Warn => "warn",
+            PinMode::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for PinMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for PinMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "enforce" => Ok(PinMode::Enforce),
+            "warn" => Ok(PinMode::Warn),
+            "off" => Ok(PinMode::Off),
+            _ => Err(format!("unknown pins mode `{s}` (use enforce, warn or off)")),
+        }
+    }
+}
+
 /// The version of the pin file format this code writes and reads.
 pub const PIN_FILE_FORMAT: u32 = 1;
 
@@ -230,6 +273,10 @@ pub struct PinFile {
     pub server: ServerIdentity,
     /// Tool name → pin.
     pub tools: BTreeMap<String, ToolPin>,
+    /// Tool name → the last definition offered that differed from its pin (refused or
+    /// warned of), for `pins show` and `pins accept`. Absent in files that have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub offered: BTreeMap<String, ToolPin>,
 }
 
 impl PinFile {
@@ -239,6 +286,7 @@ impl PinFile {
             format: PIN_FILE_FORMAT,
             server,
             tools: BTreeMap::new(),
+            offered: BTreeMap::new(),
         }
     }
 
@@ -282,9 +330,35 @@ impl PinFile {
         true
     }
 
-    /// `pins accept`: replace a tool's pin with its current definition.
+    /// `pins accept`: replace a tool's pin with its current definition (and forget what
+    /// was offered for it).
     pub fn accept(&mut self, name: &str, pin: ToolPin) {
+        self.offered.remove(name);
         self.tools.insert(name.to_string(), pin);
+    }
+
+    /// Remember the definition a changed tool was last offered with. Returns whether it
+    /// differs from what was remembered (so the file needs writing).
+    pub fn offer(&mut self, name: &str, pin: ToolPin) -> bool {
+        match self.offered.get(name) {
+            Some(old) if old.digest == pin.digest => false,
+            _ => {
+                self.offered.insert(name.to_string(), pin);
+                true
+            }
+        }
+    }
+
+    /// `pins accept`: pin the definition `name` was last offered with. Returns whether
+    /// there was one.
+    pub fn accept_offered(&mut self, name: &str) -> bool {
+        match self.offered.remove(name) {
+            Some(pin) => {
+                self.tools.insert(name.to_string(), pin);
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -440,6 +514,29 @@ mod tests {
         file.accept("read_file", pin_of(&changed, "cccc"));
         assert_eq!(file.check("read_file", &changed, "cccc"), Verdict::Unchanged);
         assert_eq!(file.check("other_tool", &def, "aaaa"), Verdict::New);
+
+        // An offered definition is remembered once per digest and pinned by accept_offered.
+        let mut evil = def.clone();
+        evil["description"] = json!("worse");
+        assert!(file.offer("read_file", pin_of(&evil, "dddd")));
+        assert!(!file.offer("read_file", pin_of(&evil, "dddd")));
+        assert!(file.accept_offered("read_file"));
+        assert!(!file.accept_offered("read_file"));
+        assert_eq!(file.tools["read_file"].digest, "dddd");
+        assert!(file.offered.is_empty());
+    }
+
+    #[test]
+    fn pin_files_without_offered_still_read_and_modes_parse() {
+        let old = r#"{"format": 1, "server": {"kind": "npm", "name": "srv"}, "tools": {}}"#;
+        let file = PinFile::from_json(old).expect("old file");
+        assert!(file.offered.is_empty());
+        assert!(!file.to_json().expect("json").contains("offered"));
+        for mode in [PinMode::Enforce, PinMode::Warn, PinMode::Off] {
+            assert_eq!(mode.as_str().parse::<PinMode>(), Ok(mode));
+        }
+        assert!("strict".parse::<PinMode>().is_err());
+        assert_eq!(PinMode::default(), PinMode::Enforce);
     }
 
     #[test]

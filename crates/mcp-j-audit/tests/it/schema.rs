@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use mcp_j_audit::{
     Access, Artifact, AuditLog, Command, Direction, ExposedPath, LayerStatus, Limits, McpPolicy, MessageKind,
-    NetConnect, NetDecision, PackageResolve, PackageVerify, PolicyDecision, PolicyVerdict, ProxyDecision, Redactor,
-    Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd, SessionStart, Source, SourceDigests, SourceKind,
-    VerifyResult,
+    NetConnect, NetDecision, PackageResolve, PackageVerify, PinDecision, PolicyDecision, PolicyVerdict, ProxyDecision,
+    Redactor, Resources, SandboxDenial, SandboxLayer, SandboxLayers, SessionEnd, SessionStart, Source, SourceDigests,
+    SourceKind, ToolChanged, ToolPinned, VerifyResult,
 };
 use serde_json::Value;
 
@@ -251,6 +251,26 @@ fn every_event() -> Vec<String> {
     })
     .unwrap();
 
+    log.tool_pinned(ToolPinned {
+        server: "acme/hello".into(),
+        server_id: "0123456789ab".into(),
+        tool: "read_file".into(),
+        digest: "0a".repeat(32),
+    })
+    .unwrap();
+    for decision in [PinDecision::Hidden, PinDecision::Warned] {
+        log.tool_changed(ToolChanged {
+            server: "-- /usr/bin/python3 server.py --token=[REDACTED]".into(),
+            server_id: "ba9876543210".into(),
+            tool: "read_file".into(),
+            old_digest: "0a".repeat(32),
+            new_digest: "0b".repeat(32),
+            fields: vec!["description".into(), "schema".into()],
+            decision,
+        })
+        .unwrap();
+    }
+
     let d = Duration::from_millis(1234);
     log.session_end(SessionEnd::exited(0, d, Resources::cgroup(Some(1 << 20), Some(d))))
         .unwrap();
@@ -291,6 +311,8 @@ fn every_event_type_validates() {
             "proxy.decision",
             "sandbox.denial",
             "net.connect",
+            "tool.pinned",
+            "tool.changed",
             "session.end"
         ]
     );

@@ -11,6 +11,7 @@ pub mod install_lock;
 pub mod install_net;
 pub mod login;
 pub mod package;
+pub mod pins;
 pub mod registry;
 pub mod run;
 pub mod run_package;
@@ -64,6 +65,12 @@ pub enum Command {
     Client {
         #[command(subcommand)]
         command: crate::client_setup::ClientCommand,
+    },
+    /// Tool pins: what each server's tools looked like when first seen (`run` hides a tool
+    /// whose definition changed until `pins accept`)
+    Pins {
+        #[command(subcommand)]
+        command: pins::PinsCommand,
     },
 }
 

@@ -98,6 +98,11 @@ pub struct ProxyOpts {
     /// again before SIGKILL
     #[arg(long = "grace-period", value_name = "DURATION", value_parser = parse_duration, default_value = "2s")]
     pub grace_period: Duration,
+    /// Tool pinning: `enforce` hides a tool whose definition changed since it was first
+    /// seen (until `mcp-j pins accept`), `warn` only warns, `off` does not pin [default:
+    /// the manifest's `pins`, else `policy.pins`, else enforce]
+    #[arg(long = "pins", value_name = "MODE", value_parser = ["enforce", "warn", "off"])]
+    pub pins: Option<String>,
 }
 
 impl ProxyOpts {
@@ -402,9 +407,24 @@ fn run_in_sandbox(
         source,
         events.take(),
     )?;
+    let pins = match pin_store(proxy_opts, &resolved, program, args, origin, &session) {
+        Ok(pins) => pins,
+        Err(e) => {
+            session.failed(&e);
+            return Err(e);
+        }
+    };
     let parent = cgroup_parent();
     super::node_options_for_rlimits(&mut resolved.spec, parent.as_ref());
-    let served = serve(&resolved, parent, &config, proxy_opts.grace_period, verbose, &session);
+    let served = serve(
+        &resolved,
+        parent,
+        &config,
+        proxy_opts.grace_period,
+        verbose,
+        &session,
+        pins.as_ref(),
+    );
     crate::exposure::quarantine(&survey);
     match served {
         Ok(finished) => {
@@ -418,6 +438,56 @@ fn run_in_sandbox(
             Err(e)
         }
     }
+}
+
+/// The session's tool pins (`--pins`, else the manifest's `pins`, else `policy.pins`):
+/// `None` under `off`.
+fn pin_store(
+    proxy_opts: &ProxyOpts,
+    resolved: &Resolved,
+    program: &str,
+    args: &[String],
+    origin: Origin<'_>,
+    session: &crate::audit::Session,
+) -> Result<Option<crate::pins::PinStore>> {
+    use mcp_j_policy::PinMode;
+    use mcp_j_policy::pins::{SeenWith, ServerIdentity};
+    let mode = match &proxy_opts.pins {
+        Some(text) => text.parse::<PinMode>().map_err(anyhow::Error::msg)?,
+        None => resolved.pins,
+    };
+    if mode == PinMode::Off {
+        return Ok(None);
+    }
+    let (identity, seen_with) = match origin {
+        Origin::Local => (
+            crate::pins::program_identity(program, args, &session.redactor),
+            crate::pins::program_digest(program).map(|digest| SeenWith::ProgramDigest { digest }),
+        ),
+        Origin::Registry(p) => (
+            ServerIdentity::Package {
+                name: p.answer.package.clone(),
+            },
+            Some(SeenWith::PackageVersion {
+                version: p.answer.resolved.version.clone(),
+            }),
+        ),
+        Origin::Installed(installed, _) => {
+            let record = &installed.record;
+            let name = record.name.clone();
+            let identity = match record.ecosystem {
+                mcp_j_package::install::Ecosystem::Npm => ServerIdentity::Npm { name },
+                mcp_j_package::install::Ecosystem::Pypi => ServerIdentity::Pypi { name },
+            };
+            let seen_with = SeenWith::PackageVersion {
+                version: record.version.clone(),
+            };
+            (identity, Some(seen_with))
+        }
+    };
+    let dir = crate::pins::PinDir::from_env()?;
+    let store = crate::pins::PinStore::open(dir, identity, mode, seen_with, session.log.clone())?;
+    Ok(Some(store))
 }
 
 /// The sandbox options for a package: its request narrowed by local policy, what was not
@@ -509,6 +579,7 @@ fn serve(
     grace: Duration,
     verbose: u8,
     session: &crate::audit::Session,
+    pins: Option<&crate::pins::PinStore>,
 ) -> Result<Finished> {
     let stdio = JailStdio {
         stdin: JailStream::Piped,
@@ -555,7 +626,8 @@ fn serve(
             inner: client_reader()?,
             eof: Some(eof_tx),
         };
-        let proxy = mcp_j_proxy::run_proxy(
+        let pins = pins.map(|p| p as &dyn mcp_j_proxy::ToolPins);
+        let proxy = mcp_j_proxy::run_proxy_with_pins(
             config,
             client_in,
             client_writer()?,
@@ -565,6 +637,7 @@ fn serve(
             // Server stderr and our own log lines: secrets and credentials redacted.
             mcp_j_audit::RedactingWriter::new(tokio::io::stderr(), redactor),
             &events,
+            pins,
         );
         tokio::pin!(proxy);
         let mut jail_rx = jail_rx;

@@ -6,6 +6,7 @@
 //! - `escape`: a hostile program tries to get out of `mcp-j exec` (one module per area).
 //! - `exec`, `run`, `audit`, `config`, `doctor`, `client_setup`: each subcommand through the
 //!   real binary.
+//! - `pins`: `mcp-j pins` and tool pinning under `run` (a server whose tools a JSON file gives).
 //! - `egress`: `--allow-net` in a network the test makes for itself.
 //! - `packages`, `package_run`, `login`: registry packages against `registry serve` on
 //!   loopback (`package_run`: `run ORG/NAME@VERSION` driven by the Python SDK client).
@@ -27,6 +28,7 @@ mod login;
 mod package_run;
 mod packages;
 mod pinning;
+mod pins;
 mod real_servers;
 mod run;
 mod testnet;
