@@ -174,6 +174,7 @@ where
         client_turn: tokio::sync::Mutex::new(()),
         pending_space: Notify::new(),
         pin_started: Notify::new(),
+        server_turn: tokio::sync::Mutex::new(()),
         pin_timeout: config.pin_listing_timeout,
         events,
         stderr_prefix: &config.stderr_prefix,
@@ -392,6 +393,10 @@ struct Io<'a, LOG> {
     /// Held by the client reader from taking a message in until it is dealt with; taken
     /// by the server reader at the end so such a message is answered before returning.
     client_turn: tokio::sync::Mutex<()>,
+    /// Held while a server message (or a pin-listing timeout) is taken into the session and
+    /// acted on: the client reader, at the client's end of input, checks between two of
+    /// them whether calls held for the proxy's own tool listing are still to be sent.
+    server_turn: tokio::sync::Mutex<()>,
     /// Signalled when client requests leave the pending table: the client reader may
     /// have room to read again.
     pending_space: Notify,
@@ -519,6 +524,19 @@ impl<'a, LOG: AsyncWrite + Unpin> Io<'a, LOG> {
             self.apply(outcome, line, Source::Client).await;
             self.pin_started.notify_waiters();
         }
+        // Calls held for the proxy's own tool listing still go to the server: its stdin
+        // stays open until that listing has ended (answered, failed, timed out, or the
+        // server gone; every one of those signals `pending_space`).
+        loop {
+            let settled = self.pending_space.notified();
+            {
+                let _server = self.server_turn.lock().await;
+                if self.session().pin_listing_in_flight().is_none() {
+                    break;
+                }
+            }
+            settled.await;
+        }
         // The client hung up: the server's stdin is closed once what is queued for it is
         // written, so the server can exit on its own.
         self.to_server.close();
@@ -567,8 +585,11 @@ impl<'a, LOG: AsyncWrite + Unpin> Io<'a, LOG> {
                 Frame::Line(line) => line,
                 Frame::Oversize { .. } => &[],
             };
-            let outcome = self.session().server_frame(&frame);
-            self.apply(outcome, line, Source::Server).await;
+            {
+                let _turn = self.server_turn.lock().await;
+                let outcome = self.session().server_frame(&frame);
+                self.apply(outcome, line, Source::Server).await;
+            }
             self.pending_space.notify_waiters();
         };
         let replies = self.session().server_closed();
@@ -596,8 +617,11 @@ impl<'a, LOG: AsyncWrite + Unpin> Io<'a, LOG> {
                 Some((seq, began)) => {
                     let deadline = tokio::time::Instant::from_std(began) + self.pin_timeout;
                     tokio::time::sleep_until(deadline).await;
-                    let outcome = self.session().pin_listing_timed_out(seq);
-                    self.apply(outcome, &[], Source::Server).await;
+                    {
+                        let _turn = self.server_turn.lock().await;
+                        let outcome = self.session().pin_listing_timed_out(seq);
+                        self.apply(outcome, &[], Source::Server).await;
+                    }
                     self.pending_space.notify_waiters();
                 }
             }

@@ -2109,3 +2109,34 @@ async fn pins_own_listing_unanswered_refuses_the_held_call_after_the_timeout() {
     assert_eq!(h.server_json().await["id"], "mcp-j-pins-2");
     h.client_sees_only_sentinel(1).await;
 }
+
+/// A client that sends its call and hangs up at once (a script, `echo … | mcp-j run`): the
+/// call held for the proxy's own tool listing still reaches the server, and only then is
+/// the server's stdin closed.
+#[tokio::test]
+async fn a_call_held_for_the_pin_listing_survives_the_clients_end_of_input() {
+    let pins = FakePins::with(&[]);
+    let mut h = start_pinned(&pins);
+    h.client_send(r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"ok"}}"#)
+        .await;
+    h.client_tx = None;
+    let listing = h.server_json().await;
+    assert_eq!(listing["method"], "tools/list", "{listing}");
+    let id = listing["id"].clone();
+    h.server_send(&format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{TOOLS_OK_EVIL}}}"#))
+        .await;
+    let call = h.server_json().await;
+    assert_eq!(
+        (call["method"].clone(), call["id"].clone()),
+        (json!("tools/call"), json!(7))
+    );
+    assert_eq!(
+        read_line(&mut h.server_rx).await,
+        None,
+        "then the server's stdin is closed"
+    );
+    h.server_send(r#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#)
+        .await;
+    assert_eq!(h.client_json().await["id"], 7);
+    assert_eq!(h.server_exits().await, Ended::ClientClosedFirst);
+}
