@@ -239,7 +239,10 @@ fn npm_and_pypi_servers_install_in_the_sandbox_and_run_offline_after() {
             None,
             utc,
             cache.path(),
-            &["--server-json", &flag],
+            // Its `--local-timezone UTC` changes get_current_time's schema from the one
+            // pinned above for pypi:mcp-server-time (a pin is per package, whatever its
+            // arguments): pinning would rightly hide it. Pinning is tested in `pinning`.
+            &["--pins", "off", "--server-json", &flag],
         );
         assert!(
             out.stderr.contains("running pypi:mcp-server-time==2026.10.19"),
