@@ -100,7 +100,7 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 /// `sha256:` and the hex of a finished SHA-256.
-fn digest_of_hash(hash: [u8; 32]) -> Digest {
+pub(crate) fn digest_of_hash(hash: [u8; 32]) -> Digest {
     use std::fmt::Write as _;
     let mut text = String::with_capacity(7 + 64);
     text.push_str("sha256:");

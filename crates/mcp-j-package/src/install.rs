@@ -132,30 +132,26 @@ pub fn install_id(ecosystem: Ecosystem, name: &str, version_or_archive: &str) ->
 /// kind (`d`, `f` or `l`), for a file its executable bit and the SHA-256 of its contents,
 /// for a link its target. Anything else (a device, a socket, a fifo) is an error.
 pub fn tree_digest(root: &Path) -> Result<Digest, InstallError> {
-    let mut listing = Sha256::new();
+    // Every entry with its metadata, from one `lstat` each: this runs before every start.
     let mut stack = vec![PathBuf::new()];
-    let mut entries: Vec<PathBuf> = Vec::new();
+    let mut entries: Vec<(PathBuf, fs::Metadata)> = Vec::new();
     while let Some(relative) = stack.pop() {
         let dir = root.join(&relative);
-        let mut children: Vec<PathBuf> = fs::read_dir(&dir)
-            .map_err(io_error("list", &dir))?
-            .map(|e| e.map(|e| relative.join(e.file_name())))
-            .collect::<Result<_, _>>()
-            .map_err(io_error("list", &dir))?;
-        children.sort();
-        for child in children {
-            let meta = fs::symlink_metadata(root.join(&child)).map_err(io_error("stat", &root.join(&child)))?;
+        for entry in fs::read_dir(&dir).map_err(io_error("list", &dir))? {
+            let entry = entry.map_err(io_error("list", &dir))?;
+            let child = relative.join(entry.file_name());
+            let meta = entry.metadata().map_err(io_error("stat", &root.join(&child)))?;
             if meta.is_dir() {
                 stack.push(child.clone());
             }
-            entries.push(child);
+            entries.push((child, meta));
         }
     }
-    entries.sort_by(|a, b| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    entries.sort_by(|(a, _), (b, _)| a.as_os_str().as_encoded_bytes().cmp(b.as_os_str().as_encoded_bytes()));
+    let mut listing = Sha256::new();
     let mut buffer = vec![0u8; 256 * 1024];
-    for relative in entries {
+    for (relative, meta) in entries {
         let path = root.join(&relative);
-        let meta = fs::symlink_metadata(&path).map_err(io_error("stat", &path))?;
         listing.update(relative.as_os_str().as_encoded_bytes());
         listing.update([0u8]);
         let kind = meta.file_type();
@@ -182,10 +178,7 @@ pub fn tree_digest(root: &Path) -> Result<Digest, InstallError> {
         }
         listing.update([0u8]);
     }
-    let hex: String = listing.finalize().iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
-        .parse()
-        .map_err(|e: String| io_error("hash", root)(io::Error::other(e)))
+    Ok(crate::digest::digest_of_hash(listing.finalize().into()))
 }
 
 /// Checks the tree under `root` against `record`: the run's last word before anything of
