@@ -29,7 +29,6 @@ use clap::Args;
 use mcp_j_package::install::{Ecosystem, InstallError, InstallRecord, InstallStore, install_id, verify_tree};
 use mcp_j_policy::package::Digest;
 use mcp_j_policy::reference::{NpmRef, PypiRef};
-use serde_json::Value;
 
 use super::package::Refused;
 use crate::config::Config;
@@ -67,15 +66,16 @@ pub struct InstallRef {
 pub enum Target {
     /// A package from the registry; `version` when the reference names one.
     Package { name: String, version: Option<String> },
-    /// A local archive (its absolute path).
-    Archive(PathBuf),
+    /// A local archive: its absolute path, and its digest (the install's key and record),
+    /// hashed once when the reference is read.
+    Archive { path: PathBuf, digest: Digest },
 }
 
 impl InstallRef {
     pub fn npm(text: &str, r: NpmRef) -> Result<InstallRef> {
         let target = match r {
             NpmRef::Package { name, version } => Target::Package { name, version },
-            NpmRef::Archive(path) => Target::Archive(absolute(&path)?),
+            NpmRef::Archive(path) => archive(&path)?,
         };
         Ok(InstallRef {
             ecosystem: Ecosystem::Npm,
@@ -87,7 +87,7 @@ impl InstallRef {
     pub fn pypi(text: &str, r: PypiRef) -> Result<InstallRef> {
         let target = match r {
             PypiRef::Package { name, version } => Target::Package { name, version },
-            PypiRef::Archive(path) => Target::Archive(absolute(&path)?),
+            PypiRef::Archive(path) => archive(&path)?,
         };
         Ok(InstallRef {
             ecosystem: Ecosystem::Pypi,
@@ -97,8 +97,15 @@ impl InstallRef {
     }
 }
 
-fn absolute(path: &str) -> Result<PathBuf> {
-    std::fs::canonicalize(path).with_context(|| format!("the archive `{path}` cannot be read"))
+/// A local archive as a [`Target`]: its absolute path and digest.
+fn archive(path: &str) -> Result<Target> {
+    let cannot = || format!("the archive `{path}` cannot be read");
+    let path = std::fs::canonicalize(path).with_context(cannot)?;
+    let file = std::fs::File::open(&path).with_context(cannot)?;
+    let digest = mcp_j_package::digest::hash_reader(file, u64::MAX)
+        .with_context(cannot)?
+        .digest;
+    Ok(Target::Archive { path, digest })
 }
 
 /// A finished, verified install and the program to start.
@@ -172,14 +179,14 @@ pub fn ensure_installed(
     let now = SystemTime::now();
     let (name_hint, version) = match &reference.target {
         Target::Package { name, version } => (Some(name.clone()), version.clone()),
-        Target::Archive(_) => (None, None),
+        Target::Archive { .. } => (None, None),
     };
     let pinned = match (&name_hint, &version) {
         (Some(name), None) if !update => store.pinned(reference.ecosystem, name),
         _ => None,
     };
     let key = match (&reference.target, version.as_ref().or(pinned.as_ref())) {
-        (Target::Archive(path), _) => Some(archive_key(path)?),
+        (Target::Archive { digest, .. }, _) => Some(digest.as_str().to_owned()),
         (Target::Package { .. }, Some(version)) => Some(version.clone()),
         (Target::Package { .. }, None) => None,
     };
@@ -257,17 +264,9 @@ pub fn ensure_installed(
 /// The id a record is filed under.
 fn record_id(record: &InstallRecord, target: &Target) -> Result<String> {
     Ok(match (target, &record.archive_digest) {
-        (Target::Archive(_), Some(digest)) => install_id(record.ecosystem, "", digest.as_str()),
+        (Target::Archive { .. }, Some(digest)) => install_id(record.ecosystem, "", digest.as_str()),
         _ => install_id(record.ecosystem, &record.name, &record.version),
     })
-}
-
-/// A local archive's key: its digest.
-fn archive_key(path: &Path) -> Result<String> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-    let hashed = mcp_j_package::digest::hash_reader(file, u64::MAX)
-        .with_context(|| format!("cannot read `{}`", path.display()))?;
-    Ok(hashed.digest.as_str().to_owned())
 }
 
 /// The installer's jail, as `mcp-j exec` flags: what it may reach, see and is told.
@@ -308,11 +307,11 @@ fn install(
         Ecosystem::Npm => super::install_net::npm_jail(registry_secret, scratch.path())?,
         Ecosystem::Pypi => super::install_net::pip_jail(registry_secret)?,
     };
-    if let Target::Archive(path) = &reference.target {
+    if let Target::Archive { path, .. } = &reference.target {
         jail.ro.push(path.clone());
     }
     let spec = match &reference.target {
-        Target::Archive(path) => path.display().to_string(),
+        Target::Archive { path, .. } => path.display().to_string(),
         Target::Package { name, version } => match (reference.ecosystem, version) {
             (Ecosystem::Npm, Some(v)) => format!("{name}@{v}"),
             (Ecosystem::Pypi, Some(v)) => format!("{name}=={v}"),
@@ -470,7 +469,7 @@ fn run_installer(
 /// `--bin` choosing among several.
 fn entry_program(record: &InstallRecord, tree: &Path, chosen: Option<&str>) -> Result<(String, Vec<String>)> {
     let bins = &record.bins;
-    let (name, path) = match (chosen, bins.as_slice()) {
+    let (_, path) = match (chosen, bins.as_slice()) {
         (Some(want), _) => bins
             .iter()
             .find(|(n, _)| n == want)
@@ -495,7 +494,6 @@ fn entry_program(record: &InstallRecord, tree: &Path, chosen: Option<&str>) -> R
         }
     };
     let full = tree.join(path);
-    let _ = name;
     Ok(match record.ecosystem {
         Ecosystem::Npm => (NODE.to_owned(), vec![full.display().to_string()]),
         Ecosystem::Pypi => (full.display().to_string(), Vec::new()),
@@ -504,14 +502,4 @@ fn entry_program(record: &InstallRecord, tree: &Path, chosen: Option<&str>) -> R
 
 fn names(bins: &[(String, String)]) -> String {
     bins.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-}
-
-/// `Value` helper for the lock readers.
-pub fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-/// The digest of `bytes`.
-pub fn digest_of(bytes: &[u8]) -> Digest {
-    mcp_j_package::digest::digest_bytes(bytes)
 }

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, anyhow};
 use mcp_j_package::install::{Ecosystem, InstallRecord, tree_digest};
 use serde_json::Value;
 
-use super::install::{InstallRef, Target, digest_of, str_of};
+use super::install::{InstallRef, Target};
 use super::package::Refused;
 
 /// The record of the install in `tree` (installed from `source`).
@@ -32,10 +32,7 @@ pub fn record_of(reference: &InstallRef, tree: &Path, source: &str) -> Result<In
         serde_json::from_slice(&bytes).with_context(|| format!("`{}` is not JSON", lock_path.display()))?;
     let installed = read(&lock, reference, tree)?;
     let archive_digest = match &reference.target {
-        Target::Archive(path) => {
-            let file = std::fs::File::open(path).with_context(|| format!("cannot read `{}`", path.display()))?;
-            Some(mcp_j_package::digest::hash_reader(file, u64::MAX)?.digest)
-        }
+        Target::Archive { digest, .. } => Some(digest.clone()),
         Target::Package { .. } => None,
     };
     Ok(InstallRecord {
@@ -43,11 +40,11 @@ pub fn record_of(reference: &InstallRef, tree: &Path, source: &str) -> Result<In
         name: installed.name,
         version: installed.version,
         source: match &reference.target {
-            Target::Archive(path) => path.display().to_string(),
+            Target::Archive { path, .. } => path.display().to_string(),
             Target::Package { .. } => source.to_owned(),
         },
         archive_digest,
-        lock_digest: digest_of(&bytes),
+        lock_digest: mcp_j_package::digest::digest_bytes(&bytes),
         resolved: installed.resolved,
         tree_digest: tree_digest(tree).map_err(|e| anyhow!("{e}"))?,
         bins: installed.bins,
@@ -60,6 +57,11 @@ pub fn record_of(reference: &InstallRef, tree: &Path, source: &str) -> Result<In
 
 /// Reads one installer's lock.
 type LockReader = fn(&Value, &InstallRef, &Path) -> Result<Installed>;
+
+/// `v[key]` when it is a string.
+fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
 
 /// What a lock says was installed.
 #[derive(Debug, PartialEq, Eq)]
@@ -100,7 +102,7 @@ fn read_npm(lock: &Value, reference: &InstallRef, tree: &Path) -> Result<Install
     // The package asked for: by name, or (an archive) the root's only dependency.
     let name = match &reference.target {
         Target::Package { name, .. } => name.clone(),
-        Target::Archive(_) => {
+        Target::Archive { .. } => {
             let deps = packages
                 .get("")
                 .and_then(|root| root.get("dependencies"))
