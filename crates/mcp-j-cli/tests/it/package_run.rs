@@ -6,7 +6,6 @@
 //! and as the unprivileged user.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -42,34 +41,6 @@ fn push(run: &Run, registry: &Registry, dir: &Path) {
     let path = dir.display().to_string();
     let (code, _, err) = mcpj(run, registry, scratch.path(), &token, &["push", &path]);
     assert_eq!(code, 0, "push: {err}");
-}
-
-/// An admin PATCH of a version (`{"status": …}`, `{"certification_level": …}`).
-fn patch(registry: &Registry, name: &str, version: &str, body: &str) {
-    let admin = registry.token("admin");
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "PATCH",
-        ])
-        .args([
-            "-H",
-            &format!("Authorization: Bearer {admin}"),
-            "-H",
-            "Content-Type: application/json",
-        ])
-        .args(["--data", body])
-        .arg(format!("{}/v1/org/acme/mcps/{name}/versions/{version}", registry.url))
-        .output()
-        .unwrap_or_else(|e| panic!("curl: {e}"));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "PATCH {body}");
 }
 
 /// `mcp-j --registry URL --cache-dir CACHE run --workdir WORKDIR ARGS…` as the runner, its
@@ -344,7 +315,7 @@ fn refused_packages_exit_126_and_nothing_runs() {
         assert_eq!(code, 0);
 
         // Deprecated runs, with a warning.
-        patch(&registry, "hello", "1.0.0", r#"{"status":"deprecated"}"#);
+        registry.patch_version("hello", "1.0.0", r#"{"status":"deprecated"}"#);
         let workdir = fresh_workdir();
         let out = run_package(
             run,
@@ -377,7 +348,7 @@ fn refused_packages_exit_126_and_nothing_runs() {
 
         // Revoked and quarantined: refused, even with the package in the cache.
         for status in ["quarantined", "revoked"] {
-            patch(&registry, "hello", "1.0.0", &format!(r#"{{"status":"{status}"}}"#));
+            registry.patch_version("hello", "1.0.0", &format!(r#"{{"status":"{status}"}}"#));
             let workdir = fresh_workdir();
             let audit = workdir.path().join("audit.jsonl");
             let audit_flag = audit.display().to_string();

@@ -54,6 +54,35 @@ impl Registry {
 }
 
 impl Registry {
+    /// An admin `PATCH` of the version `acme/NAME@VERSION` (`{"status": …}`,
+    /// `{"certification_level": …}`), answered 200.
+    pub fn patch_version(&self, name: &str, version: &str, body: &str) {
+        let admin = self.token("admin");
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "PATCH",
+            ])
+            .args([
+                "-H",
+                &format!("Authorization: Bearer {admin}"),
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["--data", body])
+            .arg(format!("{}/v1/org/acme/mcps/{name}/versions/{version}", self.url))
+            .output()
+            .unwrap_or_else(|e| panic!("curl: {e}"));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "PATCH {body}");
+    }
+
     /// Stop it (ours, by its pid): the registry is unreachable from now on.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -219,30 +248,7 @@ fn push_pull_info_and_the_cache() {
         assert!(err.contains("already cached"), "{err}");
 
         // Revoked: refused (126).
-        let admin = registry.token("admin");
-        let status = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "5",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-X",
-                "PATCH",
-            ])
-            .args([
-                "-H",
-                &format!("Authorization: Bearer {admin}"),
-                "-H",
-                "Content-Type: application/json",
-            ])
-            .args(["--data", r#"{"status":"revoked"}"#])
-            .arg(format!("{}/v1/org/acme/mcps/hello/versions/{version}", registry.url))
-            .output()
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(String::from_utf8_lossy(&status.stdout), "200");
+        registry.patch_version("hello", &version, r#"{"status":"revoked"}"#);
         let (code, _, err) = mcpj(run, &registry, cache.path(), "", &["pull", &reference]);
         assert_eq!(code, 126, "{err}");
         assert!(err.contains("revoked"), "{err}");
