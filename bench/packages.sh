@@ -40,13 +40,10 @@ cat > "$work/pkg/manifest.json" <<'JSON'
  "entrypoints":[{"os":"linux","arch":"amd64","command":"/bin/true","args":[]}]}
 JSON
 
-"$mcpj" registry serve --listen 127.0.0.1:0 --root "$work/store" > "$work/url" 2>/dev/null &
-registry_pid=$!
-for _ in $(seq 100); do [[ -s "$work/url" ]] && break; sleep 0.05; done
-url="$(head -1 "$work/url")"
-[[ "$url" == http://127.0.0.1:* ]] || { echo "packages.sh: registry serve printed '$url'" >&2; exit 1; }
-token="$("$mcpj" registry token create --root "$work/store" --scope push)"
-MCP_J_REGISTRY_TOKEN="$token" "$mcpj" --registry "$url" push "$work/pkg" 2>/dev/null
+# shellcheck source=bench/registry_lib.sh
+source "$repo/bench/registry_lib.sh"
+start_registry
+push_package "$work/pkg"
 blob="$(ls -S "$work/store/blobs/sha256/" | head -1)"
 blob="$work/store/blobs/sha256/$blob"
 size="$(stat -c %s "$blob")"
