@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use mcp_j_engine::{Finished, Jail, JailStdio, JailStream, SandboxError};
 use mcp_j_proxy::{EventSink, ProxyConfig, ProxyEvent, ServerRequestPolicy, ToolPolicy};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::oneshot;
 
 use super::install::{InstallOpts, InstallRef, Installed};
@@ -168,6 +168,47 @@ impl<R: AsyncRead + Unpin> AsyncRead for NotifyOnEof<R> {
             let _ = eof.send(());
         }
         poll
+    }
+}
+
+/// The server's stdin, telling `closed` when the proxy shuts it down or lets it go. After
+/// the client hangs up the proxy closes it once what is queued for the server is written —
+/// later than the hang-up when a call is held for the proxy's own tool listing — and the
+/// grace period starts then (INTERFACE: the server's stdin is closed, then the grace period).
+struct NotifyOnClose<W> {
+    inner: W,
+    closed: Option<oneshot::Sender<()>>,
+}
+
+impl<W> NotifyOnClose<W> {
+    fn notify(&mut self) {
+        if let Some(closed) = self.closed.take() {
+            let _ = closed.send(());
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for NotifyOnClose<W> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let poll = Pin::new(&mut self.inner).poll_shutdown(cx);
+        if poll.is_ready() {
+            self.notify();
+        }
+        poll
+    }
+}
+
+impl<W> Drop for NotifyOnClose<W> {
+    fn drop(&mut self) {
+        self.notify();
     }
 }
 
@@ -626,6 +667,11 @@ fn serve(
             inner: client_reader()?,
             eof: Some(eof_tx),
         };
+        let (closed_tx, closed_rx) = oneshot::channel();
+        let server_in = NotifyOnClose {
+            inner: server_in,
+            closed: Some(closed_tx),
+        };
         let pins = pins.map(|p| p as &dyn mcp_j_proxy::ToolPins);
         let proxy = mcp_j_proxy::run_proxy_with_pins(
             config,
@@ -642,6 +688,11 @@ fn serve(
         tokio::pin!(proxy);
         let mut jail_rx = jail_rx;
         let mut eof_rx = eof_rx;
+        let mut closed_rx = closed_rx;
+        // The grace period starts when the client has hung up *and* the proxy has closed
+        // the server's stdin (a server that merely stops reading is not escalated while
+        // the client is there).
+        let (mut client_gone, mut stdin_closed) = (false, false);
         let mut proxy_result = None;
         let mut jail_result = None;
         let mut escalation: Option<tokio::task::JoinHandle<()>> = None;
@@ -665,9 +716,19 @@ fn serve(
                 r = &mut jail_rx, if jail_result.is_none() => {
                     jail_result = Some(r.unwrap_or_else(|_| Err(SandboxError::Lost("waiting thread ended".into()))));
                 }
-                Ok(()) = &mut eof_rx, if escalation.is_none() => {
-                    // The client hung up; the proxy has closed the server's stdin.
-                    escalation = Some(escalate(control.clone()));
+                // Each fires once (an error: its end was dropped with the proxy, which has
+                // ended and started the escalation itself).
+                _ = &mut eof_rx, if !client_gone => {
+                    client_gone = true;
+                    if stdin_closed && escalation.is_none() {
+                        escalation = Some(escalate(control.clone()));
+                    }
+                }
+                _ = &mut closed_rx, if !stdin_closed => {
+                    stdin_closed = true;
+                    if client_gone && escalation.is_none() {
+                        escalation = Some(escalate(control.clone()));
+                    }
                 }
             }
         }

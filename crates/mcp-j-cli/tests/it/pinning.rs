@@ -287,6 +287,38 @@ fn a_call_before_any_listing_is_checked_first() {
     });
 }
 
+/// A client that sends its call and hangs up at once: the call waits for the proxy's own
+/// tool listing, and the grace period (here 1 s, shorter than the server takes to list)
+/// starts only when the server's stdin is closed after it, so the call is answered and the
+/// server exits on its own.
+#[test]
+fn a_client_that_hangs_up_at_once_still_gets_its_checked_call_answered() {
+    sandbox_test(test_name!(), &[], |run| {
+        let s = Setup::new(run);
+        s.set_tools(&[tool("echo", "Echoes the text", object_schema())]);
+        let requests = s.dir.path().join("requests.jsonl");
+        let lines: Vec<String> = steps(&[call(2, "echo")]).iter().map(Value::to_string).collect();
+        run.write_file(&requests, format!("{}\n", lines.join("\n")).as_bytes(), 0o644);
+        let mut cmd = run.runner.command("/bin/sh");
+        cmd.arg("-c")
+            .arg(r#"exec "$0" "$@" < "$REQUESTS""#)
+            .arg(MCP_J)
+            .args(["run", "--grace-period", "1s", "--workdir"])
+            .arg(s.dir.path())
+            .arg("--")
+            .args(s.server())
+            .args(["--slow-list", "2"])
+            .env("REQUESTS", &requests)
+            .env("XDG_STATE_HOME", s.state.path());
+        let out =
+            run_bounded(cmd, Duration::from_secs(60), "a call then end of input").unwrap_or_else(|e| panic!("{e}"));
+        let session = Session { out };
+        session.out.assert_code(0);
+        assert_eq!(session.answer(2)["result"]["content"][0]["text"], "called echo");
+        assert!(s.calls().contains("\"echo\""), "{}", s.calls());
+    });
+}
+
 #[test]
 fn a_real_server_listed_twice_raises_no_false_alarm() {
     let test = test_name!();
