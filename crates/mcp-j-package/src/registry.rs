@@ -136,11 +136,15 @@ impl Registry {
                 why: "plain http is allowed only on a loopback address; use https://".to_owned(),
             });
         }
+        // No resolve timeout, no global or per-call timeout: with any of them ureq resolves
+        // on a detached thread of its own, and that thread can still be alive when `mcp-j run`
+        // forks the jail helper, which must fork a single-threaded process (the run then
+        // fails with "a jail was started while 2 threads ran"). The lookup is bounded by the
+        // resolver's own timeouts (resolv.conf) instead; every later phase has its own.
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(format!("mcp-j/{}", env!("CARGO_PKG_VERSION")))
-            .timeout_resolve(Some(Duration::from_secs(10)))
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_send_request(Some(Duration::from_secs(30)))
             .timeout_recv_response(Some(Duration::from_secs(30)))

@@ -352,3 +352,22 @@ fn pushes_send_the_bytes_and_the_token_and_show_the_registrys_refusal() {
     assert_eq!(body["manifest_digest"], D1);
     assert_eq!(body["git_sha"], "abc");
 }
+
+/// ureq resolves on a detached thread whenever a timeout reaches the lookup, and `mcp-j run`
+/// forks its jail helper after talking to the registry: that thread, still exiting, made the
+/// fork refuse ("a jail was started while 2 threads ran"). No timeout may reach the lookup.
+#[test]
+fn the_client_resolves_names_on_the_calling_thread() {
+    let registry = Registry::new("http://127.0.0.1:1", None).unwrap();
+    let timeouts = registry.agent.config().timeouts();
+    assert_eq!(timeouts.global, None, "a global timeout makes ureq resolve on a thread");
+    assert_eq!(
+        timeouts.per_call, None,
+        "a per-call timeout makes ureq resolve on a thread"
+    );
+    assert_eq!(
+        timeouts.resolve, None,
+        "a resolve timeout makes ureq resolve on a thread"
+    );
+    assert!(timeouts.connect.is_some() && timeouts.recv_body.is_some());
+}
