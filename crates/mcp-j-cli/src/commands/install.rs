@@ -35,6 +35,9 @@ use crate::config::Config;
 
 /// The system interpreters installs run with (the jail shows the host's `/usr`).
 pub const NODE: &str = "/usr/bin/node";
+
+/// The venv's python, in an installed PyPI tree (a symlink to the system python3).
+const VENV_PYTHON: &str = "venv/bin/python";
 const NPM: &str = "/usr/bin/npm";
 pub const PYTHON: &str = "/usr/bin/python3";
 
@@ -372,7 +375,7 @@ fn install(
                 args.extend(["--only-binary".to_owned(), ":all:".to_owned()]);
             }
             args.push(spec);
-            let python = venv.join("bin/python").display().to_string();
+            let python = tree.join(VENV_PYTHON).display().to_string();
             run_installer(&jail, &limits, &tree, audit_log, &python, &args, "pip install")?;
         }
     }
@@ -466,7 +469,11 @@ fn run_installer(
 }
 
 /// The program that starts an installed package: its bin (npm) or console script (PyPI),
-/// `--bin` choosing among several.
+/// `--bin` choosing among several, run by its interpreter named explicitly: the system
+/// node, or the venv's python. A console script's `#!` line names the venv's python by the
+/// absolute path it was installed at, which is not where the tree is when an unversioned
+/// install was made under a temporary name and then filed under its version; the venv's
+/// python finds its venv from where it is (its `pyvenv.cfg`), wherever the tree is.
 fn entry_program(record: &InstallRecord, tree: &Path, chosen: Option<&str>) -> Result<(String, Vec<String>)> {
     let bins = &record.bins;
     let (_, path) = match (chosen, bins.as_slice()) {
@@ -496,7 +503,10 @@ fn entry_program(record: &InstallRecord, tree: &Path, chosen: Option<&str>) -> R
     let full = tree.join(path);
     Ok(match record.ecosystem {
         Ecosystem::Npm => (NODE.to_owned(), vec![full.display().to_string()]),
-        Ecosystem::Pypi => (full.display().to_string(), Vec::new()),
+        Ecosystem::Pypi => (
+            tree.join(VENV_PYTHON).display().to_string(),
+            vec![full.display().to_string()],
+        ),
     })
 }
 

@@ -122,7 +122,32 @@ fn npm_and_pypi_servers_install_in_the_sandbox_and_run_offline_after() {
         );
         assert_eq!(s["call"]["text"], "Echo: hi", "{}", out.context());
         assert!(out.stderr.contains("inside the sandbox"), "{}", out.context());
-        let (s, out) = drive(run, deps, None, "handshake_client.py", None, utc, cache.path(), &[TIME]);
+        // The PyPI one without a version, into an empty cache: installed under a temporary
+        // name, then filed under the version it turned out to be, and pinned (the mirror's
+        // latest is the version tests-deps pins). The moved venv still runs: its console
+        // script's `#!` line names the temporary path.
+        let mut cmd = run.runner.command(MCP_J);
+        cmd.arg("--cache-dir")
+            .arg(cache.path())
+            .args(["pull", "pypi:mcp-server-time"]);
+        let out = run_bounded(cmd, INSTALL_BOUND, "pull unversioned").unwrap_or_else(|e| panic!("{e}"));
+        out.assert_code(0);
+        assert!(
+            out.stderr.contains("resolved to 2026.10.19 and pinned"),
+            "{}",
+            out.context()
+        );
+        let (s, out) = drive(
+            run,
+            deps,
+            None,
+            "handshake_client.py",
+            None,
+            utc,
+            cache.path(),
+            &["pypi:mcp-server-time"],
+        );
+        assert!(out.stderr.contains("is pinned to 2026.10.19"), "{}", out.context());
         assert!(
             s["call"]["text"].as_str().is_some_and(|t| t.contains("UTC")),
             "{}",
