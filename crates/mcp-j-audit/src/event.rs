@@ -732,7 +732,8 @@ pub struct ToolPinned {
     pub server: String,
     /// The identity's short id (the pin file's name).
     pub server_id: String,
-    /// The tool's name.
+    /// The tool's name; for a prompt `prompt:NAME`, for a resource template
+    /// `resource-template:NAME`.
     pub tool: String,
     /// SHA-256 (lowercase hex) of the pinned definition's canonical form.
     pub digest: String,
@@ -745,13 +746,14 @@ pub struct ToolChanged {
     pub server: String,
     /// As [`ToolPinned::server_id`].
     pub server_id: String,
-    /// The tool's name.
+    /// As [`ToolPinned::tool`].
     pub tool: String,
     /// The pinned digest.
     pub old_digest: String,
     /// The digest of the definition listed now.
     pub new_digest: String,
-    /// What changed: `description`, `schema`, `annotations`, `title`, `definition`.
+    /// What changed: `description`, `schema`, `annotations`, `title`, `arguments` (a
+    /// prompt's), `uri template` (a resource template's), `definition`.
     pub fields: Vec<String>,
     /// `hidden` (`--pins enforce`) or `warned` (`--pins warn`).
     pub decision: PinDecision,

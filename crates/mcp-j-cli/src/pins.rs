@@ -19,7 +19,7 @@ use anyhow::{Context, Result, bail};
 use mcp_j_audit::{AuditLog, PinDecision, Redactor, ToolChanged, ToolPinned};
 use mcp_j_policy::PinMode;
 use mcp_j_policy::pins::{PinFile, SeenWith, ServerIdentity, ToolPin, Verdict, changed_message};
-use mcp_j_proxy::{PinCheck, ToolPins};
+use mcp_j_proxy::{PinCheck, PinKind, ToolPins};
 use sha2::{Digest, Sha256};
 
 /// How many hex digits of the identity's SHA-256 name its pin file.
@@ -317,7 +317,11 @@ impl PinStore {
 }
 
 impl ToolPins for PinStore {
-    fn check(&self, name: &str, definition: &serde_json::Value, digest: &str) -> PinCheck {
+    /// A prompt or resource template is filed, reported and accepted under its
+    /// [`PinKind::key`] (`prompt:NAME`, `resource-template:NAME`); a tool under its name.
+    fn check(&self, kind: PinKind, name: &str, definition: &serde_json::Value, digest: &str) -> PinCheck {
+        let key = kind.key(name);
+        let name = key.as_str();
         let mut state = match self.state.lock() {
             Ok(state) => state,
             Err(poisoned) => poisoned.into_inner(),

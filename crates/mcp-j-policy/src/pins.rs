@@ -5,7 +5,8 @@
 //! A pin file holds one [`ServerIdentity`] — deliberately without a version, so that a
 //! change that arrives with an upgrade is caught — and, per tool, its pinned definition
 //! (the fields in [`PINNED_FIELDS`]), that definition's digest, when it was first seen and
-//! with which package version or program digest.
+//! with which package version or program digest. Prompts and resource templates are pinned
+//! the same way, under keys of their own ([`PinKind`]).
 //!
 //! This module does not hash: the digest is the SHA-256 of the definition's RFC 8785
 //! canonical form, computed by `mcp-j-proxy`'s `json::canonical` (one implementation, so a
@@ -30,6 +31,94 @@ pub const PINNED_FIELDS: [&str; 6] = [
     "outputSchema",
     "annotations",
 ];
+
+/// The members of a prompt definition that are pinned (MCP `Prompt`).
+pub const PINNED_PROMPT_FIELDS: [&str; 4] = ["name", "title", "description", "arguments"];
+
+/// The members of a resource template definition that are pinned (MCP `ResourceTemplate`).
+pub const PINNED_RESOURCE_TEMPLATE_FIELDS: [&str; 6] =
+    ["name", "title", "description", "uriTemplate", "mimeType", "annotations"];
+
+/// What a pinned definition is of: the model reads tool definitions, and prompt and
+/// resource template definitions reach it or the user the same way, so all three are
+/// pinned. Tools are filed under their name, the others under `prompt:NAME` and
+/// `resource-template:NAME` (MCP names tools with letters, digits, `_`, `-` and `.`, so the
+/// keys of conforming servers never collide; a colliding one is compared with the wrong
+/// pin and reported changed, never passed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PinKind {
+    /// A tool (`tools/list`, and `server/discover`'s `tools`).
+    Tool,
+    /// A prompt (`prompts/list`).
+    Prompt,
+    /// A resource template (`resources/templates/list`).
+    ResourceTemplate,
+}
+
+impl PinKind {
+    /// Every kind.
+    pub const ALL: [PinKind; 3] = [PinKind::Tool, PinKind::Prompt, PinKind::ResourceTemplate];
+
+    /// The members of a definition of this kind that are pinned.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            PinKind::Tool => &PINNED_FIELDS,
+            PinKind::Prompt => &PINNED_PROMPT_FIELDS,
+            PinKind::ResourceTemplate => &PINNED_RESOURCE_TEMPLATE_FIELDS,
+        }
+    }
+
+    /// The member of a listing result that holds the definitions.
+    pub fn array(self) -> &'static str {
+        match self {
+            PinKind::Tool => "tools",
+            PinKind::Prompt => "prompts",
+            PinKind::ResourceTemplate => "resourceTemplates",
+        }
+    }
+
+    /// The kind in messages: `tool`, `prompt`, `resource template`.
+    pub fn label(self) -> &'static str {
+        match self {
+            PinKind::Tool => "tool",
+            PinKind::Prompt => "prompt",
+            PinKind::ResourceTemplate => "resource template",
+        }
+    }
+
+    /// The kind in the audit log: `tool`, `prompt`, `resource_template`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinKind::Tool => "tool",
+            PinKind::Prompt => "prompt",
+            PinKind::ResourceTemplate => "resource_template",
+        }
+    }
+
+    fn prefix(self) -> &'static str {
+        match self {
+            PinKind::Tool => "",
+            PinKind::Prompt => "prompt:",
+            PinKind::ResourceTemplate => "resource-template:",
+        }
+    }
+
+    /// The key a definition named `name` is filed under in a [`PinFile`], and that `pins
+    /// accept` takes: the name for a tool, `prompt:NAME`, `resource-template:NAME`.
+    pub fn key(self, name: &str) -> String {
+        format!("{}{name}", self.prefix())
+    }
+
+    /// The kind and name a [`PinFile`] key stands for.
+    pub fn of_key(key: &str) -> (PinKind, &str) {
+        for kind in [PinKind::Prompt, PinKind::ResourceTemplate] {
+            if let Some(name) = key.strip_prefix(kind.prefix()) {
+                return (kind, name);
+            }
+        }
+        (PinKind::Tool, key)
+    }
+}
 
 /// `--pins`, `policy.pins`, the manifest's `pins`: what a changed tool does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -140,7 +229,7 @@ pub enum SeenWith {
 /// One tool's pin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ToolPin {
-    /// The pinned definition: only the [`PINNED_FIELDS`] of the tool.
+    /// The pinned definition: only the [`PinKind::fields`] of the tool, prompt or template.
     pub definition: Value,
     /// SHA-256 (lowercase hex) of the definition's canonical form.
     pub digest: String,
@@ -171,11 +260,17 @@ impl ToolPin {
 /// (`_meta` and unknown members do not count). `None` when the tool is not an object with
 /// a string `name`.
 pub fn pinned_definition(tool: &Value) -> Option<Value> {
-    let object = tool.as_object()?;
+    pinned_definition_of(PinKind::Tool, tool)
+}
+
+/// The pinned part of a definition of `kind`: its [`PinKind::fields`] and nothing else.
+/// `None` when it is not an object with a string `name`.
+pub fn pinned_definition_of(kind: PinKind, definition: &Value) -> Option<Value> {
+    let object = definition.as_object()?;
     object.get("name")?.as_str()?;
     let kept = object
         .iter()
-        .filter(|(k, _)| PINNED_FIELDS.contains(&k.as_str()))
+        .filter(|(k, _)| kind.fields().contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Some(Value::Object(kept))
@@ -193,6 +288,10 @@ pub enum Field {
     Annotations,
     /// `title`.
     Title,
+    /// A prompt's `arguments`.
+    Arguments,
+    /// A resource template's `uriTemplate` or `mimeType`.
+    Uri,
     /// The digest differs but no pinned field compares different (definitions not built
     /// from canonical text, or a pin from another canonical form).
     Definition,
@@ -206,6 +305,8 @@ impl Field {
             Field::Schema => "schema",
             Field::Annotations => "annotations",
             Field::Title => "title",
+            Field::Arguments => "arguments",
+            Field::Uri => "uri template",
             Field::Definition => "definition",
         }
     }
@@ -247,6 +348,12 @@ pub fn compare(pinned: &ToolPin, current: &Value, current_digest: &str) -> Chang
     if differs("title") {
         fields.insert(Field::Title);
     }
+    if differs("arguments") {
+        fields.insert(Field::Arguments);
+    }
+    if differs("uriTemplate") || differs("mimeType") {
+        fields.insert(Field::Uri);
+    }
     if fields.is_empty() {
         fields.insert(Field::Definition);
     }
@@ -271,7 +378,7 @@ pub struct PinFile {
     pub format: u32,
     /// Whose tools these are.
     pub server: ServerIdentity,
-    /// Tool name → pin.
+    /// [`PinKind::key`] (a tool's name, `prompt:NAME`, `resource-template:NAME`) → pin.
     pub tools: BTreeMap<String, ToolPin>,
     /// Tool name → the last definition offered that differed from its pin (refused or
     /// warned of), for `pins show` and `pins accept`. Absent in files that have none.
@@ -363,12 +470,15 @@ impl PinFile {
 }
 
 /// The message for a call to a changed tool (`-32602`) and its warning under `--pins
-/// warn`: the tool, what changed, and how to accept it.
-pub fn changed_message(server: &ServerIdentity, tool: &str, fields: &BTreeSet<Field>) -> String {
+/// warn`: the tool, what changed, and how to accept it. `key`: the [`PinKind::key`] of a
+/// tool, prompt or resource template.
+pub fn changed_message(server: &ServerIdentity, key: &str, fields: &BTreeSet<Field>) -> String {
     let what: Vec<&str> = fields.iter().map(|f| f.as_str()).collect();
+    let (kind, name) = PinKind::of_key(key);
     format!(
-        "tool `{tool}` changed since it was pinned ({}); if you trust the new definition, run \
-         `mcp-j pins accept {server} {tool}` (`mcp-j pins show {server}` shows the difference)",
+        "{} `{name}` changed since it was pinned ({}); if you trust the new definition, run \
+         `mcp-j pins accept {server} {key}` (`mcp-j pins show {server}` shows the difference)",
+        kind.label(),
         what.join(", ")
     )
 }
@@ -630,5 +740,56 @@ mod tests {
             "tool `read_file` changed since it was pinned (description, schema); if you trust the new \
              definition, run `mcp-j pins accept npm:srv read_file` (`mcp-j pins show npm:srv` shows the difference)"
         );
+    }
+
+    #[test]
+    fn prompts_and_resource_templates_have_keys_and_fields_of_their_own() {
+        for kind in PinKind::ALL {
+            let key = kind.key("greet");
+            assert_eq!(PinKind::of_key(&key), (kind, "greet"), "{key}");
+        }
+        assert_eq!(PinKind::Tool.key("greet"), "greet");
+        assert_eq!(PinKind::Prompt.key("greet"), "prompt:greet");
+        assert_eq!(PinKind::ResourceTemplate.key("f"), "resource-template:f");
+
+        let prompt = json!({"name": "greet", "description": "Say hi.", "arguments": [{"name": "who"}],
+                            "inputSchema": {}, "_meta": {"x": 1}});
+        let kept = pinned_definition_of(PinKind::Prompt, &prompt).expect("prompt");
+        assert_eq!(
+            kept,
+            json!({"name": "greet", "description": "Say hi.", "arguments": [{"name": "who"}]})
+        );
+        let template = json!({"name": "f", "uriTemplate": "file:///{path}", "mimeType": "text/plain",
+                              "arguments": []});
+        let kept = pinned_definition_of(PinKind::ResourceTemplate, &template).expect("template");
+        assert_eq!(
+            kept,
+            json!({"name": "f", "uriTemplate": "file:///{path}", "mimeType": "text/plain"})
+        );
+        assert_eq!(
+            pinned_definition_of(PinKind::Prompt, &json!({"description": "no name"})),
+            None
+        );
+    }
+
+    #[test]
+    fn a_prompts_arguments_and_a_templates_uri_are_named_when_they_change() {
+        let prompt = json!({"name": "greet", "arguments": [{"name": "who"}]});
+        let pin = ToolPin::new(prompt, "a", "2026-12-05T22:00:00.000000Z", None);
+        let now = json!({"name": "greet", "arguments": [{"name": "who"}, {"name": "secret"}]});
+        assert_eq!(compare(&pin, &now, "b"), Change::Changed(fields(&[Field::Arguments])));
+
+        let template = json!({"name": "f", "uriTemplate": "file:///{path}"});
+        let pin = ToolPin::new(template, "a", "2026-12-05T22:00:00.000000Z", None);
+        let now = json!({"name": "f", "uriTemplate": "file:///home/{path}"});
+        assert_eq!(compare(&pin, &now, "b"), Change::Changed(fields(&[Field::Uri])));
+
+        let server = ServerIdentity::Npm { name: "x".into() };
+        let message = changed_message(&server, "prompt:greet", &fields(&[Field::Arguments]));
+        assert!(
+            message.starts_with("prompt `greet` changed since it was pinned (arguments)"),
+            "{message}"
+        );
+        assert!(message.contains("`mcp-j pins accept npm:x prompt:greet`"), "{message}");
     }
 }

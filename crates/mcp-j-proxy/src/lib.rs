@@ -80,6 +80,17 @@
 //! "tool not allowed" as before. A tool without a readable `name` is removed, and a name
 //! listed twice in a page with one copy hidden is hidden altogether.
 //!
+//! Prompts and resource templates are pinned the same way ([`PinKind`]): every entry of a
+//! `prompts/list` result's `prompts` and of a `resources/templates/list` result's
+//! `resourceTemplates` is checked with its own pinned fields (`name`, `title`,
+//! `description`, `arguments`; `name`, `title`, `description`, `uriTemplate`, `mimeType`,
+//! `annotations`), a changed one is removed from the page, and a `prompts/get` for a hidden
+//! prompt is answered `-32602` with the pins' message, never reaching the server. Unlike a
+//! `tools/call`, a `prompts/get` is not held for a listing: a prompt is chosen by the user
+//! from a listing, and what it returns is not pinned. A resource template is only a hint
+//! for building URIs (`resources/read` takes any URI the server serves), so hiding it is
+//! all there is to do.
+//!
 //! A `tools/call` that arrives before the session has checked a complete listing (a page
 //! without `nextCursor`, or a `server/discover` result with tools), or after the server's
 //! `notifications/tools/list_changed`, is held and the proxy lists the tools itself first:
@@ -104,7 +115,8 @@
 //!
 //! **Request methods without an id.** Policy applies to every message, request or not. A
 //! client notification whose method is one the policy works on (`tools/call`,
-//! `tools/list`, `server/discover`, `initialize`) and a server notification whose method is
+//! `tools/list`, `server/discover`, `initialize`, and for the pins `prompts/get`,
+//! `prompts/list`, `resources/templates/list`) and a server notification whose method is
 //! `sampling/createMessage`, `elicitation/create` or `roots/list` are not valid MCP, and a
 //! peer that dispatches on the method name would act on them (run a denied tool, show an
 //! elicitation): they are dropped and logged, whatever the policy, and never answered
@@ -207,5 +219,5 @@ mod tests;
 
 pub use config::{ClientFeature, ProxyConfig, ServerRequestPolicy, ToolPolicy};
 pub use event::{Decision, Direction, EventSink, MessageKind, NoEvents, ProxyEvent};
-pub use pins::{PinCheck, ToolPins};
+pub use pins::{PinCheck, PinKind, ToolPins};
 pub use proxy::{Ended, ProxyError, run_proxy, run_proxy_with_pins};

@@ -3,18 +3,19 @@
 //! the server's identity, the mode (`--pins enforce|warn|off`) — are the caller's: the
 //! proxy only sees [`ToolPins`].
 
+pub use mcp_j_policy::pins::PinKind;
 use serde_json::Value;
 
-/// The proxy's question about one listed tool.
+/// The proxy's question about one listed tool, prompt or resource template.
 pub trait ToolPins: Send + Sync {
-    /// `name`: the tool's name; `definition`: the tool reduced to its pinned fields
-    /// (`mcp_j_policy::pins::pinned_definition`), parsed back from its RFC 8785 canonical
-    /// form; `digest`: the lowercase hex SHA-256 of that canonical form. A tool seen for
-    /// the first time is pinned by the implementation and passes.
-    fn check(&self, name: &str, definition: &Value, digest: &str) -> PinCheck;
+    /// `kind`: what is listed; `name`: its name; `definition`: it reduced to its pinned
+    /// fields (`mcp_j_policy::pins::pinned_definition_of`), parsed back from its RFC 8785
+    /// canonical form; `digest`: the lowercase hex SHA-256 of that canonical form. One
+    /// seen for the first time is pinned by the implementation and passes.
+    fn check(&self, kind: PinKind, name: &str, definition: &Value, digest: &str) -> PinCheck;
 }
 
-/// The answer about one listed tool.
+/// The answer about one listed tool, prompt or resource template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PinCheck {
     /// Pinned and unchanged, or new (and now pinned): listed and callable.

@@ -23,7 +23,7 @@ use crate::config::{ClientFeature, ProxyConfig};
 use crate::event::{Decision, Direction, MessageKind, ProxyEvent};
 use crate::json;
 use crate::message::{self, Body, Id, IdKey, Invalid, Message};
-use crate::pins::ToolPins;
+use crate::pins::{PinKind, ToolPins};
 
 mod pending;
 mod pins;
@@ -37,7 +37,7 @@ pub use policy::{META_CLIENT_CAPABILITIES, filter_tools};
 use pending::{ClientPending, ServerPending, cancelled_request_id};
 use pins::PinState;
 #[cfg(test)]
-pub(crate) use pins::pinned_tool;
+pub(crate) use pins::pinned_entry;
 use policy::{CLIENT_POLICY_REQUESTS, ClientRequest};
 
 /// Longest method / tool name kept in session state and events.
@@ -316,9 +316,14 @@ impl<'p> Session<'p> {
             if let ClientRequest::Reject { code, reason, message } = decision {
                 return reject(&mut event, code, reason, message);
             }
-            if let Some(message) = self.pin_blocked(params) {
+            if let Some(message) = self.pin_blocked(PinKind::Tool, params) {
                 return reject(&mut event, message::INVALID_PARAMS, message.clone(), &message);
             }
+        }
+        if method == "prompts/get"
+            && let Some(message) = self.pin_blocked(PinKind::Prompt, params)
+        {
+            return reject(&mut event, message::INVALID_PARAMS, message.clone(), &message);
         }
         let payload = match self.strip_client_capabilities(method, params) {
             ClientRequest::Reject { code, reason, message } => return reject(&mut event, code, reason, message),

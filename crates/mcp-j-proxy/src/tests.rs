@@ -1278,7 +1278,14 @@ async fn a_tools_call_notification_is_dropped_and_logged_whatever_the_tool() {
     h.client_send(r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"t":1}}}"#)
         .await;
     // The other request methods the policy works on, as notifications.
-    for method in ["tools/list", "server/discover", "initialize"] {
+    for method in [
+        "tools/list",
+        "server/discover",
+        "initialize",
+        "prompts/get",
+        "prompts/list",
+        "resources/templates/list",
+    ] {
         h.client_send(&format!(
             r#"{{"jsonrpc":"2.0","method":"{method}","params":{{"capabilities":{{"sampling":{{}}}}}}}}"#
         ))
@@ -1292,7 +1299,7 @@ async fn a_tools_call_notification_is_dropped_and_logged_whatever_the_tool() {
         .iter()
         .filter(|e| e.kind == MessageKind::Notification && matches!(e.decision, Decision::Dropped { .. }))
         .collect();
-    assert_eq!(drops.len(), 6, "{ev:?}");
+    assert_eq!(drops.len(), 9, "{ev:?}");
     assert_eq!(drops[0].tool.as_deref(), Some("secret_tool"));
     assert_eq!(drops[0].method.as_deref(), Some("tools/call"));
     assert_eq!(drops[2].tool.as_deref(), Some("echo"));
@@ -1305,6 +1312,7 @@ async fn a_tools_call_notification_is_dropped_and_logged_whatever_the_tool() {
         "{log}"
     );
     assert!(log.contains("dropped a client tools/list notification"), "{log}");
+    assert!(log.contains("dropped a client prompts/get notification"), "{log}");
     // The same call with an id is refused as before, and an allowed one with an id passes.
     h.client_send(r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"secret_tool"}}"#)
         .await;
@@ -1733,13 +1741,15 @@ impl FakePins {
 }
 
 impl crate::ToolPins for FakePins {
-    fn check(&self, name: &str, definition: &Value, digest: &str) -> crate::PinCheck {
+    /// Prompts and resource templates are asked about by their [`crate::PinKind::key`].
+    fn check(&self, kind: crate::PinKind, name: &str, definition: &Value, digest: &str) -> crate::PinCheck {
+        let name = kind.key(name);
         self.seen
             .lock()
             .unwrap()
-            .push((name.to_owned(), definition.clone(), digest.to_owned()));
+            .push((name.clone(), definition.clone(), digest.to_owned()));
         let changed = self.changed.lock().unwrap();
-        match changed.get(name).or_else(|| changed.get(digest)) {
+        match changed.get(&name).or_else(|| changed.get(digest)) {
             Some((message, hide)) => crate::PinCheck::Changed {
                 message: message.clone(),
                 hide: *hide,
@@ -2058,7 +2068,7 @@ async fn pins_list_changed_makes_the_next_call_list_first_again() {
 async fn pins_a_name_listed_twice_with_one_copy_changed_is_hidden_altogether() {
     // Told by digest: only the second copy counts as changed.
     let second = r#"{"name":"t","description":"new"}"#;
-    let (_, _, digest) = crate::session::pinned_tool(second).unwrap();
+    let (_, _, digest) = crate::session::pinned_entry(crate::PinKind::Tool, second).unwrap();
     let pins = FakePins::with(&[]);
     pins.change(&digest, true);
     let mut h2 = start_pinned(&pins);
@@ -2139,4 +2149,95 @@ async fn a_call_held_for_the_pin_listing_survives_the_clients_end_of_input() {
         .await;
     assert_eq!(h.client_json().await["id"], 7);
     assert_eq!(h.server_exits().await, Ended::ClientClosedFirst);
+}
+
+#[tokio::test]
+async fn pins_a_changed_prompt_is_hidden_and_its_get_refused_never_forwarded() {
+    let pins = FakePins::with(&[("prompt:evil", true)]);
+    let mut h = start_pinned(&pins);
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/list"}"#)
+        .await;
+    assert_eq!(h.server_json().await["method"], "prompts/list");
+    h.server_send(
+        r#"{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"ok","description":"fine"},{"name":"evil","description":"now asks for keys","arguments":[{"name":"key"}]}]}}"#,
+    )
+    .await;
+    let r = h.client_json().await;
+    let names: Vec<&str> = r["result"]["prompts"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no prompts in {r}"))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ok"], "{r}");
+    // Asked by kind: the prompts' keys, their own pinned fields.
+    let seen = pins.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].0, "prompt:ok");
+    assert_eq!(
+        seen[1].1,
+        json!({"name":"evil","description":"now asks for keys","arguments":[{"name":"key"}]})
+    );
+
+    let get = |id: u64, name: &str| {
+        format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"prompts/get","params":{{"name":"{name}"}}}}"#)
+    };
+    h.client_send(&get(2, "evil")).await;
+    let r = h.client_json().await;
+    assert_eq!(error_code(&r), -32602, "{r}");
+    assert_eq!(
+        r["error"]["message"],
+        "tool `prompt:evil` changed since it was pinned: description"
+    );
+    h.server_sees_only_sentinel(1).await;
+    let ok = get(3, "ok");
+    h.client_send(&ok).await;
+    assert_eq!(h.server_raw().await, ok);
+
+    let events = h.events();
+    let hidden: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.decision, Decision::ToolHidden { .. }))
+        .collect();
+    assert_eq!(hidden.len(), 1, "{events:?}");
+    assert_eq!(hidden[0].tool.as_deref(), Some("prompt:evil"));
+    assert_eq!(hidden[0].method.as_deref(), Some("prompts/list"));
+}
+
+#[tokio::test]
+async fn pins_a_changed_resource_template_is_hidden_and_a_tool_of_that_name_is_not() {
+    let pins = FakePins::with(&[("resource-template:files", true)]);
+    let mut h = start_pinned(&pins);
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"resources/templates/list"}"#)
+        .await;
+    h.server_json().await;
+    h.server_send(
+        r#"{"jsonrpc":"2.0","id":1,"result":{"resourceTemplates":[{"name":"files","uriTemplate":"file:///home/{path}","mimeType":"text/plain","_meta":{"x":1}},{"name":"notes","uriTemplate":"note://{id}"}],"nextCursor":"c"}}"#,
+    )
+    .await;
+    let r = h.client_json().await;
+    assert_eq!(
+        r["result"],
+        json!({"resourceTemplates":[{"name":"notes","uriTemplate":"note://{id}"}],"nextCursor":"c"})
+    );
+    assert_eq!(
+        pins.seen()[0].1,
+        json!({"name":"files","uriTemplate":"file:///home/{path}","mimeType":"text/plain"})
+    );
+    // The tools' pins are their own: a tool named `files` is listed.
+    let r = client_lists(
+        &mut h,
+        2,
+        r#"{"tools":[{"name":"files","inputSchema":{"type":"object"}}]}"#,
+    )
+    .await;
+    assert_eq!(listed_names(&r), ["files"]);
+    // Without pins nothing is touched: the same page is forwarded byte for byte.
+    let mut h = start_with(ProxyConfig::default(), None);
+    h.client_send(r#"{"jsonrpc":"2.0","id":1,"method":"prompts/list"}"#)
+        .await;
+    h.server_json().await;
+    let answer = r#"{"jsonrpc":"2.0","id":1,"result":{"prompts":[{"name":"a"}, {"description":"no name"}]}}"#;
+    h.server_send(answer).await;
+    assert_eq!(h.client_raw().await, answer);
 }

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use mcp_j_policy::PinFile;
-use mcp_j_policy::pins::{SeenWith, ServerIdentity, ToolPin};
+use mcp_j_policy::pins::{PinKind, SeenWith, ServerIdentity, ToolPin};
 use serde_json::json;
 
 use crate::pins::{ID_LEN, PinDir, identity_id};
@@ -17,10 +17,12 @@ use crate::pins::{ID_LEN, PinDir, identity_id};
 /// `mcp-j pins …`.
 #[derive(Debug, Subcommand)]
 pub enum PinsCommand {
-    /// Each server with pinned tools: its short id, identity, tool count, last change
+    /// Each server with pins: its short id, identity, how many tools, prompts and resource
+    /// templates are pinned and how many changed, last change
     Ls,
-    /// A server's pinned tools (digest, first seen, seen with), and for a tool whose
-    /// definition changed, the difference between the pinned and the offered definition
+    /// A server's pinned tools, prompts and resource templates (digest, first seen, seen
+    /// with), and for one whose definition changed, the difference between the pinned and
+    /// the offered definition
     Show(ServerArgs),
     /// Pin the definitions last offered for these tools of SERVER (none named: every
     /// changed tool of SERVER; `--all` without SERVER: of every server)
@@ -46,7 +48,8 @@ pub struct AcceptArgs {
     /// Every changed tool of every server (with SERVER: of that server, as with no TOOL)
     #[arg(long)]
     pub all: bool,
-    /// SERVER (unless `-- PROG ARGS…` names it), then the tools to accept
+    /// SERVER (unless `-- PROG ARGS…` names it), then the tools to accept (a prompt as
+    /// `prompt:NAME`, a resource template as `resource-template:NAME`)
     #[arg(value_name = "SERVER [TOOL]")]
     pub names: Vec<String>,
     /// A local server, as it was run: `-- PROG [ARGS]...`
@@ -97,7 +100,8 @@ fn ls(dir: &PinDir, json: bool) -> Result<()> {
                     "id": id,
                     "server": file.server.to_string(),
                     "identity": file.server,
-                    "tools": file.tools.len(),
+                    "tools": file.tools.keys().filter(|k| PinKind::of_key(k).0 == PinKind::Tool).count(),
+                    "pinned": file.tools.len(),
                     "changed": file.offered.len(),
                     "last_change": last_change(file),
                 }),
@@ -115,13 +119,13 @@ fn ls(dir: &PinDir, json: bool) -> Result<()> {
         return Ok(());
     }
     println!(
-        "{:<ID_LEN$}  {:>5}  {:>7}  {:<27}  SERVER",
-        "ID", "TOOLS", "CHANGED", "LAST CHANGE"
+        "{:<ID_LEN$}  {:>6}  {:>7}  {:<27}  SERVER",
+        "ID", "PINNED", "CHANGED", "LAST CHANGE"
     );
     for (id, file) in &listed {
         match file {
             Ok(file) => println!(
-                "{id:<ID_LEN$}  {:>5}  {:>7}  {:<27}  {}",
+                "{id:<ID_LEN$}  {:>6}  {:>7}  {:<27}  {}",
                 file.tools.len(),
                 file.offered.len(),
                 last_change(file).unwrap_or("-"),
@@ -153,8 +157,11 @@ fn show(id: &str, file: &PinFile, json: bool) -> Result<()> {
             .tools
             .iter()
             .map(|(name, pin)| {
+                let (kind, short) = PinKind::of_key(name);
                 json!({
                     "tool": name,
+                    "kind": kind.as_str(),
+                    "name": short,
                     "digest": pin.digest,
                     "first_seen": pin.first_seen,
                     "seen_with": pin.seen_with,
@@ -170,7 +177,8 @@ fn show(id: &str, file: &PinFile, json: bool) -> Result<()> {
     println!("{} ({id})", file.server);
     for (name, pin) in &file.tools {
         println!();
-        println!("tool {name}");
+        let (kind, short) = PinKind::of_key(name);
+        println!("{} {short}", kind.label());
         println!("  digest      {}", pin.digest);
         println!("  first seen  {} with {}", pin.first_seen, seen_with(pin));
         if let Some(offered) = file.offered.get(name) {

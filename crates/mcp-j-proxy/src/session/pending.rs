@@ -11,6 +11,7 @@ use super::{Outcome, Payload, Session, capped, dropped, rejected, sanitize};
 use crate::event::{Direction, MessageKind, ProxyEvent};
 use crate::json::{RawObject, error_response};
 use crate::message::{self, Body, Id, IdKey, Message};
+use crate::pins::PinKind;
 
 /// A client request forwarded to the server, awaiting its response.
 #[derive(Debug)]
@@ -19,8 +20,10 @@ pub(super) struct ClientPending {
     pub(super) raw_id: Box<str>,
     pub(super) method: Box<str>,
     pub(super) tool: Option<Box<str>>,
-    /// A `tools/list` or `server/discover`: its result's tools are filtered.
-    pub(super) filter_tools: bool,
+    /// A listing whose result is filtered: `tools/list` or `server/discover` (tools, by
+    /// the tool policy and the pins), `prompts/list` or `resources/templates/list` (by the
+    /// pins).
+    pub(super) listing: Option<PinKind>,
     pub(super) started: Instant,
     /// Order of arrival, so answers owed at the end go oldest first.
     pub(super) seq: u64,
@@ -126,7 +129,12 @@ impl Session<'_> {
                 raw_id: raw_id.into(),
                 method: capped(method).into(),
                 tool: tool.map(Into::into),
-                filter_tools: matches!(method, "tools/list" | "server/discover"),
+                listing: match method {
+                    "tools/list" | "server/discover" => Some(PinKind::Tool),
+                    "prompts/list" => Some(PinKind::Prompt),
+                    "resources/templates/list" => Some(PinKind::ResourceTemplate),
+                    _ => None,
+                },
                 started: Instant::now(),
                 seq: self.seq,
             },
@@ -230,7 +238,7 @@ impl Session<'_> {
                 }
             }
             Body::Response { result, .. } => {
-                let warning = if pending.filter_tools {
+                let warning = if pending.listing == Some(PinKind::Tool) {
                     self.note_listing(result.get())
                 } else {
                     None

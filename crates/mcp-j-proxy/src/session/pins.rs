@@ -1,13 +1,14 @@
 //! Tool pinning (crate docs, *Tool pinning*), when the session has [`ToolPins`]: every tool
 //! a listing (`tools/list` page, `server/discover` result) offers and the tool policy
 //! allows is checked; a changed one is hidden and its calls refused; a `tools/call` before
-//! any complete listing makes the proxy list the tools itself first.
+//! any complete listing makes the proxy list the tools itself first. Prompts
+//! (`prompts/list`, `prompts/get`) and resource templates (`resources/templates/list`) are
+//! checked and hidden the same way, without the listing before a call.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Instant;
 
-use mcp_j_policy::pins::PINNED_FIELDS;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -15,7 +16,7 @@ use super::{Outcome, Payload, Session, capped, dropped, filter_tools, rejected, 
 use crate::event::{Decision, ProxyEvent};
 use crate::json::{self, ObjectError, RawObject, canonical_json, error_response, sha256_hex};
 use crate::message::{self, Body, Id, IdKey, Message};
-use crate::pins::PinCheck;
+use crate::pins::{PinCheck, PinKind};
 
 /// The proxy's own request ids start so (strings; a client request reusing one while it is
 /// in flight is refused as a duplicate id).
@@ -30,7 +31,9 @@ const MAX_BLOCKED: usize = 10_000;
 /// Tool pinning state of a session.
 #[derive(Debug, Default)]
 pub(super) struct PinState {
-    /// Hidden tools (their definition changed since pinned): name → the pins' message.
+    /// Hidden tools and prompts (their definition changed since pinned):
+    /// [`PinKind::key`] → the pins' message. (Hidden resource templates are not
+    /// remembered: nothing names them to be refused.)
     blocked: HashMap<String, String>,
     /// A complete listing (a page without `nextCursor`, or a `server/discover` result with
     /// tools) was checked since the session began or the server last sent
@@ -110,25 +113,27 @@ struct Checked {
     has_tools: bool,
 }
 
-/// The event for one tool hidden from the listing `base` is about.
-pub(super) fn hidden_event(base: &ProxyEvent, tool: &str, reason: String) -> ProxyEvent {
+/// The event for one tool (prompt, resource template) hidden from the listing `base` is
+/// about. Its `tool` is the tool's name, or the [`PinKind::key`] of another kind.
+pub(super) fn hidden_event(base: &ProxyEvent, kind: PinKind, name: &str, reason: String) -> ProxyEvent {
     let mut event = ProxyEvent::new(base.direction, base.kind, Decision::ToolHidden { reason }, 0);
     event.method.clone_from(&base.method);
     event.id.clone_from(&base.id);
-    event.tool = Some(capped(tool));
+    event.tool = Some(capped(&kind.key(name)));
     event
 }
 
-/// A listed tool's name, pinned definition (parsed from its canonical text) and digest
-/// (SHA-256 of that text). The definition is `mcp_j_policy::pins::pinned_definition` of
-/// the tool, built from the raw text so that numbers are never reparsed before the
-/// canonical form is made. `None` without an object with a string `name`.
-pub(crate) fn pinned_tool(tool: &str) -> Option<(String, Value, String)> {
-    let obj = RawObject::parse_str(tool).ok()?;
+/// A listed tool's (prompt's, resource template's) name, pinned definition (parsed from its
+/// canonical text) and digest (SHA-256 of that text). The definition is
+/// `mcp_j_policy::pins::pinned_definition_of` it, built from the raw text so that numbers
+/// are never reparsed before the canonical form is made. `None` without an object with a
+/// string `name`.
+pub(crate) fn pinned_entry(kind: PinKind, entry: &str) -> Option<(String, Value, String)> {
+    let obj = RawObject::parse_str(entry).ok()?;
     let name = obj.get("name").and_then(json::as_string)?.into_owned();
-    let mut text = String::with_capacity(tool.len());
+    let mut text = String::with_capacity(entry.len());
     text.push('{');
-    for (key, value) in obj.iter().filter(|(k, _)| PINNED_FIELDS.contains(k)) {
+    for (key, value) in obj.iter().filter(|(k, _)| kind.fields().contains(k)) {
         if text.len() > 1 {
             text.push(',');
         }
@@ -145,7 +150,7 @@ pub(crate) fn pinned_tool(tool: &str) -> Option<(String, Value, String)> {
     Some((name, definition, digest))
 }
 
-/// The tool a `tools/call` names, in full.
+/// The tool a `tools/call` (the prompt a `prompts/get`) names, in full.
 fn call_name(params: Option<&RawValue>) -> Option<String> {
     let obj = RawObject::parse(params?).ok()?;
     obj.get("name").and_then(json::as_string).map(Cow::into_owned)
@@ -188,13 +193,14 @@ fn list_request(raw_id: &str, meta: Option<&str>, cursor: Option<&str>) -> Vec<u
 }
 
 impl Session<'_> {
-    /// A `tools/call` for a hidden tool: the message to refuse it with.
-    pub(super) fn pin_blocked(&self, params: Option<&RawValue>) -> Option<String> {
+    /// A `tools/call` for a hidden tool (`kind` Tool), a `prompts/get` for a hidden prompt
+    /// (Prompt): the message to refuse it with.
+    pub(super) fn pin_blocked(&self, kind: PinKind, params: Option<&RawValue>) -> Option<String> {
         self.pins.0?;
         if self.pin.blocked.is_empty() {
             return None;
         }
-        self.pin.blocked.get(&call_name(params)?).cloned()
+        self.pin.blocked.get(&kind.key(&call_name(params)?)).cloned()
     }
 
     /// A `tools/call` (allowed, not hidden, `payload` ready to forward) before any complete
@@ -305,7 +311,7 @@ impl Session<'_> {
             }
             _ => Err("unexpected answer".to_owned()),
         };
-        let checked = result.and_then(|raw| match self.check_listing(raw) {
+        let checked = result.and_then(|raw| match self.check_listing(PinKind::Tool, raw) {
             Ok(checked) if !checked.has_tools => Err("its tools/list result has no `tools` array".to_owned()),
             Ok(checked) => Ok(checked),
             Err(why) => Err(why.to_owned()),
@@ -317,7 +323,7 @@ impl Session<'_> {
                 outcome.more_events = checked
                     .hidden
                     .into_iter()
-                    .map(|(tool, reason)| hidden_event(&event, &tool, reason))
+                    .map(|(tool, reason)| hidden_event(&event, PinKind::Tool, &tool, reason))
                     .collect();
                 match checked.next_cursor {
                     Some(cursor) => {
@@ -372,7 +378,7 @@ impl Session<'_> {
         };
         for held in listing.held {
             let mut event = held.event;
-            let refusal = match (self.closed, self.pin.blocked.get(&held.name)) {
+            let refusal = match (self.closed, self.pin.blocked.get(&PinKind::Tool.key(&held.name))) {
                 (Some(why), _) => Some((self.config.pending_error_code, why.to_owned(), format!("mcp-j: {why}"))),
                 (None, Some(message)) => Some((message::INVALID_PARAMS, message.clone(), message.clone())),
                 (None, None) => None,
@@ -420,14 +426,16 @@ impl Session<'_> {
         self.pin_release_failed_with(code, why, &format!("mcp-j: {why}"))
     }
 
-    /// A `tools/list` or `server/discover` result to the client, through the tool policy
-    /// and (when on) the pins. `None`: forward it as it is.
-    pub(super) fn filter_listing(&mut self, raw: &str) -> Result<Option<Filtered>, &'static str> {
-        if self.config.tools.is_open() && self.pins.0.is_none() {
+    /// A listing result to the client: tools (`tools/list`, `server/discover`) through
+    /// the tool policy and (when on) the pins, prompts and resource templates through the
+    /// pins. `None`: forward it as it is.
+    pub(super) fn filter_listing(&mut self, kind: PinKind, raw: &str) -> Result<Option<Filtered>, &'static str> {
+        let policy_applies = kind == PinKind::Tool && !self.config.tools.is_open();
+        if !policy_applies && self.pins.0.is_none() {
             return Ok(None);
         }
-        let checked = self.check_listing(raw)?;
-        if self.pins.0.is_some() && checked.has_tools && checked.next_cursor.is_none() {
+        let checked = self.check_listing(kind, raw)?;
+        if kind == PinKind::Tool && self.pins.0.is_some() && checked.has_tools && checked.next_cursor.is_none() {
             self.pin.listed = true;
         }
         Ok(checked.result.map(|result| Filtered {
@@ -437,11 +445,11 @@ impl Session<'_> {
         }))
     }
 
-    /// One listing page through the tool policy, then each remaining tool through the pins
-    /// (hidden ones removed and remembered, passing ones forgotten).
-    fn check_listing(&mut self, raw: &str) -> Result<Checked, &'static str> {
+    /// One listing page of `kind` through the tool policy (tools only), then each remaining
+    /// entry through the pins (hidden ones removed and remembered, passing ones forgotten).
+    fn check_listing(&mut self, kind: PinKind, raw: &str) -> Result<Checked, &'static str> {
         let mut what = Vec::new();
-        let current: Cow<'_, str> = if self.config.tools.is_open() {
+        let current: Cow<'_, str> = if kind != PinKind::Tool || self.config.tools.is_open() {
             Cow::Borrowed(raw)
         } else {
             match filter_tools(raw, &self.config.tools)? {
@@ -470,7 +478,8 @@ impl Session<'_> {
             Err(_) => return Err("result is not an object"),
         };
         let next_cursor = obj.get("nextCursor").filter(|c| c.trim() != "null").map(str::to_owned);
-        let Some(tools) = obj.get("tools") else {
+        let array = kind.array();
+        let Some(tools) = obj.get(array) else {
             return Ok(Checked {
                 result: policy_changed.then(|| current.to_string()),
                 what,
@@ -480,18 +489,22 @@ impl Session<'_> {
             });
         };
         let Some(tools) = json::raw_array(tools) else {
-            return Err("`tools` is not an array");
+            return Err(match kind {
+                PinKind::Tool => "`tools` is not an array",
+                PinKind::Prompt => "`prompts` is not an array",
+                PinKind::ResourceTemplate => "`resourceTemplates` is not an array",
+            });
         };
         let total = tools.len();
         let mut hidden: Vec<(String, String)> = Vec::new();
         let mut passed: Vec<(String, &RawValue)> = Vec::with_capacity(total);
         let mut unnamed = 0;
         for tool in tools {
-            let Some((name, definition, digest)) = pinned_tool(tool.get()) else {
+            let Some((name, definition, digest)) = pinned_entry(kind, tool.get()) else {
                 unnamed += 1;
                 continue;
             };
-            match pins.check(&name, &definition, &digest) {
+            match pins.check(kind, &name, &definition, &digest) {
                 PinCheck::Changed { message, hide: true } => hidden.push((name, message)),
                 PinCheck::Changed { hide: false, .. } | PinCheck::Pass => passed.push((name, tool)),
             }
@@ -505,13 +518,14 @@ impl Session<'_> {
             if hidden_names.contains(name.as_str()) {
                 twins += 1;
             } else {
-                self.pin.blocked.remove(name);
+                self.pin.blocked.remove(&kind.key(name));
                 kept.push(tool);
             }
         }
         for (name, message) in &hidden {
-            if self.pin.blocked.len() < MAX_BLOCKED || self.pin.blocked.contains_key(name) {
-                self.pin.blocked.insert(name.clone(), message.clone());
+            let key = kind.key(name);
+            if self.pin.blocked.len() < MAX_BLOCKED || self.pin.blocked.contains_key(&key) {
+                self.pin.blocked.insert(key, message.clone());
             }
         }
         if hidden.is_empty() && unnamed == 0 {
@@ -532,16 +546,21 @@ impl Session<'_> {
             list.push_str(tool.get());
         }
         list.push(']');
+        let (method, plural) = match kind {
+            PinKind::Tool => ("tools/list", "tools"),
+            PinKind::Prompt => ("prompts/list", "prompts"),
+            PinKind::ResourceTemplate => ("resources/templates/list", "resource templates"),
+        };
         if !hidden.is_empty() {
             what.push(format!(
-                "tools/list: hid {} of {total} tools changed since they were pinned",
+                "{method}: hid {} of {total} {plural} changed since they were pinned",
                 hidden.len() + twins
             ));
         }
         if unnamed > 0 {
-            what.push(format!("tools/list: removed {unnamed} tools without a readable name"));
+            what.push(format!("{method}: removed {unnamed} {plural} without a readable name"));
         }
-        obj.set("tools", list);
+        obj.set(array, list);
         let result = obj.to_json();
         Ok(Checked {
             result: Some(result),

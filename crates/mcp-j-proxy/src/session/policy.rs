@@ -22,7 +22,15 @@ pub const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabi
 /// be applied the same way (there is no result to filter, no caller to refuse), while a
 /// server that dispatches on the method name alone would act on them: such a notification
 /// is dropped and logged, whatever the policy.
-pub(super) const CLIENT_POLICY_REQUESTS: [&str; 4] = ["tools/call", "tools/list", "server/discover", "initialize"];
+pub(super) const CLIENT_POLICY_REQUESTS: [&str; 7] = [
+    "tools/call",
+    "tools/list",
+    "server/discover",
+    "initialize",
+    "prompts/get",
+    "prompts/list",
+    "resources/templates/list",
+];
 
 /// What a client request turned into after policy.
 pub(super) enum ClientRequest {
@@ -230,15 +238,15 @@ impl Session<'_> {
             }
         }
 
-        if pending.filter_tools {
-            match self.filter_listing(raw) {
+        if let Some(kind) = pending.listing {
+            match self.filter_listing(kind, raw) {
                 Ok(None) => {}
                 Ok(Some(filtered)) => {
                     event.decision = Decision::Rewritten { what: filtered.what };
                     let more_events = filtered
                         .hidden
                         .into_iter()
-                        .map(|(tool, reason)| hidden_event(&event, &tool, reason))
+                        .map(|(name, reason)| hidden_event(&event, kind, &name, reason))
                         .collect();
                     return Outcome {
                         to_client: Some(Payload::Owned(result_response(&pending.raw_id, &filtered.result))),
