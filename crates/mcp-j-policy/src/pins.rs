@@ -68,6 +68,16 @@ impl PinKind {
         }
     }
 
+    /// The method that lists definitions of this kind (tools are also listed in a
+    /// `server/discover` result).
+    pub fn list_method(self) -> &'static str {
+        match self {
+            PinKind::Tool => "tools/list",
+            PinKind::Prompt => "prompts/list",
+            PinKind::ResourceTemplate => "resources/templates/list",
+        }
+    }
+
     /// The member of a listing result that holds the definitions.
     pub fn array(self) -> &'static str {
         match self {
@@ -86,7 +96,7 @@ impl PinKind {
         }
     }
 
-    /// The kind in the audit log: `tool`, `prompt`, `resource_template`.
+    /// The kind in `pins show --json`: `tool`, `prompt`, `resource_template`.
     pub fn as_str(self) -> &'static str {
         match self {
             PinKind::Tool => "tool",

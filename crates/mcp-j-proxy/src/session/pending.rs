@@ -130,10 +130,8 @@ impl Session<'_> {
                 method: capped(method).into(),
                 tool: tool.map(Into::into),
                 listing: match method {
-                    "tools/list" | "server/discover" => Some(PinKind::Tool),
-                    "prompts/list" => Some(PinKind::Prompt),
-                    "resources/templates/list" => Some(PinKind::ResourceTemplate),
-                    _ => None,
+                    "server/discover" => Some(PinKind::Tool),
+                    _ => PinKind::ALL.into_iter().find(|k| k.list_method() == method),
                 },
                 started: Instant::now(),
                 seq: self.seq,

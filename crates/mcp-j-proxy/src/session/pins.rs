@@ -31,9 +31,9 @@ const MAX_BLOCKED: usize = 10_000;
 /// Tool pinning state of a session.
 #[derive(Debug, Default)]
 pub(super) struct PinState {
-    /// Hidden tools and prompts (their definition changed since pinned):
-    /// [`PinKind::key`] → the pins' message. (Hidden resource templates are not
-    /// remembered: nothing names them to be refused.)
+    /// Hidden tools, prompts and resource templates (their definition changed since
+    /// pinned): [`PinKind::key`] → the pins' message. (A resource template's entry is
+    /// never looked up: no request names one to be refused.)
     blocked: HashMap<String, String>,
     /// A complete listing (a page without `nextCursor`, or a `server/discover` result with
     /// tools) was checked since the session began or the server last sent
@@ -546,19 +546,15 @@ impl Session<'_> {
             list.push_str(tool.get());
         }
         list.push(']');
-        let (method, plural) = match kind {
-            PinKind::Tool => ("tools/list", "tools"),
-            PinKind::Prompt => ("prompts/list", "prompts"),
-            PinKind::ResourceTemplate => ("resources/templates/list", "resource templates"),
-        };
+        let (method, label) = (kind.list_method(), kind.label());
         if !hidden.is_empty() {
             what.push(format!(
-                "{method}: hid {} of {total} {plural} changed since they were pinned",
+                "{method}: hid {} of {total} {label}s changed since they were pinned",
                 hidden.len() + twins
             ));
         }
         if unnamed > 0 {
-            what.push(format!("{method}: removed {unnamed} {plural} without a readable name"));
+            what.push(format!("{method}: removed {unnamed} {label}s without a readable name"));
         }
         obj.set(array, list);
         let result = obj.to_json();
