@@ -32,18 +32,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The package: BUNDLE_MB of incompressible bytes (the bundle is gzip: random data keeps its size).
-mkdir -p "$work/pkg"
-head -c "$((BUNDLE_MB * 1000 * 1000))" /dev/urandom > "$work/pkg/data.bin"
-cat > "$work/pkg/manifest.json" <<'JSON'
-{"schema_version":"1.0","package":{"id":"bench/big","version":"1.0.0"},"transport":{"type":"stdio"},
- "entrypoints":[{"os":"linux","arch":"amd64","command":"/bin/true","args":[]}]}
-JSON
-
 # shellcheck source=bench/registry_lib.sh
 source "$repo/bench/registry_lib.sh"
 start_registry
-push_package "$work/pkg"
+push_big_package "$BUNDLE_MB"
 blob="$(ls -S "$work/store/blobs/sha256/" | head -1)"
 blob="$work/store/blobs/sha256/$blob"
 size="$(stat -c %s "$blob")"

@@ -19,3 +19,15 @@ push_package() {
   token="$("$mcpj" registry token create --root "$work/store" --scope push)"
   MCP_J_REGISTRY_TOKEN="$token" "$mcpj" --registry "$url" push "$1" 2>/dev/null
 }
+
+# Makes bench/big@1.0.0 in $work/pkg, $1 MB of incompressible bytes (the bundle is gzip:
+# random data keeps its size) and an entrypoint of /bin/true, and pushes it.
+push_big_package() {
+  mkdir -p "$work/pkg"
+  head -c "$(($1 * 1000 * 1000))" /dev/urandom > "$work/pkg/data.bin"
+  cat > "$work/pkg/manifest.json" <<'JSON'
+{"schema_version":"1.0","package":{"id":"bench/big","version":"1.0.0"},"transport":{"type":"stdio"},
+ "entrypoints":[{"os":"linux","arch":"amd64","command":"/bin/true","args":[]}]}
+JSON
+  push_package "$work/pkg"
+}

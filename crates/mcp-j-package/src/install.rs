@@ -509,24 +509,30 @@ mod tests {
         assert_eq!(tree_digest(tree().path()).unwrap_or_else(|e| panic!("{e}")), original);
     }
 
+    /// The record of npm package x@1.0.0 installed as `tree` is now.
+    fn npm_record_of(tree: &Path, bins: Vec<(String, String)>, installed_at: u64) -> InstallRecord {
+        let digest = tree_digest(tree).unwrap_or_else(|e| panic!("{e}"));
+        InstallRecord {
+            ecosystem: Ecosystem::Npm,
+            name: "x".into(),
+            version: "1.0.0".into(),
+            source: "https://registry.npmjs.org/".into(),
+            archive_digest: None,
+            lock_digest: digest.clone(),
+            resolved: vec!["x@1.0.0".into()],
+            tree_digest: digest,
+            bins,
+            installed_at,
+        }
+    }
+
     #[test]
     fn verify_refuses_a_changed_tree_naming_the_fix_and_seal_and_remove_work() {
         let dir = tree();
         let root = dir.path().join("t");
         fs::create_dir(&root).unwrap_or_else(|e| panic!("{e}"));
         fs::write(root.join("a"), "a").unwrap_or_else(|e| panic!("{e}"));
-        let record = InstallRecord {
-            ecosystem: Ecosystem::Npm,
-            name: "x".into(),
-            version: "1.0.0".into(),
-            source: "https://registry.npmjs.org/".into(),
-            archive_digest: None,
-            lock_digest: tree_digest(&root).unwrap_or_else(|e| panic!("{e}")),
-            resolved: vec!["x@1.0.0".into()],
-            tree_digest: tree_digest(&root).unwrap_or_else(|e| panic!("{e}")),
-            bins: vec![],
-            installed_at: 0,
-        };
+        let record = npm_record_of(&root, vec![], 0);
         verify_tree(&root, &record).unwrap_or_else(|e| panic!("{e}"));
         seal_tree(&root).unwrap_or_else(|e| panic!("{e}"));
         let mode = fs::metadata(root.join("a")).unwrap_or_else(|e| panic!("{e}")).mode() & 0o777;
@@ -557,18 +563,7 @@ mod tests {
         let tree = store.begin(&id).unwrap_or_else(|e| panic!("{e}"));
         assert!(!tree.join("half").exists(), "what an interrupted install left is gone");
         fs::write(tree.join("index.js"), "1").unwrap_or_else(|e| panic!("{e}"));
-        let record = InstallRecord {
-            ecosystem: Ecosystem::Npm,
-            name: "x".into(),
-            version: "1.0.0".into(),
-            source: "https://registry.npmjs.org/".into(),
-            archive_digest: None,
-            lock_digest: tree_digest(&tree).unwrap_or_else(|e| panic!("{e}")),
-            resolved: vec!["x@1.0.0".into()],
-            tree_digest: tree_digest(&tree).unwrap_or_else(|e| panic!("{e}")),
-            bins: vec![("x".into(), "index.js".into())],
-            installed_at: 1,
-        };
+        let record = npm_record_of(&tree, vec![("x".into(), "index.js".into())], 1);
         store.finish(&id, &record).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             store.record(&id).unwrap_or_else(|e| panic!("{e}")),

@@ -105,9 +105,10 @@ where
     .await
 }
 
-/// [`run_proxy`] with tool pinning: every listed tool is checked with `pins` ([`ToolPins`]),
-/// changed tools are hidden and their calls refused, and a call before any listing makes
-/// the proxy list the tools first (crate docs, *Tool pinning*). `None` is [`run_proxy`].
+/// [`run_proxy`] with tool pinning: every listed tool, prompt and resource template is
+/// checked with `pins` ([`ToolPins`]), changed ones are hidden and calls to them refused,
+/// and a tool call before any listing makes the proxy list the tools first (crate docs,
+/// *Tool pinning*). `None` is [`run_proxy`].
 #[allow(clippy::too_many_arguments)]
 pub async fn run_proxy_with_pins<CI, CO, SI, SO, SE, LOG>(
     config: &ProxyConfig,

@@ -239,6 +239,14 @@ impl Harness {
         self.events.0.lock().unwrap().clone()
     }
 
+    /// The `tool_hidden` events so far.
+    fn hidden_events(&self) -> Vec<ProxyEvent> {
+        self.events()
+            .into_iter()
+            .filter(|e| matches!(e.decision, Decision::ToolHidden { .. }))
+            .collect()
+    }
+
     /// How many messages going `direction` the proxy dropped, by its events.
     fn drops(&self, direction: Direction) -> usize {
         self.events()
@@ -1766,9 +1774,14 @@ fn start_pinned(pins: &Arc<FakePins>) -> Harness {
 const TOOLS_OK_EVIL: &str = r#"{"tools":[{"name":"ok","description":"fine","inputSchema":{"type":"object"}},{"name":"evil","description":"now steals keys","inputSchema":{"type":"object"}}]}"#;
 
 fn listed_names(r: &Value) -> Vec<String> {
-    r["result"]["tools"]
+    listed_in(r, "tools")
+}
+
+/// The names in a listing result's `member` array.
+fn listed_in(r: &Value, member: &str) -> Vec<String> {
+    r["result"][member]
         .as_array()
-        .unwrap_or_else(|| panic!("no tools in {r}"))
+        .unwrap_or_else(|| panic!("no {member} in {r}"))
         .iter()
         .map(|t| t["name"].as_str().unwrap().to_owned())
         .collect()
@@ -1812,17 +1825,14 @@ async fn pins_changed_tool_is_hidden_and_its_call_refused_never_forwarded() {
     assert_eq!(h.server_raw().await, ok);
 
     let events = h.events();
-    let hidden: Vec<_> = events
-        .iter()
-        .filter(|e| matches!(e.decision, Decision::ToolHidden { .. }))
-        .collect();
+    let hidden = h.hidden_events();
     assert_eq!(hidden.len(), 1, "{events:?}");
     assert_eq!(hidden[0].tool.as_deref(), Some("evil"));
     assert_eq!(hidden[0].method.as_deref(), Some("tools/list"));
     assert!(events.iter().any(|e| e.tool.as_deref() == Some("evil")
         && e.method.as_deref() == Some("tools/call")
         && matches!(&e.decision, Decision::Rejected { code: -32602, reason } if reason.contains("changed"))));
-    let v = serde_json::to_value(hidden[0]).unwrap();
+    let v = serde_json::to_value(&hidden[0]).unwrap();
     assert_eq!(v["decision"], "tool_hidden");
 }
 
@@ -1839,11 +1849,7 @@ async fn pins_warn_mode_lets_a_changed_tool_through() {
     let evil = call("2", "evil");
     h.client_send(&evil).await;
     assert_eq!(h.server_raw().await, evil);
-    assert!(
-        !h.events()
-            .iter()
-            .any(|e| matches!(e.decision, Decision::ToolHidden { .. }))
-    );
+    assert!(h.hidden_events().is_empty(), "{:?}", h.events());
 }
 
 #[tokio::test]
@@ -2163,13 +2169,7 @@ async fn pins_a_changed_prompt_is_hidden_and_its_get_refused_never_forwarded() {
     )
     .await;
     let r = h.client_json().await;
-    let names: Vec<&str> = r["result"]["prompts"]
-        .as_array()
-        .unwrap_or_else(|| panic!("no prompts in {r}"))
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["ok"], "{r}");
+    assert_eq!(listed_in(&r, "prompts"), ["ok"], "{r}");
     // Asked by kind: the prompts' keys, their own pinned fields.
     let seen = pins.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -2194,12 +2194,8 @@ async fn pins_a_changed_prompt_is_hidden_and_its_get_refused_never_forwarded() {
     h.client_send(&ok).await;
     assert_eq!(h.server_raw().await, ok);
 
-    let events = h.events();
-    let hidden: Vec<_> = events
-        .iter()
-        .filter(|e| matches!(e.decision, Decision::ToolHidden { .. }))
-        .collect();
-    assert_eq!(hidden.len(), 1, "{events:?}");
+    let hidden = h.hidden_events();
+    assert_eq!(hidden.len(), 1, "{:?}", h.events());
     assert_eq!(hidden[0].tool.as_deref(), Some("prompt:evil"));
     assert_eq!(hidden[0].method.as_deref(), Some("prompts/list"));
 }
